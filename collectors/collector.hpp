@@ -1,0 +1,60 @@
+#pragma once
+// The Collector interface: one source of metrics (a file, a netlink socket, a peer).
+//
+// Ownership and threading: collectors are owned by the app through shared_ptr (asynchronous ones
+// keep themselves alive in their completion handlers with shared_from_this). Every method is
+// called on the event-loop thread only; no collector is thread-safe.
+//
+// A run: the scheduler calls collect(done) once per interval and never starts a run while the
+// previous one is in flight. The collector calls `done` exactly once per run, on the loop thread:
+//  - a synchronous collector (files) does its work inside collect() and calls done before it
+//    returns;
+//  - an asynchronous collector (a network peer) starts operations on its io_context and calls
+//    done from a completion handler. It bounds every operation by a deadline, so a run ends
+//    within the interval even when the peer is silent.
+// done(error) means the run failed; the message is logged by the scheduler (rate-limited) and
+// mcbacklog_collector_success{collector} becomes 0. The framework, not the collector, times runs.
+//
+// Snapshot: after a run the collector's Collect() (prometheus::Collectable) returns the metric
+// families of that run and nothing older, so a series whose subject went away leaves /metrics.
+// A failed run may keep the families that still say something (memcached_up 0) or none.
+// Collect() does no I/O: it copies the snapshot.
+//
+// stop() cancels in-flight work (shutdown, reload). After stop() the collector never calls a
+// pending `done` again.
+
+#include <functional>
+#include <string_view>
+#include <vector>
+
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
+#include "common/result.hpp"
+
+namespace mcb {
+
+using Families = std::vector<prometheus::MetricFamily>;
+
+class Collector : public prometheus::Collectable {
+ public:
+  using Done = std::function<void(Status)>;
+
+  // Stable name: the `collector` label and the key under `collectors:` in the config.
+  virtual std::string_view name() const = 0;
+
+  virtual void collect(Done done) = 0;
+
+  virtual void stop() {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override { return families_; }
+
+ protected:
+  // Replaces the snapshot with the families of the run that just ended.
+  void publish(Families families) { families_ = std::move(families); }
+
+ private:
+  Families families_;
+};
+
+}  // namespace mcb

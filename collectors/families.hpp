@@ -1,0 +1,57 @@
+#pragma once
+// Small builders for prometheus::MetricFamily, so collectors turn their plain sample structs into
+// families in a few declarative lines. Pure; thread-safe.
+
+#include <initializer_list>
+#include <string>
+#include <utility>
+
+#include <prometheus/metric_family.h>
+
+#include "collectors/collector.hpp"
+
+namespace mcb {
+
+using Labels = std::vector<prometheus::ClientMetric::Label>;
+
+class FamilyBuilder {
+ public:
+  FamilyBuilder(std::string name, std::string help, prometheus::MetricType type) {
+    f_.name = std::move(name);
+    f_.help = std::move(help);
+    f_.type = type;
+  }
+
+  // Adds one series; the value goes to the field matching the family type.
+  FamilyBuilder& add(double value, Labels labels = {}) {
+    prometheus::ClientMetric m;
+    m.label = std::move(labels);
+    switch (f_.type) {
+      case prometheus::MetricType::Counter: m.counter.value = value; break;
+      case prometheus::MetricType::Gauge: m.gauge.value = value; break;
+      default: m.untyped.value = value; break;
+    }
+    f_.metric.push_back(std::move(m));
+    return *this;
+  }
+
+  bool empty() const { return f_.metric.empty(); }
+
+  // Moves the family into `out` unless it has no series (an empty family says nothing and
+  // confuses some parsers). The builder is spent afterwards.
+  void into(Families& out) {
+    if (!f_.metric.empty()) out.push_back(std::move(f_));
+  }
+
+ private:
+  prometheus::MetricFamily f_;
+};
+
+inline FamilyBuilder counter(std::string name, std::string help) {
+  return {std::move(name), std::move(help), prometheus::MetricType::Counter};
+}
+inline FamilyBuilder gauge(std::string name, std::string help) {
+  return {std::move(name), std::move(help), prometheus::MetricType::Gauge};
+}
+
+}  // namespace mcb

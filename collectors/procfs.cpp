@@ -1,0 +1,42 @@
+#include "collectors/procfs.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace mcb {
+
+Result<std::optional<std::string>> read_optional_file(const std::string& path) {
+  // open/read rather than ifstream: proc files report size 0, and errno must survive.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return std::optional<std::string>{};
+    return fail(path + ": " + std::strerror(errno));
+  }
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return fail(path + ": " + std::strerror(err));
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return std::optional<std::string>{std::move(out)};
+}
+
+Result<std::string> read_file(const std::string& path) {
+  auto r = read_optional_file(path);
+  if (!r) return r.error();
+  if (!r->has_value()) return fail(path + ": no such file");
+  return std::move(**r);
+}
+
+}  // namespace mcb

@@ -1,0 +1,19 @@
+#pragma once
+// Reading files under /proc and /sys. Separate from parsing: a reader returns the bytes, a pure
+// parser turns them into a struct. Thread-safe.
+
+#include <optional>
+#include <string>
+
+#include "common/result.hpp"
+
+namespace mcb {
+
+// Reads a whole file. A missing file is `std::nullopt` (some kernels lack some files, and that
+// is not an error); any other failure is an error naming the path.
+Result<std::optional<std::string>> read_optional_file(const std::string& path);
+
+// Reads a whole file; a missing file is an error too.
+Result<std::string> read_file(const std::string& path);
+
+}  // namespace mcb

@@ -1,0 +1,39 @@
+#pragma once
+// The sysctl collector: the kernel settings that bound listen queues, read from
+// <procfs>/sys/net/... (per network namespace). Loop thread only.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "collectors/file_collector.hpp"
+
+namespace mcb {
+
+// Pure: one integer, surrounding whitespace allowed. Anything else is an error.
+Result<std::int64_t> parse_sysctl_value(std::string_view text);
+
+// A setting the kernel does not have is absent.
+struct SysctlSample {
+  std::optional<std::int64_t> somaxconn;              // net.core.somaxconn
+  std::optional<std::int64_t> tcp_max_syn_backlog;    // net.ipv4.tcp_max_syn_backlog
+  std::optional<std::int64_t> tcp_syncookies;         // net.ipv4.tcp_syncookies
+  std::optional<std::int64_t> tcp_abort_on_overflow;  // net.ipv4.tcp_abort_on_overflow
+};
+
+Families sysctl_families(const SysctlSample& sample);
+
+class SysctlCollector final : public FileCollector<SysctlSample> {
+ public:
+  explicit SysctlCollector(std::string procfs) : procfs_(std::move(procfs)) {}
+  std::string_view name() const override { return "sysctl"; }
+
+ private:
+  Result<SysctlSample> read() override;
+  Families families(const SysctlSample& s) const override { return sysctl_families(s); }
+
+  std::string procfs_;
+};
+
+}  // namespace mcb

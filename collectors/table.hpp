@@ -1,0 +1,28 @@
+#pragma once
+// The table of collectors: which exist, and how each is built from its `collectors.<name>` config
+// section. The app asks for the enabled set once at start and on every reload. Loop thread only.
+
+#include <memory>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "collectors/collector.hpp"
+#include "collectors/netstat.hpp"
+#include "collectors/sysctl.hpp"
+#include "config/config.hpp"
+
+namespace mcb {
+
+// The enabled collectors, with typed handles for the evaluator; a disabled one is null.
+struct CollectorSet {
+  std::shared_ptr<NetstatCollector> netstat;
+  std::shared_ptr<SysctlCollector> sysctl;
+
+  // Every enabled collector, in a stable order.
+  std::vector<std::shared_ptr<Collector>> all() const;
+};
+
+CollectorSet make_collectors(const Config& config, boost::asio::io_context& io);
+
+}  // namespace mcb

@@ -1,0 +1,73 @@
+#include "config/address.hpp"
+
+#include <charconv>
+
+namespace mcb {
+namespace {
+
+Result<Endpoint> split_host_port(std::string_view text, bool host_required, bool port_zero_ok) {
+  const std::string quoted = "\"" + std::string(text) + "\"";
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return fail("address " + quoted + ": missing ']'");
+    host = text.substr(1, close - 1);
+    if (close + 1 >= text.size() || text[close + 1] != ':') {
+      return fail("address " + quoted + ": expected \"[host]:port\"");
+    }
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      return fail("address " + quoted + ": expected \"host:port\"");
+    }
+    host = text.substr(0, colon);
+    if (host.find(':') != std::string_view::npos) {
+      return fail("address " + quoted + ": put an IPv6 host in brackets, e.g. \"[::1]:11211\"");
+    }
+    port = text.substr(colon + 1);
+  }
+  if (host_required && host.empty()) return fail("address " + quoted + ": missing host");
+  unsigned value = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || value > 65535) {
+    return fail("address " + quoted + ": port must be a number from " +
+                (port_zero_ok ? "0" : "1") + " to 65535");
+  }
+  if (value == 0 && !port_zero_ok) {
+    return fail("address " + quoted + ": port must be a number from 1 to 65535");
+  }
+  Endpoint e;
+  e.host = std::string(host);
+  e.port = static_cast<std::uint16_t>(value);
+  return e;
+}
+
+}  // namespace
+
+std::string Endpoint::to_string() const {
+  if (is_unix()) return "unix:" + path;
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+Result<Endpoint> parse_target_address(std::string_view text) {
+  constexpr std::string_view kUnixPrefix = "unix:";
+  if (text.substr(0, kUnixPrefix.size()) == kUnixPrefix) {
+    Endpoint e;
+    e.kind = Endpoint::Kind::kUnix;
+    e.path = std::string(text.substr(kUnixPrefix.size()));
+    if (e.path.empty() || e.path.front() != '/') {
+      return fail("address \"" + std::string(text) + "\": a unix socket needs an absolute path");
+    }
+    return e;
+  }
+  return split_host_port(text, /*host_required=*/true, /*port_zero_ok=*/false);
+}
+
+Result<Endpoint> parse_listen_address(std::string_view text) {
+  return split_host_port(text, /*host_required=*/false, /*port_zero_ok=*/true);
+}
+
+}  // namespace mcb

@@ -1,0 +1,438 @@
+#include "config/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace mcb {
+
+const std::vector<std::pair<std::string, AlertThreshold>>& default_thresholds() {
+  using std::chrono::seconds;
+  // warning, critical, clear, for, window. Units per alert are listed in README.
+  static const std::vector<std::pair<std::string, AlertThreshold>> kDefaults{
+      {"MemcachedDown", {1, 1, 1, seconds(5), seconds(60)}},
+      {"ListenQueueOverflow", {1, 100, 1, seconds(0), seconds(60)}},
+      {"AcceptQueueFilling", {0.5, 0.8, 0.4, seconds(5), seconds(60)}},
+      {"ProbeSlow", {0.1, 1.0, 0.05, seconds(10), seconds(60)}},
+      {"ConnectionSprawl", {5000, 20000, 4000, seconds(30), seconds(60)}},
+      {"MaxConnectionsNear", {0.8, 0.95, 0.75, seconds(5), seconds(60)}},
+      {"MemcachedCpuSaturated", {0.8, 0.95, 0.7, seconds(30), seconds(60)}},
+      {"NetworkSaturated", {0.8, 0.95, 0.7, seconds(30), seconds(60)}},
+      {"SomaxconnTooLow", {1024, 128, 1024, seconds(0), seconds(60)}},
+      {"SlowClients", {1, 10, 1, seconds(30), seconds(60)}},
+      {"MemcachedMemoryFull", {0.9, 0.98, 0.85, seconds(60), seconds(300)}},
+  };
+  return kDefaults;
+}
+
+Config Config::defaults() {
+  Config c;
+  TargetConfig t;
+  t.address = *parse_target_address(kDefaultTargetAddress);
+  t.name = std::string(kDefaultTargetAddress);
+  c.targets.push_back(t);
+  for (const auto& [name, th] : default_thresholds()) c.thresholds.emplace(name, th);
+  return c;
+}
+
+std::vector<std::uint16_t> Config::watched_ports() const {
+  std::vector<std::uint16_t> ports = sockdiag.ports;
+  if (ports.empty()) {
+    for (const TargetConfig& t : targets) {
+      if (!t.address.is_unix()) ports.push_back(t.address.port);
+    }
+  }
+  std::sort(ports.begin(), ports.end());
+  ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
+  return ports;
+}
+
+namespace {
+
+// Walks the YAML tree, filling a Config and collecting errors with their positions. Each
+// handler receives the node and the dotted key path used in messages.
+class Walker {
+ public:
+  explicit Walker(std::string file) : file_(std::move(file)) {}
+
+  using Handler = std::function<void(const YAML::Node&, const std::string&)>;
+  using Table = std::vector<std::pair<std::string_view, Handler>>;
+
+  void error(const YAML::Mark& mark, const std::string& path, const std::string& reason) {
+    std::ostringstream out;
+    out << file_ << ':' << (mark.line + 1) << ':' << (mark.column + 1) << ": ";
+    if (!path.empty()) out << path << ": ";
+    out << reason;
+    errors_.push_back(out.str());
+  }
+
+  // Dispatches each key of a mapping to its handler; unknown and repeated keys are errors.
+  void mapping(const YAML::Node& node, const std::string& path, const Table& table) {
+    if (node.IsNull()) return;
+    if (!node.IsMap()) {
+      error(node.Mark(), path, "expected a mapping of keys, got " + kind(node));
+      return;
+    }
+    std::set<std::string> seen;
+    for (const auto& kv : node) {
+      if (!kv.first.IsScalar()) {
+        error(kv.first.Mark(), path, "keys must be plain words");
+        continue;
+      }
+      const std::string key = kv.first.Scalar();
+      const std::string child = path.empty() ? key : path + "." + key;
+      if (!seen.insert(key).second) {
+        error(kv.first.Mark(), child, "key given twice");
+        continue;
+      }
+      auto it = std::find_if(table.begin(), table.end(),
+                             [&](const auto& entry) { return entry.first == key; });
+      if (it == table.end()) {
+        std::string known;
+        for (const auto& entry : table) known += (known.empty() ? "" : ", ") + std::string(entry.first);
+        error(kv.first.Mark(), child, "unknown key (known here: " + known + ")");
+        continue;
+      }
+      it->second(kv.second, child);
+    }
+  }
+
+  bool scalar(const YAML::Node& node, const std::string& path, const char* what) {
+    if (node.IsScalar()) return true;
+    error(node.Mark(), path, std::string("expected ") + what + ", got " + kind(node));
+    return false;
+  }
+
+  void boolean(const YAML::Node& node, const std::string& path, bool& out) {
+    if (!scalar(node, path, "true or false")) return;
+    const std::string& s = node.Scalar();
+    if (s == "true") {
+      out = true;
+    } else if (s == "false") {
+      out = false;
+    } else {
+      error(node.Mark(), path, "expected true or false, got \"" + s + "\"");
+    }
+  }
+
+  void text(const YAML::Node& node, const std::string& path, std::string& out) {
+    if (scalar(node, path, "a string")) out = node.Scalar();
+  }
+
+  // One of `choices`.
+  void word(const YAML::Node& node, const std::string& path, std::string& out,
+            std::initializer_list<std::string_view> choices) {
+    if (!scalar(node, path, "a string")) return;
+    std::string list;
+    for (std::string_view c : choices) {
+      if (node.Scalar() == c) {
+        out = node.Scalar();
+        return;
+      }
+      list += (list.empty() ? "" : ", ") + std::string(c);
+    }
+    error(node.Mark(), path, "\"" + node.Scalar() + "\" is not one of: " + list);
+  }
+
+  template <class Int>
+  void integer(const YAML::Node& node, const std::string& path, Int& out, Int min, Int max) {
+    if (!scalar(node, path, "an integer")) return;
+    const std::string& s = node.Scalar();
+    Int v{};
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ptr != s.data() + s.size() || ec == std::errc::invalid_argument) {
+      error(node.Mark(), path, "expected an integer, got \"" + s + "\"");
+    } else if (ec == std::errc::result_out_of_range || v < min || v > max) {
+      error(node.Mark(), path,
+            s + " is out of range (" + std::to_string(min) + " to " + std::to_string(max) + ")");
+    } else {
+      out = v;
+    }
+  }
+
+  void number(const YAML::Node& node, const std::string& path, double& out, double min,
+              double max) {
+    if (!scalar(node, path, "a number")) return;
+    const std::string& s = node.Scalar();
+    double v = 0;
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ptr != s.data() + s.size() || ec != std::errc()) {
+      error(node.Mark(), path, "expected a number, got \"" + s + "\"");
+    } else if (v < min || v > max) {
+      std::ostringstream range;
+      range << s << " is out of range (" << min << " to " << max << ")";
+      error(node.Mark(), path, range.str());
+    } else {
+      out = v;
+    }
+  }
+
+  void duration(const YAML::Node& node, const std::string& path, Duration& out, Duration min,
+                Duration max) {
+    if (!scalar(node, path, "a duration such as \"1s\"")) return;
+    auto d = parse_duration(node.Scalar());
+    if (!d) {
+      error(node.Mark(), path, d.error().message);
+    } else if (*d < min || *d > max) {
+      error(node.Mark(), path,
+            format_duration(*d) + " is out of range (" + (min.count() == 0 ? "0" : format_duration(min)) +
+                " to " + format_duration(max) + ")");
+    } else {
+      out = *d;
+    }
+  }
+
+  void regex(const YAML::Node& node, const std::string& path, std::string& out) {
+    if (!scalar(node, path, "a regular expression")) return;
+    try {
+      std::regex check(node.Scalar(), std::regex::ECMAScript);
+      out = node.Scalar();
+    } catch (const std::regex_error& e) {
+      error(node.Mark(), path, std::string("invalid regular expression: ") + e.what());
+    }
+  }
+
+  template <class F>
+  void sequence(const YAML::Node& node, const std::string& path, F&& each) {
+    if (node.IsNull()) return;
+    if (!node.IsSequence()) {
+      error(node.Mark(), path, "expected a list, got " + kind(node));
+      return;
+    }
+    for (std::size_t i = 0; i < node.size(); ++i) each(node[i], path + "[" + std::to_string(i) + "]");
+  }
+
+  const std::vector<std::string>& errors() const { return errors_; }
+
+  static std::string kind(const YAML::Node& node) {
+    if (node.IsMap()) return "a mapping";
+    if (node.IsSequence()) return "a list";
+    if (node.IsNull()) return "nothing";
+    return "\"" + node.Scalar() + "\"";
+  }
+
+ private:
+  std::string file_;
+  std::vector<std::string> errors_;
+};
+
+void walk_target(Walker& w, const YAML::Node& node, const std::string& path, TargetConfig& t) {
+  std::string address_text;
+  bool has_address = false;
+  w.mapping(node, path,
+            {{"name", [&](auto& n, auto& p) { w.text(n, p, t.name); }},
+             {"address",
+              [&](auto& n, auto& p) {
+                if (!w.scalar(n, p, "an address such as \"127.0.0.1:11211\"")) return;
+                has_address = true;
+                address_text = n.Scalar();
+                auto e = parse_target_address(address_text);
+                if (e) {
+                  t.address = *e;
+                } else {
+                  w.error(n.Mark(), p, e.error().message);
+                }
+              }},
+             {"probe_interval",
+              [&](auto& n, auto& p) {
+                w.duration(n, p, t.probe_interval, Duration{0}, std::chrono::hours(1));
+              }}});
+  if (node.IsMap() && !has_address) w.error(node.Mark(), path, "missing key \"address\"");
+  if (t.name.empty()) t.name = address_text;
+}
+
+void walk_thresholds(Walker& w, const YAML::Node& node, const std::string& path, Config& c) {
+  Walker::Table table;
+  for (const auto& [name, defaults] : default_thresholds()) {
+    table.emplace_back(name, [&w, &c, alert = name](const YAML::Node& n, const std::string& p) {
+      AlertThreshold& th = c.thresholds[alert];
+      w.mapping(n, p,
+                {{"warning", [&](auto& v, auto& q) { w.number(v, q, th.warning, 0, 1e12); }},
+                 {"critical", [&](auto& v, auto& q) { w.number(v, q, th.critical, 0, 1e12); }},
+                 {"clear", [&](auto& v, auto& q) { w.number(v, q, th.clear, 0, 1e12); }},
+                 {"for",
+                  [&](auto& v, auto& q) {
+                    w.duration(v, q, th.for_, Duration{0}, std::chrono::hours(24));
+                  }},
+                 {"window", [&](auto& v, auto& q) {
+                    w.duration(v, q, th.window, std::chrono::seconds(1), std::chrono::hours(24));
+                  }}});
+    });
+  }
+  w.mapping(node, path, table);
+}
+
+void walk_root(Walker& w, const YAML::Node& root, Config& c) {
+  bool targets_given = false;
+  auto enabled = [&w](bool& flag) {
+    return std::pair<std::string_view, Walker::Handler>{
+        "enabled", [&w, &flag](auto& n, auto& p) { w.boolean(n, p, flag); }};
+  };
+  w.mapping(
+      root, "",
+      {{"interval",
+        [&](auto& n, auto& p) {
+          w.duration(n, p, c.interval, std::chrono::milliseconds(100), std::chrono::hours(1));
+        }},
+       {"targets",
+        [&](auto& n, auto& p) {
+          targets_given = true;
+          c.targets.clear();
+          w.sequence(n, p, [&](const YAML::Node& item, const std::string& ip) {
+            TargetConfig t;
+            walk_target(w, item, ip, t);
+            c.targets.push_back(std::move(t));
+          });
+        }},
+       {"collectors",
+        [&](auto& n, auto& p) {
+          w.mapping(
+              n, p,
+              {{"netstat", [&](auto& m, auto& q) { w.mapping(m, q, {enabled(c.netstat.enabled)}); }},
+               {"sysctl", [&](auto& m, auto& q) { w.mapping(m, q, {enabled(c.sysctl.enabled)}); }},
+               {"sockdiag",
+                [&](auto& m, auto& q) {
+                  SockdiagConfig& s = c.sockdiag;
+                  w.mapping(
+                      m, q,
+                      {enabled(s.enabled),
+                       {"ports",
+                        [&](auto& v, auto& r) {
+                          s.ports.clear();
+                          w.sequence(v, r, [&](const YAML::Node& item, const std::string& ip) {
+                            std::uint16_t port = 0;
+                            w.integer<std::uint16_t>(item, ip, port, 1, 65535);
+                            if (port != 0) s.ports.push_back(port);
+                          });
+                        }},
+                       {"top_clients",
+                        [&](auto& v, auto& r) { w.integer(v, r, s.top_clients, 1, 1000); }},
+                       {"sample_interval",
+                        [&](auto& v, auto& r) {
+                          w.duration(v, r, s.sample_interval, std::chrono::milliseconds(10),
+                                     std::chrono::minutes(1));
+                        }},
+                       {"peak_window",
+                        [&](auto& v, auto& r) {
+                          w.duration(v, r, s.peak_window, std::chrono::seconds(1),
+                                     std::chrono::hours(1));
+                        }},
+                       {"send_queue_threshold_bytes", [&](auto& v, auto& r) {
+                          w.integer<std::uint64_t>(v, r, s.send_queue_threshold_bytes, 0,
+                                                   std::uint64_t{1} << 40);
+                        }}});
+                }},
+               {"netdev", [&](auto& m, auto& q) {
+                  w.mapping(m, q,
+                            {enabled(c.netdev.enabled),
+                             {"include", [&](auto& v, auto& r) { w.regex(v, r, c.netdev.include); }},
+                             {"exclude",
+                              [&](auto& v, auto& r) { w.regex(v, r, c.netdev.exclude); }}});
+                }}});
+        }},
+       {"thresholds", [&](auto& n, auto& p) { walk_thresholds(w, n, p, c); }},
+       {"paths",
+        [&](auto& n, auto& p) {
+          w.mapping(n, p,
+                    {{"procfs", [&](auto& v, auto& r) { w.text(v, r, c.paths.procfs); }},
+                     {"sysfs", [&](auto& v, auto& r) { w.text(v, r, c.paths.sysfs); }}});
+        }},
+       {"web",
+        [&](auto& n, auto& p) {
+          w.mapping(n, p,
+                    {{"listen_address",
+                      [&](auto& v, auto& r) {
+                        if (!w.scalar(v, r, "an address such as \":9741\"")) return;
+                        auto e = parse_listen_address(v.Scalar());
+                        if (e) {
+                          c.web.listen_address = v.Scalar();
+                        } else {
+                          w.error(v.Mark(), r, e.error().message);
+                        }
+                      }}});
+        }},
+       {"log", [&](auto& n, auto& p) {
+          w.mapping(n, p,
+                    {{"level",
+                      [&](auto& v, auto& r) {
+                        w.word(v, r, c.log.level, {"debug", "info", "warn", "error"});
+                      }},
+                     {"format",
+                      [&](auto& v, auto& r) { w.word(v, r, c.log.format, {"text", "json"}); }}});
+        }}});
+  if (!targets_given) return;
+  // Target names label every memcached series, so they must be unique.
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < c.targets.size(); ++i) {
+    if (!c.targets[i].name.empty() && !names.insert(c.targets[i].name).second) {
+      w.error(root["targets"][i].Mark(), "targets[" + std::to_string(i) + "]",
+              "target name \"" + c.targets[i].name + "\" is used twice");
+    }
+  }
+}
+
+// Cross-field checks that no single key can make: levels in order, windows that fit.
+void check_consistency(Walker& w, const YAML::Node& root, const Config& c) {
+  for (const auto& [name, th] : c.thresholds) {
+    const YAML::Node node = root["thresholds"] ? root["thresholds"][name] : YAML::Node();
+    if (!node) continue;  // the defaults are consistent
+    const std::string path = "thresholds." + name;
+    // SomaxconnTooLow is a floor: lower values are worse, so its levels run the other way.
+    const bool floor = name == "SomaxconnTooLow";
+    if (!floor && th.critical < th.warning) {
+      w.error(node.Mark(), path, "critical must not be below warning");
+    }
+    if (!floor && th.clear > th.warning) w.error(node.Mark(), path, "clear must not be above warning");
+  }
+  if (c.sockdiag.peak_window < c.sockdiag.sample_interval) {
+    const YAML::Node node = root["collectors"]["sockdiag"];
+    w.error(node.Mark(), "collectors.sockdiag",
+            "peak_window must not be shorter than sample_interval");
+  }
+}
+
+}  // namespace
+
+Result<Config> parse_config(std::string_view yaml, std::string_view file_name) {
+  Walker w{std::string(file_name)};
+  Config c = Config::defaults();
+  c.source = std::string(file_name);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::ParserException& e) {
+    w.error(e.mark, "", "YAML syntax error: " + e.msg);
+    return fail(w.errors().front());
+  }
+  try {
+    walk_root(w, root, c);
+    if (w.errors().empty() && root.IsMap()) check_consistency(w, root, c);
+  } catch (const YAML::Exception& e) {
+    w.error(e.mark, "", e.msg);
+  }
+  if (!w.errors().empty()) {
+    std::string all;
+    for (const std::string& e : w.errors()) all += (all.empty() ? "" : "\n") + e;
+    return fail(all);
+  }
+  return c;
+}
+
+Result<Config> load_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fail(path + ": cannot open: " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return fail(path + ": cannot read: " + std::strerror(errno));
+  return parse_config(text.str(), path);
+}
+
+}  // namespace mcb

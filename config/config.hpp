@@ -1,0 +1,109 @@
+#pragma once
+// The daemon's configuration: typed structs with every default built in, loaded from YAML.
+//
+// A default-constructed Config is what the daemon runs with when no file exists. Loading is a
+// pure function from text to Result<Config>; every error names the file, line, column, the key
+// path and the reason, and all errors of a file are reported at once. Plain values; thread-safe
+// as values are.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.hpp"
+#include "config/address.hpp"
+#include "config/duration.hpp"
+
+namespace mcb {
+
+inline constexpr std::string_view kDefaultConfigFile = "/etc/mcbacklogd/mcbacklogd.yaml";
+inline constexpr std::string_view kDefaultListenAddress = ":9741";
+inline constexpr std::string_view kDefaultTargetAddress = "127.0.0.1:11211";
+
+struct TargetConfig {
+  std::string name;      // the `target` label; defaults to the address text
+  Endpoint address;      // parsed from "host:port", "[v6]:port" or "unix:/path"
+  Duration probe_interval = std::chrono::seconds(5);  // 0 disables the probe
+};
+
+struct NetstatConfig {
+  bool enabled = true;
+};
+
+struct SysctlConfig {
+  bool enabled = true;
+};
+
+struct SockdiagConfig {
+  bool enabled = true;
+  std::vector<std::uint16_t> ports;  // empty: the ports of the TCP targets
+  int top_clients = 10;
+  Duration sample_interval = std::chrono::milliseconds(100);
+  Duration peak_window = std::chrono::seconds(15);
+  std::uint64_t send_queue_threshold_bytes = 65536;  // above this a socket counts as blocked
+};
+
+struct NetdevConfig {
+  bool enabled = true;
+  std::string include;       // ECMAScript regex over device names; empty matches all
+  std::string exclude = "^lo$";
+};
+
+// One alert's levels. What the value measures (a ratio, seconds, a count) is the alert's own;
+// README lists them. `clear` is the hysteresis level below which a firing alert returns to ok,
+// `for_` how long a condition must hold before it fires, `window` the span over which counter
+// increases ("rising") are measured.
+struct AlertThreshold {
+  double warning = 0;
+  double critical = 0;
+  double clear = 0;
+  Duration for_ = std::chrono::seconds(0);
+  Duration window = std::chrono::seconds(60);
+};
+
+// The alert catalogue with its default levels, in catalogue order.
+const std::vector<std::pair<std::string, AlertThreshold>>& default_thresholds();
+
+struct PathsConfig {
+  std::string procfs = "/proc";
+  std::string sysfs = "/sys";
+};
+
+struct WebConfig {
+  std::string listen_address = std::string(kDefaultListenAddress);
+};
+
+struct LogConfig {
+  std::string level = "info";  // debug, info, warn, error
+  std::string format = "text";  // text or json
+};
+
+struct Config {
+  std::string source = "<built-in defaults>";  // the file it came from
+  Duration interval = std::chrono::seconds(1);
+  std::vector<TargetConfig> targets;  // default: one target at 127.0.0.1:11211
+  NetstatConfig netstat;
+  SysctlConfig sysctl;
+  SockdiagConfig sockdiag;
+  NetdevConfig netdev;
+  std::map<std::string, AlertThreshold, std::less<>> thresholds;  // every alert of the catalogue
+  PathsConfig paths;
+  WebConfig web;
+  LogConfig log;
+
+  // The built-in defaults (what runs when there is no config file).
+  static Config defaults();
+
+  // Ports the sockdiag collector watches: its `ports`, or those of the TCP targets.
+  std::vector<std::uint16_t> watched_ports() const;
+};
+
+// Parses YAML text. `file_name` is used in error messages only.
+Result<Config> parse_config(std::string_view yaml, std::string_view file_name);
+
+// Reads and parses a file. A missing or unreadable file is an error naming it.
+Result<Config> load_config(const std::string& path);
+
+}  // namespace mcb

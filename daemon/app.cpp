@@ -1,0 +1,137 @@
+#include "daemon/app.hpp"
+
+#include <sys/stat.h>
+
+#include <csignal>
+
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <spdlog/spdlog.h>
+
+#include "daemon/logging.hpp"
+#include "daemon/version.hpp"
+
+namespace mcb {
+
+Result<Config> load_configuration(const Flags& flags) {
+  Result<Config> loaded = Config::defaults();
+  if (flags.config_file) {
+    loaded = load_config(*flags.config_file);
+  } else {
+    struct stat st{};
+    const std::string path(kDefaultConfigFile);
+    if (::stat(path.c_str(), &st) == 0) loaded = load_config(path);
+  }
+  if (!loaded) return loaded;
+  Config& c = *loaded;
+  if (flags.listen_address) {
+    auto e = parse_listen_address(*flags.listen_address);
+    if (!e) return fail("--web.listen-address: " + e.error().message);
+    c.web.listen_address = *flags.listen_address;
+  }
+  if (flags.log_level) c.log.level = *flags.log_level;
+  if (flags.log_format) c.log.format = *flags.log_format;
+  return loaded;
+}
+
+App::App(Flags flags, Config config)
+    : flags_(std::move(flags)),
+      config_(std::move(config)),
+      signals_(io_, SIGINT, SIGTERM, SIGHUP),
+      process_(std::make_shared<ProcessMetrics>()) {
+  prometheus::BuildGauge()
+      .Name("mcbacklog_build_info")
+      .Help("A metric with a constant '1' value labeled by the version and revision of mcbacklogd.")
+      .Register(exposition_.registry())
+      .Add({{"version", kVersion}, {"revision", kRevision}})
+      .Set(1);
+}
+
+HttpContent App::http_content() {
+  HttpContent c;
+  c.metrics_text = [this]() -> const std::string& { return exposition_.text(); };
+  c.metrics_gzip = [this]() -> const std::string& { return exposition_.gzip(); };
+  c.ready = [this] { return ready_; };
+  c.version = std::string(kVersion) + " (revision " + kRevision + ")";
+  return c;
+}
+
+int App::run() {
+  server_ = std::make_unique<HttpServer>(
+      io_, [content = http_content()](const HttpRequest& req) { return handle_http(req, content); });
+  auto bound = server_->listen(*parse_listen_address(config_.web.listen_address));
+  if (!bound) {
+    spdlog::error("{}", bound.error().message);
+    return 1;
+  }
+  for (const std::string& address : *bound) {
+    spdlog::info("HTTP server listening on {}", address);
+  }
+  spdlog::info("mcbacklogd {} (revision {}) starting with configuration from {}", kVersion,
+               kRevision, config_.source);
+  start_sampling();
+  wait_for_signal();
+  io_.run();
+  spdlog::info("mcbacklogd stopped");
+  return 0;
+}
+
+void App::start_sampling() {
+  collectors_ = make_collectors(config_, io_);
+  auto all = collectors_.all();
+  std::string names;
+  for (const auto& c : all) names += (names.empty() ? "" : ", ") + std::string(c->name());
+  spdlog::info("sampling every {} with collectors: {}", format_duration(config_.interval),
+               names.empty() ? "none" : names);
+  scheduler_ = std::make_shared<Scheduler>(io_, config_.interval, all, [this] { on_cycle(); });
+  std::vector<std::shared_ptr<const prometheus::Collectable>> sources(all.begin(), all.end());
+  sources.push_back(scheduler_);
+  sources.push_back(process_);
+  exposition_.set_sources(std::move(sources));
+  scheduler_->start();
+}
+
+void App::on_cycle() {
+  process_->refresh();
+  exposition_.invalidate();
+  if (!ready_) {
+    ready_ = true;
+    spdlog::info("first sample complete; ready");
+  }
+}
+
+void App::reload() {
+  auto loaded = load_configuration(flags_);
+  if (!loaded) {
+    spdlog::error("reload failed, keeping the running configuration:\n{}", loaded.error().message);
+    return;
+  }
+  if (loaded->web.listen_address != config_.web.listen_address) {
+    spdlog::warn("web.listen_address changed to {}; it takes effect at the next restart",
+                 loaded->web.listen_address);
+    loaded->web.listen_address = config_.web.listen_address;
+  }
+  scheduler_->stop();
+  config_ = std::move(*loaded);
+  setup_logging(config_.log.level, config_.log.format);
+  spdlog::info("configuration reloaded from {}", config_.source);
+  start_sampling();
+}
+
+void App::wait_for_signal() {
+  signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    if (signo == SIGHUP) {
+      reload();
+      wait_for_signal();
+      return;
+    }
+    spdlog::info("received {}, stopping", signo == SIGINT ? "SIGINT" : "SIGTERM");
+    server_->stop();
+    scheduler_->stop();
+    // Work still pending (a collector waiting on a silent peer) must not delay the exit.
+    io_.stop();
+  });
+}
+
+}  // namespace mcb

@@ -1,0 +1,53 @@
+#pragma once
+// App: the daemon's wiring. One io_context on one thread runs the scheduler (collectors), the
+// HTTP server and the signal handlers: SIGHUP reloads the configuration (a bad file is logged and
+// the running configuration kept), SIGINT and SIGTERM stop everything so run() returns 0.
+// Owned by main; loop thread only; not thread-safe.
+
+#include <memory>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "collectors/table.hpp"
+#include "config/config.hpp"
+#include "daemon/exposition.hpp"
+#include "daemon/flags.hpp"
+#include "daemon/http_server.hpp"
+#include "daemon/process_metrics.hpp"
+#include "daemon/scheduler.hpp"
+
+namespace mcb {
+
+// The configuration the flags select: --config.file, else the default file if it exists, else
+// the built-in defaults; then the flag overrides (--web.listen-address, --log.level).
+Result<Config> load_configuration(const Flags& flags);
+
+class App {
+ public:
+  App(Flags flags, Config config);
+
+  // Binds HTTP, starts sampling and runs the loop until SIGINT or SIGTERM. Returns the exit code:
+  // 0 after a stop signal, 1 when the listen address cannot be bound.
+  int run();
+
+ private:
+  void start_sampling();
+  void on_cycle();
+  void reload();
+  void wait_for_signal();
+  HttpContent http_content();
+
+  Flags flags_;
+  Config config_;
+  boost::asio::io_context io_;
+  boost::asio::signal_set signals_;
+  Exposition exposition_;
+  std::shared_ptr<ProcessMetrics> process_;
+  CollectorSet collectors_;
+  std::shared_ptr<Scheduler> scheduler_;
+  std::unique_ptr<HttpServer> server_;
+  bool ready_ = false;
+};
+
+}  // namespace mcb

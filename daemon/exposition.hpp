@@ -1,0 +1,49 @@
+#pragma once
+// Exposition: turns the snapshots of every source into the /metrics body, once per sample.
+//
+// Sources are prometheus::Collectable objects (collectors, the scheduler, process metrics) plus a
+// prometheus::Registry for long-lived instruments (build info, histograms). text() renders them
+// in the Prometheus text format, sorted by family name, and caches the result until the next
+// invalidate(), so a scrape costs a copy of a string however slow a target is; gzip() caches the
+// compressed body the same way, computed on the first scrape that asks for it.
+//
+// Loop thread only; not thread-safe.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <prometheus/collectable.h>
+#include <prometheus/registry.h>
+
+namespace mcb {
+
+class Exposition {
+ public:
+  Exposition() = default;
+
+  prometheus::Registry& registry() { return registry_; }
+
+  // Replaces the per-sample sources (on start and on reload).
+  void set_sources(std::vector<std::shared_ptr<const prometheus::Collectable>> sources);
+
+  // A new sample is complete: the next text() renders again.
+  void invalidate();
+
+  const std::string& text();
+  const std::string& gzip();
+
+ private:
+  prometheus::Registry registry_;
+  std::vector<std::shared_ptr<const prometheus::Collectable>> sources_;
+  std::string text_;
+  std::string gzip_;
+  bool text_valid_ = false;
+  bool gzip_valid_ = false;
+};
+
+// Pure: sorts families by name, merges families that share a name, drops empty ones and
+// serializes them in the text format (version 0.0.4).
+std::string render_families(std::vector<prometheus::MetricFamily> families);
+
+}  // namespace mcb

@@ -1,0 +1,79 @@
+#include "daemon/flags.hpp"
+
+#include <array>
+
+namespace mcb {
+
+Result<Flags> parse_flags(const std::vector<std::string>& args) {
+  Flags f;
+  struct Valued {
+    std::string_view name;
+    std::optional<std::string> Flags::*field;
+  };
+  static constexpr std::array<Valued, 4> kValued{{
+      {"--config.file", &Flags::config_file},
+      {"--web.listen-address", &Flags::listen_address},
+      {"--log.level", &Flags::log_level},
+      {"--log.format", &Flags::log_format},
+  }};
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      f.help = true;
+      continue;
+    }
+    if (a == "--version") {
+      f.version = true;
+      continue;
+    }
+    if (a == "--check-config") {
+      f.check_config = true;
+      continue;
+    }
+    bool matched = false;
+    for (const Valued& v : kValued) {
+      if (a == v.name) {
+        if (i + 1 >= args.size()) return fail(a + " needs a value");
+        f.*v.field = args[++i];
+        matched = true;
+      } else if (a.size() > v.name.size() && a.compare(0, v.name.size(), v.name) == 0 &&
+                 a[v.name.size()] == '=') {
+        f.*v.field = a.substr(v.name.size() + 1);
+        matched = true;
+      }
+      if (matched) break;
+    }
+    if (!matched) return fail("unknown argument \"" + a + "\" (see --help)");
+  }
+  if (f.log_level && *f.log_level != "debug" && *f.log_level != "info" && *f.log_level != "warn" &&
+      *f.log_level != "error") {
+    return fail("--log.level must be one of debug, info, warn, error");
+  }
+  if (f.log_format && *f.log_format != "text" && *f.log_format != "json") {
+    return fail("--log.format must be text or json");
+  }
+  return f;
+}
+
+std::string usage() {
+  return R"(usage: mcbacklogd [flags]
+
+Watches memcached's listen backlog (the kernel accept queue), tells which cause is behind a full
+one, and serves metrics, alert states and a diagnosis over HTTP.
+
+Flags:
+  --config.file=PATH         YAML configuration (default /etc/mcbacklogd/mcbacklogd.yaml; without
+                             it, built-in defaults)
+  --web.listen-address=ADDR  HTTP listen address, overrides web.listen_address (default ":9741")
+  --log.level=LEVEL          debug, info, warn or error, overrides log.level
+  --log.format=FORMAT        text or json, overrides log.format
+  --check-config             validate the configuration, print the result and exit
+  --version                  print the version and exit
+  -h, --help                 print this help and exit
+
+Signals: SIGHUP reloads the configuration (a bad file is logged and the running one kept);
+SIGINT and SIGTERM stop the daemon.
+)";
+}
+
+}  // namespace mcb

@@ -1,0 +1,26 @@
+#pragma once
+// Command-line flags in the Prometheus style (--config.file=F or --config.file F). Pure.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace mcb {
+
+struct Flags {
+  std::optional<std::string> config_file;
+  std::optional<std::string> listen_address;
+  std::optional<std::string> log_level;
+  std::optional<std::string> log_format;
+  bool check_config = false;
+  bool version = false;
+  bool help = false;
+};
+
+Result<Flags> parse_flags(const std::vector<std::string>& args);
+
+std::string usage();
+
+}  // namespace mcb

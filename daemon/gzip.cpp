@@ -1,0 +1,64 @@
+#include "daemon/gzip.hpp"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
+namespace mcb {
+
+std::string gzip_compress(std::string_view data) {
+  z_stream zs{};
+  // 15 window bits + 16: write a gzip header and trailer instead of a zlib one.
+  if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    throw std::runtime_error("deflateInit2 failed");  // only on out of memory
+  }
+  std::string out;
+  out.resize(deflateBound(&zs, static_cast<uLong>(data.size())));
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(data.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&zs, Z_FINISH);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  if (rc != Z_STREAM_END) throw std::runtime_error("deflate did not finish");  // bound is exact
+  return out;
+}
+
+bool accepts_gzip(std::string_view header) {
+  auto trim = [](std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+  };
+  auto iequals = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) ==
+                    std::tolower(static_cast<unsigned char>(y));
+           });
+  };
+  while (!header.empty()) {
+    const auto comma = header.find(',');
+    std::string_view item = header.substr(0, comma);
+    header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
+    const auto semi = item.find(';');
+    const std::string_view coding = trim(item.substr(0, semi));
+    if (!iequals(coding, "gzip") && coding != "*") continue;
+    if (semi == std::string_view::npos) return true;
+    std::string_view param = trim(item.substr(semi + 1));
+    if (param.size() >= 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
+      param.remove_prefix(2);
+      // q=0, q=0.0, q=0.000 refuse; anything else accepts.
+      const bool zero = !param.empty() && param[0] == '0' &&
+                        param.find_first_not_of("0.", 0) == std::string_view::npos;
+      if (!zero) return true;
+    } else {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace mcb

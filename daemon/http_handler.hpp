@@ -1,0 +1,29 @@
+#pragma once
+// The HTTP endpoints as a pure function from request to response, testable without sockets:
+// /metrics, /alerts, /-/healthy, /-/ready and the landing page. What they serve comes from
+// HttpContent callbacks, so this layer knows nothing about collectors. Loop thread only.
+
+#include <functional>
+#include <string>
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+namespace mcb {
+
+using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
+using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
+
+struct HttpContent {
+  std::function<const std::string&()> metrics_text;  // text format body, cached per sample
+  std::function<const std::string&()> metrics_gzip;  // the same, gzip-compressed
+  std::function<bool()> ready;                       // a first sample is complete
+  std::function<std::string()> alerts_json;          // null: /alerts is not served
+  std::string version;
+};
+
+inline constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+HttpResponse handle_http(const HttpRequest& request, const HttpContent& content);
+
+}  // namespace mcb

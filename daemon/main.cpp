@@ -1,0 +1,41 @@
+// mcbacklogd entry point: flags, configuration, then the App's event loop.
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/app.hpp"
+#include "daemon/flags.hpp"
+#include "daemon/logging.hpp"
+#include "daemon/version.hpp"
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  auto flags = mcb::parse_flags(args);
+  if (!flags) {
+    std::fprintf(stderr, "mcbacklogd: %s\n", flags.error().message.c_str());
+    return 2;
+  }
+  if (flags->help) {
+    std::fputs(mcb::usage().c_str(), stdout);
+    return 0;
+  }
+  if (flags->version) {
+    std::printf("mcbacklogd %s (revision %s)\n", mcb::kVersion, mcb::kRevision);
+    return 0;
+  }
+  auto config = mcb::load_configuration(*flags);
+  if (!config) {
+    std::fprintf(stderr, "%s\n", config.error().message.c_str());
+    return 1;
+  }
+  if (flags->check_config) {
+    std::printf("%s: configuration is valid\n", config->source.c_str());
+    return 0;
+  }
+  mcb::setup_logging(config->log.level, config->log.format);
+  mcb::App app(std::move(*flags), std::move(*config));
+  return app.run();
+}

@@ -1,0 +1,127 @@
+#include "daemon/scheduler.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "collectors/families.hpp"
+
+namespace mcb {
+
+Scheduler::Scheduler(boost::asio::io_context& io, Duration interval,
+                     std::vector<std::shared_ptr<Collector>> collectors, CycleHandler on_cycle)
+    : timer_(io), interval_(interval), on_cycle_(std::move(on_cycle)) {
+  for (auto& c : collectors) {
+    Slot s;
+    s.collector = std::move(c);
+    slots_.push_back(std::move(s));
+  }
+}
+
+void Scheduler::start() {
+  timer_.expires_after(Duration{0});
+  arm_timer();
+}
+
+void Scheduler::stop() {
+  stopped_ = true;
+  timer_.cancel();
+  for (Slot& s : slots_) s.collector->stop();
+}
+
+void Scheduler::arm_timer() {
+  timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->stopped_) return;
+    self->start_cycle();
+    // Drift-free: the next tick is one interval after this tick's deadline, not after now. A
+    // loop that fell behind skips the ticks it missed instead of running them back to back.
+    const auto now = Clock::now();
+    auto next = self->timer_.expiry() + self->interval_;
+    while (next <= now) next += self->interval_;
+    self->timer_.expires_at(next);
+    self->arm_timer();
+  });
+}
+
+void Scheduler::start_cycle() {
+  if (cycle_open_) {
+    // The previous cycle is still waiting for a run: close it, and count the straggler as failed.
+    for (Slot& s : slots_) {
+      if (s.in_flight && s.cycle == cycle_) {
+        s.success = false;
+        record_failure(s, "did not finish within the interval of " + format_duration(interval_));
+      }
+    }
+    pending_ = 0;
+    maybe_end_cycle();
+  }
+  ++cycle_;
+  cycle_open_ = true;
+  starting_ = true;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    if (s.in_flight) continue;
+    s.in_flight = true;
+    s.cycle = cycle_;
+    s.started = Clock::now();
+    ++pending_;
+    s.collector->collect([weak = weak_from_this(), i, cycle = cycle_](Status status) {
+      if (auto self = weak.lock()) self->finish(i, cycle, status);
+    });
+  }
+  starting_ = false;
+  maybe_end_cycle();
+}
+
+void Scheduler::finish(std::size_t index, std::uint64_t cycle, const Status& status) {
+  if (stopped_ || index >= slots_.size()) return;
+  Slot& s = slots_[index];
+  if (!s.in_flight || s.cycle != cycle) return;  // a second call for the same run: ignore
+  s.in_flight = false;
+  s.ran = true;
+  s.duration_seconds = std::chrono::duration<double>(Clock::now() - s.started).count();
+  s.success = status.ok();
+  if (!status.ok()) {
+    record_failure(s, status.error().message);
+  } else if (!s.last_error.empty()) {
+    spdlog::info("collector {} recovered", s.collector->name());
+    s.last_error.clear();
+  }
+  if (cycle == cycle_ && cycle_open_) {
+    --pending_;
+    maybe_end_cycle();
+  }
+}
+
+void Scheduler::maybe_end_cycle() {
+  if (starting_ || !cycle_open_ || pending_ > 0 || stopped_) return;
+  cycle_open_ = false;
+  ++cycles_;
+  if (on_cycle_) on_cycle_();
+}
+
+void Scheduler::record_failure(Slot& s, const std::string& reason) {
+  const auto now = Clock::now();
+  if (reason != s.last_error || now - s.last_logged >= std::chrono::minutes(1)) {
+    spdlog::warn("collector {} failed: {}", s.collector->name(), reason);
+    s.last_logged = now;
+  }
+  s.last_error = reason;
+}
+
+std::vector<prometheus::MetricFamily> Scheduler::Collect() const {
+  auto success = gauge("mcbacklog_collector_success",
+                       "1 if the collector's last run succeeded, 0 if it failed or overran.");
+  auto duration = gauge("mcbacklog_collector_duration_seconds",
+                        "Wall-clock time of the collector's last run.");
+  for (const Slot& s : slots_) {
+    Labels labels{{"collector", std::string(s.collector->name())}};
+    if (s.ran || !s.last_error.empty()) success.add(s.success ? 1 : 0, labels);
+    if (s.ran) duration.add(s.duration_seconds, labels);
+  }
+  Families out;
+  std::move(success).into(out);
+  std::move(duration).into(out);
+  return out;
+}
+
+}  // namespace mcb
