@@ -27,9 +27,15 @@ class FamilyBuilder {
     prometheus::ClientMetric m;
     m.label = std::move(labels);
     switch (f_.type) {
-      case prometheus::MetricType::Counter: m.counter.value = value; break;
-      case prometheus::MetricType::Gauge: m.gauge.value = value; break;
-      default: m.untyped.value = value; break;
+      case prometheus::MetricType::Counter:
+        m.counter.value = value;
+        break;
+      case prometheus::MetricType::Gauge:
+        m.gauge.value = value;
+        break;
+      default:
+        m.untyped.value = value;
+        break;
     }
     f_.metric.push_back(std::move(m));
     return *this;

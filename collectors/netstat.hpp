@@ -14,7 +14,8 @@ namespace mcb {
 
 // "Prefix: Name Name ..." / "Prefix: value value ..." line pairs, as in /proc/net/netstat and
 // /proc/net/snmp: prefix -> counter name -> value.
-using NetstatTable = std::map<std::string, std::map<std::string, std::int64_t, std::less<>>, std::less<>>;
+using NetstatTable =
+    std::map<std::string, std::map<std::string, std::int64_t, std::less<>>, std::less<>>;
 
 // Pure. Errors: an odd number of lines, a value line whose prefix differs from its header, a
 // header/value count mismatch, a value that is not an integer. Appends to `table`, so netstat and

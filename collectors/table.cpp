@@ -4,8 +4,8 @@ namespace mcb {
 
 std::vector<std::shared_ptr<Collector>> CollectorSet::all() const {
   std::vector<std::shared_ptr<Collector>> out;
-  for (std::shared_ptr<Collector> c : {std::shared_ptr<Collector>(netstat),
-                                       std::shared_ptr<Collector>(sysctl)}) {
+  for (std::shared_ptr<Collector> c :
+       {std::shared_ptr<Collector>(netstat), std::shared_ptr<Collector>(sysctl)}) {
     if (c) out.push_back(std::move(c));
   }
   return out;

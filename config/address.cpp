@@ -32,8 +32,8 @@ Result<Endpoint> split_host_port(std::string_view text, bool host_required, bool
   unsigned value = 0;
   auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
   if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || value > 65535) {
-    return fail("address " + quoted + ": port must be a number from " +
-                (port_zero_ok ? "0" : "1") + " to 65535");
+    return fail("address " + quoted + ": port must be a number from " + (port_zero_ok ? "0" : "1") +
+                " to 65535");
   }
   if (value == 0 && !port_zero_ok) {
     return fail("address " + quoted + ": port must be a number from 1 to 65535");

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <regex>
@@ -97,7 +97,8 @@ class Walker {
                              [&](const auto& entry) { return entry.first == key; });
       if (it == table.end()) {
         std::string known;
-        for (const auto& entry : table) known += (known.empty() ? "" : ", ") + std::string(entry.first);
+        for (const auto& entry : table)
+          known += (known.empty() ? "" : ", ") + std::string(entry.first);
         error(kv.first.Mark(), child, "unknown key (known here: " + known + ")");
         continue;
       }
@@ -183,8 +184,9 @@ class Walker {
       error(node.Mark(), path, d.error().message);
     } else if (*d < min || *d > max) {
       error(node.Mark(), path,
-            format_duration(*d) + " is out of range (" + (min.count() == 0 ? "0" : format_duration(min)) +
-                " to " + format_duration(max) + ")");
+            format_duration(*d) + " is out of range (" +
+                (min.count() == 0 ? "0" : format_duration(min)) + " to " + format_duration(max) +
+                ")");
     } else {
       out = *d;
     }
@@ -207,7 +209,8 @@ class Walker {
       error(node.Mark(), path, "expected a list, got " + kind(node));
       return;
     }
-    for (std::size_t i = 0; i < node.size(); ++i) each(node[i], path + "[" + std::to_string(i) + "]");
+    for (std::size_t i = 0; i < node.size(); ++i)
+      each(node[i], path + "[" + std::to_string(i) + "]");
   }
 
   const std::vector<std::string>& errors() const { return errors_; }
@@ -241,8 +244,7 @@ void walk_target(Walker& w, const YAML::Node& node, const std::string& path, Tar
                   w.error(n.Mark(), p, e.error().message);
                 }
               }},
-             {"probe_interval",
-              [&](auto& n, auto& p) {
+             {"probe_interval", [&](auto& n, auto& p) {
                 w.duration(n, p, t.probe_interval, Duration{0}, std::chrono::hours(1));
               }}});
   if (node.IsMap() && !has_address) w.error(node.Mark(), path, "missing key \"address\"");
@@ -296,46 +298,47 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c) {
         [&](auto& n, auto& p) {
           w.mapping(
               n, p,
-              {{"netstat", [&](auto& m, auto& q) { w.mapping(m, q, {enabled(c.netstat.enabled)}); }},
+              {{"netstat",
+                [&](auto& m, auto& q) { w.mapping(m, q, {enabled(c.netstat.enabled)}); }},
                {"sysctl", [&](auto& m, auto& q) { w.mapping(m, q, {enabled(c.sysctl.enabled)}); }},
                {"sockdiag",
                 [&](auto& m, auto& q) {
                   SockdiagConfig& s = c.sockdiag;
-                  w.mapping(
-                      m, q,
-                      {enabled(s.enabled),
-                       {"ports",
-                        [&](auto& v, auto& r) {
-                          s.ports.clear();
-                          w.sequence(v, r, [&](const YAML::Node& item, const std::string& ip) {
-                            std::uint16_t port = 0;
-                            w.integer<std::uint16_t>(item, ip, port, 1, 65535);
-                            if (port != 0) s.ports.push_back(port);
-                          });
-                        }},
-                       {"top_clients",
-                        [&](auto& v, auto& r) { w.integer(v, r, s.top_clients, 1, 1000); }},
-                       {"sample_interval",
-                        [&](auto& v, auto& r) {
-                          w.duration(v, r, s.sample_interval, std::chrono::milliseconds(10),
-                                     std::chrono::minutes(1));
-                        }},
-                       {"peak_window",
-                        [&](auto& v, auto& r) {
-                          w.duration(v, r, s.peak_window, std::chrono::seconds(1),
-                                     std::chrono::hours(1));
-                        }},
-                       {"send_queue_threshold_bytes", [&](auto& v, auto& r) {
-                          w.integer<std::uint64_t>(v, r, s.send_queue_threshold_bytes, 0,
-                                                   std::uint64_t{1} << 40);
-                        }}});
+                  w.mapping(m, q,
+                            {enabled(s.enabled),
+                             {"ports",
+                              [&](auto& v, auto& r) {
+                                s.ports.clear();
+                                w.sequence(v, r,
+                                           [&](const YAML::Node& item, const std::string& ip) {
+                                             std::uint16_t port = 0;
+                                             w.integer<std::uint16_t>(item, ip, port, 1, 65535);
+                                             if (port != 0) s.ports.push_back(port);
+                                           });
+                              }},
+                             {"top_clients",
+                              [&](auto& v, auto& r) { w.integer(v, r, s.top_clients, 1, 1000); }},
+                             {"sample_interval",
+                              [&](auto& v, auto& r) {
+                                w.duration(v, r, s.sample_interval, std::chrono::milliseconds(10),
+                                           std::chrono::minutes(1));
+                              }},
+                             {"peak_window",
+                              [&](auto& v, auto& r) {
+                                w.duration(v, r, s.peak_window, std::chrono::seconds(1),
+                                           std::chrono::hours(1));
+                              }},
+                             {"send_queue_threshold_bytes", [&](auto& v, auto& r) {
+                                w.integer<std::uint64_t>(v, r, s.send_queue_threshold_bytes, 0,
+                                                         std::uint64_t{1} << 40);
+                              }}});
                 }},
                {"netdev", [&](auto& m, auto& q) {
-                  w.mapping(m, q,
-                            {enabled(c.netdev.enabled),
-                             {"include", [&](auto& v, auto& r) { w.regex(v, r, c.netdev.include); }},
-                             {"exclude",
-                              [&](auto& v, auto& r) { w.regex(v, r, c.netdev.exclude); }}});
+                  w.mapping(
+                      m, q,
+                      {enabled(c.netdev.enabled),
+                       {"include", [&](auto& v, auto& r) { w.regex(v, r, c.netdev.include); }},
+                       {"exclude", [&](auto& v, auto& r) { w.regex(v, r, c.netdev.exclude); }}});
                 }}});
         }},
        {"thresholds", [&](auto& n, auto& p) { walk_thresholds(w, n, p, c); }},
@@ -347,17 +350,15 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c) {
         }},
        {"web",
         [&](auto& n, auto& p) {
-          w.mapping(n, p,
-                    {{"listen_address",
-                      [&](auto& v, auto& r) {
-                        if (!w.scalar(v, r, "an address such as \":9741\"")) return;
-                        auto e = parse_listen_address(v.Scalar());
-                        if (e) {
-                          c.web.listen_address = v.Scalar();
-                        } else {
-                          w.error(v.Mark(), r, e.error().message);
-                        }
-                      }}});
+          w.mapping(n, p, {{"listen_address", [&](auto& v, auto& r) {
+                              if (!w.scalar(v, r, "an address such as \":9741\"")) return;
+                              auto e = parse_listen_address(v.Scalar());
+                              if (e) {
+                                c.web.listen_address = v.Scalar();
+                              } else {
+                                w.error(v.Mark(), r, e.error().message);
+                              }
+                            }}});
         }},
        {"log", [&](auto& n, auto& p) {
           w.mapping(n, p,
@@ -365,8 +366,9 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c) {
                       [&](auto& v, auto& r) {
                         w.word(v, r, c.log.level, {"debug", "info", "warn", "error"});
                       }},
-                     {"format",
-                      [&](auto& v, auto& r) { w.word(v, r, c.log.format, {"text", "json"}); }}});
+                     {"format", [&](auto& v, auto& r) {
+                        w.word(v, r, c.log.format, {"text", "json"});
+                      }}});
         }}});
   if (!targets_given) return;
   // Target names label every memcached series, so they must be unique.
@@ -390,7 +392,8 @@ void check_consistency(Walker& w, const YAML::Node& root, const Config& c) {
     if (!floor && th.critical < th.warning) {
       w.error(node.Mark(), path, "critical must not be below warning");
     }
-    if (!floor && th.clear > th.warning) w.error(node.Mark(), path, "clear must not be above warning");
+    if (!floor && th.clear > th.warning)
+      w.error(node.Mark(), path, "clear must not be above warning");
   }
   if (c.sockdiag.peak_window < c.sockdiag.sample_interval) {
     const YAML::Node node = root["collectors"]["sockdiag"];

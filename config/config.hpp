@@ -23,8 +23,8 @@ inline constexpr std::string_view kDefaultListenAddress = ":9741";
 inline constexpr std::string_view kDefaultTargetAddress = "127.0.0.1:11211";
 
 struct TargetConfig {
-  std::string name;      // the `target` label; defaults to the address text
-  Endpoint address;      // parsed from "host:port", "[v6]:port" or "unix:/path"
+  std::string name;  // the `target` label; defaults to the address text
+  Endpoint address;  // parsed from "host:port", "[v6]:port" or "unix:/path"
   Duration probe_interval = std::chrono::seconds(5);  // 0 disables the probe
 };
 
@@ -47,7 +47,7 @@ struct SockdiagConfig {
 
 struct NetdevConfig {
   bool enabled = true;
-  std::string include;       // ECMAScript regex over device names; empty matches all
+  std::string include;  // ECMAScript regex over device names; empty matches all
   std::string exclude = "^lo$";
 };
 
@@ -76,7 +76,7 @@ struct WebConfig {
 };
 
 struct LogConfig {
-  std::string level = "info";  // debug, info, warn, error
+  std::string level = "info";   // debug, info, warn, error
   std::string format = "text";  // text or json
 };
 

@@ -48,7 +48,8 @@ Result<Duration> parse_duration(std::string_view text) {
     rest.remove_prefix(static_cast<std::size_t>(ptr - rest.data()));
     const int unit = match_unit(rest);
     if (unit < 0) {
-      return fail("invalid duration " + quoted + ": missing or unknown unit (ms, s, m, h, d, w, y)");
+      return fail("invalid duration " + quoted +
+                  ": missing or unknown unit (ms, s, m, h, d, w, y)");
     }
     if (unit <= last) {
       return fail("invalid duration " + quoted + ": units must go from largest to smallest");

@@ -18,7 +18,7 @@ Result<Config> load_configuration(const Flags& flags) {
   if (flags.config_file) {
     loaded = load_config(*flags.config_file);
   } else {
-    struct stat st{};
+    struct stat st {};
     const std::string path(kDefaultConfigFile);
     if (::stat(path.c_str(), &st) == 0) loaded = load_config(path);
   }
@@ -57,8 +57,9 @@ HttpContent App::http_content() {
 }
 
 int App::run() {
-  server_ = std::make_unique<HttpServer>(
-      io_, [content = http_content()](const HttpRequest& req) { return handle_http(req, content); });
+  server_ = std::make_unique<HttpServer>(io_, [content = http_content()](const HttpRequest& req) {
+    return handle_http(req, content);
+  });
   auto bound = server_->listen(*parse_listen_address(config_.web.listen_address));
   if (!bound) {
     spdlog::error("{}", bound.error().message);

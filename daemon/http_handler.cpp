@@ -12,27 +12,29 @@ namespace http = boost::beast::http;
 
 namespace {
 
-HttpResponse make(const HttpRequest& req, http::status status, std::string content_type,
+HttpResponse make(const HttpRequest& req, http::status status, std::string_view content_type,
                   std::string body) {
   HttpResponse res{status, req.version()};
   res.set(http::field::server, "mcbacklogd");
-  res.set(http::field::content_type, content_type);
+  res.set(http::field::content_type,
+          boost::beast::string_view(content_type.data(), content_type.size()));
   res.keep_alive(req.keep_alive());
   res.body() = std::move(body);
   return res;
 }
 
 std::string landing_page(const HttpContent& c) {
-  std::string links =
-      "<li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\n";
-  if (c.alerts_json) links += "<li><a href=\"/alerts\">/alerts</a>: alert states and diagnosis (JSON)</li>\n";
+  std::string links = "<li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\n";
+  if (c.alerts_json)
+    links += "<li><a href=\"/alerts\">/alerts</a>: alert states and diagnosis (JSON)</li>\n";
   links +=
       "<li><a href=\"/-/healthy\">/-/healthy</a>: liveness</li>\n"
       "<li><a href=\"/-/ready\">/-/ready</a>: readiness (a first sample is complete)</li>\n";
   return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>mcbacklogd</title></head>\n"
          "<body>\n<h1>mcbacklogd</h1>\n"
          "<p>Watches memcached's listen backlog and tells which cause is behind a full one.</p>\n"
-         "<ul>\n" + links + "</ul>\n<p>Version " + c.version + "</p>\n</body></html>\n";
+         "<ul>\n" +
+         links + "</ul>\n<p>Version " + c.version + "</p>\n</body></html>\n";
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <list>
 #include <optional>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -12,7 +13,6 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
-#include <spdlog/spdlog.h>
 
 namespace mcb {
 
@@ -76,19 +76,18 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(first_ ? shared_->limits.request_timeout : shared_->limits.idle_timeout);
     reading_ = true;
     since_ = Clock::now();
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->on_read(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
     reading_ = false;
     if (ec == http::error::header_limit || ec == http::error::body_limit) {
       const bool header = ec == http::error::header_limit;
-      respond_error(header ? http::status::request_header_fields_too_large
-                           : http::status::payload_too_large,
-                    header ? "request header too large\n" : "request body too large\n");
+      respond_error(
+          header ? http::status::request_header_fields_too_large : http::status::payload_too_large,
+          header ? "request header too large\n" : "request body too large\n");
       return;
     }
     if (ec) {

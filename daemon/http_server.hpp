@@ -24,7 +24,7 @@ namespace mcb {
 
 struct HttpLimits {
   std::chrono::milliseconds request_timeout = std::chrono::seconds(10);  // first request
-  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);     // between keep-alive requests
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);  // between keep-alive requests
   std::chrono::milliseconds write_timeout = std::chrono::seconds(10);
   std::size_t header_limit = 8 * 1024;
   std::size_t body_limit = 4 * 1024;

@@ -74,7 +74,8 @@ ProcessMetrics::ProcessMetrics() {
   auto stat = read_file("/proc/stat");
   if (stat_ && stat) {
     if (auto boot = parse_boot_time(*stat)) {
-      start_time_seconds_ = *boot + stat_->start_ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+      start_time_seconds_ =
+          *boot + stat_->start_ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
     }
   }
 }
@@ -104,7 +105,8 @@ std::vector<prometheus::MetricFamily> ProcessMetrics::Collect() const {
         .add(stat_->virtual_bytes)
         .into(out);
   }
-  if (open_fds_) gauge("process_open_fds", "Number of open file descriptors.").add(*open_fds_).into(out);
+  if (open_fds_)
+    gauge("process_open_fds", "Number of open file descriptors.").add(*open_fds_).into(out);
   if (max_fds_) {
     gauge("process_max_fds", "Maximum number of open file descriptors.").add(*max_fds_).into(out);
   }

@@ -15,7 +15,7 @@ namespace mcb {
 struct ProcessStat {
   double utime_ticks = 0;
   double stime_ticks = 0;
-  double start_ticks = 0;   // since boot
+  double start_ticks = 0;  // since boot
   double virtual_bytes = 0;
   double rss_pages = 0;
 };

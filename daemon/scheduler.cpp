@@ -64,7 +64,7 @@ void Scheduler::start_cycle() {
     s.cycle = cycle_;
     s.started = Clock::now();
     ++pending_;
-    s.collector->collect([weak = weak_from_this(), i, cycle = cycle_](Status status) {
+    s.collector->collect([weak = weak_from_this(), i, cycle = cycle_](const Status& status) {
       if (auto self = weak.lock()) self->finish(i, cycle, status);
     });
   }
@@ -111,8 +111,8 @@ void Scheduler::record_failure(Slot& s, const std::string& reason) {
 std::vector<prometheus::MetricFamily> Scheduler::Collect() const {
   auto success = gauge("mcbacklog_collector_success",
                        "1 if the collector's last run succeeded, 0 if it failed or overran.");
-  auto duration = gauge("mcbacklog_collector_duration_seconds",
-                        "Wall-clock time of the collector's last run.");
+  auto duration =
+      gauge("mcbacklog_collector_duration_seconds", "Wall-clock time of the collector's last run.");
   for (const Slot& s : slots_) {
     Labels labels{{"collector", std::string(s.collector->name())}};
     if (s.ran || !s.last_error.empty()) success.add(s.success ? 1 : 0, labels);

@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
+#include <prometheus/collectable.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <prometheus/collectable.h>
 
 #include "collectors/collector.hpp"
 #include "config/duration.hpp"
@@ -70,11 +70,11 @@ class Scheduler : public prometheus::Collectable, public std::enable_shared_from
   Duration interval_;
   std::vector<Slot> slots_;
   CycleHandler on_cycle_;
-  std::uint64_t cycle_ = 0;    // id of the current (or last) cycle
-  std::uint64_t cycles_ = 0;   // cycles completed
-  std::size_t pending_ = 0;    // runs of the current cycle still in flight
+  std::uint64_t cycle_ = 0;   // id of the current (or last) cycle
+  std::uint64_t cycles_ = 0;  // cycles completed
+  std::size_t pending_ = 0;   // runs of the current cycle still in flight
   bool cycle_open_ = false;
-  bool starting_ = false;      // inside start_cycle: synchronous runs finish re-entrantly
+  bool starting_ = false;  // inside start_cycle: synchronous runs finish re-entrantly
   bool stopped_ = false;
 };
 

@@ -1,0 +1,66 @@
+#include "tests/support/daemon.hpp"
+
+#include <stdexcept>
+
+namespace mcb::test {
+namespace {
+
+std::vector<std::string> daemon_argv(const std::string& config_path,
+                                     const std::vector<std::string>& extra) {
+  std::vector<std::string> argv{daemon_binary(), "--web.listen-address=127.0.0.1:0"};
+  if (!config_path.empty()) argv.push_back("--config.file=" + config_path);
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+}  // namespace
+
+std::string daemon_binary() { return MCBACKLOGD_BINARY; }
+std::string source_dir() { return MCBACKLOGD_SOURCE_DIR; }
+
+Daemon::Daemon(std::optional<std::string> config_yaml, const std::vector<std::string>& extra_args)
+    : config_path_(config_yaml ? dir_.write("mcbacklogd.yaml", *config_yaml) : ""),
+      child_(daemon_argv(config_path_, extra_args)) {
+  auto port = child_.wait_for_output(std::regex(R"(HTTP server listening on 127\.0\.0\.1:(\d+))"),
+                                     std::chrono::seconds(15));
+  if (!port) {
+    throw std::runtime_error("mcbacklogd did not start listening; its output:\n" + child_.output());
+  }
+  port_ = static_cast<std::uint16_t>(std::stoi(*port));
+}
+
+Result<HttpReply> Daemon::get(const std::string& path, const Headers& headers) {
+  return http_get("127.0.0.1", port_, path, headers);
+}
+
+std::string Daemon::metrics() {
+  const bool ready = eventually(
+      [&] {
+        auto r = get("/-/ready");
+        return r && r->status == 200;
+      },
+      std::chrono::seconds(15));
+  if (!ready) throw std::runtime_error("mcbacklogd never became ready; its output:\n" + output());
+  auto r = get("/metrics");
+  if (!r || r->status != 200) {
+    throw std::runtime_error("GET /metrics failed: " +
+                             (r ? std::to_string(r->status) : r.error().message));
+  }
+  return r->body;
+}
+
+std::optional<std::string> Daemon::wait_for_metrics(
+    const std::function<bool(const std::string&)>& condition, std::chrono::milliseconds timeout) {
+  std::optional<std::string> last;
+  const bool ok = eventually(
+      [&] {
+        auto r = get("/metrics");
+        if (!r || r->status != 200) return false;
+        last = r->body;
+        return condition(r->body);
+      },
+      timeout);
+  return ok ? last : std::nullopt;
+}
+
+}  // namespace mcb::test

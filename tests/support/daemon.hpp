@@ -1,0 +1,50 @@
+#pragma once
+// The built mcbacklogd as a child process of a test: started on 127.0.0.1 port 0 with a config
+// written to a temporary file, its port read from its log, scraped over real HTTP.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tests/support/http_client.hpp"
+#include "tests/support/process.hpp"
+
+namespace mcb::test {
+
+// Absolute paths baked in by CMake.
+std::string daemon_binary();
+std::string source_dir();
+
+class Daemon {
+ public:
+  // `config_yaml`: written to a temp file passed as --config.file; nullopt runs on built-in
+  // defaults. Throws with the daemon's output when it does not start listening.
+  explicit Daemon(std::optional<std::string> config_yaml,
+                  const std::vector<std::string>& extra_args = {});
+
+  std::uint16_t port() const { return port_; }
+  Child& process() { return child_; }
+  const std::string& config_path() const { return config_path_; }
+  std::string output() const { return child_.output(); }
+
+  Result<HttpReply> get(const std::string& path, const Headers& headers = {});
+
+  // Waits for /-/ready, then returns /metrics. Throws if either fails.
+  std::string metrics();
+
+  // Scrapes until `condition` holds for a scrape; returns that scrape, or nullopt at timeout.
+  std::optional<std::string> wait_for_metrics(
+      const std::function<bool(const std::string&)>& condition,
+      std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
+ private:
+  TempDir dir_;
+  std::string config_path_;
+  Child child_;
+  std::uint16_t port_ = 0;
+};
+
+}  // namespace mcb::test

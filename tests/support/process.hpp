@@ -1,0 +1,87 @@
+#pragma once
+// A child process for tests: started with fork/exec, its stdout and stderr captured to a file
+// the test can read and wait on. Killed and reaped when the handle goes away. One thread only.
+
+#include <sys/types.h>
+#include <time.h>
+
+#include <chrono>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+namespace mcb::test {
+
+class Child {
+ public:
+  // Starts argv[0] (a path) with the rest as arguments. Throws if it cannot be started.
+  explicit Child(std::vector<std::string> argv);
+  ~Child();
+  Child(Child&& other) noexcept;
+  Child& operator=(Child&&) = delete;
+  Child(const Child&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  void signal(int signo);
+
+  // The exit status: the exit code, or 128 + signal for a process killed by a signal; nullopt if
+  // it is still running after `timeout`.
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout);
+
+  // Everything the child wrote to stdout and stderr so far.
+  std::string output() const;
+
+  // Waits until the output matches `pattern` (searching from byte `from`); returns the first
+  // capture group (or the whole match), or nullopt after `timeout`.
+  std::optional<std::string> wait_for_output(const std::regex& pattern,
+                                             std::chrono::milliseconds timeout,
+                                             std::size_t from = 0);
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+  std::string log_path_;
+};
+
+// Polls `condition` every 20 ms until it holds or `timeout` passes. A wait, not a timing
+// assertion: the timeout only bounds how long a broken build takes to fail.
+template <class F>
+bool eventually(F&& condition, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= end) return false;
+    struct timespec ts {
+      0, 20'000'000
+    };
+    ::nanosleep(&ts, nullptr);
+  }
+}
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents when the handle goes.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  // Writes `content` to path()/name and returns the full path.
+  std::string write(const std::string& name, const std::string& content) const;
+
+ private:
+  std::string path_;
+};
+
+std::string read_text_file(const std::string& path);
+
+// Runs a shell command and returns its exit code and combined output.
+struct CommandResult {
+  int exit_code;
+  std::string output;
+};
+CommandResult run_command(const std::string& shell_command);
+
+}  // namespace mcb::test

@@ -1,0 +1,198 @@
+#include <catch2/catch.hpp>
+
+#include "config/config.hpp"
+#include "tests/support/daemon.hpp"
+
+using namespace mcb;
+using Catch::Matchers::Contains;
+
+namespace {
+
+std::string error_of(const std::string& yaml) {
+  auto c = parse_config(yaml, "test.yaml");
+  REQUIRE_FALSE(c.ok());
+  return c.error().message;
+}
+
+}  // namespace
+
+TEST_CASE("config: no file means the built-in defaults", "[config]") {
+  const Config c = Config::defaults();
+  CHECK(c.interval == std::chrono::seconds(1));
+  REQUIRE(c.targets.size() == 1);
+  CHECK(c.targets[0].name == "127.0.0.1:11211");
+  CHECK(c.targets[0].address.port == 11211);
+  CHECK(c.targets[0].probe_interval == std::chrono::seconds(5));
+  CHECK(c.web.listen_address == ":9741");
+  CHECK(c.netdev.exclude == "^lo$");
+  CHECK(c.sockdiag.sample_interval == std::chrono::milliseconds(100));
+  CHECK(c.thresholds.size() == default_thresholds().size());
+  CHECK(c.watched_ports() == std::vector<std::uint16_t>{11211});
+}
+
+TEST_CASE("config: an empty file gives the defaults", "[config]") {
+  auto c = parse_config("", "empty.yaml");
+  REQUIRE(c.ok());
+  CHECK(c->targets.size() == 1);
+  CHECK(c->source == "empty.yaml");
+}
+
+TEST_CASE("config: the shipped example parses and matches the documented values", "[config]") {
+  auto c = load_config(test::source_dir() + "/config/mcbacklogd.example.yaml");
+  REQUIRE(c.ok());
+  REQUIRE(c->targets.size() == 1);
+  CHECK(c->targets[0].name == "main");
+  CHECK(c->sockdiag.top_clients == 10);
+  CHECK(c->sockdiag.peak_window == std::chrono::seconds(15));
+  CHECK(c->thresholds.at("AcceptQueueFilling").critical == 0.8);
+  CHECK(c->thresholds.at("AcceptQueueFilling").for_ == std::chrono::seconds(5));
+}
+
+TEST_CASE("config: every key is read into its field", "[config]") {
+  auto c = parse_config(R"(
+interval: 250ms
+targets:
+  - address: "[::1]:11311"
+    probe_interval: 0
+  - name: sock
+    address: unix:/run/memcached/memcached.sock
+collectors:
+  netstat: { enabled: false }
+  sysctl: { enabled: false }
+  sockdiag: { ports: [11211, 11311], top_clients: 3, sample_interval: 50ms, peak_window: 30s,
+              send_queue_threshold_bytes: 1024 }
+  netdev: { include: "^eth", exclude: "^veth" }
+thresholds:
+  SlowClients: { warning: 2, critical: 20, clear: 1, for: 1m, window: 2m }
+paths: { procfs: /tmp/proc, sysfs: /tmp/sys }
+web: { listen_address: "127.0.0.1:9999" }
+log: { level: debug, format: json }
+)",
+                        "full.yaml");
+  REQUIRE(c.ok());
+  CHECK(c->interval == std::chrono::milliseconds(250));
+  REQUIRE(c->targets.size() == 2);
+  CHECK(c->targets[0].name == "[::1]:11311");
+  CHECK(c->targets[0].address.host == "::1");
+  CHECK(c->targets[0].probe_interval == Duration{0});
+  CHECK(c->targets[1].address.is_unix());
+  CHECK(c->targets[1].address.path == "/run/memcached/memcached.sock");
+  CHECK_FALSE(c->netstat.enabled);
+  CHECK_FALSE(c->sysctl.enabled);
+  CHECK(c->sockdiag.ports == std::vector<std::uint16_t>{11211, 11311});
+  CHECK(c->sockdiag.top_clients == 3);
+  CHECK(c->sockdiag.send_queue_threshold_bytes == 1024);
+  CHECK(c->netdev.include == "^eth");
+  CHECK(c->thresholds.at("SlowClients").window == std::chrono::minutes(2));
+  CHECK(c->thresholds.at("SlowClients").for_ == std::chrono::minutes(1));
+  CHECK(c->paths.procfs == "/tmp/proc");
+  CHECK(c->web.listen_address == "127.0.0.1:9999");
+  CHECK(c->log.format == "json");
+}
+
+TEST_CASE("config: watched ports default to the TCP targets' ports", "[config]") {
+  auto c = parse_config(
+      "targets:\n  - address: 127.0.0.1:11211\n  - address: 10.0.0.1:11211\n"
+      "  - address: 127.0.0.1:11212\n  - address: unix:/tmp/m.sock\n",
+      "t.yaml");
+  REQUIRE(c.ok());
+  CHECK(c->watched_ports() == std::vector<std::uint16_t>{11211, 11212});
+}
+
+TEST_CASE("config: an empty target list watches no memcached", "[config]") {
+  auto c = parse_config("targets: []\n", "t.yaml");
+  REQUIRE(c.ok());
+  CHECK(c->targets.empty());
+  CHECK(c->watched_ports().empty());
+}
+
+TEST_CASE("config: an unknown key is an error with file, line, column and the known keys",
+          "[config]") {
+  const auto e = error_of("interval: 1s\ncollectors:\n  netstat:\n    enabeld: true\n");
+  CHECK_THAT(e, Contains("test.yaml:4:5: collectors.netstat.enabeld: unknown key"));
+  CHECK_THAT(e, Contains("known here: enabled"));
+}
+
+TEST_CASE("config: a wrong type is an error at the value's position", "[config]") {
+  CHECK_THAT(error_of("interval: [1, 2]\n"),
+             Contains("test.yaml:1:11: interval: expected a duration"));
+  CHECK_THAT(error_of("collectors:\n  netstat:\n    enabled: maybe\n"),
+             Contains("test.yaml:3:14: collectors.netstat.enabled: expected true or false"));
+  CHECK_THAT(error_of("collectors:\n  sockdiag:\n    top_clients: ten\n"),
+             Contains("test.yaml:3:18: collectors.sockdiag.top_clients: expected an integer"));
+  CHECK_THAT(error_of("targets: 127.0.0.1:11211\n"),
+             Contains("test.yaml:1:10: targets: expected a list"));
+  CHECK_THAT(error_of("collectors: true\n"),
+             Contains("test.yaml:1:13: collectors: expected a mapping"));
+  CHECK_THAT(error_of("- a\n- b\n"), Contains("test.yaml:1:1: expected a mapping"));
+}
+
+TEST_CASE("config: an out-of-range value is an error naming the range", "[config]") {
+  CHECK_THAT(
+      error_of("collectors:\n  sockdiag:\n    top_clients: 0\n"),
+      Contains("test.yaml:3:18: collectors.sockdiag.top_clients: 0 is out of range (1 to 1000)"));
+  CHECK_THAT(error_of("collectors:\n  sockdiag:\n    ports: [11211, 70000]\n"),
+             Contains("test.yaml:3:20: collectors.sockdiag.ports[1]: 70000 is out of range"));
+  CHECK_THAT(error_of("interval: 10ms\n"),
+             Contains("test.yaml:1:11: interval: 10ms is out of range"));
+  CHECK_THAT(error_of("thresholds:\n  MaxConnectionsNear: { warning: -1 }\n"),
+             Contains("thresholds.MaxConnectionsNear.warning: -1 is out of range"));
+}
+
+TEST_CASE("config: bad durations, addresses and regexes say what is wrong", "[config]") {
+  CHECK_THAT(error_of("interval: 5x\n"),
+             Contains("test.yaml:1:11: interval: invalid duration \"5x\""));
+  CHECK_THAT(error_of("interval: 1s1m\n"), Contains("largest to smallest"));
+  CHECK_THAT(
+      error_of("targets:\n  - address: localhost\n"),
+      Contains(
+          "test.yaml:2:14: targets[0].address: address \"localhost\": expected \"host:port\""));
+  CHECK_THAT(error_of("targets:\n  - address: ::1:11211\n"), Contains("brackets"));
+  CHECK_THAT(error_of("targets:\n  - address: unix:relative.sock\n"), Contains("absolute path"));
+  CHECK_THAT(error_of("targets:\n  - name: x\n"),
+             Contains("test.yaml:2:5: targets[0]: missing key \"address\""));
+  CHECK_THAT(error_of("collectors:\n  netdev: { include: \"(eth\" }\n"),
+             Contains("collectors.netdev.include: invalid regular expression"));
+  CHECK_THAT(error_of("web: { listen_address: \"9741\" }\n"), Contains("web.listen_address"));
+  CHECK_THAT(error_of("log: { level: verbose }\n"),
+             Contains("log.level: \"verbose\" is not one of: debug, info, warn, error"));
+}
+
+TEST_CASE("config: a YAML syntax error names line and column", "[config]") {
+  CHECK_THAT(error_of("interval: 1s\ntargets: [\n"), Contains("test.yaml:3:1: YAML syntax error"));
+  CHECK_THAT(error_of("a: b: c\n"), Contains("test.yaml:1:5: YAML syntax error"));
+}
+
+TEST_CASE("config: repeated keys and repeated target names are errors", "[config]") {
+  CHECK_THAT(error_of("interval: 1s\ninterval: 2s\n"),
+             Contains("test.yaml:2:1: interval: key given twice"));
+  CHECK_THAT(error_of("targets:\n  - { name: a, address: \"1.2.3.4:1\" }\n  - { name: a, address: "
+                      "\"1.2.3.4:2\" }\n"),
+             Contains("test.yaml:3:5: targets[1]: target name \"a\" is used twice"));
+}
+
+TEST_CASE("config: threshold blocks are checked for unknown alerts and level order", "[config]") {
+  CHECK_THAT(error_of("thresholds:\n  CpuHot: { warning: 1 }\n"),
+             Contains("test.yaml:2:3: thresholds.CpuHot: unknown key (known here: MemcachedDown"));
+  CHECK_THAT(error_of("thresholds:\n  MaxConnectionsNear: { warning: 0.9, critical: 0.5 }\n"),
+             Contains("thresholds.MaxConnectionsNear: critical must not be below warning"));
+  CHECK_THAT(error_of("thresholds:\n  MaxConnectionsNear: { warning: 0.9, clear: 0.95 }\n"),
+             Contains("clear must not be above warning"));
+  auto partial = parse_config("thresholds:\n  MaxConnectionsNear: { warning: 0.85 }\n", "t.yaml");
+  REQUIRE(partial.ok());
+  CHECK(partial->thresholds.at("MaxConnectionsNear").warning == 0.85);
+  CHECK(partial->thresholds.at("MaxConnectionsNear").critical == 0.95);  // default kept
+}
+
+TEST_CASE("config: all errors of a file are reported at once", "[config]") {
+  const auto e = error_of("interval: 5x\nbogus: 1\nlog: { level: loud }\n");
+  CHECK_THAT(e, Contains("test.yaml:1:11"));
+  CHECK_THAT(e, Contains("test.yaml:2:1"));
+  CHECK_THAT(e, Contains("test.yaml:3:15"));
+}
+
+TEST_CASE("config: a missing file is an error naming it", "[config]") {
+  auto c = load_config("/nonexistent/mcbacklogd.yaml");
+  REQUIRE_FALSE(c.ok());
+  CHECK_THAT(c.error().message, Contains("/nonexistent/mcbacklogd.yaml: cannot open"));
+}

@@ -1,0 +1,170 @@
+#include <catch2/catch.hpp>
+
+#include "collectors/families.hpp"
+#include "daemon/exposition.hpp"
+#include "daemon/gzip.hpp"
+#include "daemon/http_handler.hpp"
+#include "daemon/logging.hpp"
+#include "daemon/process_metrics.hpp"
+#include "tests/support/http_client.hpp"
+
+using namespace mcb;
+namespace http = boost::beast::http;
+
+TEST_CASE("gzip: compressed bodies decompress to the original", "[daemon][gzip]") {
+  std::string text;
+  for (int i = 0; i < 2000; ++i) text += "mcbacklog_series{n=\"" + std::to_string(i) + "\"} 1\n";
+  const std::string z = gzip_compress(text);
+  CHECK(z.size() < text.size() / 4);
+  CHECK(test::gunzip(z) == text);
+  CHECK(test::gunzip(gzip_compress("")).empty());
+}
+
+TEST_CASE("gzip: Accept-Encoding is honoured, including q=0", "[daemon][gzip]") {
+  CHECK(accepts_gzip("gzip"));
+  CHECK(accepts_gzip("GZIP"));
+  CHECK(accepts_gzip("deflate, gzip;q=0.5"));
+  CHECK(accepts_gzip("*"));
+  CHECK(accepts_gzip(" gzip ; q=1 "));
+  CHECK_FALSE(accepts_gzip(""));
+  CHECK_FALSE(accepts_gzip("identity"));
+  CHECK_FALSE(accepts_gzip("gzip;q=0"));
+  CHECK_FALSE(accepts_gzip("gzip;q=0.000"));
+  CHECK_FALSE(accepts_gzip("x-gzip2"));
+}
+
+TEST_CASE("exposition: families are sorted, merged by name and empty ones dropped",
+          "[daemon][exposition]") {
+  Families f;
+  gauge("b_metric", "B.").add(2).into(f);
+  counter("a_total", "A.").add(1, {{"x", "1"}}).into(f);
+  gauge("b_metric", "B.").add(3).into(f);
+  f.push_back(prometheus::MetricFamily{"c_empty", "nothing", prometheus::MetricType::Gauge, {}});
+  const std::string text = render_families(f);
+  CHECK(text ==
+        "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"1\"} 1\n"
+        "# HELP b_metric B.\n# TYPE b_metric gauge\nb_metric 2\nb_metric 3\n");
+}
+
+TEST_CASE("exposition: the rendering is cached until the next sample", "[daemon][exposition]") {
+  struct Counting : prometheus::Collectable {
+    mutable int calls = 0;
+    double value = 1;
+    std::vector<prometheus::MetricFamily> Collect() const override {
+      ++calls;
+      Families f;
+      gauge("x", "X.").add(value).into(f);
+      return f;
+    }
+  };
+  auto source = std::make_shared<Counting>();
+  Exposition e;
+  e.set_sources({source});
+  const std::string first = e.text();
+  source->value = 2;
+  CHECK(e.text() == first);
+  CHECK(test::gunzip(e.gzip()) == first);
+  CHECK(source->calls == 1);
+  e.invalidate();
+  CHECK(e.text() != first);
+  CHECK(test::gunzip(e.gzip()) == e.text());
+  CHECK(source->calls == 2);
+}
+
+namespace {
+
+HttpRequest request(http::verb verb, const std::string& target,
+                    const char* accept_encoding = nullptr) {
+  HttpRequest r{verb, target, 11};
+  if (accept_encoding) r.set(http::field::accept_encoding, accept_encoding);
+  return r;
+}
+
+HttpContent content(bool ready = true) {
+  static const std::string kText = "x 1\n";
+  static const std::string kZipped = gzip_compress(kText);
+  HttpContent c;
+  c.metrics_text = []() -> const std::string& { return kText; };
+  c.metrics_gzip = []() -> const std::string& { return kZipped; };
+  c.ready = [ready] { return ready; };
+  c.version = "1.2.3";
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("http handler: /metrics serves the text format, gzip when asked", "[daemon][http]") {
+  auto plain = handle_http(request(http::verb::get, "/metrics"), content());
+  CHECK(plain.result() == http::status::ok);
+  CHECK(plain[http::field::content_type] == kMetricsContentType);
+  CHECK(plain.body() == "x 1\n");
+  CHECK(plain[http::field::content_encoding].empty());
+
+  auto zipped = handle_http(request(http::verb::get, "/metrics?x=1", "gzip, deflate"), content());
+  CHECK(zipped[http::field::content_encoding] == "gzip");
+  CHECK(test::gunzip(zipped.body()) == "x 1\n");
+}
+
+TEST_CASE("http handler: readiness follows the first sample", "[daemon][http]") {
+  CHECK(handle_http(request(http::verb::get, "/-/ready"), content(false)).result() ==
+        http::status::service_unavailable);
+  CHECK(handle_http(request(http::verb::get, "/-/ready"), content(true)).result() ==
+        http::status::ok);
+  CHECK(handle_http(request(http::verb::get, "/-/healthy"), content(false)).result() ==
+        http::status::ok);
+}
+
+TEST_CASE("http handler: landing page, 404, 405 and HEAD", "[daemon][http]") {
+  auto root = handle_http(request(http::verb::get, "/"), content());
+  CHECK(root.result() == http::status::ok);
+  CHECK(root.body().find("href=\"/metrics\"") != std::string::npos);
+  CHECK(root.body().find("1.2.3") != std::string::npos);
+  CHECK(root.body().find("/alerts") == std::string::npos);  // not served without an evaluator
+  CHECK(handle_http(request(http::verb::get, "/alerts"), content()).result() ==
+        http::status::not_found);
+  CHECK(handle_http(request(http::verb::get, "/nope"), content()).result() ==
+        http::status::not_found);
+  auto post = handle_http(request(http::verb::post, "/metrics"), content());
+  CHECK(post.result() == http::status::method_not_allowed);
+  CHECK(post[http::field::allow] == "GET, HEAD");
+  auto head = handle_http(request(http::verb::head, "/metrics"), content());
+  CHECK(head.result() == http::status::ok);
+  CHECK(head.body().empty());
+  CHECK(head[http::field::content_length] == "4");
+}
+
+TEST_CASE("process metrics: /proc/self/stat is parsed even with odd command names",
+          "[daemon][process]") {
+  const std::string stat =
+      "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 3 0 "
+      "987654 123456789 2048 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+  auto s = parse_proc_stat(stat);
+  REQUIRE(s.ok());
+  CHECK(s->utime_ticks == 250);
+  CHECK(s->stime_ticks == 50);
+  CHECK(s->start_ticks == 987654);
+  CHECK(s->virtual_bytes == 123456789);
+  CHECK(s->rss_pages == 2048);
+  CHECK_FALSE(parse_proc_stat("1234 (x) S 1 2 3").ok());
+  CHECK_FALSE(parse_proc_stat("no parentheses").ok());
+  CHECK(*parse_boot_time("cpu 1 2 3\nbtime 1700000000\nprocesses 5\n") == 1700000000);
+  CHECK_FALSE(parse_boot_time("cpu 1\n").ok());
+}
+
+TEST_CASE("process metrics: the daemon's own process is described", "[daemon][process]") {
+  ProcessMetrics p;
+  std::map<std::string, double> values;
+  for (const auto& f : p.Collect()) {
+    values[f.name] = f.metric.at(0).gauge.value + f.metric.at(0).counter.value;
+  }
+  CHECK(values.count("process_cpu_seconds_total") == 1);
+  CHECK(values["process_resident_memory_bytes"] > 0);
+  CHECK(values["process_open_fds"] >= 3);
+  CHECK(values["process_max_fds"] >= values["process_open_fds"]);
+  CHECK(values["process_start_time_seconds"] > 1.6e9);
+}
+
+TEST_CASE("logging: JSON escaping covers quotes, backslashes and control bytes",
+          "[daemon][logging]") {
+  CHECK(json_escape("a\"b\\c\nd\x01") == "a\\\"b\\\\c\\nd\\u0001");
+}

@@ -1,0 +1,32 @@
+#include <catch2/catch.hpp>
+
+#include "daemon/flags.hpp"
+
+using namespace mcb;
+
+TEST_CASE("flags: both --flag=value and --flag value are accepted", "[daemon][flags]") {
+  auto f = parse_flags({"--config.file=/etc/x.yaml", "--web.listen-address", ":9999",
+                        "--log.level=debug", "--check-config"});
+  REQUIRE(f.ok());
+  CHECK(*f->config_file == "/etc/x.yaml");
+  CHECK(*f->listen_address == ":9999");
+  CHECK(*f->log_level == "debug");
+  CHECK(f->check_config);
+  CHECK_FALSE(f->help);
+}
+
+TEST_CASE("flags: unknown arguments, missing values and bad levels are errors", "[daemon][flags]") {
+  CHECK_FALSE(parse_flags({"--bogus"}).ok());
+  CHECK_FALSE(parse_flags({"--config.file"}).ok());
+  CHECK_FALSE(parse_flags({"--log.level=loud"}).ok());
+  CHECK_FALSE(parse_flags({"--log.format=xml"}).ok());
+  CHECK_FALSE(parse_flags({"--config.filex=1"}).ok());
+}
+
+TEST_CASE("flags: --help text names every flag", "[daemon][flags]") {
+  const std::string u = usage();
+  for (const char* flag : {"--config.file", "--web.listen-address", "--log.level", "--log.format",
+                           "--check-config", "--version", "--help"}) {
+    CHECK(u.find(flag) != std::string::npos);
+  }
+}

@@ -1,0 +1,113 @@
+#include <catch2/catch.hpp>
+
+#include <boost/asio/io_context.hpp>
+
+#include "collectors/families.hpp"
+#include "daemon/exposition.hpp"
+#include "daemon/scheduler.hpp"
+#include "tests/support/metrics_text.hpp"
+
+using namespace mcb;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A synchronous collector that succeeds or fails as told and counts its runs.
+class Counting final : public Collector {
+ public:
+  explicit Counting(std::string name, bool succeed) : name_(std::move(name)), succeed_(succeed) {}
+  std::string_view name() const override { return name_; }
+  void collect(Done done) override {
+    ++runs;
+    Families f;
+    gauge("test_runs", "Runs.").add(runs, {{"collector", name_}}).into(f);
+    publish(std::move(f));
+    done(succeed_ ? ok_status() : Status(fail("boom")));
+  }
+  int runs = 0;
+
+ private:
+  std::string name_;
+  bool succeed_;
+};
+
+// An asynchronous collector whose peer never answers: it never calls done.
+class Silent final : public Collector {
+ public:
+  std::string_view name() const override { return "silent"; }
+  void collect(Done done) override {
+    ++runs;
+    pending = std::move(done);
+  }
+  int runs = 0;
+  Done pending;
+};
+
+void run_until(boost::asio::io_context& io, const std::function<bool()>& condition) {
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  while (!condition() && std::chrono::steady_clock::now() < end) io.run_one_for(100ms);
+  REQUIRE(condition());
+}
+
+}  // namespace
+
+TEST_CASE("scheduler: every collector runs once per cycle and the cycle callback follows",
+          "[daemon][scheduler]") {
+  boost::asio::io_context io;
+  auto good = std::make_shared<Counting>("good", true);
+  auto bad = std::make_shared<Counting>("bad", false);
+  int cycles = 0;
+  auto s = std::make_shared<Scheduler>(io, 20ms, std::vector<std::shared_ptr<Collector>>{good, bad},
+                                       [&] { ++cycles; });
+  s->start();
+  run_until(io, [&] { return cycles >= 3; });
+  CHECK(good->runs == cycles);
+  CHECK(bad->runs == cycles);
+  CHECK(s->completed_cycles() == static_cast<std::uint64_t>(cycles));
+
+  const std::string text = render_families(s->Collect());
+  CHECK(test::metric_value(text, R"(mcbacklog_collector_success{collector="good"})") == 1);
+  CHECK(test::metric_value(text, R"(mcbacklog_collector_success{collector="bad"})") == 0);
+  CHECK(test::metric_value(text, R"(mcbacklog_collector_duration_seconds{collector="good"})") >= 0);
+  s->stop();
+}
+
+TEST_CASE("scheduler: a run that never finishes fails its cycle and is not started again meanwhile",
+          "[daemon][scheduler]") {
+  boost::asio::io_context io;
+  auto good = std::make_shared<Counting>("good", true);
+  auto silent = std::make_shared<Silent>();
+  int cycles = 0;
+  auto s = std::make_shared<Scheduler>(
+      io, 20ms, std::vector<std::shared_ptr<Collector>>{good, silent}, [&] { ++cycles; });
+  s->start();
+  run_until(io, [&] { return cycles >= 3; });
+  // The silent run blocks neither the other collector nor the cycles, and never overlaps itself.
+  CHECK(silent->runs == 1);
+  CHECK(good->runs >= 3);
+  const std::string text = render_families(s->Collect());
+  CHECK(test::metric_value(text, R"(mcbacklog_collector_success{collector="silent"})") == 0);
+  CHECK(test::metric_value(text, R"(mcbacklog_collector_success{collector="good"})") == 1);
+
+  // When it finally answers, it is scheduled again.
+  silent->pending(ok_status());
+  run_until(io, [&] { return silent->runs >= 2; });
+  s->stop();
+}
+
+TEST_CASE("scheduler: after stop no cycle runs and late answers are ignored",
+          "[daemon][scheduler]") {
+  boost::asio::io_context io;
+  auto silent = std::make_shared<Silent>();
+  int cycles = 0;
+  auto s = std::make_shared<Scheduler>(io, 20ms, std::vector<std::shared_ptr<Collector>>{silent},
+                                       [&] { ++cycles; });
+  s->start();
+  run_until(io, [&] { return silent->runs == 1; });
+  s->stop();
+  const int before = cycles;
+  silent->pending(ok_status());
+  io.run_for(100ms);
+  CHECK(cycles == before);
+  CHECK(io.stopped());  // nothing left to do: the timer was cancelled
+}
