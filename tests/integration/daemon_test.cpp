@@ -13,6 +13,9 @@
 #include <fstream>
 #include <sstream>
 
+#include <boost/property_tree/json_parser.hpp>
+#include <boost/property_tree/ptree.hpp>
+
 #include "tests/support/daemon.hpp"
 #include "tests/support/metrics_text.hpp"
 #include "tests/support/netns.hpp"
@@ -232,4 +235,24 @@ TEST_CASE("daemon: a listen address in use is a clear error and exit code 1",
                              " --web.listen-address=127.0.0.1:" + std::to_string(first.port()));
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.output, Contains("cannot listen on 127.0.0.1:" + std::to_string(first.port())));
+}
+
+TEST_CASE("daemon: --log.format=json writes one JSON object per line", "[integration][logging]") {
+  test::enter_private_netns();
+  test::Daemon d(fixture_config(), {"--log.format=json"});
+  d.metrics();
+  std::istringstream lines(d.output());
+  std::string line;
+  int parsed = 0;
+  while (std::getline(lines, line)) {
+    std::istringstream in(line);
+    boost::property_tree::ptree tree;
+    INFO(line);
+    REQUIRE_NOTHROW(boost::property_tree::read_json(in, tree));
+    CHECK(tree.get<std::string>("ts").size() == 24);
+    CHECK_FALSE(tree.get<std::string>("level").empty());
+    CHECK_FALSE(tree.get<std::string>("msg").empty());
+    ++parsed;
+  }
+  CHECK(parsed >= 3);
 }
