@@ -88,11 +88,17 @@ void App::start_sampling() {
   std::vector<std::shared_ptr<const prometheus::Collectable>> sources(all.begin(), all.end());
   sources.push_back(scheduler_);
   sources.push_back(process_);
-  exposition_.set_sources(std::move(sources));
+  // Served from the end of the first cycle on: until then, after a reload, /metrics keeps the
+  // last snapshots of the collectors being replaced rather than the empty ones of the new.
+  pending_sources_ = std::move(sources);
   scheduler_->start();
 }
 
 void App::on_cycle() {
+  if (pending_sources_) {
+    exposition_.set_sources(std::move(*pending_sources_));
+    pending_sources_.reset();
+  }
   process_->refresh();
   exposition_.invalidate();
   if (!ready_) {

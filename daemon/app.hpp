@@ -5,6 +5,8 @@
 // Owned by main; loop thread only; not thread-safe.
 
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -46,6 +48,8 @@ class App {
   std::shared_ptr<ProcessMetrics> process_;
   CollectorSet collectors_;
   std::shared_ptr<Scheduler> scheduler_;
+  // Sources of the collectors just started, swapped in when their first cycle ends.
+  std::optional<std::vector<std::shared_ptr<const prometheus::Collectable>>> pending_sources_;
   std::unique_ptr<HttpServer> server_;
   bool ready_ = false;
 };
