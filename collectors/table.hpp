@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "collectors/collector.hpp"
+#include "collectors/memcached.hpp"
 #include "collectors/netstat.hpp"
 #include "collectors/sysctl.hpp"
 #include "config/config.hpp"
@@ -18,6 +19,7 @@ namespace mcb {
 struct CollectorSet {
   std::shared_ptr<NetstatCollector> netstat;
   std::shared_ptr<SysctlCollector> sysctl;
+  std::shared_ptr<MemcachedCollector> memcached;  // null when there are no targets
 
   // Every enabled collector, in a stable order.
   std::vector<std::shared_ptr<Collector>> all() const;

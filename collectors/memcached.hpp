@@ -1,0 +1,135 @@
+#pragma once
+// The memcached collector: every configured target is read over one persistent connection per
+// run (`stats`, then `stats settings`), and probed on its own timer with a fresh connection. It
+// exports memcached_exporter's series (with a `target` label) plus mcbacklogd's own, and keeps a
+// typed MemcachedSample per target for the evaluator.
+//
+// A run queries every target at once and ends when all have answered or at the run deadline
+// (half the interval, at most 5 s), whichever is first: a target that is down, slow, stopped or
+// sends garbage costs its own memcached_up 0 and a rate-limited log line, never the schedule.
+// mcbacklog_collector_success{collector="memcached"} is 1 when `stats` succeeded on every target
+// in the run and 0 when it failed on at least one (which ones: memcached_up); probes do not
+// affect it.
+//
+// The probe latency histogram lives in this collector's state, so a reload (which builds new
+// collectors) starts it from zero and a target removed on reload leaves /metrics with all its
+// series. Loop thread only; not thread-safe.
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "collectors/collector.hpp"
+#include "collectors/failure_log.hpp"
+#include "collectors/memcached_client.hpp"
+#include "collectors/memcached_protocol.hpp"
+#include "config/config.hpp"
+
+namespace mcb {
+
+// Upper bounds of mcbacklog_probe_latency_seconds, 100 µs to 10 s (+Inf is implied).
+inline constexpr std::array<double, 16> kProbeLatencyBuckets{
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+
+// Durations of successful probes, as a cumulative histogram.
+struct ProbeHistogram {
+  std::array<std::uint64_t, kProbeLatencyBuckets.size()> cumulative{};  // count <= each bound
+  std::uint64_t count = 0;
+  double sum = 0;
+
+  void observe(double seconds);
+};
+
+// One target as of the last run.
+struct MemcachedSample {
+  std::string target;            // the `target` label: the configured name, or the address
+  std::string address;           // "host:port", "[v6]:port" or "unix:/path"
+  bool up = false;               // `stats` answered in this run
+  std::string error;             // why not up
+  SteadyClock::time_point time;  // when `stats` answered, or when the run gave up
+  MemcachedStats stats;          // meaningful when up
+  std::optional<MemcachedSettings> settings;    // absent when `stats settings` failed
+  std::optional<double> cpu_utilization_ratio;  // needs two answers from the same process
+
+  // The fresh-connection probe (all empty when it is disabled).
+  std::optional<ProbeResult> probe;  // the last one to finish, if any has
+  ProbeHistogram probe_latency;      // successful probes since the collector started
+  std::uint64_t probe_failures = 0;  // failed probes since the collector started
+};
+
+// Pure. CPU seconds (user + system) memcached used per second between two answers, divided by
+// its worker threads. Absent without both rusages and threads, across a restart (another pid or
+// less CPU than before), or when no time passed.
+std::optional<double> cpu_utilization(const MemcachedStats& before, SteadyClock::time_point t0,
+                                      const MemcachedStats& after, SteadyClock::time_point t1);
+
+// Pure. The families of all targets; a stat a target did not report has no series.
+Families memcached_families(const std::vector<MemcachedSample>& samples);
+
+// Deadlines and backoff of a collector, derived from the sampling interval.
+struct MemcachedTiming {
+  Duration run_timeout;                                   // a run ends by then
+  Duration probe_timeout_cap = std::chrono::seconds(10);  // a probe's deadline: min(interval, cap)
+  StatsConnection::Options connection;
+
+  static MemcachedTiming for_interval(Duration interval);
+};
+
+class MemcachedCollector final : public Collector,
+                                 public std::enable_shared_from_this<MemcachedCollector> {
+ public:
+  MemcachedCollector(boost::asio::io_context& io, std::vector<TargetConfig> targets,
+                     MemcachedTiming timing);
+  ~MemcachedCollector() override { stop(); }
+  MemcachedCollector(const MemcachedCollector&) = delete;
+  MemcachedCollector& operator=(const MemcachedCollector&) = delete;
+
+  std::string_view name() const override { return "memcached"; }
+  void collect(Done done) override;
+  void stop() override;
+
+  // One sample per target, in configuration order, as of the last completed run (empty before).
+  const std::vector<MemcachedSample>& samples() const { return samples_; }
+
+ private:
+  struct Target {
+    TargetConfig config;
+    std::shared_ptr<StatsConnection> connection;
+    std::optional<StatsReply> reply;         // of the run in flight
+    std::optional<MemcachedStats> previous;  // the last good answer, for the CPU rate
+    SteadyClock::time_point previous_time;
+    std::unique_ptr<boost::asio::steady_timer> probe_timer;
+    std::shared_ptr<Probe> probe;  // in flight
+    std::optional<ProbeResult> last_probe;
+    ProbeHistogram probe_latency;
+    std::uint64_t probe_failures = 0;
+    FailureLog stats_log;
+    FailureLog settings_log{FailureLog::Clock::duration::max()};
+    FailureLog probe_log;
+  };
+
+  void on_reply(std::size_t index, std::uint64_t run, StatsReply reply);
+  void end_run();
+  MemcachedSample sample_of(Target& t);
+  void start_probes();
+  void schedule_probe(std::size_t index);
+  void on_probe(std::size_t index, const ProbeResult& result);
+
+  boost::asio::io_context& io_;
+  MemcachedTiming timing_;
+  std::vector<Target> targets_;
+  std::vector<MemcachedSample> samples_;
+  Done done_;
+  std::uint64_t run_ = 0;
+  std::size_t pending_ = 0;
+  bool probes_started_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace mcb

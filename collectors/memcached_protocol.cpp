@@ -1,0 +1,227 @@
+#include "collectors/memcached_protocol.hpp"
+
+#include <charconv>
+
+namespace mcb {
+namespace {
+
+enum class LineKind { kStat, kEnd, kError, kBad };
+
+struct Line {
+  LineKind kind = LineKind::kBad;
+  std::string_view name;   // kStat
+  std::string_view value;  // kStat
+};
+
+bool printable(std::string_view s) {
+  for (const char c : s) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+bool starts_with_word(std::string_view line, std::string_view word) {
+  return line.substr(0, word.size()) == word &&
+         (line.size() == word.size() || line[word.size()] == ' ');
+}
+
+// `line` without its "\r\n".
+Line classify(std::string_view line) {
+  Line out;
+  if (!printable(line)) return out;
+  if (line == "END") {
+    out.kind = LineKind::kEnd;
+  } else if (starts_with_word(line, "ERROR") || starts_with_word(line, "CLIENT_ERROR") ||
+             starts_with_word(line, "SERVER_ERROR")) {
+    out.kind = LineKind::kError;
+  } else if (line.substr(0, 5) == "STAT ") {
+    const std::string_view rest = line.substr(5);
+    const auto space = rest.find(' ');
+    if (space != 0 && space != std::string_view::npos && space + 1 < rest.size()) {
+      out.kind = LineKind::kStat;
+      out.name = rest.substr(0, space);
+      out.value = rest.substr(space + 1);
+    }
+  }
+  return out;
+}
+
+// The line starting at `pos` without its newline and "\r", or nullopt if no newline follows.
+std::optional<std::string_view> line_at(std::string_view text, std::size_t pos, std::size_t& next) {
+  const auto nl = text.find('\n', pos);
+  if (nl == std::string_view::npos) return std::nullopt;
+  next = nl + 1;
+  std::string_view line = text.substr(pos, nl - pos);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line;
+}
+
+// Quotes bytes from a peer for a log line: escapes what is not printable, cuts long text.
+std::string quote(std::string_view bytes) {
+  constexpr std::size_t kMax = 60;
+  std::string out = "\"";
+  for (std::size_t i = 0; i < bytes.size() && i < kMax; ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x20 && c <= 0x7e && c != '"' && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    }
+  }
+  out += bytes.size() > kMax ? "\"..." : "\"";
+  return out;
+}
+
+template <class T>
+std::optional<T> number(const std::string& s) {
+  T v{};
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::optional<double> seconds(const std::string& s) {
+  auto v = number<double>(s);
+  return v && *v >= 0 ? v : std::nullopt;
+}
+
+std::optional<bool> yes_no(const std::string& s) {
+  if (s == "yes") return true;
+  if (s == "no") return false;
+  return std::nullopt;
+}
+
+// Sets `out` from stat `name` when it is present; `convert` gives nullopt for a value that is not
+// `form`.
+template <class T, class Convert>
+Status field(const StatsMap& m, std::string_view name, std::optional<T>& out, const char* form,
+             Convert convert) {
+  const auto it = m.find(name);
+  if (it == m.end()) return ok_status();
+  out = convert(it->second);
+  if (!out) return fail("stat " + std::string(name) + ": " + quote(it->second) + " is not " + form);
+  return ok_status();
+}
+
+Status parse_int(const StatsMap& m, std::string_view name, std::optional<std::int64_t>& out) {
+  return field(m, name, out, "an integer", number<std::int64_t>);
+}
+
+}  // namespace
+
+ReplyEnd find_reply_end(std::string_view buffered, std::size_t max_line) {
+  ReplyEnd out;
+  std::size_t pos = 0;
+  for (;;) {
+    std::size_t next = 0;
+    const auto line = line_at(buffered, pos, next);
+    if (!line ? buffered.size() - pos > max_line : next - pos > max_line + 1) {
+      out.kind = ReplyEnd::Kind::kMalformed;
+      out.error = "a line longer than " + std::to_string(max_line) + " bytes";
+      return out;
+    }
+    if (!line) return out;  // incomplete
+    switch (classify(*line).kind) {
+      case LineKind::kStat:
+        pos = next;
+        continue;
+      case LineKind::kEnd:
+      case LineKind::kError:
+        out.kind = ReplyEnd::Kind::kComplete;
+        out.length = next;
+        return out;
+      case LineKind::kBad:
+        out.kind = ReplyEnd::Kind::kMalformed;
+        out.error = "unexpected line " + quote(*line);
+        return out;
+    }
+  }
+}
+
+Result<StatsMap> parse_stats(std::string_view reply) {
+  StatsMap stats;
+  std::size_t pos = 0;
+  for (int number = 1; pos < reply.size(); ++number) {
+    std::size_t next = 0;
+    const auto line = line_at(reply, pos, next);
+    if (!line) break;
+    const Line l = classify(*line);
+    switch (l.kind) {
+      case LineKind::kStat:
+        if (!stats.emplace(l.name, l.value).second) {
+          return fail("stat " + quote(l.name) + " given twice");
+        }
+        break;
+      case LineKind::kEnd:
+        if (next != reply.size()) return fail("bytes after END: " + quote(reply.substr(next)));
+        return stats;
+      case LineKind::kError:
+        return fail("memcached replied " + quote(*line));
+      case LineKind::kBad:
+        return fail("line " + std::to_string(number) + ": unexpected " + quote(*line));
+    }
+    pos = next;
+  }
+  return fail("the reply ends without END");
+}
+
+Result<std::string> parse_version_reply(std::string_view line) {
+  std::string_view text = line;
+  if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+  constexpr std::string_view kPrefix = "VERSION ";
+  if (text.substr(0, kPrefix.size()) != kPrefix || text.size() == kPrefix.size() ||
+      !printable(text)) {
+    return fail("unexpected reply to version: " + quote(text));
+  }
+  return std::string(text.substr(kPrefix.size()));
+}
+
+Result<MemcachedStats> memcached_stats(const StatsMap& m) {
+  MemcachedStats s;
+  if (auto v = m.find("version"); v != m.end()) s.version = v->second;
+  for (const Status& st : {
+           parse_int(m, "pid", s.pid),
+           parse_int(m, "uptime", s.uptime),
+           field(m, "rusage_user", s.rusage_user, "a number of seconds", seconds),
+           field(m, "rusage_system", s.rusage_system, "a number of seconds", seconds),
+           parse_int(m, "threads", s.threads),
+           parse_int(m, "curr_connections", s.curr_connections),
+           parse_int(m, "max_connections", s.max_connections),
+           parse_int(m, "total_connections", s.total_connections),
+           parse_int(m, "rejected_connections", s.rejected_connections),
+           parse_int(m, "connection_structures", s.connection_structures),
+           parse_int(m, "reserved_fds", s.reserved_fds),
+           parse_int(m, "listen_disabled_num", s.listen_disabled_num),
+           parse_int(m, "time_in_listen_disabled_us", s.time_in_listen_disabled_us),
+           parse_int(m, "accepting_conns", s.accepting_conns),
+           parse_int(m, "conn_yields", s.conn_yields),
+           parse_int(m, "bytes", s.bytes),
+           parse_int(m, "limit_maxbytes", s.limit_maxbytes),
+           parse_int(m, "evictions", s.evictions),
+           parse_int(m, "bytes_read", s.bytes_read),
+           parse_int(m, "bytes_written", s.bytes_written),
+       }) {
+    if (!st) return st.error();
+  }
+  return s;
+}
+
+Result<MemcachedSettings> memcached_settings(const StatsMap& m) {
+  MemcachedSettings s;
+  for (const Status& st : {
+           parse_int(m, "maxconns", s.maxconns),
+           parse_int(m, "tcp_backlog", s.tcp_backlog),
+           field(m, "maxconns_fast", s.maxconns_fast, "yes or no", yes_no),
+           parse_int(m, "num_threads", s.num_threads),
+           parse_int(m, "reqs_per_event", s.reqs_per_event),
+       }) {
+    if (!st) return st.error();
+  }
+  return s;
+}
+
+}  // namespace mcb

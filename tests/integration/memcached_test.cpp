@@ -1,0 +1,326 @@
+// The built daemon against real memcached 1.6.18 processes started by the test (on a free port, on
+// ::1 and on a unix socket) and against fake servers for faults memcached cannot produce. Each
+// test runs in its own network namespace.
+
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+
+#include "tests/support/daemon.hpp"
+#include "tests/support/memcached.hpp"
+#include "tests/support/metrics_text.hpp"
+#include "tests/support/netns.hpp"
+#include "tests/support/process.hpp"
+
+using namespace mcb;
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+
+namespace {
+
+struct Target {
+  std::string name;
+  std::string address;
+  std::string probe_interval = "0";
+};
+
+std::string config(const std::vector<Target>& targets, const std::string& interval = "200ms") {
+  std::string out = "interval: " + interval +
+                    "\ncollectors:\n  sockdiag: { enabled: false }\n  netdev: { enabled: false }\n"
+                    "targets:\n";
+  for (const Target& t : targets) {
+    out += "  - { name: " + t.name + ", address: \"" + t.address +
+           "\", probe_interval: " + t.probe_interval + " }\n";
+  }
+  return out;
+}
+
+// The value of `family{target="name"}`.
+std::optional<double> of(const std::string& text, const std::string& family,
+                         const std::string& target) {
+  return test::metric_value(text, family + "{target=\"" + target + "\"}");
+}
+
+std::function<bool(const std::string&)> up_is(const std::string& target, double value) {
+  return [=](const std::string& m) { return of(m, "memcached_up", target) == value; };
+}
+
+double stat(const test::StatsMap& stats, const std::string& name) {
+  return std::stod(stats.at(name));
+}
+
+// Resident memory of the daemon as it reports it.
+double rss(test::Daemon& d) {
+  return test::metric_value(d.metrics(), "process_resident_memory_bytes").value();
+}
+
+}  // namespace
+
+TEST_CASE("memcached: the daemon reports what memcached reports, on a port and on a unix socket",
+          "[integration][memcached]") {
+  test::enter_private_netns();
+  test::TempDir dir;
+  test::Memcached tcp({"-c", "100", "-b", "300", "-t", "3", "-m", "48"});
+  test::Memcached local({"-c", "50", "-b", "200", "-t", "1", "-o", "no_maxconns_fast"},
+                        test::Memcached::Listen::unix_socket(dir.path() + "/mc.sock"));
+  test::Daemon d(config({{"tcp", tcp.address()}, {"local", local.address()}}));
+  const auto m = d.wait_for_metrics(
+      [](const std::string& t) { return up_is("tcp", 1)(t) && up_is("local", 1)(t); });
+  REQUIRE(m.has_value());
+  CHECK(test::metric_value(*m, R"(mcbacklog_collector_success{collector="memcached"})") == 1);
+
+  for (auto [name, mc] : {std::pair{"tcp", &tcp}, std::pair{"local", &local}}) {
+    INFO(name);
+    const test::StatsMap stats = mc->stats();
+    const test::StatsMap settings = mc->settings();
+    CHECK(of(*m, "memcached_max_connections", name) == stat(settings, "maxconns"));
+    CHECK(of(*m, "memcached_listen_backlog", name) == stat(settings, "tcp_backlog"));
+    CHECK(of(*m, "memcached_threads", name) == stat(stats, "threads"));
+    CHECK(of(*m, "memcached_limit_bytes", name) == stat(stats, "limit_maxbytes"));
+    CHECK(of(*m, "memcached_reserved_fds", name) == stat(stats, "reserved_fds"));
+    CHECK(of(*m, "memcached_accepting_connections", name) == 1);
+    CHECK(test::metric_value(*m, "memcached_version{target=\"" + std::string(name) +
+                                     "\",version=\"" + stats.at("version") + "\"}") == 1);
+  }
+  // -c, -b, -t and -m as given on each command line.
+  CHECK(of(*m, "memcached_max_connections", "tcp") == 100);
+  CHECK(of(*m, "memcached_listen_backlog", "tcp") == 300);
+  CHECK(of(*m, "memcached_threads", "tcp") == 3);
+  CHECK(of(*m, "memcached_limit_bytes", "tcp") == 48 * 1024 * 1024);
+  CHECK(of(*m, "memcached_maxconns_fast", "tcp") == 1);
+  CHECK(of(*m, "memcached_connections_rejected_total", "tcp") == 0);
+  CHECK(of(*m, "memcached_max_connections", "local") == 50);
+  CHECK(of(*m, "memcached_listen_backlog", "local") == 200);
+  CHECK(of(*m, "memcached_maxconns_fast", "local") == 0);
+  CHECK_FALSE(of(*m, "memcached_connections_rejected_total", "local").has_value());
+
+  // The CPU ratio needs two answers; it comes with the next run.
+  auto cpu = d.wait_for_metrics([](const std::string& t) {
+    return of(t, "mcbacklog_memcached_cpu_utilization_ratio", "tcp").has_value();
+  });
+  REQUIRE(cpu.has_value());
+  CHECK(*of(*cpu, "mcbacklog_memcached_cpu_utilization_ratio", "tcp") >= 0);
+
+  test::TempDir out;
+  const auto promtool = test::run_command("promtool check metrics < " + out.write("m.txt", *cpu));
+  INFO(promtool.output);
+  CHECK(promtool.exit_code == 0);
+}
+
+TEST_CASE("memcached: memcached's own total_connections shows one daemon connection plus probes",
+          "[integration][memcached]") {
+  test::enter_private_netns();
+  test::Memcached mc;
+  // Raw reads of memcached's stats, counted: each opens a connection and sends 7 bytes.
+  int reads = 0;
+  auto read = [&] {
+    ++reads;
+    return mc.stats();
+  };
+  // Every run sends "stats\r\n" and "stats settings\r\n": 23 bytes in memcached's bytes_read.
+  auto runs_since = [&](const test::StatsMap& before, int reads_before) {
+    const test::StatsMap now = read();
+    return (stat(now, "bytes_read") - stat(before, "bytes_read") - 7 * (reads - reads_before)) / 23;
+  };
+  // Connections memcached accepted since `before` that were not raw reads.
+  auto opened_since = [&](const test::StatsMap& before, int reads_before) {
+    const test::StatsMap now = read();
+    return stat(now, "total_connections") - stat(before, "total_connections") -
+           (reads - reads_before);
+  };
+
+  SECTION("without probes: exactly one connection however many runs") {
+    const test::StatsMap before = read();
+    const int reads_before = reads;
+    test::Daemon d(config({{"main", mc.address()}}, "100ms"));
+    REQUIRE(test::eventually([&] { return runs_since(before, reads_before) >= 20; }));
+    CHECK(opened_since(before, reads_before) == 1);
+  }
+
+  SECTION("with probes: one more connection per probe") {
+    const test::StatsMap before = read();
+    const int reads_before = reads;
+    test::Daemon d(config({{"main", mc.address(), "300ms"}}, "100ms"));
+    REQUIRE(test::eventually([&] { return runs_since(before, reads_before) >= 20; }));
+    auto probes = [&] {
+      const std::string m = d.metrics();
+      return of(m, "mcbacklog_probe_latency_seconds_count", "main").value_or(0) +
+             of(m, "mcbacklog_probe_failures_total", "main").value_or(0);
+    };
+    const double probes_before = probes();
+    const double opened = opened_since(before, reads_before);
+    const double probes_after = probes();
+    INFO("connections opened: " << opened << ", probes " << probes_before << " to "
+                                << probes_after);
+    CHECK(probes_before >= 2);
+    // One stats connection, the probes counted before, perhaps one more in flight.
+    CHECK(opened >= 1 + probes_before);
+    CHECK(opened <= 1 + probes_after + 1);
+    CHECK(of(d.metrics(), "mcbacklog_probe_failures_total", "main") == 0);
+  }
+}
+
+TEST_CASE("memcached: killed and restarted, memcached_up goes 0 then 1 without a daemon restart",
+          "[integration][memcached]") {
+  test::enter_private_netns();
+  test::Memcached mc;
+  test::Daemon d(config({{"main", mc.address(), "200ms"}}));
+  REQUIRE(d.wait_for_metrics(up_is("main", 1)).has_value());
+  mc.kill();
+  const auto down = d.wait_for_metrics(up_is("main", 0));
+  REQUIRE(down.has_value());
+  CHECK_FALSE(of(*down, "memcached_current_connections", "main").has_value());
+  CHECK(test::metric_value(*down, R"(mcbacklog_collector_success{collector="memcached"})") == 0);
+  CHECK(test::eventually([&] {
+    return d.output().find("memcached target main (" + mc.address() + ") is down") !=
+           std::string::npos;
+  }));
+  CHECK(d.wait_for_metrics([](const std::string& m) {
+           return of(m, "mcbacklog_probe_success", "main") == 0;
+         }).has_value());
+
+  mc.restart();
+  const auto back = d.wait_for_metrics(up_is("main", 1));
+  REQUIRE(back.has_value());
+  CHECK(d.process().running());
+  CHECK_THAT(d.output(), Contains("memcached target main (" + mc.address() + ") is up"));
+}
+
+TEST_CASE(
+    "memcached: a stopped memcached costs its own up, scrapes stay fast and netstat keeps "
+    "running",
+    "[integration][memcached]") {
+  test::enter_private_netns();
+  test::Memcached mc;
+  test::Daemon d(config({{"main", mc.address(), "200ms"}}));
+  const auto before = d.wait_for_metrics(up_is("main", 1));
+  REQUIRE(before.has_value());
+  const double connections = *of(*before, "memcached_connections_total", "main");
+
+  mc.pause();
+  REQUIRE(d.wait_for_metrics(up_is("main", 0)).has_value());
+  const double opens = test::metric_value(d.metrics(), "mcbacklog_tcp_passive_opens_total").value();
+  // Connections to a listener of the test's own: the netstat collector must see them.
+  {
+    test::FakeServer listener([](test::FakeConnection&) {});
+    for (int i = 0; i < 5; ++i) test::RawConnection client(listener.address());
+  }
+  // Every scrape must answer within a 2 s client deadline while memcached is stopped.
+  double slowest = 0;
+  bool seen = false;
+  for (int i = 0; i < 100 && !seen; ++i) {
+    auto r = test::http_get("127.0.0.1", d.port(), "/metrics", {}, 2s);
+    REQUIRE(r.ok());
+    REQUIRE(r->status == 200);
+    slowest = std::max(slowest, r->seconds);
+    CHECK(of(r->body, "memcached_up", "main") == 0);
+    seen = test::metric_value(r->body, "mcbacklog_tcp_passive_opens_total") >= opens + 5 &&
+           test::metric_value(r->body, R"(mcbacklog_collector_success{collector="netstat"})") == 1;
+    ::usleep(50'000);
+  }
+  INFO("slowest scrape while memcached was stopped: " << slowest << " s");
+  CHECK(seen);
+  CHECK_THAT(d.output(), Contains("no reply to stats within 100ms"));
+
+  // Resumed, it answers on the connection the daemon already had.
+  mc.resume();
+  const auto after = d.wait_for_metrics(up_is("main", 1));
+  REQUIRE(after.has_value());
+  const double probes = of(*after, "mcbacklog_probe_latency_seconds_count", "main").value() +
+                        of(*after, "mcbacklog_probe_failures_total", "main").value();
+  // No stats reconnect: new connections are all probes (perhaps one in flight).
+  CHECK(*of(*after, "memcached_connections_total", "main") - connections <= probes + 1);
+}
+
+TEST_CASE("memcached: hostile servers give up 0 with a reason and bounded memory, the rest goes on",
+          "[integration][memcached]") {
+  test::enter_private_netns();
+  test::Memcached real;
+  test::FakeServer endless(test::fake::endless_line());
+  test::FakeServer cut(test::fake::close_mid_reply());
+  test::FakeServer silent(test::fake::half_reply_then_silence());
+  test::FakeServer garbage(test::fake::binary_garbage());
+  test::FakeServer huge(test::fake::huge_reply(8 << 20));
+  test::FakeServer no_settings(test::fake::without_settings({{"pid", "1"}, {"version", "9.9"}}));
+  test::Daemon d(config({{"real", real.address()},
+                         {"endless", endless.address()},
+                         {"cut", cut.address()},
+                         {"silent", silent.address()},
+                         {"garbage", garbage.address()},
+                         {"huge", huge.address()},
+                         {"no_settings", no_settings.address()}}));
+  const auto first = d.wait_for_metrics(up_is("real", 1));
+  REQUIRE(first.has_value());
+  const double rss_before = rss(d);
+
+  // The endless line keeps coming on every reconnect; memory must not follow it.
+  REQUIRE(
+      test::eventually([&] { return endless.connections() >= 3 && cut.connections() >= 3; }, 30s));
+  const auto m = d.wait_for_metrics([](const std::string& t) {
+    for (const char* name : {"endless", "cut", "silent", "garbage", "huge"}) {
+      if (!up_is(name, 0)(t)) return false;
+    }
+    return up_is("real", 1)(t) && up_is("no_settings", 1)(t);
+  });
+  REQUIRE(m.has_value());
+  const double rss_after = rss(d);
+  INFO("RSS " << rss_before << " -> " << rss_after << " bytes; the endless line sent "
+              << endless.bytes_sent() << " bytes over " << endless.connections() << " connections");
+  CHECK(rss_after < rss_before + 16.0 * 1024 * 1024);
+  CHECK(test::metric_value(*m, R"(mcbacklog_collector_success{collector="memcached"})") == 0);
+  CHECK(test::metric_value(*m, R"(mcbacklog_collector_success{collector="netstat"})") == 1);
+  // Without stats settings a target stays up; only the settings series are missing.
+  CHECK(test::metric_value(*m, R"(memcached_version{target="no_settings",version="9.9"})") == 1);
+  CHECK_FALSE(of(*m, "memcached_listen_backlog", "no_settings").has_value());
+  CHECK(of(*m, "memcached_listen_backlog", "real").has_value());
+
+  // One line per reason, rate-limited: the endless target does not flood the log.
+  const std::string log = d.output();
+  CHECK_THAT(log, Contains("memcached target endless (" + endless.address() +
+                           ") is down: protocol error: a line longer than 4096 bytes"));
+  CHECK_THAT(log, Contains("memcached target cut (" + cut.address() +
+                           ") is down: memcached closed the connection"));
+  CHECK_THAT(log, Contains("memcached target silent (" + silent.address() +
+                           ") is down: no reply to stats within 100ms"));
+  CHECK_THAT(log, Contains("memcached target garbage (" + garbage.address() +
+                           ") is down: protocol error: unexpected line"));
+  CHECK_THAT(log, Contains("memcached target huge (" + huge.address() +
+                           ") is down: protocol error: a reply longer than 65536 bytes"));
+  CHECK_THAT(log, Contains("memcached target no_settings (" + no_settings.address() +
+                           "): stats settings failed"));
+  std::size_t lines = 0;
+  for (auto p = log.find("target endless"); p != std::string::npos;
+       p = log.find("target endless", p + 1)) {
+    ++lines;
+  }
+  CHECK(lines <= 2);
+}
+
+TEST_CASE("memcached: a target removed on reload leaves /metrics and the probe histogram restarts",
+          "[integration][memcached][reload]") {
+  test::enter_private_netns();
+  test::Memcached a;
+  test::Memcached b;
+  test::Daemon d(config({{"a", a.address(), "100ms"}, {"b", b.address(), "100ms"}}));
+  const auto both = d.wait_for_metrics([](const std::string& m) {
+    return of(m, "mcbacklog_probe_latency_seconds_count", "a") >= 5 && up_is("b", 1)(m);
+  });
+  REQUIRE(both.has_value());
+  const double probes = *of(*both, "mcbacklog_probe_latency_seconds_count", "a");
+
+  std::ofstream(d.config_path()) << config({{"a", a.address(), "100ms"}});
+  d.process().signal(SIGHUP);
+  // No scrape falls in a gap between the old collectors and the new.
+  int gaps = 0;
+  const auto after = d.wait_for_metrics([&](const std::string& m) {
+    if (!up_is("a", 1)(m)) ++gaps;
+    const auto count = of(m, "mcbacklog_probe_latency_seconds_count", "a");
+    return m.find("target=\"b\"") == std::string::npos && count && *count < probes;
+  });
+  REQUIRE(after.has_value());
+  CHECK(gaps == 0);
+  CHECK_THAT(d.output(), Contains("configuration reloaded"));
+}
