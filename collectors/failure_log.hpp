@@ -22,6 +22,8 @@ class FailureLog {
     return log;
   }
 
+  bool failing() const { return !reason_.empty(); }
+
   // Records a success; true when it ends a failure (log the recovery once).
   bool succeeded() {
     const bool was_failing = !reason_.empty();

@@ -82,9 +82,8 @@ void Scheduler::finish(std::size_t index, std::uint64_t cycle, const Status& sta
   s.success = status.ok();
   if (!status.ok()) {
     record_failure(s, status.error().message);
-  } else if (!s.last_error.empty()) {
+  } else if (s.log.succeeded()) {
     spdlog::info("collector {} recovered", s.collector->name());
-    s.last_error.clear();
   }
   if (cycle == cycle_ && cycle_open_) {
     --pending_;
@@ -100,12 +99,9 @@ void Scheduler::maybe_end_cycle() {
 }
 
 void Scheduler::record_failure(Slot& s, const std::string& reason) {
-  const auto now = Clock::now();
-  if (reason != s.last_error || now - s.last_logged >= std::chrono::minutes(1)) {
+  if (s.log.failed(reason, Clock::now())) {
     spdlog::warn("collector {} failed: {}", s.collector->name(), reason);
-    s.last_logged = now;
   }
-  s.last_error = reason;
 }
 
 std::vector<prometheus::MetricFamily> Scheduler::Collect() const {
@@ -115,7 +111,7 @@ std::vector<prometheus::MetricFamily> Scheduler::Collect() const {
       gauge("mcbacklog_collector_duration_seconds", "Wall-clock time of the collector's last run.");
   for (const Slot& s : slots_) {
     Labels labels{{"collector", std::string(s.collector->name())}};
-    if (s.ran || !s.last_error.empty()) success.add(s.success ? 1 : 0, labels);
+    if (s.ran || s.log.failing()) success.add(s.success ? 1 : 0, labels);
     if (s.ran) duration.add(s.duration_seconds, labels);
   }
   Families out;

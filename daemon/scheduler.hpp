@@ -22,6 +22,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "collectors/collector.hpp"
+#include "collectors/failure_log.hpp"
 #include "config/duration.hpp"
 
 namespace mcb {
@@ -54,17 +55,14 @@ class Scheduler : public prometheus::Collectable, public std::enable_shared_from
     bool ran = false;  // a run has finished at least once
     bool success = false;
     double duration_seconds = 0;
-    // Failure logging: the first failure and every change of reason at once, then at most one
-    // line a minute while the reason stays the same.
-    std::string last_error;
-    Clock::time_point last_logged;
+    FailureLog log;
   };
 
   void arm_timer();
   void start_cycle();
   void finish(std::size_t index, std::uint64_t cycle, const Status& status);
   void maybe_end_cycle();
-  void record_failure(Slot& slot, const std::string& reason);
+  static void record_failure(Slot& slot, const std::string& reason);
 
   boost::asio::steady_timer timer_;
   Duration interval_;
