@@ -315,6 +315,12 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c) {
                                              w.integer<std::uint16_t>(item, ip, port, 1, 65535);
                                              if (port != 0) s.ports.push_back(port);
                                            });
+                                if (s.ports.size() > SockdiagConfig::kMaxPorts) {
+                                  w.error(v.Mark(), r,
+                                          std::to_string(s.ports.size()) + " ports; at most " +
+                                              std::to_string(SockdiagConfig::kMaxPorts) +
+                                              " fit in the kernel-side filter");
+                                }
                               }},
                              {"top_clients",
                               [&](auto& v, auto& r) { w.integer(v, r, s.top_clients, 1, 1000); }},

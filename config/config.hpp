@@ -37,6 +37,9 @@ struct SysctlConfig {
 };
 
 struct SockdiagConfig {
+  // The most ports one kernel-side filter holds (collectors/inet_diag.hpp).
+  static constexpr std::size_t kMaxPorts = 4096;
+
   bool enabled = true;
   std::vector<std::uint16_t> ports;  // empty: the ports of the TCP targets
   int top_clients = 10;

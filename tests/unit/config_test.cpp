@@ -133,6 +133,10 @@ TEST_CASE("config: an out-of-range value is an error naming the range", "[config
       Contains("test.yaml:3:18: collectors.sockdiag.top_clients: 0 is out of range (1 to 1000)"));
   CHECK_THAT(error_of("collectors:\n  sockdiag:\n    ports: [11211, 70000]\n"),
              Contains("test.yaml:3:20: collectors.sockdiag.ports[1]: 70000 is out of range"));
+  std::string many = "collectors:\n  sockdiag:\n    ports: [1";
+  for (int p = 2; p <= 4097; ++p) many += ", " + std::to_string(p);
+  CHECK_THAT(error_of(many + "]\n"),
+             Contains("test.yaml:3:12: collectors.sockdiag.ports: 4097 ports; at most 4096 fit"));
   CHECK_THAT(error_of("interval: 10ms\n"),
              Contains("test.yaml:1:11: interval: 10ms is out of range"));
   CHECK_THAT(error_of("thresholds:\n  MaxConnectionsNear: { warning: -1 }\n"),

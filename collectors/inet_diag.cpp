@@ -1,0 +1,187 @@
+#include "collectors/inet_diag.hpp"
+
+#include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+namespace mcb {
+namespace {
+
+template <class T>
+void append(std::vector<std::byte>& out, const T& value) {
+  const auto* p = reinterpret_cast<const std::byte*>(&value);
+  out.insert(out.end(), p, p + sizeof value);
+}
+
+// The datagram may sit at any alignment, so structs are copied out rather than cast in place.
+template <class T>
+T load(std::span<const std::byte> bytes) {
+  T value;
+  std::memcpy(&value, bytes.data(), sizeof value);
+  return value;
+}
+
+IpAddress address_of(std::uint8_t family, const __be32 (&words)[4]) {
+  IpAddress a;
+  a.family = family;
+  std::memcpy(a.bytes.data(), words, family == AF_INET ? 4 : 16);
+  return a;
+}
+
+}  // namespace
+
+IpAddress canonical(const IpAddress& a) {
+  static constexpr std::uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (a.family != AF_INET6 || std::memcmp(a.bytes.data(), kMappedPrefix, 12) != 0) return a;
+  IpAddress v4;
+  v4.family = AF_INET;
+  std::memcpy(v4.bytes.data(), a.bytes.data() + 12, 4);
+  return v4;
+}
+
+std::string to_string(const IpAddress& address) {
+  const IpAddress a = canonical(address);
+  char text[INET6_ADDRSTRLEN] = {};
+  if (::inet_ntop(a.family, a.bytes.data(), text, sizeof text) == nullptr) return "?";
+  return text;
+}
+
+std::string_view tcp_state_name(int state) {
+  static constexpr std::string_view kNames[] = {
+      "unknown",   "established", "syn_sent",   "syn_recv", "fin_wait1", "fin_wait2",
+      "time_wait", "close",       "close_wait", "last_ack", "listen",    "closing"};
+  if (state < 0 || state > TCP_CLOSING) return kNames[0];
+  return kNames[state];
+}
+
+Result<std::vector<std::byte>> compile_port_filter(std::span<const std::uint16_t> ports) {
+  if (ports.empty()) return fail("a port filter needs at least one port");
+  if (ports.size() > kMaxFilterPorts) {
+    return fail(std::to_string(ports.size()) + " ports do not fit in one kernel filter (at most " +
+                std::to_string(kMaxFilterPorts) + ")");
+  }
+  // The kernel runs the ops in order: each jumps `yes` bytes forward when its condition holds and
+  // `no` bytes otherwise; landing exactly on the end accepts the socket, jumping past it rejects.
+  // It also checks that every `no` target is reachable through the `yes` chain, so "a or b" is
+  //   [S_EQ a; yes 8, no 12] [port a] [JMP; no: to the end] [S_EQ b; yes 8, no 12] [port b]
+  // where a match falls through to the JMP that accepts, and a miss skips it to the next test;
+  // the last test's miss jumps 4 bytes past the end.
+  constexpr std::uint16_t kTest = 2 * sizeof(inet_diag_bc_op);  // S_EQ and its port
+  constexpr std::uint16_t kJump = sizeof(inet_diag_bc_op);
+  const std::size_t total = ports.size() * (kTest + kJump) - kJump;
+  std::vector<std::byte> bc;
+  bc.reserve(total);
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    append(bc, inet_diag_bc_op{INET_DIAG_BC_S_EQ, kTest, kTest + kJump});
+    append(bc, inet_diag_bc_op{0, 0, ports[i]});
+    if (i + 1 < ports.size()) {
+      const auto to_end = static_cast<std::uint16_t>(total - bc.size());
+      append(bc, inet_diag_bc_op{INET_DIAG_BC_JMP, kJump, to_end});
+    }
+  }
+  return bc;
+}
+
+std::vector<std::byte> encode_request(const DiagRequest& request, std::uint32_t seq) {
+  const std::size_t attr_len = request.bytecode.empty() ? 0 : NLA_HDRLEN + request.bytecode.size();
+  nlmsghdr h{};
+  h.nlmsg_len =
+      static_cast<std::uint32_t>(NLMSG_LENGTH(sizeof(inet_diag_req_v2)) + NLA_ALIGN(attr_len));
+  h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  h.nlmsg_seq = seq;
+  inet_diag_req_v2 r{};
+  r.sdiag_family = static_cast<std::uint8_t>(request.family);
+  r.sdiag_protocol = IPPROTO_TCP;
+  r.idiag_states = request.states;
+  std::vector<std::byte> out;
+  out.reserve(h.nlmsg_len);
+  append(out, h);
+  append(out, r);
+  if (attr_len != 0) {
+    nlattr a{};
+    a.nla_len = static_cast<std::uint16_t>(attr_len);
+    a.nla_type = INET_DIAG_REQ_BYTECODE;
+    append(out, a);
+    out.insert(out.end(), request.bytecode.begin(), request.bytecode.end());
+  }
+  out.resize(h.nlmsg_len);  // zero padding to the netlink alignment
+  return out;
+}
+
+Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::uint32_t seq,
+                                     std::vector<DiagSocket>& out) {
+  std::size_t offset = 0;
+  while (offset < datagram.size()) {
+    const std::string at = "netlink message at byte " + std::to_string(offset);
+    const auto rest = datagram.subspan(offset);
+    if (rest.size() < sizeof(nlmsghdr)) {
+      return fail(at + ": truncated header (" + std::to_string(rest.size()) + " bytes)");
+    }
+    const auto h = load<nlmsghdr>(rest);
+    if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > rest.size()) {
+      return fail(at + ": length " + std::to_string(h.nlmsg_len) + " does not fit the " +
+                  std::to_string(rest.size()) + " bytes left");
+    }
+    if (h.nlmsg_seq != seq) {
+      return fail(at + ": reply to request " + std::to_string(h.nlmsg_seq) + ", expected " +
+                  std::to_string(seq));
+    }
+    const auto payload = rest.subspan(sizeof(nlmsghdr), h.nlmsg_len - sizeof(nlmsghdr));
+    switch (h.nlmsg_type) {
+      case NLMSG_DONE: {
+        // Since Linux 4.x the status of the dump follows; older kernels send an empty payload.
+        if (payload.size() >= sizeof(int)) {
+          const int status = load<int>(payload);
+          if (status < 0)
+            return fail("the kernel ended the dump with: " + std::string(std::strerror(-status)));
+        }
+        return DumpProgress::done;
+      }
+      case NLMSG_ERROR: {
+        if (payload.size() < sizeof(int)) return fail(at + ": truncated error message");
+        const int error = load<int>(payload);
+        if (error < 0) {
+          return fail("the kernel refused the request: " + std::string(std::strerror(-error)));
+        }
+        break;  // 0 acknowledges a request
+      }
+      case NLMSG_NOOP:
+        break;
+      case NLMSG_OVERRUN:
+        return fail(at + ": the kernel reports lost data (NLMSG_OVERRUN)");
+      case SOCK_DIAG_BY_FAMILY: {
+        if (payload.size() < sizeof(inet_diag_msg)) {
+          return fail(at + ": truncated inet_diag_msg (" + std::to_string(payload.size()) + " of " +
+                      std::to_string(sizeof(inet_diag_msg)) + " bytes)");
+        }
+        const auto m = load<inet_diag_msg>(payload);
+        if (m.idiag_family != AF_INET && m.idiag_family != AF_INET6) {
+          return fail(at + ": address family " + std::to_string(m.idiag_family) + " in a TCP dump");
+        }
+        DiagSocket s;
+        s.state = m.idiag_state;
+        s.local = address_of(m.idiag_family, m.id.idiag_src);
+        s.remote = address_of(m.idiag_family, m.id.idiag_dst);
+        s.local_port = ntohs(m.id.idiag_sport);
+        s.remote_port = ntohs(m.id.idiag_dport);
+        s.rqueue = m.idiag_rqueue;
+        s.wqueue = m.idiag_wqueue;
+        out.push_back(s);
+        break;  // attributes (extensions) follow; none were asked for
+      }
+      default:
+        return fail(at + ": unexpected message type " + std::to_string(h.nlmsg_type));
+    }
+    offset += std::min<std::size_t>(NLMSG_ALIGN(h.nlmsg_len), rest.size());
+  }
+  return DumpProgress::more;
+}
+
+}  // namespace mcb

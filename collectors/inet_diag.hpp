@@ -1,0 +1,83 @@
+#pragma once
+// The inet_diag protocol of NETLINK_SOCK_DIAG as pure functions over bytes: the port filter
+// compiled to the kernel's bytecode, a dump request for TCP sockets, and the parser of the
+// kernel's reply. No I/O here (collectors/netlink.hpp sends and receives), so tests build the
+// kernel's replies themselves. Pure functions and plain values: thread-safe.
+
+#include <array>
+#include <compare>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace mcb {
+
+struct IpAddress {
+  int family = 0;                        // AF_INET or AF_INET6
+  std::array<std::uint8_t, 16> bytes{};  // network byte order; AF_INET uses the first 4
+
+  auto operator<=>(const IpAddress&) const = default;
+};
+
+// An IPv4-mapped IPv6 address (::ffff:a.b.c.d, how a dual-stack listener sees IPv4 peers) as
+// the IPv4 address it stands for; any other address unchanged.
+IpAddress canonical(const IpAddress& address);
+
+// The text inet_ntop writes ("127.0.0.2", "::1"), of the canonical address.
+std::string to_string(const IpAddress& address);
+
+// One socket of a dump as the kernel reports it (struct inet_diag_msg).
+struct DiagSocket {
+  std::uint8_t state = 0;  // TCP_ESTABLISHED ... TCP_CLOSING from <netinet/tcp.h>
+  IpAddress local;
+  IpAddress remote;
+  std::uint16_t local_port = 0;  // host byte order
+  std::uint16_t remote_port = 0;
+  // LISTEN: the accept queue's length and its maximum (ss -ltn Recv-Q and Send-Q). Other
+  // states: bytes received but not read by the application, and bytes sent but not acknowledged.
+  std::uint32_t rqueue = 0;
+  std::uint32_t wqueue = 0;
+};
+
+// Bit masks of TCP states for DiagRequest::states.
+constexpr std::uint32_t tcp_state_bit(int state) { return std::uint32_t{1} << state; }
+inline constexpr std::uint32_t kAllTcpStates = 0xffffffff;
+
+// The lower-case name of a TCP state ("established", "time_wait"); "unknown" past TCP_CLOSING.
+std::string_view tcp_state_name(int state);
+
+// The most ports one filter holds: each takes 12 bytes and the kernel's jump offsets are 16 bits.
+inline constexpr std::size_t kMaxFilterPorts = 4096;
+
+// Compiles "the local port is one of `ports`" to inet_diag bytecode, which the kernel runs on
+// each socket so that only matching sockets are copied out. Errors: no ports (a filter that
+// matches nothing is a mistake, not a request), or more than kMaxFilterPorts.
+Result<std::vector<std::byte>> compile_port_filter(std::span<const std::uint16_t> ports);
+
+struct DiagRequest {
+  int family = 0;                   // AF_INET or AF_INET6: the kernel dumps one family per request
+  std::uint32_t states = 0;         // tcp_state_bit(TCP_LISTEN) | ...
+  std::vector<std::byte> bytecode;  // from compile_port_filter; empty: every socket
+};
+
+// The netlink message of one TCP dump request (inet_diag_req_v2, bytecode as
+// INET_DIAG_REQ_BYTECODE) with sequence number `seq`.
+std::vector<std::byte> encode_request(const DiagRequest& request, std::uint32_t seq);
+
+enum class DumpProgress { more, done };
+
+// Parses one datagram of a dump reply, appending its sockets to `out`. A dump spans many
+// datagrams; the one holding NLMSG_DONE returns `done`, every other `more`. Errors (the dump
+// must then be abandoned): a message cut short or whose length runs past the datagram, a
+// sequence number other than `seq`, NLMSG_ERROR or a negative NLMSG_DONE status from the kernel
+// (its errno in words), NLMSG_OVERRUN, a message type or address family a TCP dump never has.
+// Messages after NLMSG_DONE are ignored, as is an NLMSG_ERROR of 0 (an acknowledgement).
+Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::uint32_t seq,
+                                     std::vector<DiagSocket>& out);
+
+}  // namespace mcb

@@ -1,0 +1,87 @@
+#include "collectors/netlink.hpp"
+
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+namespace mcb {
+namespace {
+
+// Larger than the 32 KiB the kernel puts in one dump datagram, so none is ever cut.
+constexpr std::size_t kReceiveBuffer = 64 * 1024;
+
+std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+
+}  // namespace
+
+SockDiagSocket::~SockDiagSocket() { close(); }
+
+void SockDiagSocket::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Status SockDiagSocket::open() {
+  fd_ = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_SOCK_DIAG);
+  if (fd_ < 0) return fail(errno_text("cannot open a NETLINK_SOCK_DIAG socket"));
+  buffer_.resize(kReceiveBuffer);
+  return ok_status();
+}
+
+Status SockDiagSocket::dump(const DiagRequest& request, Clock::time_point deadline,
+                            std::vector<DiagSocket>& out) {
+  if (fd_ < 0) {
+    if (auto opened = open(); !opened) return opened;
+  }
+  // Any failure leaves the dump half-read: close so the next dump starts on a clean socket.
+  auto failed = [this](std::string message) -> Status {
+    close();
+    return fail("sock_diag: " + std::move(message));
+  };
+  const std::uint32_t seq = ++seq_;
+  const std::vector<std::byte> message = encode_request(request, seq);
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  for (;;) {
+    const ssize_t n = ::sendto(fd_, message.data(), message.size(), 0,
+                               reinterpret_cast<const sockaddr*>(&kernel), sizeof kernel);
+    if (n == static_cast<ssize_t>(message.size())) break;
+    if (n < 0 && errno == EINTR) continue;
+    return failed(n < 0 ? errno_text("send") : "short send");
+  }
+  const std::size_t first = out.size();
+  for (;;) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      return failed("dump not finished within its deadline after " +
+                    std::to_string(out.size() - first) + " sockets");
+    }
+    pollfd p{fd_, POLLIN, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno != EINTR) return failed(errno_text("poll"));
+    if (ready <= 0) continue;  // EINTR or the deadline: checked at the top
+    iovec iov{buffer_.data(), buffer_.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    const ssize_t n = ::recvmsg(fd_, &msg, 0);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return failed(errno_text("receive"));
+    }
+    if (n == 0) return failed("the kernel closed the dump without NLMSG_DONE");
+    if ((msg.msg_flags & MSG_TRUNC) != 0) return failed("a reply datagram was truncated");
+    auto progress =
+        parse_inet_diag(std::span(buffer_).first(static_cast<std::size_t>(n)), seq, out);
+    if (!progress) return failed(progress.error().message);
+    if (*progress == DumpProgress::done) return ok_status();
+  }
+}
+
+}  // namespace mcb

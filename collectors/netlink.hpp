@@ -1,0 +1,49 @@
+#pragma once
+// SockDiagSocket: a NETLINK_SOCK_DIAG socket that runs inet_diag dumps synchronously on the
+// calling thread, each bounded by a deadline. Owned by one collector; not thread-safe.
+//
+// Why synchronous rather than a non-blocking socket on the event loop: the kernel builds each
+// part of a dump inside our own recvmsg() call (netlink_recvmsg runs the next netlink_dump step
+// once the previous part is read), so there is never anything to wait for. An asynchronous
+// socket would be reported ready at once for every part and spend the same CPU on the same loop
+// thread, adding states but no concurrency. What needs a bound is the work, so every dump has a
+// deadline checked before each receive (poll() with the time left, for the case of a kernel that
+// stops answering) and fails when it passes; the socket is then closed so the rest of that dump
+// is discarded and the next one starts clean. One receive returns at most 32 KiB (about 300
+// sockets), so a dump overruns its deadline by one such step at most. bench/sockdiag_poll.sh
+// measures a whole dump against the number of sockets (README "Benchmarks").
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "collectors/inet_diag.hpp"
+#include "common/result.hpp"
+
+namespace mcb {
+
+class SockDiagSocket {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  SockDiagSocket() = default;
+  ~SockDiagSocket();
+  SockDiagSocket(const SockDiagSocket&) = delete;
+  SockDiagSocket& operator=(const SockDiagSocket&) = delete;
+
+  // Runs one dump and appends every socket it reports to `out`. The socket is opened on first
+  // use. Errors: no netlink socket can be opened, the kernel refuses the request, a malformed
+  // reply (see parse_inet_diag), or `deadline` passing before the dump ends; `out` then holds the
+  // part read so far and must not be used.
+  Status dump(const DiagRequest& request, Clock::time_point deadline, std::vector<DiagSocket>& out);
+
+ private:
+  Status open();
+  void close();
+
+  int fd_ = -1;
+  std::uint32_t seq_ = 0;
+  std::vector<std::byte> buffer_;
+};
+
+}  // namespace mcb

@@ -1,0 +1,253 @@
+#include "collectors/sockdiag.hpp"
+
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+
+#include "collectors/families.hpp"
+
+namespace mcb {
+
+static_assert(SockdiagConfig::kMaxPorts <= kMaxFilterPorts,
+              "the configuration must not accept more ports than one filter holds");
+
+namespace {
+
+// Remote addresses of one port with their ESTABLISHED connection counts.
+using ClientCounts = std::map<IpAddress, std::uint64_t>;
+
+void fill_clients(PortSample& port, const ClientCounts& counts, int top) {
+  std::vector<std::pair<IpAddress, std::uint64_t>> ranked(counts.begin(), counts.end());
+  // Most connections first; the map's address order breaks ties, so the choice is stable.
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  port.clients = ranked.size();
+  for (std::size_t i = 0; i < ranked.size(); ++i) {
+    if (i < static_cast<std::size_t>(top)) {
+      port.top_clients.push_back({to_string(ranked[i].first), ranked[i].second});
+    } else {
+      port.other_clients_connections += ranked[i].second;
+    }
+  }
+}
+
+}  // namespace
+
+SockdiagSample sockdiag_sample(std::span<const DiagSocket> sockets, const SockdiagOptions& options,
+                               const ListenerPeaks& peaks) {
+  SockdiagSample out;
+  std::map<ListenerKey, ListenerSample> listeners;
+  std::vector<ClientCounts> clients(options.ports.size());
+  out.ports.resize(options.ports.size());
+  for (std::size_t i = 0; i < options.ports.size(); ++i) {
+    out.ports[i].port = options.ports[i];
+    for (int state = TCP_ESTABLISHED; state <= TCP_CLOSING; ++state) {
+      if (state != TCP_LISTEN) out.ports[i].connections[std::string(tcp_state_name(state))] = 0;
+    }
+  }
+  for (const DiagSocket& s : sockets) {
+    const auto watched = std::lower_bound(options.ports.begin(), options.ports.end(), s.local_port);
+    if (watched == options.ports.end() || *watched != s.local_port) continue;
+    if (s.state == TCP_LISTEN) {
+      const IpAddress address = canonical(s.local);
+      ListenerSample& l = listeners[{s.local_port, address}];
+      l.address = to_string(address);
+      l.port = s.local_port;
+      l.queue_length += s.rqueue;
+      l.queue_max += s.wqueue;
+      continue;
+    }
+    const auto index = static_cast<std::size_t>(watched - options.ports.begin());
+    PortSample& port = out.ports[index];
+    ++port.connections[std::string(tcp_state_name(s.state))];
+    if (s.state == TCP_ESTABLISHED) ++clients[index][canonical(s.remote)];
+    if (s.wqueue > options.send_queue_threshold_bytes) ++port.send_queue_blocked;
+  }
+  for (std::size_t i = 0; i < out.ports.size(); ++i) {
+    fill_clients(out.ports[i], clients[i], options.top_clients);
+  }
+  for (auto& [key, l] : listeners) {
+    const auto peak = peaks.find(key);
+    l.queue_peak = std::max(l.queue_length, peak == peaks.end() ? 0 : peak->second);
+    out.listeners.push_back(std::move(l));
+  }
+  return out;
+}
+
+Families sockdiag_families(const SockdiagSample& s, Duration sample_interval,
+                           Duration peak_window) {
+  auto length = gauge("mcbacklog_accept_queue_length",
+                      "Connections the kernel completed that wait for the application's accept() "
+                      "(idiag_rqueue of the LISTEN socket; ss -ltn Recv-Q).");
+  auto max = gauge("mcbacklog_accept_queue_max",
+                   "Capacity of the listener's accept queue: min(listen() backlog, "
+                   "net.core.somaxconn) (idiag_wqueue; ss -ltn Send-Q). 0 means the application "
+                   "called listen(fd, 0) to stop accepting (memcached does when out of "
+                   "connections).");
+  auto peak =
+      gauge("mcbacklog_accept_queue_peak",
+            "Largest accept queue length sampled every " + format_duration(sample_interval) +
+                " over the last " + format_duration(peak_window) + ".");
+  for (const ListenerSample& l : s.listeners) {
+    const Labels labels{{"address", l.address}, {"port", std::to_string(l.port)}};
+    length.add(l.queue_length, labels);
+    max.add(l.queue_max, labels);
+    peak.add(l.queue_peak, labels);
+  }
+  auto connections =
+      gauge("mcbacklog_connections", "Server-side TCP sockets on the port (local port), by state.");
+  auto per_client = gauge("mcbacklog_client_connections",
+                          "ESTABLISHED connections on the port from each of the clients holding "
+                          "the most; the rest are summed as client=\"other\".");
+  auto clients = gauge("mcbacklog_clients",
+                       "Distinct client addresses with an ESTABLISHED connection on the port.");
+  auto blocked = gauge("mcbacklog_connections_send_queue_blocked",
+                       "Server-side sockets on the port whose send queue holds more than "
+                       "send_queue_threshold_bytes: clients not reading their replies.");
+  for (const PortSample& p : s.ports) {
+    const std::string port = std::to_string(p.port);
+    for (const auto& [state, count] : p.connections) {
+      connections.add(static_cast<double>(count), {{"port", port}, {"state", state}});
+    }
+    for (const ClientConnections& c : p.top_clients) {
+      per_client.add(static_cast<double>(c.connections), {{"port", port}, {"client", c.client}});
+    }
+    per_client.add(static_cast<double>(p.other_clients_connections),
+                   {{"port", port}, {"client", "other"}});
+    clients.add(static_cast<double>(p.clients), {{"port", port}});
+    blocked.add(static_cast<double>(p.send_queue_blocked), {{"port", port}});
+  }
+  Families out;
+  for (FamilyBuilder* f : {&length, &max, &peak, &connections, &per_client, &clients, &blocked}) {
+    std::move(*f).into(out);
+  }
+  return out;
+}
+
+void PeakWindow::add(Clock::time_point at, std::uint32_t value) {
+  // A value that is not above a later one can never be the peak again.
+  while (!decreasing_.empty() && decreasing_.back().second <= value) decreasing_.pop_back();
+  decreasing_.emplace_back(at, value);
+}
+
+std::uint32_t PeakWindow::peak(Clock::time_point now) {
+  while (!decreasing_.empty() && decreasing_.front().first <= now - window_) {
+    decreasing_.pop_front();
+  }
+  return decreasing_.empty() ? 0 : decreasing_.front().second;
+}
+
+SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const SockdiagConfig& config,
+                                     std::vector<std::uint16_t> watched_ports, Duration interval)
+    : timer_(io),
+      interval_(interval),
+      sample_interval_(config.sample_interval),
+      peak_window_(config.peak_window) {
+  std::sort(watched_ports.begin(), watched_ports.end());
+  watched_ports.erase(std::unique(watched_ports.begin(), watched_ports.end()), watched_ports.end());
+  options_.ports = std::move(watched_ports);
+  options_.top_clients = config.top_clients;
+  options_.send_queue_threshold_bytes = config.send_queue_threshold_bytes;
+  if (!options_.ports.empty()) {
+    auto filter = compile_port_filter(options_.ports);
+    if (filter) {
+      filter_ = std::move(*filter);
+    } else {
+      filter_error_ = filter.error().message;
+    }
+  }
+}
+
+Status SockdiagCollector::dump(std::uint32_t states, Duration budget,
+                               std::vector<DiagSocket>& out) {
+  const auto deadline = Clock::now() + budget;
+  for (const int family : {AF_INET, AF_INET6}) {
+    if (auto st = socket_.dump({family, states, filter_}, deadline, out); !st) return st;
+  }
+  return ok_status();
+}
+
+void SockdiagCollector::collect(Done done) {
+  if (options_.ports.empty()) {  // nothing to watch: no dump, no series
+    last_ = SockdiagSample{};
+    publish({});
+    done(ok_status());
+    return;
+  }
+  if (filter_error_) {
+    done(fail(*filter_error_));
+    return;
+  }
+  if (!sampling_ && !stopped_) {
+    sampling_ = true;
+    timer_.expires_after(sample_interval_);
+    arm_sampler();
+  }
+  std::vector<DiagSocket> sockets;
+  if (auto st = dump(kAllTcpStates, interval_ / 2, sockets); !st) {
+    last_.reset();
+    publish({});
+    done(st);
+    return;
+  }
+  SockdiagSample sample =
+      sockdiag_sample(sockets, options_, observe_listeners(sockets, Clock::now()));
+  publish(sockdiag_families(sample, sample_interval_, peak_window_));
+  last_ = std::move(sample);
+  if (sampler_error_) {
+    done(fail("accept-queue sampler: " + *sampler_error_));
+    sampler_error_.reset();
+    return;
+  }
+  done(ok_status());
+}
+
+void SockdiagCollector::stop() {
+  stopped_ = true;
+  timer_.cancel();
+}
+
+ListenerPeaks SockdiagCollector::observe_listeners(std::span<const DiagSocket> sockets,
+                                                   Clock::time_point at) {
+  ListenerPeaks lengths;
+  for (const DiagSocket& s : sockets) {
+    if (s.state != TCP_LISTEN) continue;
+    if (!std::binary_search(options_.ports.begin(), options_.ports.end(), s.local_port)) continue;
+    lengths[{s.local_port, canonical(s.local)}] += s.rqueue;
+  }
+  // A listener that went away takes its peak with it.
+  std::erase_if(peaks_, [&](const auto& entry) { return !lengths.contains(entry.first); });
+  ListenerPeaks out;
+  for (const auto& [key, length] : lengths) {
+    PeakWindow& window = peaks_.try_emplace(key, peak_window_).first->second;
+    window.add(at, length);
+    out[key] = window.peak(at);
+  }
+  return out;
+}
+
+void SockdiagCollector::sample_listeners() {
+  std::vector<DiagSocket> sockets;
+  if (auto st = dump(tcp_state_bit(TCP_LISTEN), sample_interval_ / 2, sockets); !st) {
+    sampler_error_ = st.error().message;
+    return;
+  }
+  observe_listeners(sockets, Clock::now());
+}
+
+void SockdiagCollector::arm_sampler() {
+  timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->stopped_) return;
+    self->sample_listeners();
+    // Drift-free, and a loop that fell behind skips the samples it missed.
+    const auto now = Clock::now();
+    auto next = self->timer_.expiry() + self->sample_interval_;
+    while (next <= now) next += self->sample_interval_;
+    self->timer_.expires_at(next);
+    self->arm_sampler();
+  });
+}
+
+}  // namespace mcb

@@ -1,0 +1,152 @@
+#pragma once
+// The sockdiag collector: memcached's listeners and connections as the kernel sees them, from
+// netlink sock_diag dumps filtered in the kernel to the watched ports (their local port).
+//
+// Each run dumps every TCP state of both address families and reports per listener the accept
+// queue (length, max, and its peak over `peak_window`) and per port the connections by state,
+// the clients holding them and the sockets whose send queue is blocked. Between runs a sampler on
+// its own timer dumps only LISTEN sockets every `sample_interval` (the kernel then skips the
+// connection table, so it costs the same whatever the number of connections) and keeps the
+// peak, so a burst shorter than the interval still shows. The sampler starts with the first run
+// and ends with stop().
+//
+// Owned through shared_ptr (the sampler's timer holds a weak_ptr); loop thread only; not
+// thread-safe. A dump runs synchronously and is bounded by a deadline (collectors/netlink.hpp):
+// half the interval for a run, half of sample_interval for the sampler.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "collectors/collector.hpp"
+#include "collectors/inet_diag.hpp"
+#include "collectors/netlink.hpp"
+#include "config/config.hpp"
+
+namespace mcb {
+
+struct ListenerSample {
+  std::string address;  // "0.0.0.0", "::", "127.0.0.1"
+  std::uint16_t port = 0;
+  std::uint32_t queue_length = 0;  // idiag_rqueue: connections waiting for accept()
+  std::uint32_t queue_max = 0;     // idiag_wqueue; 0: the application stopped accepting
+  std::uint32_t queue_peak = 0;    // largest queue_length over the peak window
+};
+
+struct ClientConnections {
+  std::string client;  // the remote address, IPv4-mapped IPv6 shown as IPv4
+  std::uint64_t connections = 0;
+};
+
+struct PortSample {
+  std::uint16_t port = 0;
+  // Server-side sockets (local port == port) by state name, every state but "listen" present,
+  // "established" included.
+  std::map<std::string, std::uint64_t, std::less<>> connections;
+  // ESTABLISHED connections per remote address: the `top_clients` largest, most first (ties by
+  // address), and the connections of every other client summed.
+  std::vector<ClientConnections> top_clients;
+  std::uint64_t other_clients_connections = 0;
+  std::uint64_t clients = 0;  // distinct remote addresses with an ESTABLISHED connection
+  // Server-side sockets whose send queue holds more than send_queue_threshold_bytes: replies the
+  // client is not reading.
+  std::uint64_t send_queue_blocked = 0;
+};
+
+struct SockdiagSample {
+  // LISTEN sockets on watched ports by (port, address). Sockets sharing an address and port
+  // (SO_REUSEPORT) are one listener with their queues summed.
+  std::vector<ListenerSample> listeners;
+  std::vector<PortSample> ports;  // one per watched port, in port order
+};
+
+struct SockdiagOptions {
+  std::vector<std::uint16_t> ports;  // sorted, unique
+  int top_clients = 10;
+  std::uint64_t send_queue_threshold_bytes = 65536;
+};
+
+// A listener's identity: its port and canonical local address.
+using ListenerKey = std::pair<std::uint16_t, IpAddress>;
+using ListenerPeaks = std::map<ListenerKey, std::uint32_t>;
+
+// Pure: aggregates the sockets of a dump. Sockets whose local port is not watched are ignored,
+// so an unfiltered dump gives the same sample. A listener's queue_peak is the larger of its
+// length and its entry in `peaks`.
+SockdiagSample sockdiag_sample(std::span<const DiagSocket> sockets, const SockdiagOptions& options,
+                               const ListenerPeaks& peaks = {});
+
+// Pure. The help text of the peak names its window and sampling period.
+Families sockdiag_families(const SockdiagSample& sample, Duration sample_interval,
+                           Duration peak_window);
+
+// The largest value added over a sliding window of time. Memory is bounded by the number of
+// additions within one window. Not thread-safe.
+class PeakWindow {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit PeakWindow(Duration window) : window_(window) {}
+
+  // Precondition: `at` is not earlier than any earlier addition.
+  void add(Clock::time_point at, std::uint32_t value);
+
+  // The largest value added in (now - window, now]; 0 if none.
+  std::uint32_t peak(Clock::time_point now);
+
+ private:
+  Duration window_;
+  std::deque<std::pair<Clock::time_point, std::uint32_t>> decreasing_;  // values strictly fall
+};
+
+class SockdiagCollector final : public Collector,
+                                public std::enable_shared_from_this<SockdiagCollector> {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // `interval`: the scheduler's; it bounds each run's dump to half of it.
+  SockdiagCollector(boost::asio::io_context& io, const SockdiagConfig& config,
+                    std::vector<std::uint16_t> watched_ports, Duration interval);
+
+  std::string_view name() const override { return "sockdiag"; }
+
+  // One full dump. Fails when the dump fails, or (with the families of the dump still published)
+  // when the sampler failed since the previous run, naming its error.
+  void collect(Done done) override;
+  void stop() override;
+
+  // The sample of the last run, if it succeeded.
+  const std::optional<SockdiagSample>& last() const { return last_; }
+
+ private:
+  Status dump(std::uint32_t states, Duration budget, std::vector<DiagSocket>& out);
+  // Adds the listeners' queue lengths to their peak windows; returns each one's peak.
+  ListenerPeaks observe_listeners(std::span<const DiagSocket> sockets, Clock::time_point at);
+  void sample_listeners();
+  void arm_sampler();
+
+  boost::asio::steady_timer timer_;
+  SockdiagOptions options_;
+  Duration interval_;
+  Duration sample_interval_;
+  Duration peak_window_;
+  std::vector<std::byte> filter_;  // compiled from options_.ports; empty when none are watched
+  std::optional<std::string> filter_error_;  // why the ports did not compile to a filter
+  SockDiagSocket socket_;
+  std::map<ListenerKey, PeakWindow> peaks_;
+  std::optional<std::string> sampler_error_;  // the sampler's last failure since the last run
+  std::optional<SockdiagSample> last_;
+  bool sampling_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace mcb

@@ -1,0 +1,231 @@
+// Aggregating a sock_diag dump into listeners, connections and clients; the peak window.
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "collectors/sockdiag.hpp"
+
+using namespace mcb;
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+
+namespace {
+
+IpAddress ip(const char* text) {
+  IpAddress a;
+  a.family = std::string_view(text).find(':') == std::string_view::npos ? AF_INET : AF_INET6;
+  REQUIRE(inet_pton(a.family, text, a.bytes.data()) == 1);
+  return a;
+}
+
+DiagSocket listener(const char* address, std::uint16_t port, std::uint32_t length,
+                    std::uint32_t max) {
+  DiagSocket s;
+  s.state = TCP_LISTEN;
+  s.local = ip(address);
+  s.local_port = port;
+  s.rqueue = length;
+  s.wqueue = max;
+  return s;
+}
+
+DiagSocket connection(std::uint16_t port, const char* client, std::uint8_t state = TCP_ESTABLISHED,
+                      std::uint32_t send_queue = 0) {
+  DiagSocket s;
+  s.state = state;
+  s.local = ip("127.0.0.1");
+  s.local_port = port;
+  s.remote = ip(client);
+  s.remote_port = 50000;
+  s.wqueue = send_queue;
+  return s;
+}
+
+SockdiagOptions options(std::vector<std::uint16_t> ports, int top = 10) {
+  SockdiagOptions o;
+  o.ports = std::move(ports);
+  o.top_clients = top;
+  o.send_queue_threshold_bytes = 65536;
+  return o;
+}
+
+std::uint64_t client(const PortSample& p, const std::string& name) {
+  for (const auto& c : p.top_clients) {
+    if (c.client == name) return c.connections;
+  }
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("sockdiag: listeners on watched ports report queue length and max",
+          "[collectors][sockdiag]") {
+  const std::vector<DiagSocket> dump = {
+      listener("0.0.0.0", 11211, 6, 5),
+      listener("::", 11211, 0, 1024),
+      listener("127.0.0.1", 22, 3, 128),  // not watched
+      listener("::ffff:10.0.0.1", 11311, 1, 0),
+  };
+  const auto s = sockdiag_sample(dump, options({11211, 11311}));
+  REQUIRE(s.listeners.size() == 3);
+  CHECK(s.listeners[0].address == "0.0.0.0");
+  CHECK(s.listeners[0].port == 11211);
+  CHECK(s.listeners[0].queue_length == 6);
+  CHECK(s.listeners[0].queue_max == 5);
+  CHECK(s.listeners[0].queue_peak == 6);
+  CHECK(s.listeners[1].address == "::");
+  CHECK(s.listeners[1].queue_max == 1024);
+  CHECK(s.listeners[2].address == "10.0.0.1");  // IPv4-mapped shown as IPv4
+  CHECK(s.listeners[2].queue_max == 0);
+}
+
+TEST_CASE("sockdiag: SO_REUSEPORT listeners on one address and port are summed",
+          "[collectors][sockdiag]") {
+  const std::vector<DiagSocket> dump = {listener("0.0.0.0", 11211, 2, 1024),
+                                        listener("0.0.0.0", 11211, 3, 1024)};
+  const auto s = sockdiag_sample(dump, options({11211}));
+  REQUIRE(s.listeners.size() == 1);
+  CHECK(s.listeners[0].queue_length == 5);
+  CHECK(s.listeners[0].queue_max == 2048);
+}
+
+TEST_CASE("sockdiag: a listener's peak is the larger of its length and the window's peak",
+          "[collectors][sockdiag]") {
+  const std::vector<DiagSocket> dump = {listener("0.0.0.0", 11211, 4, 1024),
+                                        listener("::", 11211, 9, 1024)};
+  ListenerPeaks peaks;
+  peaks[{11211, ip("0.0.0.0")}] = 30;
+  peaks[{11211, ip("::")}] = 2;  // older than the current length
+  const auto s = sockdiag_sample(dump, options({11211}), peaks);
+  CHECK(s.listeners[0].queue_peak == 30);
+  CHECK(s.listeners[1].queue_peak == 9);
+}
+
+TEST_CASE("sockdiag: connections are counted by state per watched port, every state present",
+          "[collectors][sockdiag]") {
+  const std::vector<DiagSocket> dump = {
+      connection(11211, "127.0.0.2"),
+      connection(11211, "127.0.0.2", TCP_CLOSE_WAIT),
+      connection(11211, "127.0.0.3", TCP_TIME_WAIT),
+      connection(11211, "127.0.0.3", TCP_SYN_RECV),
+      connection(11311, "127.0.0.4"),
+      connection(8080, "127.0.0.5"),  // not watched
+  };
+  const auto s = sockdiag_sample(dump, options({11211, 11311}));
+  REQUIRE(s.ports.size() == 2);
+  const PortSample& p = s.ports[0];
+  CHECK(p.port == 11211);
+  CHECK(p.connections.size() == 10);  // every TCP state but LISTEN
+  CHECK_FALSE(p.connections.contains("listen"));
+  CHECK(p.connections.at("established") == 1);
+  CHECK(p.connections.at("close_wait") == 1);
+  CHECK(p.connections.at("time_wait") == 1);
+  CHECK(p.connections.at("syn_recv") == 1);
+  CHECK(p.connections.at("fin_wait1") == 0);
+  CHECK(s.ports[1].port == 11311);
+  CHECK(s.ports[1].connections.at("established") == 1);
+}
+
+TEST_CASE("sockdiag: the top clients are named, the rest summed as other",
+          "[collectors][sockdiag]") {
+  std::vector<DiagSocket> dump;
+  auto add = [&](const char* client, int n) {
+    for (int i = 0; i < n; ++i) dump.push_back(connection(11211, client));
+  };
+  add("10.0.0.9", 5);
+  add("10.0.0.1", 7);
+  add("10.0.0.3", 5);
+  add("10.0.0.4", 1);
+  add("::ffff:10.0.0.1", 2);  // the same client through a dual-stack listener
+  dump.push_back(connection(11211, "10.0.0.5", TCP_TIME_WAIT));  // not established
+  const auto s = sockdiag_sample(dump, options({11211}, 2));
+  const PortSample& p = s.ports[0];
+  REQUIRE(p.top_clients.size() == 2);
+  CHECK(p.top_clients[0].client == "10.0.0.1");
+  CHECK(p.top_clients[0].connections == 9);
+  CHECK(p.top_clients[1].client == "10.0.0.3");  // ties: lower address first
+  CHECK(p.top_clients[1].connections == 5);
+  CHECK(p.other_clients_connections == 6);
+  CHECK(p.clients == 4);
+
+  const auto all = sockdiag_sample(dump, options({11211}, 10));
+  CHECK(all.ports[0].top_clients.size() == 4);
+  CHECK(client(all.ports[0], "10.0.0.4") == 1);
+  CHECK(all.ports[0].other_clients_connections == 0);
+}
+
+TEST_CASE("sockdiag: sockets whose send queue is above the threshold count as blocked",
+          "[collectors][sockdiag]") {
+  const std::vector<DiagSocket> dump = {
+      connection(11211, "10.0.0.1", TCP_ESTABLISHED, 65537),
+      connection(11211, "10.0.0.1", TCP_ESTABLISHED, 65536),  // at the threshold: not above
+      connection(11211, "10.0.0.2", TCP_CLOSE_WAIT, 900000),
+      listener("0.0.0.0", 11211, 0, 70000),  // a listener's wqueue is its max queue
+  };
+  const auto s = sockdiag_sample(dump, options({11211}));
+  CHECK(s.ports[0].send_queue_blocked == 2);
+}
+
+TEST_CASE("sockdiag: no watched port, no sockets: an empty sample", "[collectors][sockdiag]") {
+  const std::vector<DiagSocket> dump = {connection(11211, "10.0.0.1")};
+  const auto none = sockdiag_sample(dump, options({}));
+  CHECK(none.listeners.empty());
+  CHECK(none.ports.empty());
+  const auto empty = sockdiag_sample({}, options({11211}));
+  REQUIRE(empty.ports.size() == 1);
+  CHECK(empty.ports[0].clients == 0);
+  CHECK(empty.ports[0].top_clients.empty());
+}
+
+TEST_CASE("sockdiag: families carry the labels, client other always, the peak's window in help",
+          "[collectors][sockdiag]") {
+  const std::vector<DiagSocket> dump = {listener("0.0.0.0", 11211, 6, 5),
+                                        connection(11211, "127.0.0.2")};
+  const auto f = sockdiag_families(sockdiag_sample(dump, options({11211}, 1)), 100ms, 15s);
+  auto find = [&](const std::string& name) -> const prometheus::MetricFamily& {
+    for (const auto& family : f) {
+      if (family.name == name) return family;
+    }
+    FAIL("no family " << name);
+    return f.front();
+  };
+  const auto& length = find("mcbacklog_accept_queue_length");
+  REQUIRE(length.metric.size() == 1);
+  CHECK(length.metric[0].gauge.value == 6);
+  CHECK(length.metric[0].label[0].name == "address");
+  CHECK(length.metric[0].label[0].value == "0.0.0.0");
+  CHECK(length.metric[0].label[1].value == "11211");
+  CHECK(find("mcbacklog_accept_queue_max").metric[0].gauge.value == 5);
+  CHECK_THAT(find("mcbacklog_accept_queue_max").help, Contains("0 means"));
+  CHECK_THAT(find("mcbacklog_accept_queue_peak").help, Contains("every 100ms over the last 15s"));
+  CHECK(find("mcbacklog_connections").metric.size() == 10);
+  const auto& clients = find("mcbacklog_client_connections");
+  REQUIRE(clients.metric.size() == 2);
+  CHECK(clients.metric[0].label[1].value == "127.0.0.2");
+  CHECK(clients.metric[1].label[1].value == "other");
+  CHECK(clients.metric[1].gauge.value == 0);
+  CHECK(find("mcbacklog_clients").metric[0].gauge.value == 1);
+  CHECK(find("mcbacklog_connections_send_queue_blocked").metric[0].gauge.value == 0);
+}
+
+TEST_CASE("sockdiag: the peak window keeps the largest value of the window and forgets older",
+          "[collectors][sockdiag]") {
+  const PeakWindow::Clock::time_point t0{};
+  PeakWindow w(1s);
+  CHECK(w.peak(t0) == 0);
+  w.add(t0, 3);
+  w.add(t0 + 100ms, 20);
+  w.add(t0 + 200ms, 7);
+  w.add(t0 + 300ms, 0);
+  CHECK(w.peak(t0 + 300ms) == 20);
+  CHECK(w.peak(t0 + 1099ms) == 20);
+  CHECK(w.peak(t0 + 1100ms) == 7);  // 20 is now exactly one window old
+  CHECK(w.peak(t0 + 1200ms) == 0);
+  CHECK(w.peak(t0 + 5s) == 0);  // nothing added within the window
+  w.add(t0 + 5s, 4);
+  w.add(t0 + 5s + 10ms, 4);
+  CHECK(w.peak(t0 + 5s + 1005ms) == 4);
+}
