@@ -3,16 +3,26 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 namespace mcb {
 
 Result<std::optional<std::string>> read_optional_file(const std::string& path) {
+  return read_optional_file(path, {});
+}
+
+Result<std::optional<std::string>> read_optional_file(const std::string& path,
+                                                      std::initializer_list<int> absent) {
+  const auto is_absent = [absent](int err) {
+    return err == ENOENT || err == ENOTDIR ||
+           std::find(absent.begin(), absent.end(), err) != absent.end();
+  };
   // open/read rather than ifstream: proc files report size 0, and errno must survive.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return std::optional<std::string>{};
+    if (is_absent(errno)) return std::optional<std::string>{};
     return fail(path + ": " + std::strerror(errno));
   }
   std::string out;
@@ -24,6 +34,7 @@ Result<std::optional<std::string>> read_optional_file(const std::string& path) {
       if (errno == EINTR) continue;
       const int err = errno;
       ::close(fd);
+      if (is_absent(err)) return std::optional<std::string>{};
       return fail(path + ": " + std::strerror(err));
     }
     out.append(buf, static_cast<std::size_t>(n));

@@ -1,0 +1,230 @@
+#include "collectors/netdev.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+
+#include "collectors/families.hpp"
+#include "collectors/procfs.hpp"
+#include "collectors/sysctl.hpp"
+
+namespace mcb {
+namespace {
+
+std::vector<std::string_view> words(std::string_view text) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+    const std::size_t start = i;
+    while (i < text.size() && text[i] != ' ' && text[i] != '\t') ++i;
+    if (i > start) out.push_back(text.substr(start, i - start));
+  }
+  return out;
+}
+
+std::vector<std::string_view> lines(std::string_view text) {
+  std::vector<std::string_view> out;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    const std::string_view line = text.substr(0, nl);
+    if (!words(line).empty()) out.push_back(line);
+    if (nl == std::string_view::npos) break;
+    text.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
+// Where each counter sits in a device line: the column of a name within one direction's group.
+struct Columns {
+  std::size_t bytes = 0, packets = 0, errors = 0, drops = 0;
+};
+
+Result<Columns> columns(const std::vector<std::string_view>& names, std::size_t offset,
+                        const char* direction) {
+  Columns c;
+  const std::pair<std::string_view, std::size_t*> wanted[] = {
+      {"bytes", &c.bytes}, {"packets", &c.packets}, {"errs", &c.errors}, {"drop", &c.drops}};
+  for (const auto& [name, column] : wanted) {
+    const auto it = std::find(names.begin(), names.end(), name);
+    if (it == names.end()) {
+      return fail(std::string("line 2: no \"") + std::string(name) + "\" column for " + direction);
+    }
+    *column = offset + static_cast<std::size_t>(it - names.begin());
+  }
+  return c;
+}
+
+double rate_ratio(std::uint64_t now, std::uint64_t before, double seconds, std::uint64_t speed) {
+  return static_cast<double>(now - before) / seconds / static_cast<double>(speed);
+}
+
+}  // namespace
+
+Result<std::vector<NetdevCounters>> parse_net_dev(std::string_view text) {
+  const auto all = lines(text);
+  // "Inter-|   Receive ... |  Transmit" then " face |bytes packets ...|bytes packets ...".
+  if (all.size() < 2 || all[0].find("Receive") == std::string_view::npos) {
+    return fail("line 1: expected the \"Inter-|   Receive |  Transmit\" header");
+  }
+  const std::string_view header = all[1];
+  const auto bar1 = header.find('|');
+  const auto bar2 = bar1 == std::string_view::npos ? bar1 : header.find('|', bar1 + 1);
+  if (bar2 == std::string_view::npos) {
+    return fail("line 2: expected \"face |receive columns|transmit columns\"");
+  }
+  const auto rx_names = words(header.substr(bar1 + 1, bar2 - bar1 - 1));
+  const auto tx_names = words(header.substr(bar2 + 1));
+  auto rx = columns(rx_names, 0, "receive");
+  if (!rx) return rx.error();
+  auto tx = columns(tx_names, rx_names.size(), "transmit");
+  if (!tx) return tx.error();
+  const std::size_t expected = rx_names.size() + tx_names.size();
+
+  std::vector<NetdevCounters> out;
+  for (std::size_t i = 2; i < all.size(); ++i) {
+    const std::string where = "line " + std::to_string(i + 1);
+    const std::string_view line = all[i];
+    const auto colon = line.find(':');  // device names cannot hold ':'
+    const auto name = words(line.substr(0, colon));
+    if (colon == std::string_view::npos || name.size() != 1) {
+      return fail(where + ": expected \"device: counters\"");
+    }
+    const auto values = words(line.substr(colon + 1));
+    if (values.size() != expected) {
+      return fail(where + ": " + std::to_string(values.size()) + " values, the header names " +
+                  std::to_string(expected));
+    }
+    std::vector<std::uint64_t> v(values.size());
+    for (std::size_t k = 0; k < values.size(); ++k) {
+      const std::string_view s = values[k];
+      auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v[k]);
+      if (ec != std::errc() || ptr != s.data() + s.size()) {
+        return fail(where + ": value \"" + std::string(s) + "\" is not an unsigned integer");
+      }
+    }
+    NetdevCounters c;
+    c.device = std::string(name[0]);
+    c.receive_bytes = v[rx->bytes];
+    c.receive_packets = v[rx->packets];
+    c.receive_errors = v[rx->errors];
+    c.receive_drops = v[rx->drops];
+    c.transmit_bytes = v[tx->bytes];
+    c.transmit_packets = v[tx->packets];
+    c.transmit_errors = v[tx->errors];
+    c.transmit_drops = v[tx->drops];
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Result<std::optional<std::uint64_t>> parse_link_speed(std::string_view text) {
+  auto mbits = parse_sysctl_value(text);
+  if (!mbits) return mbits.error();
+  if (*mbits <= 0) return std::optional<std::uint64_t>{};
+  return std::optional<std::uint64_t>{static_cast<std::uint64_t>(*mbits) * 1'000'000 / 8};
+}
+
+void compute_utilization(NetdevSample& current, const NetdevSample& previous, double seconds) {
+  for (NetdevDevice& d : current.devices) {
+    if (!d.speed_bytes) continue;
+    const auto before =
+        std::find_if(previous.devices.begin(), previous.devices.end(),
+                     [&](const NetdevDevice& p) { return p.counters.device == d.counters.device; });
+    if (before == previous.devices.end()) continue;
+    const NetdevCounters& now = d.counters;
+    const NetdevCounters& then = before->counters;
+    if (now.receive_bytes >= then.receive_bytes) {
+      d.receive_utilization =
+          rate_ratio(now.receive_bytes, then.receive_bytes, seconds, *d.speed_bytes);
+    }
+    if (now.transmit_bytes >= then.transmit_bytes) {
+      d.transmit_utilization =
+          rate_ratio(now.transmit_bytes, then.transmit_bytes, seconds, *d.speed_bytes);
+    }
+  }
+}
+
+Families netdev_families(const NetdevSample& s) {
+  auto rx_bytes = counter("mcbacklog_network_receive_bytes_total",
+                          "Bytes received by the device (/proc/net/dev).");
+  auto tx_bytes = counter("mcbacklog_network_transmit_bytes_total",
+                          "Bytes transmitted by the device (/proc/net/dev).");
+  auto speed = gauge("mcbacklog_network_speed_bytes",
+                     "Link speed in bytes per second (/sys/class/net/<device>/speed); absent "
+                     "where the driver does not know it.");
+  auto utilization = gauge("mcbacklog_network_utilization_ratio",
+                           "Throughput over the last interval divided by the link speed, per "
+                           "direction; absent where the speed is unknown.");
+  auto drops = counter("mcbacklog_network_drops_total",
+                       "Packets the device or its driver dropped, per direction (/proc/net/dev "
+                       "drop).");
+  auto errors = counter("mcbacklog_network_errors_total",
+                        "Packets with errors, per direction (/proc/net/dev errs).");
+  for (const NetdevDevice& d : s.devices) {
+    const NetdevCounters& c = d.counters;
+    const Labels device{{"device", c.device}};
+    const Labels rx{{"device", c.device}, {"direction", "receive"}};
+    const Labels tx{{"device", c.device}, {"direction", "transmit"}};
+    rx_bytes.add(static_cast<double>(c.receive_bytes), device);
+    tx_bytes.add(static_cast<double>(c.transmit_bytes), device);
+    if (d.speed_bytes) speed.add(static_cast<double>(*d.speed_bytes), device);
+    if (d.receive_utilization) utilization.add(*d.receive_utilization, rx);
+    if (d.transmit_utilization) utilization.add(*d.transmit_utilization, tx);
+    drops.add(static_cast<double>(c.receive_drops), rx);
+    drops.add(static_cast<double>(c.transmit_drops), tx);
+    errors.add(static_cast<double>(c.receive_errors), rx);
+    errors.add(static_cast<double>(c.transmit_errors), tx);
+  }
+  Families out;
+  for (FamilyBuilder* f : {&rx_bytes, &tx_bytes, &speed, &utilization, &drops, &errors}) {
+    std::move(*f).into(out);
+  }
+  return out;
+}
+
+NetdevCollector::NetdevCollector(const NetdevConfig& config, std::string procfs, std::string sysfs,
+                                 std::function<Clock::time_point()> now)
+    : procfs_(std::move(procfs)), sysfs_(std::move(sysfs)), now_(std::move(now)) {
+  if (!config.include.empty()) include_.emplace(config.include, std::regex::ECMAScript);
+  if (!config.exclude.empty()) exclude_.emplace(config.exclude, std::regex::ECMAScript);
+}
+
+bool NetdevCollector::selected(const std::string& device) const {
+  if (include_ && !std::regex_search(device, *include_)) return false;
+  return !(exclude_ && std::regex_search(device, *exclude_));
+}
+
+Result<NetdevSample> NetdevCollector::read() {
+  const std::string path = procfs_ + "/net/dev";
+  auto text = read_file(path);
+  if (!text) return text.error();
+  auto parsed = parse_net_dev(*text);
+  if (!parsed) return fail(path + ": " + parsed.error().message);
+  const auto at = now_();
+  NetdevSample sample;
+  for (NetdevCounters& c : *parsed) {
+    if (!selected(c.device)) continue;
+    NetdevDevice d;
+    // Virtual devices and devices that are down fail the read with EINVAL (or EOPNOTSUPP,
+    // ENODEV): their speed is unknown, which is not an error.
+    const std::string speed_path = sysfs_ + "/class/net/" + c.device + "/speed";
+    auto speed_text = read_optional_file(speed_path, {EINVAL, EOPNOTSUPP, ENODEV});
+    if (!speed_text) return speed_text.error();
+    if (speed_text->has_value()) {
+      auto speed = parse_link_speed(**speed_text);
+      if (!speed) return fail(speed_path + ": " + speed.error().message);
+      d.speed_bytes = *speed;
+    }
+    d.counters = std::move(c);
+    sample.devices.push_back(std::move(d));
+  }
+  if (previous_ && at > previous_->first) {
+    compute_utilization(sample, previous_->second,
+                        std::chrono::duration<double>(at - previous_->first).count());
+  }
+  previous_.emplace(at, sample);
+  return sample;
+}
+
+}  // namespace mcb
