@@ -6,7 +6,8 @@ std::vector<std::shared_ptr<Collector>> CollectorSet::all() const {
   std::vector<std::shared_ptr<Collector>> out;
   for (std::shared_ptr<Collector> c :
        {std::shared_ptr<Collector>(netstat), std::shared_ptr<Collector>(sysctl),
-        std::shared_ptr<Collector>(memcached)}) {
+        std::shared_ptr<Collector>(memcached), std::shared_ptr<Collector>(sockdiag),
+        std::shared_ptr<Collector>(netdev)}) {
     if (c) out.push_back(std::move(c));
   }
   return out;
@@ -19,6 +20,14 @@ CollectorSet make_collectors(const Config& config, boost::asio::io_context& io) 
   if (!config.targets.empty()) {
     set.memcached = std::make_shared<MemcachedCollector>(
         io, config.targets, MemcachedTiming::for_interval(config.interval));
+  }
+  if (config.sockdiag.enabled) {
+    set.sockdiag = std::make_shared<SockdiagCollector>(io, config.sockdiag, config.watched_ports(),
+                                                       config.interval);
+  }
+  if (config.netdev.enabled) {
+    set.netdev =
+        std::make_shared<NetdevCollector>(config.netdev, config.paths.procfs, config.paths.sysfs);
   }
   return set;
 }

@@ -9,7 +9,9 @@
 
 #include "collectors/collector.hpp"
 #include "collectors/memcached.hpp"
+#include "collectors/netdev.hpp"
 #include "collectors/netstat.hpp"
+#include "collectors/sockdiag.hpp"
 #include "collectors/sysctl.hpp"
 #include "config/config.hpp"
 
@@ -20,6 +22,8 @@ struct CollectorSet {
   std::shared_ptr<NetstatCollector> netstat;
   std::shared_ptr<SysctlCollector> sysctl;
   std::shared_ptr<MemcachedCollector> memcached;  // null when there are no targets
+  std::shared_ptr<SockdiagCollector> sockdiag;
+  std::shared_ptr<NetdevCollector> netdev;
 
   // Every enabled collector, in a stable order.
   std::vector<std::shared_ptr<Collector>> all() const;

@@ -4,6 +4,7 @@
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -52,5 +53,23 @@ void enter_private_netns() {
   }
   ::close(s);
 }
+
+PrivateSysfs::PrivateSysfs() {
+  if (::unshare(CLONE_NEWNS) != 0) {
+    throw std::runtime_error(std::string("cannot create a mount namespace: ") +
+                             std::strerror(errno));
+  }
+  // Keep the new mount from propagating back to the parent namespace.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    throw std::runtime_error(std::string("cannot make / private: ") + std::strerror(errno));
+  }
+  if (::mount("sysfs", dir_.path().c_str(), "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) !=
+      0) {
+    throw std::runtime_error("cannot mount sysfs on " + dir_.path() + ": " + std::strerror(errno));
+  }
+}
+
+// Unmounted before the directory is removed, so the removal never walks into sysfs.
+PrivateSysfs::~PrivateSysfs() { ::umount2(dir_.path().c_str(), MNT_DETACH); }
 
 }  // namespace mcb::test

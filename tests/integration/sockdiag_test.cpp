@@ -1,0 +1,418 @@
+// The sockdiag collector against the real kernel: sockets made by the test in its own network
+// namespace, compared with what ss reports, through the collector in process and through the
+// built daemon's /metrics; and a real memcached that stops accepting.
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <regex>
+
+#include <boost/asio/io_context.hpp>
+
+#include "collectors/netlink.hpp"
+#include "collectors/sockdiag.hpp"
+#include "tests/support/daemon.hpp"
+#include "tests/support/memcached.hpp"
+#include "tests/support/metrics_text.hpp"
+#include "tests/support/netns.hpp"
+#include "tests/support/process.hpp"
+
+using namespace mcb;
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// A socket closed when the handle goes.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {
+    if (fd_ < 0) {
+      throw std::runtime_error(std::string("socket call failed: ") + std::strerror(errno));
+    }
+  }
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&&) = delete;
+  Fd(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+struct Address {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  int family() const { return storage.ss_family; }
+};
+
+Address address(const std::string& ip, std::uint16_t port) {
+  Address a;
+  if (ip.find(':') == std::string::npos) {
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&a.storage);
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    REQUIRE(inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) == 1);
+    a.length = sizeof *v4;
+  } else {
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    REQUIRE(inet_pton(AF_INET6, ip.c_str(), &v6->sin6_addr) == 1);
+    a.length = sizeof *v6;
+  }
+  return a;
+}
+
+std::uint16_t port_of(const Fd& fd) {
+  sockaddr_storage s{};
+  socklen_t len = sizeof s;
+  REQUIRE(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&s), &len) == 0);
+  return ntohs(s.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&s)->sin_port
+                                      : reinterpret_cast<sockaddr_in6*>(&s)->sin6_port);
+}
+
+// A listener on ip, port 0 (a free one) unless given; "::" accepts IPv4 too.
+Fd listen_on(const std::string& ip, int backlog, std::uint16_t port = 0) {
+  const Address a = address(ip, port);
+  Fd fd(::socket(a.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int on = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  REQUIRE(::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a.storage), a.length) == 0);
+  REQUIRE(::listen(fd.get(), backlog) == 0);
+  return fd;
+}
+
+// Connects to ip:port, from `source` when given. `wait`: until the handshake completes (the
+// kernel completes it whether or not the server accepts, while its accept queue has room);
+// otherwise the connect is left in progress.
+Fd connect_to(const std::string& ip, std::uint16_t port, const std::string& source = "",
+              bool wait = true) {
+  const Address to = address(ip, port);
+  Fd fd(::socket(to.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!source.empty()) {
+    const Address from = address(source, 0);
+    REQUIRE(::bind(fd.get(), reinterpret_cast<const sockaddr*>(&from.storage), from.length) == 0);
+  }
+  const int r = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&to.storage), to.length);
+  REQUIRE((r == 0 || errno == EINPROGRESS));
+  if (wait) {
+    pollfd p{fd.get(), POLLOUT, 0};
+    REQUIRE(::poll(&p, 1, 5000) == 1);
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+    REQUIRE(err == 0);
+  }
+  return fd;
+}
+
+Fd accept_from(const Fd& listener) {
+  pollfd p{listener.get(), POLLIN, 0};
+  REQUIRE(::poll(&p, 1, 5000) == 1);
+  return Fd(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+}
+
+// Recv-Q and Send-Q of the listener on `port` as `ss -ltn` shows them.
+std::pair<double, double> ss_listen_queue(std::uint16_t port) {
+  const auto r = test::run_command("ss -ltnH 'sport = :" + std::to_string(port) + "'");
+  REQUIRE(r.exit_code == 0);
+  std::smatch m;
+  REQUIRE(std::regex_search(r.output, m, std::regex(R"(LISTEN\s+(\d+)\s+(\d+))")));
+  return {std::stod(m[1]), std::stod(m[2])};
+}
+
+std::string config_for(std::uint16_t port, const std::string& sockdiag_extra = "") {
+  return "interval: 100ms\ntargets: []\ncollectors:\n  netdev: { enabled: false }\n"
+         "  sockdiag: { ports: [" +
+         std::to_string(port) + "]" + sockdiag_extra + " }\n";
+}
+
+std::string listener_series(const std::string& name, const std::string& ip, std::uint16_t port) {
+  return name + "{address=\"" + ip + "\",port=\"" + std::to_string(port) + "\"}";
+}
+
+std::string port_series(const std::string& name, std::uint16_t port,
+                        const std::string& extra_label = "") {
+  return name + "{port=\"" + std::to_string(port) + "\"" +
+         (extra_label.empty() ? "" : "," + extra_label) + "}";
+}
+
+std::vector<DiagSocket> dump(SockDiagSocket& s, int family, std::uint32_t states,
+                             std::vector<std::byte> filter) {
+  std::vector<DiagSocket> out;
+  const auto st =
+      s.dump({family, states, std::move(filter)}, SockDiagSocket::Clock::now() + 5s, out);
+  INFO((st.ok() ? std::string() : st.error().message));
+  REQUIRE(st.ok());
+  return out;
+}
+
+Status run(Collector& c) {
+  std::optional<Status> result;
+  c.collect([&](Status s) { result = std::move(s); });
+  REQUIRE(result.has_value());
+  return *result;
+}
+
+}  // namespace
+
+TEST_CASE("sockdiag: the kernel filter returns the watched ports' server sockets only",
+          "[integration][sockdiag]") {
+  test::enter_private_netns();
+  Fd watched = listen_on("127.0.0.1", 16);
+  Fd other = listen_on("127.0.0.1", 16);
+  Fd watched6 = listen_on("::1", 16);
+  std::vector<Fd> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(connect_to("127.0.0.1", port_of(watched)));
+    held.push_back(accept_from(watched));
+    held.push_back(connect_to("127.0.0.1", port_of(other)));
+  }
+  held.push_back(connect_to("::1", port_of(watched6)));
+  const std::vector<std::uint16_t> ports{port_of(watched), port_of(watched6), 9};
+  const auto filter = *compile_port_filter(ports);
+
+  SockDiagSocket s;
+  const auto v4 = dump(s, AF_INET, kAllTcpStates, filter);
+  REQUIRE(v4.size() == 4);  // the listener and its three accepted connections
+  for (const DiagSocket& d : v4) {
+    CHECK(d.local_port == port_of(watched));
+    CHECK(d.state == (d.remote_port == 0 ? TCP_LISTEN : TCP_ESTABLISHED));
+  }
+  const auto v6 = dump(s, AF_INET6, kAllTcpStates, filter);
+  REQUIRE(v6.size() == 2);  // the listener and one connection waiting in its queue
+  CHECK(to_string(v6[0].local) == "::1");
+
+  const auto listeners = dump(s, AF_INET, tcp_state_bit(TCP_LISTEN), filter);
+  REQUIRE(listeners.size() == 1);
+  CHECK(listeners[0].state == TCP_LISTEN);
+  CHECK(listeners[0].wqueue == 16);
+
+  // Without the filter the kernel sends everything, client sides and the other port included.
+  const auto all = dump(s, AF_INET, kAllTcpStates, {});
+  CHECK(all.size() == 2 + 3 * 4);
+}
+
+TEST_CASE("sockdiag: a dump past its deadline fails, and the next one starts clean",
+          "[integration][sockdiag]") {
+  test::enter_private_netns();
+  Fd l = listen_on("127.0.0.1", 4096);
+  std::vector<Fd> held;
+  for (int i = 0; i < 1000; ++i) held.push_back(connect_to("127.0.0.1", port_of(l), "", false));
+  SockDiagSocket s;
+  std::vector<DiagSocket> out;
+  const auto late = s.dump({AF_INET, kAllTcpStates, {}}, SockDiagSocket::Clock::now(), out);
+  REQUIRE_FALSE(late.ok());
+  CHECK_THAT(late.error().message, Contains("dump not finished within its deadline"));
+  // The socket was closed with the rest of that dump in it: this dump is whole and only its own
+  // (the listener, and each connection's two ends, handshake complete or not).
+  CHECK(dump(s, AF_INET, kAllTcpStates, {}).size() == 1 + 2 * 1000);
+}
+
+TEST_CASE("sockdiag: length and max of a listener that never accepts equal ss -ltn Recv-Q/Send-Q",
+          "[integration][sockdiag]") {
+  test::enter_private_netns();
+  Fd l = listen_on("127.0.0.1", 5);
+  const std::uint16_t port = port_of(l);
+  std::vector<Fd> clients;
+  for (int i = 0; i < 30; ++i) clients.push_back(connect_to("127.0.0.1", port, "", false));
+  // The queue fills to its limit and stays there: nothing accepts.
+  REQUIRE(test::eventually([&] { return ss_listen_queue(port).first > 5; }));
+  const auto [recv_q, send_q] = ss_listen_queue(port);
+  CHECK(send_q == 5);
+
+  test::Daemon d(config_for(port));
+  const auto m = d.wait_for_metrics([&](const std::string& text) {
+    return test::metric_value(
+               text, listener_series("mcbacklog_accept_queue_length", "127.0.0.1", port)) == recv_q;
+  });
+  REQUIRE(m.has_value());
+  CHECK(test::metric_value(*m, listener_series("mcbacklog_accept_queue_max", "127.0.0.1", port)) ==
+        send_q);
+  CHECK(test::metric_value(*m, listener_series("mcbacklog_accept_queue_peak", "127.0.0.1", port)) >=
+        recv_q);
+  CHECK(test::metric_value(*m, R"(mcbacklog_collector_success{collector="sockdiag"})") == 1);
+  CHECK(ss_listen_queue(port) == std::make_pair(recv_q, send_q));
+}
+
+TEST_CASE("sockdiag: the sampler catches a 0.4 s burst that no run sees",
+          "[integration][sockdiag]") {
+  test::enter_private_netns();
+  Fd l = listen_on("127.0.0.1", 128);
+  const std::uint16_t port = port_of(l);
+  boost::asio::io_context io;
+  SockdiagConfig config;
+  config.sample_interval = 100ms;
+  config.peak_window = 15s;
+  auto c = std::make_shared<SockdiagCollector>(io, config, std::vector<std::uint16_t>{port}, 1s);
+  REQUIRE(run(*c).ok());  // starts the sampler
+  REQUIRE(c->last()->listeners.size() == 1);
+  CHECK(c->last()->listeners[0].queue_peak == 0);
+
+  std::vector<Fd> clients;
+  for (int i = 0; i < 20; ++i) clients.push_back(connect_to("127.0.0.1", port));
+  io.run_for(400ms);  // the sampler's timer fires; no run happens
+  std::vector<Fd> accepted;
+  for (int i = 0; i < 20; ++i) accepted.push_back(accept_from(l));
+
+  REQUIRE(run(*c).ok());
+  const ListenerSample& after = c->last()->listeners.at(0);
+  CHECK(after.queue_length == 0);
+  CHECK(after.queue_max == 128);
+  CHECK(after.queue_peak == 20);
+  c->stop();
+}
+
+TEST_CASE("sockdiag: a 0.4 s burst drained before the scrape still shows in the peak",
+          "[integration][sockdiag]") {
+  test::enter_private_netns();
+  Fd l = listen_on("127.0.0.1", 128);
+  const std::uint16_t port = port_of(l);
+  // Runs every 2 s: the burst starts right after the first and is over long before the second.
+  test::Daemon d(
+      "interval: 2s\ntargets: []\ncollectors:\n  netdev: { enabled: false }\n"
+      "  sockdiag: { ports: [" +
+      std::to_string(port) + "], sample_interval: 50ms }\n");
+  const std::string first = d.metrics();
+  const std::string length = listener_series("mcbacklog_accept_queue_length", "127.0.0.1", port);
+  const std::string peak = listener_series("mcbacklog_accept_queue_peak", "127.0.0.1", port);
+  REQUIRE(test::metric_value(first, peak) == 0);
+
+  {
+    std::vector<Fd> clients;
+    for (int i = 0; i < 20; ++i) clients.push_back(connect_to("127.0.0.1", port));
+    ::usleep(400'000);
+    for (int i = 0; i < 20; ++i) accept_from(l);
+  }
+  const auto m = d.wait_for_metrics(
+      [&](const std::string& text) { return test::metric_value(text, peak) != 0; });
+  REQUIRE(m.has_value());
+  CHECK(test::metric_value(*m, length) == 0);
+  CHECK(test::metric_value(*m, peak) == 20);
+}
+
+TEST_CASE("sockdiag: clients bound to 127.0.0.2 and 127.0.0.3 are counted per address",
+          "[integration][sockdiag]") {
+  test::enter_private_netns();
+  Fd l = listen_on("127.0.0.1", 64);
+  Fd l6 = listen_on("::", 64);  // dual stack: IPv4 clients arrive IPv4-mapped
+  const std::uint16_t port = port_of(l);
+  const std::uint16_t port6 = port_of(l6);
+  std::vector<Fd> held;
+  for (int i = 0; i < 3; ++i) held.push_back(connect_to("127.0.0.1", port, "127.0.0.2"));
+  for (int i = 0; i < 5; ++i) held.push_back(connect_to("127.0.0.1", port, "127.0.0.3"));
+  for (int i = 0; i < 4; ++i) held.push_back(accept_from(l));  // accepted or queued: both count
+  for (int i = 0; i < 2; ++i) held.push_back(connect_to("127.0.0.1", port6, "127.0.0.2"));
+  held.push_back(connect_to("::1", port6, "::1"));
+
+  test::Daemon d(
+      "interval: 100ms\ntargets: []\ncollectors:\n  netdev: { enabled: false }\n"
+      "  sockdiag: { ports: [" +
+      std::to_string(port) + ", " + std::to_string(port6) + "], top_clients: 1 }\n");
+  const std::string clients = port_series("mcbacklog_clients", port);
+  const auto m = d.wait_for_metrics(
+      [&](const std::string& text) { return test::metric_value(text, clients) == 2; });
+  REQUIRE(m.has_value());
+  const std::string per_client = "mcbacklog_client_connections";
+  CHECK(test::metric_value(*m, port_series(per_client, port, R"(client="127.0.0.3")")) == 5);
+  CHECK(test::metric_value(*m, port_series(per_client, port, R"(client="other")")) == 3);
+  CHECK_FALSE(
+      test::metric_value(*m, port_series(per_client, port, R"(client="127.0.0.2")")).has_value());
+  CHECK(test::metric_value(
+            *m, port_series("mcbacklog_connections", port, R"(state="established")")) == 8);
+
+  CHECK(test::metric_value(*m, port_series("mcbacklog_clients", port6)) == 2);
+  CHECK(test::metric_value(*m, port_series(per_client, port6, R"(client="127.0.0.2")")) == 2);
+  CHECK(test::metric_value(*m, port_series(per_client, port6, R"(client="other")")) == 1);
+  CHECK(test::metric_value(*m, listener_series("mcbacklog_accept_queue_length", "::", port6)) == 3);
+}
+
+TEST_CASE("sockdiag: a client that does not read a large reply shows in send_queue_blocked",
+          "[integration][sockdiag]") {
+  test::enter_private_netns();
+  Fd l = listen_on("127.0.0.1", 16);
+  const std::uint16_t port = port_of(l);
+  Fd reader = connect_to("127.0.0.1", port);
+  Fd reader_server = accept_from(l);
+  Fd slow = connect_to("127.0.0.1", port);
+  Fd slow_server = accept_from(l);
+  // The server writes a reply far larger than the client's receive buffer; the client reads
+  // none of it, so the rest stays in the server's send queue.
+  const std::string reply(1 << 20, 'x');
+  std::size_t sent = 0;
+  for (;;) {
+    const ssize_t n = ::send(slow_server.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<std::size_t>(n);
+  }
+  REQUIRE(errno == EAGAIN);
+  REQUIRE(sent > 65536);
+  REQUIRE(::send(reader_server.get(), "VALUE\r\n", 7, MSG_NOSIGNAL) == 7);
+
+  test::Daemon d(config_for(port, ", send_queue_threshold_bytes: 65536"));
+  const std::string blocked = port_series("mcbacklog_connections_send_queue_blocked", port);
+  auto m = d.wait_for_metrics(
+      [&](const std::string& text) { return test::metric_value(text, blocked) == 1; });
+  REQUIRE(m.has_value());
+  CHECK(test::metric_value(
+            *m, port_series("mcbacklog_connections", port, R"(state="established")")) == 2);
+
+  // Once the client reads its reply, the queue drains and nothing is blocked.
+  std::vector<char> buf(1 << 16);
+  std::size_t read_total = 0;
+  REQUIRE(test::eventually([&] {
+    for (;;) {
+      const ssize_t n = ::recv(slow.get(), buf.data(), buf.size(), 0);
+      if (n <= 0) break;
+      read_total += static_cast<std::size_t>(n);
+    }
+    return read_total == sent;
+  }));
+  m = d.wait_for_metrics(
+      [&](const std::string& text) { return test::metric_value(text, blocked) == 0; });
+  CHECK(m.has_value());
+}
+
+TEST_CASE("sockdiag: memcached with -o no_maxconns_fast driven past -c shows accept_queue_max 0",
+          "[integration][sockdiag][memcached]") {
+  test::enter_private_netns();
+  // -c 64 with memcached's reserved descriptors leaves room for about 40 clients.
+  test::Memcached mc({"-c", "64", "-o", "no_maxconns_fast"});
+  const std::uint16_t port = mc.port();
+  test::Daemon d(config_for(port));
+  const std::string max = listener_series("mcbacklog_accept_queue_max", "127.0.0.1", port);
+  const auto open = d.wait_for_metrics(
+      [&](const std::string& text) { return test::metric_value(text, max).value_or(0) > 0; });
+  REQUIRE(open.has_value());
+  const double backlog = test::metric_value(*open, max).value();
+  CHECK(backlog == ss_listen_queue(port).second);
+
+  std::vector<Fd> clients;
+  for (int i = 0; i < 100; ++i) clients.push_back(connect_to("127.0.0.1", port, "", false));
+  const auto full = d.wait_for_metrics(
+      [&](const std::string& text) { return test::metric_value(text, max) == 0; });
+  INFO(mc.process().output());
+  REQUIRE(full.has_value());
+  CHECK(ss_listen_queue(port).second == 0);
+  CHECK(test::metric_value(
+            *full, port_series("mcbacklog_connections", port, R"(state="established")")) > 0);
+
+  // When the clients leave, memcached listens again with its full backlog.
+  clients.clear();
+  const auto reopened = d.wait_for_metrics(
+      [&](const std::string& text) { return test::metric_value(text, max) == backlog; });
+  CHECK(reopened.has_value());
+  CHECK(std::stoi(mc.stats().at("listen_disabled_num")) >= 1);  // memcached's own account
+}
