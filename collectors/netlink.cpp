@@ -14,7 +14,7 @@ namespace mcb {
 namespace {
 
 // Larger than the 32 KiB the kernel puts in one dump datagram, so none is ever cut.
-constexpr std::size_t kReceiveBuffer = 64 * 1024;
+constexpr std::size_t kReceiveBuffer = std::size_t{64} << 10;
 
 std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 

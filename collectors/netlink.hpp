@@ -9,9 +9,10 @@
 // thread, adding states but no concurrency. What needs a bound is the work, so every dump has a
 // deadline checked before each receive (poll() with the time left, for the case of a kernel that
 // stops answering) and fails when it passes; the socket is then closed so the rest of that dump
-// is discarded and the next one starts clean. One receive returns at most 32 KiB (about 300
-// sockets), so a dump overruns its deadline by one such step at most. bench/sockdiag_poll.sh
-// measures a whole dump against the number of sockets (README "Benchmarks").
+// is discarded and the next one starts clean. A dump overruns its deadline by one receive at
+// most; within one receive the kernel fills up to 32 KiB (about 260 sockets), walking as much of
+// its connection table as that takes, which with a filter matching few sockets can be the whole
+// table. bench/sockdiag_poll.sh measures whole dumps (README "Benchmarks").
 
 #include <chrono>
 #include <cstdint>

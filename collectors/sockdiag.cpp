@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 
 #include "collectors/families.hpp"
 
@@ -38,14 +39,10 @@ SockdiagSample sockdiag_sample(std::span<const DiagSocket> sockets, const Sockdi
                                const ListenerPeaks& peaks) {
   SockdiagSample out;
   std::map<ListenerKey, ListenerSample> listeners;
+  // Per watched port: sockets by state (indexed by TCP state), ESTABLISHED ones by client.
+  std::vector<std::array<std::uint64_t, TCP_CLOSING + 1>> by_state(options.ports.size());
   std::vector<ClientCounts> clients(options.ports.size());
   out.ports.resize(options.ports.size());
-  for (std::size_t i = 0; i < options.ports.size(); ++i) {
-    out.ports[i].port = options.ports[i];
-    for (int state = TCP_ESTABLISHED; state <= TCP_CLOSING; ++state) {
-      if (state != TCP_LISTEN) out.ports[i].connections[std::string(tcp_state_name(state))] = 0;
-    }
-  }
   for (const DiagSocket& s : sockets) {
     const auto watched = std::lower_bound(options.ports.begin(), options.ports.end(), s.local_port);
     if (watched == options.ports.end() || *watched != s.local_port) continue;
@@ -59,13 +56,17 @@ SockdiagSample sockdiag_sample(std::span<const DiagSocket> sockets, const Sockdi
       continue;
     }
     const auto index = static_cast<std::size_t>(watched - options.ports.begin());
-    PortSample& port = out.ports[index];
-    ++port.connections[std::string(tcp_state_name(s.state))];
+    if (s.state < by_state[index].size()) ++by_state[index][s.state];
     if (s.state == TCP_ESTABLISHED) ++clients[index][canonical(s.remote)];
-    if (s.wqueue > options.send_queue_threshold_bytes) ++port.send_queue_blocked;
+    if (s.wqueue > options.send_queue_threshold_bytes) ++out.ports[index].send_queue_blocked;
   }
   for (std::size_t i = 0; i < out.ports.size(); ++i) {
-    fill_clients(out.ports[i], clients[i], options.top_clients);
+    PortSample& port = out.ports[i];
+    port.port = options.ports[i];
+    for (int state = TCP_ESTABLISHED; state <= TCP_CLOSING; ++state) {
+      if (state != TCP_LISTEN) port.connections.emplace(tcp_state_name(state), by_state[i][state]);
+    }
+    fill_clients(port, clients[i], options.top_clients);
   }
   for (auto& [key, l] : listeners) {
     const auto peak = peaks.find(key);
@@ -138,6 +139,31 @@ std::uint32_t PeakWindow::peak(Clock::time_point now) {
   return decreasing_.empty() ? 0 : decreasing_.front().second;
 }
 
+Status dump_listeners(SockDiagSocket& socket, const std::vector<std::byte>& filter,
+                      SockDiagSocket::Clock::time_point deadline, std::vector<DiagSocket>& out) {
+  for (const int family : {AF_INET, AF_INET6}) {
+    if (auto st = socket.dump({family, tcp_state_bit(TCP_LISTEN), filter}, deadline, out); !st) {
+      return st;
+    }
+  }
+  return ok_status();
+}
+
+Status dump_watched(SockDiagSocket& socket, const std::vector<std::byte>& filter,
+                    SockDiagSocket::Clock::time_point deadline, std::vector<DiagSocket>& out) {
+  const std::size_t first = out.size();
+  if (auto st = dump_listeners(socket, filter, deadline, out); !st) return st;
+  for (const int family : {AF_INET, AF_INET6}) {
+    const bool listening =
+        std::any_of(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
+                    [&](const DiagSocket& s) { return s.local.family == family; });
+    if (!listening) continue;
+    const std::uint32_t states = kAllTcpStates & ~tcp_state_bit(TCP_LISTEN);
+    if (auto st = socket.dump({family, states, filter}, deadline, out); !st) return st;
+  }
+  return ok_status();
+}
+
 SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const SockdiagConfig& config,
                                      std::vector<std::uint16_t> watched_ports, Duration interval)
     : timer_(io),
@@ -159,15 +185,6 @@ SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const Sockdiag
   }
 }
 
-Status SockdiagCollector::dump(std::uint32_t states, Duration budget,
-                               std::vector<DiagSocket>& out) {
-  const auto deadline = Clock::now() + budget;
-  for (const int family : {AF_INET, AF_INET6}) {
-    if (auto st = socket_.dump({family, states, filter_}, deadline, out); !st) return st;
-  }
-  return ok_status();
-}
-
 void SockdiagCollector::collect(Done done) {
   if (options_.ports.empty()) {  // nothing to watch: no dump, no series
     last_ = SockdiagSample{};
@@ -185,10 +202,12 @@ void SockdiagCollector::collect(Done done) {
     arm_sampler();
   }
   std::vector<DiagSocket> sockets;
-  if (auto st = dump(kAllTcpStates, interval_ / 2, sockets); !st) {
+  const auto budget = interval_ / 2;
+  if (auto st = dump_watched(socket_, filter_, Clock::now() + budget, sockets); !st) {
     last_.reset();
     publish({});
-    done(st);
+    done(fail(st.error().message + " (a run's dumps get half the interval, " +
+              format_duration(budget) + ")"));
     return;
   }
   SockdiagSample sample =
@@ -229,7 +248,8 @@ ListenerPeaks SockdiagCollector::observe_listeners(std::span<const DiagSocket> s
 
 void SockdiagCollector::sample_listeners() {
   std::vector<DiagSocket> sockets;
-  if (auto st = dump(tcp_state_bit(TCP_LISTEN), sample_interval_ / 2, sockets); !st) {
+  if (auto st = dump_listeners(socket_, filter_, Clock::now() + sample_interval_ / 2, sockets);
+      !st) {
     sampler_error_ = st.error().message;
     return;
   }

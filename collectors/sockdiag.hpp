@@ -2,7 +2,7 @@
 // The sockdiag collector: memcached's listeners and connections as the kernel sees them, from
 // netlink sock_diag dumps filtered in the kernel to the watched ports (their local port).
 //
-// Each run dumps every TCP state of both address families and reports per listener the accept
+// Each run dumps the watched ports' sockets (dump_watched) and reports per listener the accept
 // queue (length, max, and its peak over `peak_window`) and per port the connections by state,
 // the clients holding them and the sockets whose send queue is blocked. Between runs a sampler on
 // its own timer dumps only LISTEN sockets every `sample_interval` (the kernel then skips the
@@ -75,6 +75,21 @@ struct SockdiagOptions {
   std::uint64_t send_queue_threshold_bytes = 65536;
 };
 
+// The LISTEN sockets of both families that pass `filter` (compile_port_filter of the watched
+// ports), appended to `out`. Cheap whatever the number of connections: for LISTEN alone the
+// kernel walks its listener table only.
+Status dump_listeners(SockDiagSocket& socket, const std::vector<std::byte>& filter,
+                      SockDiagSocket::Clock::time_point deadline, std::vector<DiagSocket>& out);
+
+// One run's dump, appended to `out`: dump_listeners, then every other state of the families that
+// have a listener among them. The kernel walks its whole connection table once per family dumped
+// (a cost that grows with every socket on the machine, see README "Benchmarks"), and server-side
+// connections exist only in a family that has a listener, so a memcached listening on IPv4 alone
+// (Debian's default -l 127.0.0.1) costs half. What this leaves out: connections of a family whose
+// listener has gone (after a restart or while memcached is down), which are closing anyway.
+Status dump_watched(SockDiagSocket& socket, const std::vector<std::byte>& filter,
+                    SockDiagSocket::Clock::time_point deadline, std::vector<DiagSocket>& out);
+
 // A listener's identity: its port and canonical local address.
 using ListenerKey = std::pair<std::uint16_t, IpAddress>;
 using ListenerPeaks = std::map<ListenerKey, std::uint32_t>;
@@ -128,7 +143,6 @@ class SockdiagCollector final : public Collector,
   const std::optional<SockdiagSample>& last() const { return last_; }
 
  private:
-  Status dump(std::uint32_t states, Duration budget, std::vector<DiagSocket>& out);
   // Adds the listeners' queue lengths to their peak windows; returns each one's peak.
   ListenerPeaks observe_listeners(std::span<const DiagSocket> sockets, Clock::time_point at);
   void sample_listeners();
