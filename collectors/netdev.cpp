@@ -11,24 +11,12 @@
 namespace mcb {
 namespace {
 
-std::vector<std::string_view> words(std::string_view text) {
-  std::vector<std::string_view> out;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
-    const std::size_t start = i;
-    while (i < text.size() && text[i] != ' ' && text[i] != '\t') ++i;
-    if (i > start) out.push_back(text.substr(start, i - start));
-  }
-  return out;
-}
-
 std::vector<std::string_view> lines(std::string_view text) {
   std::vector<std::string_view> out;
   while (!text.empty()) {
     const auto nl = text.find('\n');
     const std::string_view line = text.substr(0, nl);
-    if (!words(line).empty()) out.push_back(line);
+    if (!split_words(line).empty()) out.push_back(line);
     if (nl == std::string_view::npos) break;
     text.remove_prefix(nl + 1);
   }
@@ -73,8 +61,8 @@ Result<std::vector<NetdevCounters>> parse_net_dev(std::string_view text) {
   if (bar2 == std::string_view::npos) {
     return fail("line 2: expected \"face |receive columns|transmit columns\"");
   }
-  const auto rx_names = words(header.substr(bar1 + 1, bar2 - bar1 - 1));
-  const auto tx_names = words(header.substr(bar2 + 1));
+  const auto rx_names = split_words(header.substr(bar1 + 1, bar2 - bar1 - 1));
+  const auto tx_names = split_words(header.substr(bar2 + 1));
   auto rx = columns(rx_names, 0, "receive");
   if (!rx) return rx.error();
   auto tx = columns(tx_names, rx_names.size(), "transmit");
@@ -86,11 +74,11 @@ Result<std::vector<NetdevCounters>> parse_net_dev(std::string_view text) {
     const std::string where = "line " + std::to_string(i + 1);
     const std::string_view line = all[i];
     const auto colon = line.find(':');  // device names cannot hold ':'
-    const auto name = words(line.substr(0, colon));
+    const auto name = split_words(line.substr(0, colon));
     if (colon == std::string_view::npos || name.size() != 1) {
       return fail(where + ": expected \"device: counters\"");
     }
-    const auto values = words(line.substr(colon + 1));
+    const auto values = split_words(line.substr(colon + 1));
     if (values.size() != expected) {
       return fail(where + ": " + std::to_string(values.size()) + " values, the header names " +
                   std::to_string(expected));

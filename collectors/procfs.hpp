@@ -1,10 +1,12 @@
 #pragma once
-// Reading files under /proc and /sys. Separate from parsing: a reader returns the bytes, a pure
-// parser turns them into a struct. Thread-safe.
+// Reading files under /proc and /sys, and splitting their text. Separate from parsing: a reader
+// returns the bytes, a pure parser turns them into a struct. Thread-safe.
 
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/result.hpp"
 
@@ -21,5 +23,9 @@ Result<std::optional<std::string>> read_optional_file(const std::string& path,
 
 // Reads a whole file; a missing file is an error too.
 Result<std::string> read_file(const std::string& path);
+
+// Pure: the words of a line of a /proc table, separated by runs of spaces or tabs. The views
+// point into `line`.
+std::vector<std::string_view> split_words(std::string_view line);
 
 }  // namespace mcb
