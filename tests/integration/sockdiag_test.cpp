@@ -124,6 +124,19 @@ Fd accept_from(const Fd& listener) {
   return Fd(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
 }
 
+// `n` connections made with connect_to, added to `held`.
+void connect_n(std::vector<Fd>& held, int n, const std::string& ip, std::uint16_t port,
+               const std::string& source = "", bool wait = true) {
+  held.reserve(held.size() + static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) held.push_back(connect_to(ip, port, source, wait));
+}
+
+// `n` connections accepted from `listener`, added to `held`.
+void accept_n(std::vector<Fd>& held, int n, const Fd& listener) {
+  held.reserve(held.size() + static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) held.push_back(accept_from(listener));
+}
+
 // Recv-Q and Send-Q of the listener on `port` as `ss -ltn` shows them.
 std::pair<double, double> ss_listen_queue(std::uint16_t port) {
   const auto r = test::run_command("ss -ltnH 'sport = :" + std::to_string(port) + "'");
@@ -175,12 +188,10 @@ TEST_CASE("sockdiag: the kernel filter returns the watched ports' server sockets
   Fd other = listen_on("127.0.0.1", 16);
   Fd watched6 = listen_on("::1", 16);
   std::vector<Fd> held;
-  for (int i = 0; i < 3; ++i) {
-    held.push_back(connect_to("127.0.0.1", port_of(watched)));
-    held.push_back(accept_from(watched));
-    held.push_back(connect_to("127.0.0.1", port_of(other)));
-  }
-  held.push_back(connect_to("::1", port_of(watched6)));
+  connect_n(held, 3, "127.0.0.1", port_of(watched));
+  accept_n(held, 3, watched);
+  connect_n(held, 3, "127.0.0.1", port_of(other));
+  connect_n(held, 1, "::1", port_of(watched6));
   const std::vector<std::uint16_t> ports{port_of(watched), port_of(watched6), 9};
   const auto filter = *compile_port_filter(ports);
 
@@ -210,7 +221,7 @@ TEST_CASE("sockdiag: a dump past its deadline fails, and the next one starts cle
   test::enter_private_netns();
   Fd l = listen_on("127.0.0.1", 4096);
   std::vector<Fd> held;
-  for (int i = 0; i < 1000; ++i) held.push_back(connect_to("127.0.0.1", port_of(l), "", false));
+  connect_n(held, 1000, "127.0.0.1", port_of(l), "", false);
   SockDiagSocket s;
   std::vector<DiagSocket> out;
   const auto late = s.dump({AF_INET, kAllTcpStates, {}}, SockDiagSocket::Clock::now(), out);
@@ -227,10 +238,12 @@ TEST_CASE("sockdiag: length and max of a listener that never accepts equal ss -l
   Fd l = listen_on("127.0.0.1", 5);
   const std::uint16_t port = port_of(l);
   std::vector<Fd> clients;
-  for (int i = 0; i < 30; ++i) clients.push_back(connect_to("127.0.0.1", port, "", false));
+  connect_n(clients, 30, "127.0.0.1", port, "", false);
   // The queue fills to its limit and stays there: nothing accepts.
   REQUIRE(test::eventually([&] { return ss_listen_queue(port).first > 5; }));
-  const auto [recv_q, send_q] = ss_listen_queue(port);
+  const auto queue = ss_listen_queue(port);
+  const double recv_q = queue.first;
+  const double send_q = queue.second;
   CHECK(send_q == 5);
 
   test::Daemon d(config_for(port));
@@ -244,7 +257,7 @@ TEST_CASE("sockdiag: length and max of a listener that never accepts equal ss -l
   CHECK(test::metric_value(*m, listener_series("mcbacklog_accept_queue_peak", "127.0.0.1", port)) >=
         recv_q);
   CHECK(test::metric_value(*m, R"(mcbacklog_collector_success{collector="sockdiag"})") == 1);
-  CHECK(ss_listen_queue(port) == std::make_pair(recv_q, send_q));
+  CHECK(ss_listen_queue(port) == queue);
 }
 
 TEST_CASE("sockdiag: the sampler catches a 0.4 s burst that no run sees",
@@ -262,10 +275,9 @@ TEST_CASE("sockdiag: the sampler catches a 0.4 s burst that no run sees",
   CHECK(c->last()->listeners[0].queue_peak == 0);
 
   std::vector<Fd> clients;
-  for (int i = 0; i < 20; ++i) clients.push_back(connect_to("127.0.0.1", port));
+  connect_n(clients, 20, "127.0.0.1", port);
   io.run_for(400ms);  // the sampler's timer fires; no run happens
-  std::vector<Fd> accepted;
-  for (int i = 0; i < 20; ++i) accepted.push_back(accept_from(l));
+  accept_n(clients, 20, l);
 
   REQUIRE(run(*c).ok());
   const ListenerSample& after = c->last()->listeners.at(0);
@@ -291,10 +303,10 @@ TEST_CASE("sockdiag: a 0.4 s burst drained before the scrape still shows in the 
   REQUIRE(test::metric_value(first, peak) == 0);
 
   {
-    std::vector<Fd> clients;
-    for (int i = 0; i < 20; ++i) clients.push_back(connect_to("127.0.0.1", port));
+    std::vector<Fd> held;
+    connect_n(held, 20, "127.0.0.1", port);
     ::usleep(400'000);
-    for (int i = 0; i < 20; ++i) accept_from(l);
+    accept_n(held, 20, l);
   }
   const auto m = d.wait_for_metrics(
       [&](const std::string& text) { return test::metric_value(text, peak) != 0; });
@@ -311,11 +323,11 @@ TEST_CASE("sockdiag: clients bound to 127.0.0.2 and 127.0.0.3 are counted per ad
   const std::uint16_t port = port_of(l);
   const std::uint16_t port6 = port_of(l6);
   std::vector<Fd> held;
-  for (int i = 0; i < 3; ++i) held.push_back(connect_to("127.0.0.1", port, "127.0.0.2"));
-  for (int i = 0; i < 5; ++i) held.push_back(connect_to("127.0.0.1", port, "127.0.0.3"));
-  for (int i = 0; i < 4; ++i) held.push_back(accept_from(l));  // accepted or queued: both count
-  for (int i = 0; i < 2; ++i) held.push_back(connect_to("127.0.0.1", port6, "127.0.0.2"));
-  held.push_back(connect_to("::1", port6, "::1"));
+  connect_n(held, 3, "127.0.0.1", port, "127.0.0.2");
+  connect_n(held, 5, "127.0.0.1", port, "127.0.0.3");
+  accept_n(held, 4, l);  // accepted or still queued: both count
+  connect_n(held, 2, "127.0.0.1", port6, "127.0.0.2");
+  connect_n(held, 1, "::1", port6, "::1");
 
   test::Daemon d(
       "interval: 100ms\ntargets: []\ncollectors:\n  netdev: { enabled: false }\n"
@@ -400,7 +412,7 @@ TEST_CASE("sockdiag: memcached with -o no_maxconns_fast driven past -c shows acc
   CHECK(backlog == ss_listen_queue(port).second);
 
   std::vector<Fd> clients;
-  for (int i = 0; i < 100; ++i) clients.push_back(connect_to("127.0.0.1", port, "", false));
+  connect_n(clients, 100, "127.0.0.1", port, "", false);
   const auto full = d.wait_for_metrics(
       [&](const std::string& text) { return test::metric_value(text, max) == 0; });
   INFO(mc.process().output());
