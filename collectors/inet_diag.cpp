@@ -136,11 +136,12 @@ Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::u
     const auto payload = rest.subspan(sizeof(nlmsghdr), h.nlmsg_len - sizeof(nlmsghdr));
     switch (h.nlmsg_type) {
       case NLMSG_DONE: {
-        // Since Linux 4.x the status of the dump follows; older kernels send an empty payload.
+        // The dump's status follows as an int; a reply without one is taken as success.
         if (payload.size() >= sizeof(int)) {
           const int status = load<int>(payload);
-          if (status < 0)
+          if (status < 0) {
             return fail("the kernel ended the dump with: " + std::string(std::strerror(-status)));
+          }
         }
         return DumpProgress::done;
       }
