@@ -38,6 +38,7 @@ App::App(Flags flags, Config config)
     : flags_(std::move(flags)),
       config_(std::move(config)),
       signals_(io_, SIGINT, SIGTERM, SIGHUP),
+      notifier_(io_),
       process_(std::make_shared<ProcessMetrics>()) {
   prometheus::BuildGauge()
       .Name("mcbacklog_build_info")
@@ -72,6 +73,7 @@ int App::run() {
                kRevision, config_.source);
   start_sampling();
   wait_for_signal();
+  notifier_.start_watchdog();
   io_.run();
   spdlog::info("mcbacklogd stopped");
   return 0;
@@ -104,13 +106,22 @@ void App::on_cycle() {
   if (!ready_) {
     ready_ = true;
     spdlog::info("first sample complete; ready");
+    notifier_.ready(status_line());
   }
 }
 
+std::string App::status_line() const {
+  return "sampling every " + format_duration(config_.interval) + " with the configuration from " +
+         config_.source;
+}
+
 void App::reload() {
+  notifier_.reloading();
   auto loaded = load_configuration(flags_);
   if (!loaded) {
     spdlog::error("reload failed, keeping the running configuration:\n{}", loaded.error().message);
+    // Still serving; before the first sample on_cycle() reports ready instead.
+    if (ready_) notifier_.ready("reload failed, see the log; " + status_line());
     return;
   }
   if (loaded->web.listen_address != config_.web.listen_address) {
@@ -123,6 +134,7 @@ void App::reload() {
   setup_logging(config_.log.level, config_.log.format);
   spdlog::info("configuration reloaded from {}", config_.source);
   start_sampling();
+  if (ready_) notifier_.ready(status_line());
 }
 
 void App::wait_for_signal() {
@@ -134,6 +146,7 @@ void App::wait_for_signal() {
       return;
     }
     spdlog::info("received {}, stopping", signo == SIGINT ? "SIGINT" : "SIGTERM");
+    notifier_.stopping();
     server_->stop();
     scheduler_->stop();
     // Work still pending (a collector waiting on a silent peer) must not delay the exit.

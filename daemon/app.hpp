@@ -1,7 +1,9 @@
 #pragma once
 // App: the daemon's wiring. One io_context on one thread runs the scheduler (collectors), the
 // HTTP server and the signal handlers: SIGHUP reloads the configuration (a bad file is logged and
-// the running configuration kept), SIGINT and SIGTERM stop everything so run() returns 0.
+// the running configuration kept), SIGINT and SIGTERM stop everything so run() returns 0. The
+// service manager hears of each step (ready after the first sample, reloading, stopping) and gets
+// watchdog pings from the loop.
 // Owned by main; loop thread only; not thread-safe.
 
 #include <memory>
@@ -18,6 +20,7 @@
 #include "daemon/http_server.hpp"
 #include "daemon/process_metrics.hpp"
 #include "daemon/scheduler.hpp"
+#include "daemon/service_notifier.hpp"
 
 namespace mcb {
 
@@ -39,11 +42,13 @@ class App {
   void reload();
   void wait_for_signal();
   HttpContent http_content();
+  std::string status_line() const;
 
   Flags flags_;
   Config config_;
   boost::asio::io_context io_;
   boost::asio::signal_set signals_;
+  ServiceNotifier notifier_;
   Exposition exposition_;
   std::shared_ptr<ProcessMetrics> process_;
   CollectorSet collectors_;

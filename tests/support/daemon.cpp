@@ -6,8 +6,10 @@ namespace mcb::test {
 namespace {
 
 std::vector<std::string> daemon_argv(const std::string& config_path,
-                                     const std::vector<std::string>& extra) {
-  std::vector<std::string> argv{daemon_binary(), "--web.listen-address=127.0.0.1:0"};
+                                     const std::vector<std::string>& extra,
+                                     const std::vector<std::string>& launcher) {
+  std::vector<std::string> argv = launcher;
+  argv.insert(argv.end(), {daemon_binary(), "--web.listen-address=127.0.0.1:0"});
   if (!config_path.empty()) argv.push_back("--config.file=" + config_path);
   argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;
@@ -18,9 +20,10 @@ std::vector<std::string> daemon_argv(const std::string& config_path,
 std::string daemon_binary() { return MCBACKLOGD_BINARY; }
 std::string source_dir() { return MCBACKLOGD_SOURCE_DIR; }
 
-Daemon::Daemon(std::optional<std::string> config_yaml, const std::vector<std::string>& extra_args)
+Daemon::Daemon(std::optional<std::string> config_yaml, const std::vector<std::string>& extra_args,
+               const std::vector<std::string>& launcher)
     : config_path_(config_yaml ? dir_.write("mcbacklogd.yaml", *config_yaml) : ""),
-      child_(daemon_argv(config_path_, extra_args)) {
+      child_(daemon_argv(config_path_, extra_args, launcher)) {
   auto port = child_.wait_for_output(std::regex(R"(HTTP server listening on 127\.0\.0\.1:(\d+))"),
                                      std::chrono::seconds(15));
   if (!port) {

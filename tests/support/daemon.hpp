@@ -21,9 +21,13 @@ std::string source_dir();
 class Daemon {
  public:
   // `config_yaml`: written to a temp file passed as --config.file; nullopt runs on built-in
-  // defaults. Throws with the daemon's output when it does not start listening.
+  // defaults. `launcher`, when given, is a command line that the daemon's path and arguments are
+  // appended to and that must exec them (e.g. `sh -c 'VAR=... exec "$0" "$@"'`), so that the
+  // process handle is the daemon's. Throws with the daemon's output when it does not start
+  // listening.
   explicit Daemon(std::optional<std::string> config_yaml,
-                  const std::vector<std::string>& extra_args = {});
+                  const std::vector<std::string>& extra_args = {},
+                  const std::vector<std::string>& launcher = {});
 
   std::uint16_t port() const { return port_; }
   Child& process() { return child_; }
