@@ -169,8 +169,11 @@ all_collectors_succeed() {
 }
 wait_for 15 all_collectors_succeed ||
   fail "a collector fails under the unit's sandbox: $(metrics | grep '^mcbacklog_collector_success')"
-for series in mcbacklog_somaxconn mcbacklog_listen_overflows_total process_max_fds; do
-  grep -qE "^$series [0-9]" <<<"$(metrics)" || fail "/metrics has no $series"
+has_series() { metrics | grep -qE "^$1\$"; }
+# Kernel files, /proc/self, and memcached.service reached over TCP from inside the sandbox.
+for series in 'mcbacklog_somaxconn [0-9]+' 'mcbacklog_listen_overflows_total [0-9]+' \
+  'process_max_fds [0-9]+' 'memcached_up\{.*\} 1' 'mcbacklog_probe_success\{.*\} 1'; do
+  wait_for 15 has_series "$series" || fail "/metrics has no series matching $series"
 done
 echo "collectors: $(metrics | grep -c '^mcbacklog_collector_success{') all succeeding"
 
@@ -185,7 +188,14 @@ tail -1 <<<"$out"
 echo "--- /etc/default/mcbacklogd and systemctl reload"
 inside sed -i 's/^ARGS=.*/ARGS="--log.format=json"/' /etc/default/mcbacklogd
 inside systemctl restart mcbacklogd.service || fail "restart failed"
-inside sed -i 's/^interval: 1s/interval: 2s/' /etc/mcbacklogd/mcbacklogd.yaml
+# The reload adds a memcached on a unix socket in /run (mode 0666, as the README advises), which
+# the sandboxed daemon must be able to connect to.
+inside systemd-run --quiet --unit=memcached-unix -p User=memcache -p RuntimeDirectory=memcached-unix \
+  /usr/bin/memcached -s /run/memcached-unix/memcached.sock -a 0666 -m 16
+wait_for 10 inside test -S /run/memcached-unix/memcached.sock || fail "memcached-unix did not start"
+inside sed -i -e 's/^interval: 1s/interval: 2s/' \
+  -e '/^    probe_interval: 5s/a\  - { name: unix, address: "unix:/run/memcached-unix/memcached.sock" }' \
+  /etc/mcbacklogd/mcbacklogd.yaml
 inside systemctl reload mcbacklogd.service || fail "reload failed"
 wait_for 10 status_is "sampling every 2s with the configuration from /etc/mcbacklogd/mcbacklogd.yaml" ||
   fail "after reload the status is '$(show StatusText)'"
@@ -193,6 +203,9 @@ wait_for 10 status_is "sampling every 2s with the configuration from /etc/mcback
 journal=$(inside journalctl -u mcbacklogd.service -o cat --no-pager)
 grep -q '"msg":"configuration reloaded from /etc/mcbacklogd/mcbacklogd.yaml"' <<<"$journal" ||
   fail "the journal has no JSON reload line: ARGS or the reload did not reach the daemon"
+wait_for 15 has_series 'memcached_up\{target="unix"\} 1' ||
+  fail "the daemon cannot reach memcached on a unix socket: $(metrics | grep '^memcached_up')"
+wait_for 15 all_collectors_succeed || fail "a collector fails after the reload"
 
 echo "--- the watchdog"
 inside mkdir -p /run/systemd/system/mcbacklogd.service.d
