@@ -18,16 +18,29 @@ const std::vector<std::pair<std::string, AlertThreshold>>& default_thresholds() 
   using std::chrono::seconds;
   // warning, critical, clear, for, window. Units per alert are listed in README.
   static const std::vector<std::pair<std::string, AlertThreshold>> kDefaults{
+      // Both the stats connection and the probe failing for 5 s.
       {"MemcachedDown", {1, 1, 1, seconds(5), seconds(60)}},
-      {"ListenQueueOverflow", {1, 100, 1, seconds(0), seconds(60)}},
+      // Overflows in the window: any is worth a look, one a second on average pages.
+      {"ListenQueueOverflow", {1, 60, 1, seconds(0), seconds(60)}},
+      // Peak queue length over its max.
       {"AcceptQueueFilling", {0.5, 0.8, 0.4, seconds(5), seconds(60)}},
+      // Probe seconds; a probe that fails while stats answers is critical regardless.
       {"ProbeSlow", {0.1, 1.0, 0.05, seconds(10), seconds(60)}},
-      {"ConnectionSprawl", {5000, 20000, 4000, seconds(30), seconds(60)}},
+      // New connections per second; 470/s is where one client exhausts its 28232 ephemeral
+      // ports within the 60 s TIME_WAIT. Plus established connections on the port.
+      {"ConnectionSprawl", {100, 470, 80, seconds(30), seconds(60), 5000, 20000}},
+      // Connections over the effective limit (-c less reserved descriptors), as memcached-mixin.
       {"MaxConnectionsNear", {0.8, 0.95, 0.75, seconds(5), seconds(60)}},
+      // CPU seconds per second per worker thread.
       {"MemcachedCpuSaturated", {0.8, 0.95, 0.7, seconds(30), seconds(60)}},
+      // Utilisation of link speed, either direction.
       {"NetworkSaturated", {0.8, 0.95, 0.7, seconds(30), seconds(60)}},
-      {"SomaxconnTooLow", {1024, 128, 1024, seconds(0), seconds(60)}},
+      // Floors on the effective backlog: below `warning` always, below `critical` while
+      // memcached's listener overflows (1024 is memcached's default -b).
+      {"SomaxconnTooLow", {128, 1024, 128, seconds(0), seconds(60)}},
+      // Connections holding unread replies.
       {"SlowClients", {1, 10, 1, seconds(30), seconds(60)}},
+      // Bytes over the memory limit, while evicting.
       {"MemcachedMemoryFull", {0.9, 0.98, 0.85, seconds(60), seconds(300)}},
   };
   return kDefaults;
@@ -256,17 +269,24 @@ void walk_thresholds(Walker& w, const YAML::Node& node, const std::string& path,
   for (const auto& [name, defaults] : default_thresholds()) {
     table.emplace_back(name, [&w, &c, alert = name](const YAML::Node& n, const std::string& p) {
       AlertThreshold& th = c.thresholds[alert];
-      w.mapping(n, p,
-                {{"warning", [&](auto& v, auto& q) { w.number(v, q, th.warning, 0, 1e12); }},
-                 {"critical", [&](auto& v, auto& q) { w.number(v, q, th.critical, 0, 1e12); }},
-                 {"clear", [&](auto& v, auto& q) { w.number(v, q, th.clear, 0, 1e12); }},
-                 {"for",
-                  [&](auto& v, auto& q) {
-                    w.duration(v, q, th.for_, Duration{0}, std::chrono::hours(24));
-                  }},
-                 {"window", [&](auto& v, auto& q) {
-                    w.duration(v, q, th.window, std::chrono::seconds(1), std::chrono::hours(24));
-                  }}});
+      Walker::Table keys{
+          {"warning", [&](auto& v, auto& q) { w.number(v, q, th.warning, 0, 1e12); }},
+          {"critical", [&](auto& v, auto& q) { w.number(v, q, th.critical, 0, 1e12); }},
+          {"clear", [&](auto& v, auto& q) { w.number(v, q, th.clear, 0, 1e12); }},
+          {"for", [&](auto& v,
+                      auto& q) { w.duration(v, q, th.for_, Duration{0}, std::chrono::hours(24)); }},
+          {"window", [&](auto& v, auto& q) {
+             w.duration(v, q, th.window, std::chrono::seconds(1), std::chrono::hours(24));
+           }}};
+      if (alert == "ConnectionSprawl") {
+        keys.emplace_back("connections_warning", [&](auto& v, auto& q) {
+          w.number(v, q, th.connections_warning, 0, 1e9);
+        });
+        keys.emplace_back("connections_critical", [&](auto& v, auto& q) {
+          w.number(v, q, th.connections_critical, 0, 1e9);
+        });
+      }
+      w.mapping(n, p, keys);
     });
   }
   w.mapping(node, path, table);

@@ -64,6 +64,9 @@ struct AlertThreshold {
   double clear = 0;
   Duration for_ = std::chrono::seconds(0);
   Duration window = std::chrono::seconds(60);
+  // ConnectionSprawl only: established connections on memcached's port.
+  double connections_warning = 0;
+  double connections_critical = 0;
 };
 
 // The alert catalogue with its default levels, in catalogue order.

@@ -182,6 +182,16 @@ TEST_CASE("config: threshold blocks are checked for unknown alerts and level ord
              Contains("thresholds.MaxConnectionsNear: critical must not be below warning"));
   CHECK_THAT(error_of("thresholds:\n  MaxConnectionsNear: { warning: 0.9, clear: 0.95 }\n"),
              Contains("clear must not be above warning"));
+  CHECK_THAT(error_of("thresholds:\n  SlowClients: { connections_warning: 5 }\n"),
+             Contains("thresholds.SlowClients.connections_warning: unknown key"));
+  auto sprawl = parse_config(
+      "thresholds:\n  ConnectionSprawl: { warning: 50, connections_warning: 300, "
+      "connections_critical: 900 }\n",
+      "t.yaml");
+  REQUIRE(sprawl.ok());
+  CHECK(sprawl->thresholds.at("ConnectionSprawl").warning == 50);
+  CHECK(sprawl->thresholds.at("ConnectionSprawl").connections_warning == 300);
+  CHECK(sprawl->thresholds.at("ConnectionSprawl").connections_critical == 900);
   auto partial = parse_config("thresholds:\n  MaxConnectionsNear: { warning: 0.85 }\n", "t.yaml");
   REQUIRE(partial.ok());
   CHECK(partial->thresholds.at("MaxConnectionsNear").warning == 0.85);
