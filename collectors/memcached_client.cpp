@@ -96,6 +96,18 @@ const char* command_name(bool settings) { return settings ? "stats settings" : "
 
 }  // namespace
 
+FailureKind classify_failure(std::string_view error) {
+  if (error.empty()) return FailureKind::kNone;
+  auto has = [error](std::string_view part) { return error.find(part) != std::string_view::npos; };
+  if (has("Too many open connections")) return FailureKind::kAtLimit;
+  if (has("by the deadline") || has("no reply") || has("still waiting"))
+    return FailureKind::kNoReply;
+  if (has("protocol error") || has("memcached replied") || has("unexpected")) {
+    return FailureKind::kProtocol;
+  }
+  return FailureKind::kUnreachable;
+}
+
 Duration reconnect_delay(int failures, Duration base, Duration cap, double unit_random) {
   if (failures <= 0) return Duration{0};
   double ms = static_cast<double>(base.count());

@@ -43,6 +43,15 @@ struct ClientLimits {
 // `unit_random` in [0, 1), so a fleet of daemons does not reconnect in step.
 Duration reconnect_delay(int failures, Duration base, Duration cap, double unit_random);
 
+// What an error message of this client says happened, for the evaluator: memcached answered but
+// refused at its connection limit ("ERROR Too many open connections"), no connection or no reply
+// came by a deadline (a memcached that hangs, or whose accept queue is full or disabled), the
+// peer refused, reset or closed (nothing listening), or anything else (a protocol error).
+enum class FailureKind { kNone, kAtLimit, kNoReply, kUnreachable, kProtocol };
+
+// Pure. Classifies a message produced by StatsConnection or Probe; empty is kNone.
+FailureKind classify_failure(std::string_view error);
+
 // The result of one exchange on the stats connection.
 struct StatsReply {
   Result<StatsMap> stats = fail("not asked");

@@ -39,7 +39,8 @@ App::App(Flags flags, Config config)
       config_(std::move(config)),
       signals_(io_, SIGINT, SIGTERM, SIGHUP),
       notifier_(io_),
-      process_(std::make_shared<ProcessMetrics>()) {
+      process_(std::make_shared<ProcessMetrics>()),
+      evaluator_(std::make_shared<Evaluator>(config_.thresholds)) {
   prometheus::BuildGauge()
       .Name("mcbacklog_build_info")
       .Help("A metric with a constant '1' value labeled by the version and revision of mcbacklogd.")
@@ -53,6 +54,7 @@ HttpContent App::http_content() {
   c.metrics_text = [this]() -> const std::string& { return exposition_.text(); };
   c.metrics_gzip = [this]() -> const std::string& { return exposition_.gzip(); };
   c.ready = [this] { return ready_; };
+  c.alerts_json = [this] { return evaluator_->json(); };
   c.version = std::string(kVersion) + " (revision " + kRevision + ")";
   return c;
 }
@@ -90,6 +92,7 @@ void App::start_sampling() {
   std::vector<std::shared_ptr<const prometheus::Collectable>> sources(all.begin(), all.end());
   sources.push_back(scheduler_);
   sources.push_back(process_);
+  sources.push_back(evaluator_);
   // Served from the end of the first cycle on: until then, after a reload, /metrics keeps the
   // last snapshots of the collectors being replaced rather than the empty ones of the new.
   pending_sources_ = std::move(sources);
@@ -101,6 +104,8 @@ void App::on_cycle() {
     exposition_.set_sources(std::move(*pending_sources_));
     pending_sources_.reset();
   }
+  evaluator_->evaluate(collect_signals(collectors_, config_, std::chrono::steady_clock::now(),
+                                       std::chrono::system_clock::now()));
   process_->refresh();
   exposition_.invalidate();
   if (!ready_) {
@@ -131,6 +136,7 @@ void App::reload() {
   }
   scheduler_->stop();
   config_ = std::move(*loaded);
+  evaluator_->set_thresholds(config_.thresholds);
   setup_logging(config_.log.level, config_.log.format);
   spdlog::info("configuration reloaded from {}", config_.source);
   start_sampling();

@@ -15,6 +15,7 @@
 
 #include "collectors/table.hpp"
 #include "config/config.hpp"
+#include "daemon/evaluator.hpp"
 #include "daemon/exposition.hpp"
 #include "daemon/flags.hpp"
 #include "daemon/http_server.hpp"
@@ -51,6 +52,7 @@ class App {
   ServiceNotifier notifier_;
   Exposition exposition_;
   std::shared_ptr<ProcessMetrics> process_;
+  std::shared_ptr<Evaluator> evaluator_;  // outlives reloads: alert states and counter history
   CollectorSet collectors_;
   std::shared_ptr<Scheduler> scheduler_;
   // Sources of the collectors just started, swapped in when their first cycle ends.

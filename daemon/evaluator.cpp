@@ -232,20 +232,22 @@ void Evaluator::check_target(const TargetSignals& t, const Signals& s) {
     if (t.port && p.port == *t.port) port = &p;
   }
 
-  {  // MemcachedDown: the stats connection and the probe both fail.
+  {  // MemcachedDown: the stats connection and the probe both fail, and not because memcached
+     // answered at its connection limit (that is alive, and MaxConnectionsNear).
     const bool probe_failing =
         !t.probe_enabled || !t.probe_success.has_value() || !*t.probe_success;
     Verdict v;
-    v.value = !t.up && probe_failing ? 1 : 0;
+    v.value = !t.up && probe_failing && !t.refused_at_limit ? 1 : 0;
     v.threshold = 1;
     v.level = v.value > 0 ? Level::kCritical : Level::kOk;
     v.evidence = t.up ? "stats answered on the persistent connection"
-                      : "stats failed on the persistent connection";
+                      : "stats failed on the persistent connection: " + t.stats_error;
     if (!t.probe_enabled) {
       append(v.evidence, "the fresh-connection probe is off");
     } else if (t.probe_success) {
-      append(v.evidence, *t.probe_success ? "the last fresh-connection probe succeeded"
-                                          : "the last fresh-connection probe failed");
+      append(v.evidence, *t.probe_success
+                             ? "the last fresh-connection probe succeeded"
+                             : "the last fresh-connection probe failed: " + t.probe_error);
     }
     judge("MemcachedDown", labels, v, s);
   }
@@ -277,8 +279,11 @@ void Evaluator::check_target(const TargetSignals& t, const Signals& s) {
       if (!*t.probe_success) {
         if (t.up) {
           v = Verdict{Level::kCritical, t.probe_seconds.value_or(0), th.critical,
-                      "memcached answers on its existing connection, but a fresh connection got "
-                      "no reply: its accept queue is full or it stopped accepting"};
+                      "memcached answers on its existing connection, but a fresh connection was "
+                      "not served (" +
+                          t.probe_error +
+                          "): its accept queue is full, it stopped accepting or it is at its "
+                          "connection limit"};
         }
       } else if (t.probe_seconds) {
         v = Verdict{};
@@ -336,6 +341,12 @@ void Evaluator::check_target(const TargetSignals& t, const Signals& s) {
     const double disabled = increase(key + "listen_disabled_num", up_value(t.listen_disabled_num),
                                      s, th.window, restarted);
     std::optional<Verdict> v;
+    auto hit = [&v, &th](const std::string& why) {
+      if (!v) v = Verdict{Level::kCritical, 1, th.critical, ""};
+      v->level = Level::kCritical;
+      v->threshold = th.critical;
+      append(v->evidence, why);
+    };
     if (t.up && t.curr_connections && t.max_connections && *t.max_connections > 0) {
       // memcached keeps reserved_fds descriptors for itself out of -c.
       double limit = *t.max_connections;
@@ -351,11 +362,6 @@ void Evaluator::check_target(const TargetSignals& t, const Signals& s) {
       v->evidence =
           fmt::format("{} connections of an effective limit of {} ({}): {}",
                       num(*t.curr_connections), num(limit), limit_text, percent(v->value));
-      auto hit = [&v, &th](const std::string& why) {
-        v->level = Level::kCritical;
-        v->threshold = th.critical;
-        append(v->evidence, why);
-      };
       if (rejected > 0) {
         hit(
             fmt::format("{} connections rejected with \"ERROR Too many open connections\" in the "
@@ -367,11 +373,15 @@ void Evaluator::check_target(const TargetSignals& t, const Signals& s) {
                         num(disabled), format_duration(th.window)));
       }
       if (t.accepting_conns && *t.accepting_conns == 0) hit("memcached is not accepting now");
-      for (const ListenerSignals* l : listeners) {
-        if (l->queue_max == 0) {
-          hit(fmt::format("listener {}:{} has a max queue of 0: accepting is off", l->address,
-                          l->port));
-        }
+    }
+    // These need no stats: they hold even when memcached cannot answer us.
+    if (t.refused_at_limit) {
+      hit("memcached answered a new connection with \"ERROR Too many open connections\"");
+    }
+    for (const ListenerSignals* l : listeners) {
+      if (l->queue_max == 0) {
+        hit(fmt::format("listener {}:{} has a max queue of 0: memcached stopped accepting",
+                        l->address, l->port));
       }
     }
     judge("MaxConnectionsNear", labels, v, s);

@@ -1,8 +1,8 @@
 #pragma once
 // Signals: one sample of everything the evaluator judges, as plain values. The app fills it from
-// the collectors' last samples after every cycle (signals_from_collectors); tests build it by
-// hand. A value the daemon could not measure this cycle is absent (nullopt or an empty list),
-// never a stale number. Plain values; thread-safe as values are.
+// the collectors' last samples after every cycle (collect_signals); tests build it by hand. A
+// value the daemon could not measure this cycle is absent (nullopt or an empty list), never a
+// stale number. Plain values; thread-safe as values are.
 
 #include <chrono>
 #include <cstdint>
@@ -17,6 +17,10 @@ struct TargetSignals {
   std::string name;                   // the `target` label
   std::optional<std::uint16_t> port;  // TCP targets: joins the target to its listener
   bool up = false;                    // `stats` answered on the persistent connection this cycle
+  std::string stats_error;            // why not up
+  // memcached answered a connection (ours or the probe's) with "ERROR Too many open
+  // connections": it is alive and at its connection limit.
+  bool refused_at_limit = false;
   // memcached `stats` (absent when down or when this memcached does not report it)
   std::optional<double> curr_connections;
   std::optional<double> max_connections;
@@ -39,6 +43,7 @@ struct TargetSignals {
   bool probe_enabled = false;
   std::optional<bool> probe_success;  // the last probe, once one has finished
   std::optional<double> probe_seconds;
+  std::string probe_error;
 };
 
 // One LISTEN socket on a watched port.
@@ -89,5 +94,14 @@ struct Signals {
   bool nics_known = false;  // the netdev collector ran this cycle
   std::vector<NicSignals> nics;
 };
+
+struct CollectorSet;
+struct Config;
+
+// The signals of the collectors' last samples. A disabled or failed collector leaves its part
+// absent (and sockets_known / nics_known false).
+Signals collect_signals(const CollectorSet& collectors, const Config& config,
+                        std::chrono::steady_clock::time_point now,
+                        std::chrono::system_clock::time_point wall);
 
 }  // namespace mcb

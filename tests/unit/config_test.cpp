@@ -185,7 +185,7 @@ TEST_CASE("config: threshold blocks are checked for unknown alerts and level ord
   CHECK_THAT(error_of("thresholds:\n  SlowClients: { connections_warning: 5 }\n"),
              Contains("thresholds.SlowClients.connections_warning: unknown key"));
   auto sprawl = parse_config(
-      "thresholds:\n  ConnectionSprawl: { warning: 50, connections_warning: 300, "
+      "thresholds:\n  ConnectionSprawl: { warning: 50, clear: 40, connections_warning: 300, "
       "connections_critical: 900 }\n",
       "t.yaml");
   REQUIRE(sprawl.ok());

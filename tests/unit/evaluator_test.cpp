@@ -252,7 +252,7 @@ TEST_CASE("evaluator: a fresh connection not served while stats answers is Probe
   r.target().probe_seconds = 2;
   r.step(11);
   CHECK(r.state("ProbeSlow") == Level::kCritical);
-  CHECK_THAT(r.evidence("ProbeSlow"), Contains("a fresh connection got no reply"));
+  CHECK_THAT(r.evidence("ProbeSlow"), Contains("a fresh connection was not served"));
   r.target().probe_success = true;
   r.target().probe_seconds = 0.001;
   r.step();
