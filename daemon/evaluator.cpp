@@ -501,7 +501,7 @@ std::vector<AlertStatus> Evaluator::statuses() const {
     for (const auto& [key, t] : tracks_) {
       if (t.alert != def.name) continue;
       out.push_back(AlertStatus{t.alert, t.labels, t.state.state(), t.state.since(), t.state.last(),
-                                def.cause, def.remediation});
+                                std::string(def.cause), std::string(def.remediation)});
     }
   }
   return out;

@@ -44,8 +44,8 @@ struct AlertStatus {
   Level state = Level::kOk;
   std::chrono::system_clock::time_point since;
   std::optional<Verdict> verdict;  // last cycle's, nullopt when there was no data
-  std::string_view cause;
-  std::string_view remediation;
+  std::string cause;
+  std::string remediation;
 };
 
 class Evaluator final : public prometheus::Collectable {

@@ -30,6 +30,22 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
       f.check_config = true;
       continue;
     }
+    if (a == "diagnose" && f.command.empty()) {
+      f.command = a;
+      continue;
+    }
+    if (a == "--from-daemon") {
+      f.from_daemon = true;
+      continue;
+    }
+    if (a.rfind("--wait=", 0) == 0) {
+      auto d = parse_duration(a.substr(7));
+      if (!d || *d < std::chrono::milliseconds(100) || *d > std::chrono::minutes(1)) {
+        return fail("--wait must be a duration from 100ms to 1m, e.g. --wait=3s");
+      }
+      f.diagnose_wait = *d;
+      continue;
+    }
     bool matched = false;
     for (const Valued& v : kValued) {
       if (a == v.name) {
@@ -52,14 +68,26 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
   if (f.log_format && *f.log_format != "text" && *f.log_format != "json") {
     return fail("--log.format must be text or json");
   }
+  if (f.command != "diagnose" && (f.from_daemon || f.diagnose_wait != std::chrono::seconds(3))) {
+    return fail("--from-daemon and --wait belong to the diagnose command");
+  }
   return f;
 }
 
 std::string usage() {
   return R"(usage: mcbacklogd [flags]
+       mcbacklogd diagnose [--from-daemon] [--wait=3s] [flags]
 
 Watches memcached's listen backlog (the kernel accept queue), tells which cause is behind a full
 one, and serves metrics, alert states and a diagnosis over HTTP.
+
+Commands:
+  (none)                     run the daemon
+  diagnose                   take two samples, print every signal and each cause's verdict with
+                             its evidence and fix; exit 0 ok, 1 warning, 2 critical, 3 unknown
+    --wait=DURATION          time between the two samples (default 3s)
+    --from-daemon            read the alert states of the daemon running at the configured
+                             listen address instead of sampling (it has the history)
 
 Flags:
   --config.file=PATH         YAML configuration (default /etc/mcbacklogd/mcbacklogd.yaml; without

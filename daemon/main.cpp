@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/app.hpp"
+#include "daemon/diagnose.hpp"
 #include "daemon/flags.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/version.hpp"
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", config.error().message.c_str());
     return 1;
   }
+  if (flags->command == "diagnose") return mcb::run_diagnose(*flags, *config);
   if (flags->check_config) {
     std::printf("%s: configuration is valid\n", config->source.c_str());
     return 0;

@@ -14,6 +14,7 @@ std::optional<double> as_double(const std::optional<T>& v) {
 TargetSignals target_signals(const MemcachedSample& m, const Config& config) {
   TargetSignals t;
   t.name = m.target;
+  t.address = m.address;
   for (const TargetConfig& c : config.targets) {
     if (c.name != m.target) continue;
     if (!c.address.is_unix()) t.port = c.address.port;
@@ -22,6 +23,7 @@ TargetSignals target_signals(const MemcachedSample& m, const Config& config) {
   t.up = m.up;
   if (m.up) {
     const MemcachedStats& s = m.stats;
+    t.version = s.version;
     t.curr_connections = as_double(s.curr_connections);
     t.max_connections = as_double(s.max_connections);
     t.reserved_fds = as_double(s.reserved_fds);
@@ -69,6 +71,35 @@ Signals collect_signals(const CollectorSet& c, const Config& config,
   if (c.memcached) {
     for (const MemcachedSample& m : c.memcached->samples()) {
       s.targets.push_back(target_signals(m, config));
+    }
+  }
+  if (c.sockdiag && c.sockdiag->last()) {
+    s.sockets_known = true;
+    for (const ListenerSample& l : c.sockdiag->last()->listeners) {
+      s.listeners.push_back(ListenerSignals{l.address, l.port, static_cast<double>(l.queue_length),
+                                            static_cast<double>(l.queue_max),
+                                            static_cast<double>(l.queue_peak)});
+    }
+    for (const PortSample& p : c.sockdiag->last()->ports) {
+      PortSignals ps;
+      ps.port = p.port;
+      if (auto e = p.connections.find("established"); e != p.connections.end()) {
+        ps.established = static_cast<double>(e->second);
+      }
+      ps.clients = static_cast<double>(p.clients);
+      for (const ClientConnections& cc : p.top_clients) {
+        ps.top_clients.push_back(ClientCount{cc.client, static_cast<double>(cc.connections)});
+      }
+      ps.send_queue_blocked = static_cast<double>(p.send_queue_blocked);
+      s.ports.push_back(std::move(ps));
+    }
+  }
+  if (c.netdev && c.netdev->last()) {
+    s.nics_known = true;
+    for (const NetdevDevice& d : c.netdev->last()->devices) {
+      s.nics.push_back(NicSignals{d.counters.device, d.receive_utilization, d.transmit_utilization,
+                                  static_cast<double>(d.counters.receive_drops),
+                                  static_cast<double>(d.counters.transmit_drops)});
     }
   }
   return s;

@@ -15,6 +15,8 @@ namespace mcb {
 // One memcached target.
 struct TargetSignals {
   std::string name;                   // the `target` label
+  std::string address;                // as configured: "host:port" or "unix:/path"
+  std::string version;                // memcached's, when up
   std::optional<std::uint16_t> port;  // TCP targets: joins the target to its listener
   bool up = false;                    // `stats` answered on the persistent connection this cycle
   std::string stats_error;            // why not up
