@@ -41,10 +41,11 @@ const char* level_color(Level l) {
   return "";
 }
 
-std::string state_word(Level l, bool color) {
+// The state in capitals, padded to `width` so verdicts line up.
+std::string state_word(Level l, bool color, int width = 8) {
   std::string word(level_name(l));
   for (char& c : word) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  const std::string padded = fmt::format("{:<8}", word);
+  const std::string padded = fmt::format("{:<{}}", word, width);
   return color ? std::string(level_color(l)) + kBold + padded + kReset : padded;
 }
 
@@ -220,8 +221,8 @@ std::string render_verdicts(const std::vector<AlertStatus>& statuses, bool color
     }
   }
   const int code = exit_code(statuses);
-  out += fmt::format("\nResult: {} (exit code {})\n", state_word(static_cast<Level>(code), color),
-                     code);
+  out += fmt::format("\nResult: {} (exit code {})\n",
+                     state_word(static_cast<Level>(code), color, 0), code);
   return out;
 }
 

@@ -240,8 +240,7 @@ void Evaluator::check_target(const TargetSignals& t, const Signals& s) {
     v.value = !t.up && probe_failing && !t.refused_at_limit ? 1 : 0;
     v.threshold = 1;
     v.level = v.value > 0 ? Level::kCritical : Level::kOk;
-    v.evidence = t.up ? "stats answered on the persistent connection"
-                      : "stats failed on the persistent connection: " + t.stats_error;
+    v.evidence = t.up ? "stats answered" : "stats failed: " + t.stats_error;
     if (!t.probe_enabled) {
       append(v.evidence, "the fresh-connection probe is off");
     } else if (t.probe_success) {
@@ -341,10 +340,11 @@ void Evaluator::check_target(const TargetSignals& t, const Signals& s) {
     const double disabled = increase(key + "listen_disabled_num", up_value(t.listen_disabled_num),
                                      s, th.window, restarted);
     std::optional<Verdict> v;
+    // A hard sign of the limit being hit: critical whatever the ratio. `value` and `threshold`
+    // stay those of the ratio (when there is one); the evidence says why.
     auto hit = [&v, &th](const std::string& why) {
       if (!v) v = Verdict{Level::kCritical, 1, th.critical, ""};
       v->level = Level::kCritical;
-      v->threshold = th.critical;
       append(v->evidence, why);
     };
     if (t.up && t.curr_connections && t.max_connections && *t.max_connections > 0) {
