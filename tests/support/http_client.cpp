@@ -9,9 +9,35 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 
 namespace mcb::test {
+
+namespace {
+
+// The body of a reply sent with Transfer-Encoding: chunked (as Go servers send larger replies);
+// nullopt if it is cut short or malformed.
+std::optional<std::string> dechunk(const std::string& raw) {
+  std::string out;
+  std::size_t pos = 0;
+  for (;;) {
+    const auto eol = raw.find("\r\n", pos);
+    if (eol == std::string::npos) return std::nullopt;
+    std::size_t size = 0;
+    try {
+      size = std::stoul(raw.substr(pos, eol - pos), nullptr, 16);
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+    if (size == 0) return out;
+    if (eol + 2 + size > raw.size()) return std::nullopt;
+    out.append(raw, eol + 2, size);
+    pos = eol + 2 + size + 2;
+  }
+}
+
+}  // namespace
 
 Result<HttpReply> http_request(const std::string& host, std::uint16_t port,
                                const std::string& method, const std::string& path,
@@ -78,6 +104,11 @@ Result<HttpReply> http_request(const std::string& host, std::uint16_t port,
     line = eol + 2;
   }
   reply.body = raw.substr(head_end + 4);
+  if (reply.headers["transfer-encoding"] == "chunked") {
+    auto body = dechunk(reply.body);
+    if (!body) return fail("malformed chunked body: " + reply.body.substr(0, 80));
+    reply.body = std::move(*body);
+  }
   return reply;
 }
 

@@ -1,0 +1,418 @@
+// End to end with the real tools: two real memcached, the built daemon, a real Prometheus server
+// (Debian's) scraping it every second with the shipped rules loaded, and a real Alertmanager
+// running the shipped example configuration, all in the test's own network namespace. Prometheus
+// must see the target, evaluate every rule without error and answer every query of the dashboard;
+// connections driven past one memcached's limit must fire the matching alerts in Prometheus, and
+// Alertmanager must keep the promql copy of an alert quiet while the daemon's own fires.
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cstdio>
+#include <map>
+#include <regex>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/monitoring/shipped_files.hpp"
+#include "tests/support/daemon.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/memcached.hpp"
+#include "tests/support/netns.hpp"
+#include "tests/support/process.hpp"
+
+using namespace mcb;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+// Each test has its own network namespace, so the servers' usual ports are free.
+constexpr std::uint16_t kPrometheusPort = 9090;
+constexpr std::uint16_t kAlertmanagerPort = 9093;
+
+std::string url_encode(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+// GET on 127.0.0.1:port, parsed as JSON; a failure is a null document (tests wait on it).
+json get_json(std::uint16_t port, const std::string& path) {
+  auto r = test::http_get("127.0.0.1", port, path, {}, 10s);
+  if (!r || r->status != 200) return nullptr;
+  json j = json::parse(r->body, nullptr, false);
+  return j.is_discarded() ? json(nullptr) : j;
+}
+
+bool ready(std::uint16_t port) {
+  auto r = test::http_get("127.0.0.1", port, "/-/ready", {}, 2s);
+  return r && r->status == 200;
+}
+
+void ip(const std::string& args) {
+  const auto r = test::run_command("ip " + args);
+  INFO("ip " << args << ": " << r.output);
+  REQUIRE(r.exit_code == 0);
+}
+
+// Sockets that connect without waiting: past memcached's limit they stay in the kernel's queues.
+class PendingClients {
+ public:
+  PendingClients(std::uint16_t port, int n) {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < n; ++i) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      REQUIRE(fd >= 0);
+      (void)::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to);  // EINPROGRESS
+      fds_.push_back(fd);
+    }
+  }
+  ~PendingClients() {
+    for (int fd : fds_) ::close(fd);
+  }
+  PendingClients(const PendingClients&) = delete;
+  PendingClients& operator=(const PendingClients&) = delete;
+
+ private:
+  std::vector<int> fds_;
+};
+
+// memcached twice (default settings; and -c 64 -b 64 with -o no_maxconns_fast, to be driven past
+// its limit), a veth pair for the NIC series, the daemon watching both, Prometheus scraping it
+// every second with all shipped rules, and Alertmanager with the shipped example.
+class Stack {
+ public:
+  Stack()
+      : fast_({"-t", "2"}),
+        strict_({"-c", "64", "-b", "64", "-o", "no_maxconns_fast"}),
+        daemon_(daemon_config()),
+        prometheus_(prometheus_argv()),
+        alertmanager_(alertmanager_argv()) {
+    const bool up =
+        test::eventually([] { return ready(kPrometheusPort) && ready(kAlertmanagerPort); }, 30s);
+    INFO("prometheus:\n" << prometheus_.output() << "\nalertmanager:\n" << alertmanager_.output());
+    REQUIRE(up);
+  }
+
+  test::Memcached& strict() { return strict_; }
+  test::Memcached& fast() { return fast_; }
+  std::string instance() const { return "127.0.0.1:" + std::to_string(daemon_.port()); }
+  // What each process logged, and the daemon's own verdicts.
+  std::string logs() {
+    auto alerts = daemon_.get("/alerts");
+    return "daemon:\n" + daemon_.output() + "\n/alerts: " + (alerts ? alerts->body : "") +
+           "\nprometheus:\n" + prometheus_.output() + "\nalertmanager:\n" + alertmanager_.output();
+  }
+
+  // The `data` of an instant query's answer, or null if the query failed.
+  json query(const std::string& promql) const {
+    json r = get_json(kPrometheusPort, "/api/v1/query?query=" + url_encode(promql));
+    if (r.is_null() || r["status"] != "success") return nullptr;
+    return r["data"];
+  }
+  std::string query_error(const std::string& promql) const {
+    auto r = test::http_get("127.0.0.1", kPrometheusPort,
+                            "/api/v1/query?query=" + url_encode(promql), {}, 10s);
+    return r ? r->body : r.error().message;
+  }
+  json prometheus(const std::string& path) const { return get_json(kPrometheusPort, path); }
+  json alertmanager(const std::string& path) const { return get_json(kAlertmanagerPort, path); }
+
+  // Waits until Prometheus has scraped the daemon and evaluated every rule group once.
+  void wait_until_evaluated() {
+    const bool scraped = test::eventually(
+        [&] {
+          json d = query("up{job=\"mcbacklogd\"} == 1");
+          return !d.is_null() && !d["result"].empty();
+        },
+        30s);
+    INFO(logs());
+    REQUIRE(scraped);
+    const bool evaluated = test::eventually(
+        [&] {
+          json r = prometheus("/api/v1/rules");
+          if (r.is_null()) return false;
+          for (const auto& g : r["data"]["groups"]) {
+            for (const auto& rule : g["rules"]) {
+              if (rule["health"] == "unknown") return false;
+            }
+          }
+          return true;
+        },
+        30s);
+    REQUIRE(evaluated);
+  }
+
+ private:
+  std::string daemon_config() {
+    // The devices of this namespace: a veth pair, and a sysfs that shows them.
+    ip("link add veth0 type veth peer name veth1");
+    ip("link set veth0 up");
+    ip("link set veth1 up");
+    return "interval: 1s\n"
+           "targets:\n"
+           "  - { name: fast, address: " +
+           fast_.address() +
+           ", probe_interval: 1s }\n"
+           "  - { name: strict, address: " +
+           strict_.address() +
+           ", probe_interval: 1s }\n"
+           "collectors:\n"
+           "  netdev: { include: \"^veth\" }\n"
+           "paths: { sysfs: " +
+           sysfs_.path() +
+           " }\n"
+           "thresholds:\n"
+           "  MaxConnectionsNear: { for: 1s }\n";
+  }
+
+  std::vector<std::string> prometheus_argv() {
+    const std::string rules = test::rules_dir();
+    const std::string config =
+        dir_.write("prometheus.yml",
+                   "global: { scrape_interval: 1s, evaluation_interval: 1s }\n"
+                   "rule_files:\n"
+                   "  - " +
+                       rules +
+                       "/mcbacklogd.rules.yml\n"
+                       "  - " +
+                       rules +
+                       "/mcbacklogd-alerts.rules.yml\n"
+                       "  - " +
+                       rules +
+                       "/mcbacklogd-alerts-promql.rules.yml\n"
+                       "alerting:\n"
+                       "  alertmanagers: [{ static_configs: [{ targets: ['127.0.0.1:" +
+                       std::to_string(kAlertmanagerPort) + "'] }] }]\n" +
+                       "scrape_configs:\n"
+                       "  - job_name: mcbacklogd\n"
+                       "    static_configs: [{ targets: ['" +
+                       instance() + "'] }]\n");
+    return {"/usr/bin/prometheus", "--config.file=" + config,
+            "--storage.tsdb.path=" + dir_.path() + "/data",
+            "--web.listen-address=127.0.0.1:" + std::to_string(kPrometheusPort),
+            "--log.level=warn"};
+  }
+
+  std::vector<std::string> alertmanager_argv() {
+    return {"/usr/bin/prometheus-alertmanager",
+            "--config.file=" + test::rules_dir() + "/alertmanager.example.yml",
+            "--storage.path=" + dir_.path() + "/alertmanager",
+            "--web.listen-address=127.0.0.1:" + std::to_string(kAlertmanagerPort),
+            "--cluster.listen-address=",
+            "--log.level=warn"};
+  }
+
+  // Declaration order is start order: the namespace first, the scrapers last.
+  struct Netns {
+    Netns() { test::enter_private_netns(); }
+  } netns_;
+  test::PrivateSysfs sysfs_;
+  test::TempDir dir_;
+  test::Memcached fast_;
+  test::Memcached strict_;
+  test::Daemon daemon_;
+  test::Child prometheus_;
+  test::Child alertmanager_;
+};
+
+// A dashboard query as Prometheus gets it from Grafana with every instance and target selected.
+std::string as_grafana_sends(std::string expr) {
+  expr = std::regex_replace(expr, std::regex(R"(\$__rate_interval)"), "5s");
+  expr = std::regex_replace(expr, std::regex(R"(\$(instance|target)\b)"), ".*");
+  return expr;
+}
+
+struct DashboardQuery {
+  std::string panel;
+  std::string expr;
+};
+
+std::vector<DashboardQuery> dashboard_queries() {
+  std::vector<DashboardQuery> out;
+  const json d = json::parse(test::read_text_file(test::dashboard_path()));
+  for (const auto& p : d["panels"]) {
+    for (const auto& t : p.value("targets", json::array())) {
+      out.push_back({p["title"], t["expr"]});
+    }
+  }
+  return out;
+}
+
+// Firing alerts in Prometheus with these labels (a subset), or none.
+std::vector<json> firing(const Stack& s, const std::map<std::string, std::string>& labels) {
+  std::vector<json> out;
+  json r = s.prometheus("/api/v1/alerts");
+  if (r.is_null()) return out;
+  for (const auto& a : r["data"]["alerts"]) {
+    bool match = a["state"] == "firing";
+    for (const auto& [k, v] : labels) match = match && a["labels"].value(k, "") == v;
+    if (match) out.push_back(a);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("prometheus: it scrapes the daemon, evaluates every rule and runs every dashboard query",
+          "[monitoring][prometheus][grafana]") {
+  Stack s;
+  // Traffic, and clients that stay, so the counters move and the client series exist.
+  test::RawConnection client(s.fast().address());
+  for (int i = 0; i < 20; ++i) {
+    client.request("set k" + std::to_string(i) + " 0 0 5\r\nvalue\r\nget k" + std::to_string(i) +
+                   "\r\n");
+  }
+  test::RawConnection idle(s.strict().address());
+  s.wait_until_evaluated();
+
+  // Every rule of every shipped file is loaded and evaluates without error.
+  const json groups = s.prometheus("/api/v1/rules")["data"]["groups"];
+  std::set<std::string> names;
+  int rules = 0;
+  for (const auto& g : groups) {
+    names.insert(g["name"]);
+    for (const auto& rule : g["rules"]) {
+      INFO(g["name"] << ": " << rule.dump());
+      CHECK(rule["health"] == "ok");
+      CHECK(rule.value("lastError", "").empty());
+      ++rules;
+    }
+  }
+  const std::set<std::string> expected{"mcbacklogd-recording", "mcbacklogd-self",
+                                       "mcbacklogd-alerts", "mcbacklogd-alerts-promql"};
+  CHECK(names == expected);
+  CHECK(rules == 40);
+
+  // The dashboard's variables find the instance and both targets.
+  const json instances =
+      s.prometheus("/api/v1/label/instance/values?match[]=" + url_encode("mcbacklog_build_info"));
+  CHECK(instances["data"] == json::array({s.instance()}));
+  const json targets = s.prometheus("/api/v1/label/target/values?match[]=" +
+                                    url_encode("memcached_up{instance=~\".*\"}"));
+  CHECK(targets["data"] == json::array({"fast", "strict"}));
+
+  // Every dashboard query parses and runs; most have data on this quiet system once the rate
+  // windows have two samples (the rest wait for drops, errors, failures and firing alerts).
+  const auto queries = dashboard_queries();
+  REQUIRE(queries.size() > 40);
+  std::vector<std::string> empty;
+  const bool most = test::eventually(
+      [&] {
+        empty.clear();
+        for (const auto& q : queries) {
+          const json d = s.query(as_grafana_sends(q.expr));
+          if (d.is_null() || d["result"].empty()) empty.push_back(q.panel + ": " + q.expr);
+        }
+        return empty.size() * 10 <= queries.size();
+      },
+      30s);
+  std::string list;
+  for (const auto& e : empty) list += "\n  " + e;
+  INFO(empty.size() << " of " << queries.size() << " dashboard queries without data:" << list);
+  CHECK(most);
+  for (const auto& q : queries) {
+    INFO(q.panel << ": " << q.expr);
+    const json d = s.query(as_grafana_sends(q.expr));
+    CHECK_FALSE(d.is_null());
+    if (d.is_null()) UNSCOPED_INFO(s.query_error(as_grafana_sends(q.expr)));
+  }
+
+  // Quiet but for one thing: strict's -b 64 is below the backlog floor.
+  CHECK(firing(s, {{"alertname", "MaxConnectionsNear"}}).empty());
+  CHECK(firing(s, {{"alertname", "ListenQueueOverflow"}}).empty());
+  CHECK_FALSE(
+      firing(s, {{"alertname", "SomaxconnTooLow"}, {"mcbacklogd", "state"}, {"target", "strict"}})
+          .empty());
+  CHECK(firing(s, {{"alertname", "SomaxconnTooLow"}, {"target", "fast"}}).empty());
+}
+
+TEST_CASE(
+    "prometheus: clients past memcached's limit fire MaxConnectionsNear and ListenQueueOverflow, "
+    "and Alertmanager mutes the promql copy",
+    "[monitoring][prometheus][alertmanager]") {
+  Stack s;
+  s.wait_until_evaluated();
+  REQUIRE(firing(s, {{"alertname", "MaxConnectionsNear"}}).empty());
+
+  // -c 64 leaves room for about 40 clients; memcached then stops accepting (listen(fd, 0)) and
+  // the kernel drops the rest of the handshakes. (With -b 64 the first burst of handshakes is
+  // enough to reach the limit; a backlog smaller than the limit admits the rest only as their
+  // SYNs are retransmitted, seconds apart.)
+  PendingClients clients(s.strict().port(), 100);
+  const std::map<std::string, std::string> state_critical{{"alertname", "MaxConnectionsNear"},
+                                                          {"mcbacklogd", "state"},
+                                                          {"severity", "critical"},
+                                                          {"target", "strict"}};
+  const std::map<std::string, std::string> promql_critical{{"alertname", "MaxConnectionsNear"},
+                                                           {"mcbacklogd", "promql"},
+                                                           {"severity", "critical"},
+                                                           {"target", "strict"}};
+  const std::map<std::string, std::string> overflow_state{{"alertname", "ListenQueueOverflow"},
+                                                          {"mcbacklogd", "state"}};
+  const std::map<std::string, std::string> overflow_promql{{"alertname", "ListenQueueOverflow"},
+                                                           {"mcbacklogd", "promql"}};
+  const bool fired = test::eventually(
+      [&] {
+        return !firing(s, state_critical).empty() && !firing(s, promql_critical).empty() &&
+               !firing(s, overflow_state).empty() && !firing(s, overflow_promql).empty();
+      },
+      45s);
+  INFO(s.prometheus("/api/v1/alerts").dump(2) << "\n" << s.logs());
+  REQUIRE(fired);
+  // Only the memcached driven past its limit.
+  CHECK(firing(s, {{"alertname", "MaxConnectionsNear"}, {"target", "fast"}}).empty());
+
+  // The annotations expanded, with the target, the instance and the value.
+  const json alert = firing(s, state_critical).front();
+  const std::string description = alert["annotations"]["description"];
+  CHECK_THAT(description, Catch::Contains("memcached strict on " + s.instance()));
+  CHECK_THAT(description,
+             Catch::Matches(".* has [0-9]+ connections with -c 64, of which it reserves [0-9]+ "
+                            "descriptors for itself.*"));
+  CHECK(alert["annotations"]["runbook_url"] == test::kRunbookBase + "#alert-maxconnectionsnear");
+  for (const auto& a : s.prometheus("/api/v1/alerts")["data"]["alerts"]) {
+    INFO(a.dump());
+    for (const auto& [key, value] : a["annotations"].items()) {
+      CHECK(value.get<std::string>().find("error expanding template") == std::string::npos);
+      CHECK(value.get<std::string>().find("<no value>") == std::string::npos);
+    }
+  }
+
+  // Alertmanager holds both copies: the daemon's active, the promql one inhibited by it.
+  auto am_state = [&](const std::map<std::string, std::string>& labels) -> std::string {
+    const json alerts = s.alertmanager("/api/v2/alerts");
+    if (alerts.is_null()) return "";
+    for (const auto& a : alerts) {
+      bool match = true;
+      for (const auto& [k, v] : labels) match = match && a["labels"].value(k, "") == v;
+      if (match) return a["status"]["state"];
+    }
+    return "";
+  };
+  const bool routed = test::eventually(
+      [&] {
+        return am_state(state_critical) == "active" && am_state(promql_critical) == "suppressed";
+      },
+      30s);
+  INFO(s.alertmanager("/api/v2/alerts").dump(2));
+  CHECK(routed);
+}
