@@ -2,7 +2,8 @@
 # The package installed by dpkg into a throwaway root where systemd does not run, as in an image
 # build or a container: a copy-on-write overlay of this machine's root in a private mount
 # namespace, entered with chroot. There the maintainer scripts must record the enablement and
-# start nothing, the installed binary must run and accept the installed configuration,
+# start nothing, the installed binary must run and accept the installed configuration, the
+# example Prometheus configuration must load the installed rules,
 # systemd-analyze verify must be clean on the installed unit (every path it names exists), and
 # a purge must leave nothing behind. Needs root and overlayfs.
 # Usage: root_test.sh PACKAGE_DIR
@@ -41,6 +42,12 @@ out=$(/usr/bin/mcbacklogd --check-config) || fail "without --config.file: $out"
 # ARGS from the shipped /etc/default/mcbacklogd, as systemd passes them.
 (. /etc/default/mcbacklogd && /usr/bin/mcbacklogd $ARGS --check-config >/dev/null) ||
   fail "the shipped ARGS are refused"
+
+echo "--- the installed Prometheus and Alertmanager examples, with the rules where they name them"
+examples=/usr/share/mcbacklogd/prometheus
+out=$(promtool check config "$examples/prometheus.example.yml" 2>&1) || fail "promtool: $out"
+grep -q "SUCCESS: 2 rule files found" <<<"$out" || fail "the example loads no rules: $out"
+out=$(amtool check-config "$examples/alertmanager.example.yml" 2>&1) || fail "amtool: $out"
 
 echo "--- systemd-analyze verify"
 out=$(systemd-analyze verify /lib/systemd/system/mcbacklogd.service 2>&1) || fail "verify failed: $out"
