@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace mcb {
@@ -32,6 +33,24 @@ IpAddress address_of(std::uint8_t family, const __be32 (&words)[4]) {
   a.family = family;
   std::memcpy(a.bytes.data(), words, family == AF_INET ? 4 : 16);
   return a;
+}
+
+// The attributes that follow an inet_diag_msg; reads those DiagSocket holds, skips the rest.
+Status read_attributes(std::span<const std::byte> attributes, DiagSocket& s) {
+  while (attributes.size() >= NLA_HDRLEN) {
+    const auto a = load<nlattr>(attributes);
+    if (a.nla_len < NLA_HDRLEN || a.nla_len > attributes.size()) {
+      return fail("attribute of length " + std::to_string(a.nla_len) + " does not fit the " +
+                  std::to_string(attributes.size()) + " bytes left");
+    }
+    const auto value = attributes.subspan(NLA_HDRLEN, a.nla_len - NLA_HDRLEN);
+    if ((a.nla_type & NLA_TYPE_MASK) == INET_DIAG_SKMEMINFO &&
+        value.size() >= (SK_MEMINFO_DROPS + 1) * sizeof(std::uint32_t)) {
+      s.drops = load<std::uint32_t>(value.subspan(SK_MEMINFO_DROPS * sizeof(std::uint32_t)));
+    }
+    attributes = attributes.subspan(std::min<std::size_t>(NLA_ALIGN(a.nla_len), attributes.size()));
+  }
+  return ok_status();
 }
 
 }  // namespace
@@ -100,6 +119,7 @@ std::vector<std::byte> encode_request(const DiagRequest& request, std::uint32_t 
   r.sdiag_family = static_cast<std::uint8_t>(request.family);
   r.sdiag_protocol = IPPROTO_TCP;
   r.idiag_states = request.states;
+  if (request.memory_info) r.idiag_ext = 1U << (INET_DIAG_SKMEMINFO - 1);
   std::vector<std::byte> out;
   out.reserve(h.nlmsg_len);
   append(out, h);
@@ -174,8 +194,11 @@ Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::u
         s.remote_port = ntohs(m.id.idiag_dport);
         s.rqueue = m.idiag_rqueue;
         s.wqueue = m.idiag_wqueue;
+        if (auto st = read_attributes(payload.subspan(NLMSG_ALIGN(sizeof m)), s); !st) {
+          return fail(at + ": " + st.error().message);
+        }
         out.push_back(s);
-        break;  // attributes (extensions) follow; none were asked for
+        break;
       }
       default:
         return fail(at + ": unexpected message type " + std::to_string(h.nlmsg_type));

@@ -8,6 +8,7 @@
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -42,6 +43,10 @@ struct DiagSocket {
   // states: bytes received but not read by the application, and bytes sent but not acknowledged.
   std::uint32_t rqueue = 0;
   std::uint32_t wqueue = 0;
+  // The socket's drop counter (sk_drops, `ss -m` "d"), when the request asked for memory_info
+  // and the kernel sent it. On a LISTEN socket: connections it dropped, its accept queue full
+  // among other reasons (the per-listener share of TcpExt ListenDrops).
+  std::optional<std::uint32_t> drops = std::nullopt;
 };
 
 // Bit masks of TCP states for DiagRequest::states.
@@ -63,10 +68,12 @@ struct DiagRequest {
   int family = 0;                   // AF_INET or AF_INET6: the kernel dumps one family per request
   std::uint32_t states = 0;         // tcp_state_bit(TCP_LISTEN) | ...
   std::vector<std::byte> bytecode;  // from compile_port_filter; empty: every socket
+  bool memory_info = false;         // ask for INET_DIAG_SKMEMINFO (DiagSocket::drops)
 };
 
 // The netlink message of one TCP dump request (inet_diag_req_v2, bytecode as
-// INET_DIAG_REQ_BYTECODE) with sequence number `seq`.
+// INET_DIAG_REQ_BYTECODE, memory_info as the INET_DIAG_SKMEMINFO extension) with sequence
+// number `seq`.
 std::vector<std::byte> encode_request(const DiagRequest& request, std::uint32_t seq);
 
 enum class DumpProgress { more, done };
@@ -75,7 +82,8 @@ enum class DumpProgress { more, done };
 // datagrams; the one holding NLMSG_DONE returns `done`, every other `more`. Errors (the dump
 // must then be abandoned): a message cut short or whose length runs past the datagram, a
 // sequence number other than `seq`, NLMSG_ERROR or a negative NLMSG_DONE status from the kernel
-// (its errno in words), NLMSG_OVERRUN, a message type or address family a TCP dump never has.
+// (its errno in words), NLMSG_OVERRUN, a message type or address family a TCP dump never has,
+// an attribute that runs past its message.
 // Messages after NLMSG_DONE are ignored, as is an NLMSG_ERROR of 0 (an acknowledgement).
 Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::uint32_t seq,
                                      std::vector<DiagSocket>& out);

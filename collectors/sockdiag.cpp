@@ -53,6 +53,7 @@ SockdiagSample sockdiag_sample(std::span<const DiagSocket> sockets, const Sockdi
       l.port = s.local_port;
       l.queue_length += s.rqueue;
       l.queue_max += s.wqueue;
+      if (s.drops) l.drops = l.drops.value_or(0) + *s.drops;
       continue;
     }
     const auto index = static_cast<std::size_t>(watched - options.ports.begin());
@@ -90,11 +91,17 @@ Families sockdiag_families(const SockdiagSample& s, Duration sample_interval,
       gauge("mcbacklog_accept_queue_peak",
             "Largest accept queue length sampled every " + format_duration(sample_interval) +
                 " over the last " + format_duration(peak_window) + ".");
+  auto drops = counter("mcbacklog_accept_queue_drops_total",
+                       "Connections the listener dropped since it was created, as the kernel "
+                       "counts them on the LISTEN socket (sk_drops; ss -ltnm skmem d): handshakes "
+                       "dropped because its accept queue was full, and other failures to set a "
+                       "connection up. This listener's share of TcpExt ListenDrops.");
   for (const ListenerSample& l : s.listeners) {
     const Labels labels{{"address", l.address}, {"port", std::to_string(l.port)}};
     length.add(l.queue_length, labels);
     max.add(l.queue_max, labels);
     peak.add(l.queue_peak, labels);
+    if (l.drops) drops.add(static_cast<double>(*l.drops), labels);
   }
   auto connections =
       gauge("mcbacklog_connections", "Server-side TCP sockets on the port (local port), by state.");
@@ -120,7 +127,8 @@ Families sockdiag_families(const SockdiagSample& s, Duration sample_interval,
     blocked.add(static_cast<double>(p.send_queue_blocked), {{"port", port}});
   }
   Families out;
-  for (FamilyBuilder* f : {&length, &max, &peak, &connections, &per_client, &clients, &blocked}) {
+  for (FamilyBuilder* f :
+       {&length, &max, &peak, &drops, &connections, &per_client, &clients, &blocked}) {
     std::move(*f).into(out);
   }
   return out;
@@ -142,9 +150,8 @@ std::uint32_t PeakWindow::peak(Clock::time_point now) {
 Status dump_listeners(SockDiagSocket& socket, const std::vector<std::byte>& filter,
                       SockDiagSocket::Clock::time_point deadline, std::vector<DiagSocket>& out) {
   for (const int family : {AF_INET, AF_INET6}) {
-    if (auto st = socket.dump({family, tcp_state_bit(TCP_LISTEN), filter}, deadline, out); !st) {
-      return st;
-    }
+    const DiagRequest request{family, tcp_state_bit(TCP_LISTEN), filter, /*memory_info=*/true};
+    if (auto st = socket.dump(request, deadline, out); !st) return st;
   }
   return ok_status();
 }

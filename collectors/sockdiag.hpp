@@ -40,6 +40,9 @@ struct ListenerSample {
   std::uint32_t queue_length = 0;  // idiag_rqueue: connections waiting for accept()
   std::uint32_t queue_max = 0;     // idiag_wqueue; 0: the application stopped accepting
   std::uint32_t queue_peak = 0;    // largest queue_length over the peak window
+  // Connections the listener dropped since it was created (DiagSocket::drops), when the kernel
+  // reports it: the overflows of this listener, where ListenOverflows counts the host's.
+  std::optional<std::uint64_t> drops = std::nullopt;
 };
 
 struct ClientConnections {
@@ -76,8 +79,8 @@ struct SockdiagOptions {
 };
 
 // The LISTEN sockets of both families that pass `filter` (compile_port_filter of the watched
-// ports), appended to `out`. Cheap whatever the number of connections: for LISTEN alone the
-// kernel walks its listener table only.
+// ports), with their drop counters, appended to `out`. Cheap whatever the number of
+// connections: for LISTEN alone the kernel walks its listener table only.
 Status dump_listeners(SockDiagSocket& socket, const std::vector<std::byte>& filter,
                       SockDiagSocket::Clock::time_point deadline, std::vector<DiagSocket>& out);
 

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <regex>
 
@@ -258,6 +259,46 @@ TEST_CASE("sockdiag: length and max of a listener that never accepts equal ss -l
         recv_q);
   CHECK(test::metric_value(*m, R"(mcbacklog_collector_success{collector="sockdiag"})") == 1);
   CHECK(ss_listen_queue(port) == queue);
+}
+
+TEST_CASE("sockdiag: a listener's drop counter counts its own overflows, as ss -ltnm shows",
+          "[integration][sockdiag]") {
+  test::enter_private_netns();
+  Fd full = listen_on("127.0.0.1", 2);
+  Fd other = listen_on("127.0.0.1", 64);
+  std::vector<Fd> clients;
+  connect_n(clients, 20, "127.0.0.1", port_of(full), "", false);
+  connect_n(clients, 5, "127.0.0.1", port_of(other));
+  const std::vector<std::uint16_t> ports{port_of(full), port_of(other)};
+  auto ss_drops = [](std::uint16_t port) {
+    const auto r = test::run_command("ss -ltnmH 'sport = :" + std::to_string(port) + "'");
+    std::smatch m;
+    REQUIRE(std::regex_search(r.output, m, std::regex(R"(,d(\d+)\))")));
+    return std::stoull(m[1]);
+  };
+  // The handshakes past the queue of 2 are dropped, and again as the clients retry.
+  REQUIRE(test::eventually([&] { return ss_drops(port_of(full)) >= 10; }));
+
+  SockDiagSocket s;
+  std::vector<DiagSocket> dumped;
+  REQUIRE(dump_listeners(s, *compile_port_filter(ports), SockDiagSocket::Clock::now() + 5s, dumped)
+              .ok());
+  SockdiagOptions options;
+  options.ports = ports;
+  std::sort(options.ports.begin(), options.ports.end());
+  const SockdiagSample sample = sockdiag_sample(dumped, options);
+  REQUIRE(sample.listeners.size() == 2);
+  for (const ListenerSample& l : sample.listeners) {
+    INFO(l.port);
+    REQUIRE(l.drops.has_value());
+    if (l.port == port_of(full)) {
+      // Read after the dump: retries only add to it.
+      CHECK(*l.drops >= 10);
+      CHECK(*l.drops <= ss_drops(l.port));
+    } else {
+      CHECK(*l.drops == 0);
+    }
+  }
 }
 
 TEST_CASE("sockdiag: the sampler catches a 0.4 s burst that no run sees",

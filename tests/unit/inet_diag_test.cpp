@@ -10,8 +10,10 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <random>
 
 #include "collectors/inet_diag.hpp"
@@ -50,10 +52,11 @@ struct Sock {
   std::uint16_t remote_port = 40000;
   std::uint32_t rqueue = 0;
   std::uint32_t wqueue = 0;
+  std::optional<std::uint32_t> drops = std::nullopt;  // sends INET_DIAG_SKMEMINFO with it
 };
 
 // An inet_diag_msg as the kernel sends it, followed by the INET_DIAG_SHUTDOWN attribute every
-// reply carries.
+// reply carries and INET_DIAG_SKMEMINFO when the socket has drops.
 Bytes diag_payload(const Sock& s) {
   inet_diag_msg m{};
   m.idiag_family = s.family;
@@ -72,6 +75,16 @@ Bytes diag_payload(const Sock& s) {
   put(p, shutdown);
   p.push_back(std::byte{0});
   p.resize(NLA_ALIGN(p.size()));
+  if (s.drops) {
+    std::array<std::uint32_t, SK_MEMINFO_VARS> meminfo{};
+    meminfo[SK_MEMINFO_RCVBUF] = 131072;
+    meminfo[SK_MEMINFO_DROPS] = *s.drops;
+    nlattr a{};
+    a.nla_len = NLA_HDRLEN + sizeof meminfo;
+    a.nla_type = INET_DIAG_SKMEMINFO;
+    put(p, a);
+    put(p, meminfo);
+  }
   return p;
 }
 
@@ -247,8 +260,14 @@ TEST_CASE("inet_diag: a request carries the family, states and the filter as byt
   CHECK(a.nla_len == NLA_HDRLEN + r.bytecode.size());
   CHECK(std::equal(r.bytecode.begin(), r.bytecode.end(), m.begin() + attr_at + NLA_HDRLEN));
 
+  CHECK(req.idiag_ext == 0);
+
   const Bytes plain = encode_request({AF_INET, kAllTcpStates, {}}, 1);
   CHECK(plain.size() == NLMSG_LENGTH(sizeof(inet_diag_req_v2)));
+
+  const Bytes with_memory = encode_request({AF_INET, kAllTcpStates, {}, true}, 1);
+  std::memcpy(&req, with_memory.data() + NLMSG_HDRLEN, sizeof req);
+  CHECK(req.idiag_ext == 1u << (INET_DIAG_SKMEMINFO - 1));
 }
 
 TEST_CASE("inet_diag: a dump over several datagrams gives every socket and ends at NLMSG_DONE",
@@ -259,7 +278,8 @@ TEST_CASE("inet_diag: a dump over several datagrams gives every socket and ends 
                                  .remote = "0.0.0.0",
                                  .remote_port = 0,
                                  .rqueue = 6,
-                                 .wqueue = 5},
+                                 .wqueue = 5,
+                                 .drops = 125},
                                 {.remote = "127.0.0.2", .remote_port = 40001}});
   auto p1 = parse_inet_diag(first, 7, out);
   REQUIRE(p1.ok());
@@ -274,7 +294,9 @@ TEST_CASE("inet_diag: a dump over several datagrams gives every socket and ends 
   CHECK(out[0].local_port == 11211);
   CHECK(out[0].rqueue == 6);
   CHECK(out[0].wqueue == 5);
+  CHECK(out[0].drops == 125u);
   CHECK(out[1].state == TCP_ESTABLISHED);
+  CHECK_FALSE(out[1].drops.has_value());  // not sent, not zero
   CHECK(to_string(out[1].remote) == "127.0.0.2");
   CHECK(out[1].remote_port == 40001);
   CHECK(to_string(out[2].remote) == "127.0.0.3");
@@ -357,6 +379,15 @@ TEST_CASE("inet_diag: truncated and malformed messages are errors saying where",
   CHECK_THAT(parse_inet_diag(unknown, 9, out).error().message,
              Contains("unexpected message type 99"));
 
+  // An attribute longer than what is left of its message.
+  Bytes long_attribute;
+  Bytes payload = diag_payload({});
+  const std::uint16_t too_long = 200;
+  std::memcpy(payload.data() + sizeof(inet_diag_msg), &too_long, sizeof too_long);
+  message(long_attribute, SOCK_DIAG_BY_FAMILY, 9, payload);
+  CHECK_THAT(parse_inet_diag(long_attribute, 9, out).error().message,
+             Contains("byte 0: attribute of length 200 does not fit the 8 bytes left"));
+
   Bytes unix_family = socks(9, {{}});
   unix_family[NLMSG_HDRLEN] = std::byte{AF_UNIX};
   CHECK_THAT(parse_inet_diag(unix_family, 9, out).error().message,
@@ -365,8 +396,9 @@ TEST_CASE("inet_diag: truncated and malformed messages are errors saying where",
 
 TEST_CASE("inet_diag: no cut or corruption of a reply crashes the parser",
           "[collectors][inet_diag]") {
-  const Bytes good = concat({socks(4, {{}, {.family = AF_INET6, .local = "::1", .remote = "::1"}}),
-                             error(4, -ENOENT), done(4)});
+  const Bytes good =
+      concat({socks(4, {{.drops = 3}, {.family = AF_INET6, .local = "::1", .remote = "::1"}}),
+              error(4, -ENOENT), done(4)});
   for (std::size_t cut = 0; cut <= good.size(); ++cut) {
     std::vector<DiagSocket> out;
     auto p = parse_inet_diag(std::span(good).first(cut), 4, out);

@@ -84,12 +84,15 @@ TEST_CASE("sockdiag: listeners on watched ports report queue length and max",
 
 TEST_CASE("sockdiag: SO_REUSEPORT listeners on one address and port are summed",
           "[collectors][sockdiag]") {
-  const std::vector<DiagSocket> dump = {listener("0.0.0.0", 11211, 2, 1024),
-                                        listener("0.0.0.0", 11211, 3, 1024)};
+  std::vector<DiagSocket> dump = {listener("0.0.0.0", 11211, 2, 1024),
+                                  listener("0.0.0.0", 11211, 3, 1024)};
+  dump[0].drops = 7;
+  dump[1].drops = 5;
   const auto s = sockdiag_sample(dump, options({11211}));
   REQUIRE(s.listeners.size() == 1);
   CHECK(s.listeners[0].queue_length == 5);
   CHECK(s.listeners[0].queue_max == 2048);
+  CHECK(s.listeners[0].drops == 12u);
 }
 
 TEST_CASE("sockdiag: a listener's peak is the larger of its length and the window's peak",
@@ -182,8 +185,10 @@ TEST_CASE("sockdiag: no watched port, no sockets: an empty sample", "[collectors
 
 TEST_CASE("sockdiag: families carry the labels, client other always, the peak's window in help",
           "[collectors][sockdiag]") {
-  const std::vector<DiagSocket> dump = {listener("0.0.0.0", 11211, 6, 5),
-                                        connection(11211, "127.0.0.2")};
+  std::vector<DiagSocket> dump = {listener("0.0.0.0", 11211, 6, 5),
+                                  listener("::", 11211, 0, 5),  // its drops not reported
+                                  connection(11211, "127.0.0.2")};
+  dump[0].drops = 40;
   const auto f = sockdiag_families(sockdiag_sample(dump, options({11211}, 1)), 100ms, 15s);
   auto find = [&](const std::string& name) -> const prometheus::MetricFamily& {
     for (const auto& family : f) {
@@ -193,7 +198,7 @@ TEST_CASE("sockdiag: families carry the labels, client other always, the peak's 
     return f.front();
   };
   const auto& length = find("mcbacklog_accept_queue_length");
-  REQUIRE(length.metric.size() == 1);
+  REQUIRE(length.metric.size() == 2);
   CHECK(length.metric[0].gauge.value == 6);
   CHECK(length.metric[0].label[0].name == "address");
   CHECK(length.metric[0].label[0].value == "0.0.0.0");
@@ -201,6 +206,11 @@ TEST_CASE("sockdiag: families carry the labels, client other always, the peak's 
   CHECK(find("mcbacklog_accept_queue_max").metric[0].gauge.value == 5);
   CHECK_THAT(find("mcbacklog_accept_queue_max").help, Contains("0 means"));
   CHECK_THAT(find("mcbacklog_accept_queue_peak").help, Contains("every 100ms over the last 15s"));
+  const auto& drops = find("mcbacklog_accept_queue_drops_total");
+  REQUIRE(drops.metric.size() == 1);  // a listener whose drops are unknown has no series
+  CHECK(drops.type == prometheus::MetricType::Counter);
+  CHECK(drops.metric[0].counter.value == 40);
+  CHECK(drops.metric[0].label[0].value == "0.0.0.0");
   CHECK(find("mcbacklog_connections").metric.size() == 10);
   const auto& clients = find("mcbacklog_client_connections");
   REQUIRE(clients.metric.size() == 2);
