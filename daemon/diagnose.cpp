@@ -134,10 +134,12 @@ void render_signals(std::string& out, const Signals& s) {
   if (s.sockets_known) {
     for (const ListenerSignals& l : s.listeners) {
       line(out, fmt::format("listener {}:{}", l.address, l.port),
-           l.queue_max == 0
-               ? fmt::format("{} waiting, max queue 0: not accepting", num(l.queue_length))
-               : fmt::format("{} waiting of a max {} (peak {})", num(l.queue_length),
-                             num(l.queue_max), num(l.queue_peak)));
+           (l.queue_max == 0
+                ? fmt::format("{} waiting, max queue 0: not accepting", num(l.queue_length))
+                : fmt::format("{} waiting of a max {} (peak {})", num(l.queue_length),
+                              num(l.queue_max), num(l.queue_peak))) +
+               (l.drops ? fmt::format("; {} connections dropped since it opened", num(*l.drops))
+                        : ""));
     }
     for (const PortSignals& p : s.ports) {
       std::string top;
@@ -292,7 +294,7 @@ Result<std::string> fetch_alerts(const std::string& listen_address) {
     http::write(stream, req);
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
-    parser.body_limit(16 * 1024 * 1024);
+    parser.body_limit(std::uint64_t{16} * 1024 * 1024);
     http::read(stream, buffer, parser);
     if (parser.get().result() != http::status::ok) {
       return fail(fmt::format("GET /alerts answered {}", parser.get().result_int()));

@@ -43,6 +43,14 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
+std::string listener_name(const ListenerSignals& l) {
+  return fmt::format("{}:{}", l.address, l.port);
+}
+
+std::string drops_key(const ListenerSignals& l) {
+  return "listener/" + listener_name(l) + "/drops";
+}
+
 std::string json_number(double v) {
   if (!std::isfinite(v)) return "null";
   return fmt::format("{}", v);
@@ -142,11 +150,13 @@ double Evaluator::rate(const std::string& key, std::optional<double> value, cons
 
 void Evaluator::evaluate(const Signals& s) {
   ++evaluation_;
-  // Remember when each watched listener was last full, for joining overflows to it.
+  // The listeners' own drop counters and when each was last full, for joining overflows to them.
   for (const ListenerSignals& l : s.listeners) {
+    if (l.drops) increase(drops_key(l), l.drops, s, threshold("ListenQueueOverflow").window);
     if (l.queue_max > 0 && l.queue_peak >= l.queue_max) {
-      full_[l.port] = {s.now, fmt::format("{}:{} (peak {} of {})", l.address, l.port,
-                                          num(l.queue_peak), num(l.queue_max))};
+      full_[listener_name(l)] = {
+          s.now, fmt::format("{} reached its max queue (peak {} of {})", listener_name(l),
+                             num(l.queue_peak), num(l.queue_max))};
     }
   }
   check_host(s);
@@ -163,6 +173,28 @@ void Evaluator::evaluate(const Signals& s) {
   });
 }
 
+std::string Evaluator::overflowed_listeners(const Signals& s, std::optional<std::uint16_t> port,
+                                            Duration window) {
+  std::string out;
+  for (const ListenerSignals& l : s.listeners) {
+    if (port && l.port != *port) continue;
+    if (l.drops) {
+      // The kernel's own count: exact, however short the burst.
+      const double dropped = increase(drops_key(l), std::nullopt, s, window);
+      if (dropped > 0) {
+        append(out, fmt::format("{} dropped {} connections in the last {}", listener_name(l),
+                                num(dropped), format_duration(window)));
+      }
+    } else if (l.queue_max == 0) {
+      append(out, listener_name(l) + " is not accepting (max queue 0)");
+    } else if (auto f = full_.find(listener_name(l));
+               f != full_.end() && f->second.first > s.now - window) {
+      append(out, f->second.second);
+    }
+  }
+  return out;
+}
+
 void Evaluator::check_host(const Signals& s) {
   const AlertThreshold& th = threshold("ListenQueueOverflow");
   const double overflows = increase("host/listen_overflows", s.host.listen_overflows, s, th.window);
@@ -177,22 +209,19 @@ void Evaluator::check_host(const Signals& s) {
         "{} listen overflows and {} listen drops in the last {} (kernel "
         "TcpExt counters, every listener of this host)",
         num(overflows), num(drops), format_duration(th.window));
-    std::string blamed;
-    for (const auto& [port, seen] : full_) {
-      if (seen.first > s.now - th.window) append(blamed, seen.second);
-    }
+    const std::string blamed = overflowed_listeners(s, std::nullopt, th.window);
     if (v->level != Level::kOk) {
       if (!blamed.empty()) {
-        append(v->evidence, "memcached's listener reached its max queue: " + blamed);
+        append(v->evidence, "memcached's listener overflowed: " + blamed);
       } else if (s.sockets_known && !s.listeners.empty()) {
         // Overflowing, but not at memcached's listener: say so, and do not page for it.
         v->level = std::min(v->level, Level::kWarning);
         std::string peaks;
         for (const ListenerSignals& l : s.listeners) {
-          append(peaks, fmt::format("{}:{} peak {} of {}", l.address, l.port, num(l.queue_peak),
-                                    num(l.queue_max)));
+          append(peaks, fmt::format("{} peak {} of {}{}", listener_name(l), num(l.queue_peak),
+                                    num(l.queue_max), l.drops ? ", no drops" : ""));
         }
-        append(v->evidence, "no watched memcached listener reached its max queue (" + peaks +
+        append(v->evidence, "no watched memcached listener overflowed (" + peaks +
                                 "): the overflows are on another listener of this host");
       } else {
         append(v->evidence, "the listeners' own queues are unknown (sockdiag collector off)");
@@ -233,11 +262,15 @@ void Evaluator::check_target(const TargetSignals& t, const Signals& s) {
   }
 
   {  // MemcachedDown: the stats connection and the probe both fail, and not because memcached
-     // answered at its connection limit (that is alive, and MaxConnectionsNear).
+     // is at its connection limit: it answered so, or its listener is open with a max queue of 0
+     // (only a running memcached stops accepting). That is alive, and MaxConnectionsNear.
     const bool probe_failing =
         !t.probe_enabled || !t.probe_success.has_value() || !*t.probe_success;
+    const auto not_accepting = std::find_if(listeners.begin(), listeners.end(),
+                                            [](const auto* l) { return l->queue_max == 0; });
+    const bool at_limit = t.refused_at_limit || not_accepting != listeners.end();
     Verdict v;
-    v.value = !t.up && probe_failing && !t.refused_at_limit ? 1 : 0;
+    v.value = !t.up && probe_failing && !at_limit ? 1 : 0;
     v.threshold = 1;
     v.level = v.value > 0 ? Level::kCritical : Level::kOk;
     v.evidence = t.up ? "stats answered" : "stats failed: " + t.stats_error;
@@ -247,6 +280,11 @@ void Evaluator::check_target(const TargetSignals& t, const Signals& s) {
       append(v.evidence, *t.probe_success
                              ? "the last fresh-connection probe succeeded"
                              : "the last fresh-connection probe failed: " + t.probe_error);
+    }
+    if (!t.up && not_accepting != listeners.end()) {
+      append(v.evidence, fmt::format("its listener {} is open with a max queue of 0: memcached "
+                                     "runs and stopped accepting",
+                                     listener_name(**not_accepting)));
     }
     judge("MemcachedDown", labels, v, s);
   }
@@ -425,14 +463,18 @@ void Evaluator::check_target(const TargetSignals& t, const Signals& s) {
         v->level = Level::kWarning;
         append(v->evidence, "below the floor of " + num(th.warning));
       }
-      const auto full = t.port ? full_.find(*t.port) : full_.end();
-      const bool overflowed = full != full_.end() && full->second.first > s.now - th.window &&
-                              increase("host/listen_overflows", std::nullopt, s, th.window) > 0;
-      if (overflowed && effective < th.critical) {
+      // Overflows of a listener that is not accepting at all are the connection limit's
+      // (MaxConnectionsNear), whatever its backlog.
+      const bool accepting = std::all_of(listeners.begin(), listeners.end(),
+                                         [](const auto* l) { return l->queue_max > 0; });
+      const std::string overflowed =
+          t.port && accepting ? overflowed_listeners(s, *t.port, th.window) : std::string();
+      if (!overflowed.empty() && effective < th.critical &&
+          increase("host/listen_overflows", std::nullopt, s, th.window) > 0) {
         v->level = Level::kCritical;
         v->threshold = th.critical;
-        append(v->evidence, "its listener overflowed in the last " + format_duration(th.window) +
-                                " with a backlog under " + num(th.critical));
+        append(v->evidence, "its listener overflowed with a backlog under " + num(th.critical) +
+                                ": " + overflowed);
       }
     }
     judge("SomaxconnTooLow", labels, v, s);

@@ -4,10 +4,11 @@
 // when, the measured value and threshold, the cause, the evidence in numbers and the fix.
 //
 // It joins the views no single collector has: the kernel's host-wide overflow counters with the
-// memcached listener's own queue (so overflows on another listener are not blamed on memcached),
-// memcached's connection counters with its listener's max queue, somaxconn with memcached's
-// tcp_backlog. Counter conditions ("rising") look at the increase over each alert's window, so a
-// burst stays visible that long and a memcached restart is a reset, not a spike.
+// memcached listener's own drop counter, or its queue where the kernel does not count its drops
+// (so overflows on another listener are not blamed on memcached), memcached's connection
+// counters with its listener's max queue, somaxconn with memcached's tcp_backlog. Counter
+// conditions ("rising") look at the increase over each alert's window, so a burst stays visible
+// that long and a memcached restart is a reset, not a spike.
 //
 // Input is a plain Signals struct with its own clock readings, so tests are deterministic and
 // need no sleeping. Exports mcbacklog_alert_state through Collect() and /alerts through json().
@@ -90,6 +91,12 @@ class Evaluator final : public prometheus::Collectable {
   double rate(const std::string& key, std::optional<double> value, const Signals& s,
               Duration window, bool reset = false);
 
+  // In words, the watched listeners on `port` (on any port when nullopt) that overflowed within
+  // `window`: their own drop counter rose or, where the kernel does not report it, they were seen
+  // at their max queue or not accepting at all. Empty when none did.
+  std::string overflowed_listeners(const Signals& s, std::optional<std::uint16_t> port,
+                                   Duration window);
+
   void check_target(const TargetSignals& t, const Signals& s);
   void check_host(const Signals& s);
   void check_nic(const NicSignals& n, const Signals& s);
@@ -98,8 +105,9 @@ class Evaluator final : public prometheus::Collectable {
   std::map<std::string, Track> tracks_;  // key: alert + labels
   std::map<std::string, CounterWindow> counters_;
   std::map<std::string, double> uptimes_;  // target -> last uptime, to see restarts
-  // When a watched listener was last seen at its max queue, and which; joins overflows to it.
-  std::map<std::uint16_t, std::pair<std::chrono::steady_clock::time_point, std::string>> full_;
+  // When each watched listener ("address:port") was last seen at its max queue, and how full:
+  // joins overflows to it where the kernel does not count its drops.
+  std::map<std::string, std::pair<std::chrono::steady_clock::time_point, std::string>> full_;
   std::uint64_t evaluation_ = 0;
 };
 

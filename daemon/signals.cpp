@@ -78,7 +78,7 @@ Signals collect_signals(const CollectorSet& c, const Config& config,
     for (const ListenerSample& l : c.sockdiag->last()->listeners) {
       s.listeners.push_back(ListenerSignals{l.address, l.port, static_cast<double>(l.queue_length),
                                             static_cast<double>(l.queue_max),
-                                            static_cast<double>(l.queue_peak)});
+                                            static_cast<double>(l.queue_peak), as_double(l.drops)});
     }
     for (const PortSample& p : c.sockdiag->last()->ports) {
       PortSignals ps;

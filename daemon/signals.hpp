@@ -55,6 +55,8 @@ struct ListenerSignals {
   double queue_length = 0;
   double queue_max = 0;   // 0: the application stopped accepting (listen(fd, 0))
   double queue_peak = 0;  // largest length over the peak window
+  // Connections it dropped since it was created (a counter), where the kernel reports it.
+  std::optional<double> drops = std::nullopt;
 };
 
 struct ClientCount {

@@ -95,7 +95,7 @@ class Run {
 };
 
 const AlertLabels kHost{};
-const AlertLabels kEth0{{"device", "eth0"}};
+AlertLabels eth0() { return {{"device", "eth0"}}; }
 
 }  // namespace
 
@@ -271,9 +271,9 @@ TEST_CASE("evaluator: overflows at memcached's full listener are ListenQueueOver
     r.step();
   }
   CHECK(r.state("ListenQueueOverflow", kHost) == Level::kCritical);
-  CHECK_THAT(
-      r.evidence("ListenQueueOverflow", kHost),
-      Contains("memcached's listener reached its max queue: 0.0.0.0:11211 (peak 1024 of 1024)"));
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost),
+             Contains("memcached's listener overflowed: 0.0.0.0:11211 reached its max queue (peak "
+                      "1024 of 1024)"));
   CHECK(r.state("AcceptQueueFilling") == Level::kCritical);
   // Quiet again: the burst stays visible for the window, then clears.
   r.s.listeners[0].queue_length = 0;
@@ -297,6 +297,65 @@ TEST_CASE("evaluator: overflows on another listener are a warning that says so",
   CHECK_THAT(r.evidence("ListenQueueOverflow", kHost),
              Contains("the overflows are on another listener of this host"));
   CHECK(r.state("AcceptQueueFilling") == Level::kOk);
+}
+
+TEST_CASE("evaluator: a listener's own drop counter joins overflows to it, however short the burst",
+          "[daemon][evaluator]") {
+  Run r;
+  r.s.listeners[0].drops = 7;  // drops before the daemon watched are not blamed
+  r.step(5);
+  // A burst overflows memcached's listener between two samples: no sampled peak saw it full.
+  r.s.host.listen_overflows = *r.s.host.listen_overflows + 100;
+  r.s.host.listen_drops = *r.s.host.listen_drops + 100;
+  r.s.listeners[0].drops = 107;
+  r.step();
+  CHECK(r.state("ListenQueueOverflow", kHost) == Level::kCritical);
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost),
+             Contains("memcached's listener overflowed: 0.0.0.0:11211 dropped 100 connections in "
+                      "the last 1m"));
+  r.step(61);
+  CHECK(r.state("ListenQueueOverflow", kHost) == Level::kOk);
+  // Overflows while its own counter stands still are another listener's, whatever its peak.
+  r.s.listeners[0].queue_peak = 1024;
+  r.s.host.listen_overflows = *r.s.host.listen_overflows + 100;
+  r.step();
+  CHECK(r.state("ListenQueueOverflow", kHost) == Level::kWarning);
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost),
+             Contains("no watched memcached listener overflowed (0.0.0.0:11211 peak 1024 of 1024, "
+                      "no drops): the overflows are on another listener of this host"));
+}
+
+TEST_CASE("evaluator: a listener memcached stopped accepting on overflows, and is not down",
+          "[daemon][evaluator]") {
+  Run r;
+  r.step(5);
+  // -o no_maxconns_fast at its limit: listen(fd, 0). A client without a connection yet (the
+  // probe, or diagnose's stats) gets no answer; the kernel drops the rest. The kernel does not
+  // report the listener's drops here, so its max queue of 0 is the evidence.
+  r.target().up = false;
+  r.target().stats_error = "connect to 127.0.0.1:11211: no connection by the deadline";
+  r.target().probe_success = false;
+  r.target().probe_error = r.target().stats_error;
+  r.target().tcp_backlog = 8;
+  r.s.listeners[0].queue_max = 0;
+  r.s.listeners[0].queue_length = 1;
+  for (int i = 0; i < 10; ++i) {
+    r.s.host.listen_overflows = *r.s.host.listen_overflows + 20;
+    r.step();
+  }
+  CHECK(r.state("MaxConnectionsNear") == Level::kCritical);
+  CHECK(r.state("ListenQueueOverflow", kHost) == Level::kCritical);
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost),
+             Contains("memcached's listener overflowed: 0.0.0.0:11211 is not accepting (max queue "
+                      "0)"));
+  CHECK(r.state("MemcachedDown") == Level::kOk);
+  CHECK_THAT(r.evidence("MemcachedDown"),
+             Contains("its listener 0.0.0.0:11211 is open with a max queue of 0: memcached runs "
+                      "and stopped accepting"));
+  // The small backlog did not cause these overflows: the connection limit did.
+  r.target().up = true;
+  r.step();
+  CHECK(r.state("SomaxconnTooLow") == Level::kWarning);
 }
 
 TEST_CASE("evaluator: AcceptQueueFilling grades the peak over the max", "[daemon][evaluator]") {
@@ -351,14 +410,14 @@ TEST_CASE("evaluator: NetworkSaturated on utilisation and on drops", "[daemon][e
   Run r;
   r.s.nics[0].receive_utilization = 0.97;
   r.step(31);
-  CHECK(r.state("NetworkSaturated", kEth0) == Level::kCritical);
+  CHECK(r.state("NetworkSaturated", eth0()) == Level::kCritical);
   r.s.nics[0].receive_utilization = 0.1;
   r.step();
-  CHECK(r.state("NetworkSaturated", kEth0) == Level::kOk);
+  CHECK(r.state("NetworkSaturated", eth0()) == Level::kOk);
   r.s.nics[0].receive_drops = 5;
   r.step(31);
-  CHECK(r.state("NetworkSaturated", kEth0) == Level::kWarning);
-  CHECK_THAT(r.evidence("NetworkSaturated", kEth0), Contains("5 packets dropped"));
+  CHECK(r.state("NetworkSaturated", eth0()) == Level::kWarning);
+  CHECK_THAT(r.evidence("NetworkSaturated", eth0()), Contains("5 packets dropped"));
 }
 
 TEST_CASE("evaluator: SomaxconnTooLow when the kernel truncates -b, critical while overflowing",
@@ -374,6 +433,9 @@ TEST_CASE("evaluator: SomaxconnTooLow when the kernel truncates -b, critical whi
   r.s.host.listen_overflows = 40;
   r.step();
   CHECK(r.state("SomaxconnTooLow") == Level::kCritical);
+  CHECK_THAT(r.evidence("SomaxconnTooLow"),
+             Contains("its listener overflowed with a backlog under 1024: 0.0.0.0:11211 reached "
+                      "its max queue (peak 128 of 128)"));
   CHECK(r.state("ListenQueueOverflow", kHost) == Level::kWarning);
 }
 
