@@ -462,8 +462,22 @@ TEST_CASE("evaluator: MemcachedMemoryFull needs both a full cache and evictions"
     r.target().evictions = *r.target().evictions + 10;
     r.step();
   }
-  CHECK(r.state("MemcachedMemoryFull") == Level::kWarning);
+  CHECK(r.state("MemcachedMemoryFull") == Level::kCritical);
   CHECK_THAT(r.evidence("MemcachedMemoryFull"), Contains("(95%)"));
+}
+
+TEST_CASE("evaluator: MemcachedMemoryFull fires where slab rounding keeps bytes under 90% of -m",
+          "[daemon][evaluator]") {
+  Run r;
+  // memcached -m 64 full of 100-byte items, evicting: `bytes` is 87% of the limit.
+  r.target().bytes = 0.87 * 64e6;
+  r.step();
+  for (int i = 0; i < 61; ++i) {
+    r.target().evictions = *r.target().evictions + 1000;
+    r.step();
+  }
+  CHECK(r.state("MemcachedMemoryFull") == Level::kWarning);
+  CHECK_THAT(r.evidence("MemcachedMemoryFull"), Contains("(87%)"));
 }
 
 TEST_CASE("evaluator: /alerts JSON carries every field and parses", "[daemon][evaluator]") {
