@@ -1,0 +1,444 @@
+// Each cause that can be driven on one machine, driven for real: a memcached 1.6.18 process pushed
+// into it by real clients, watched by the built daemon, each test in its own network namespace
+// (its own kernel counters and somaxconn). Each asserts the alert of that cause in /alerts and
+// mcbacklog_alert_state, that the alerts of the other causes stay ok, and that `diagnose` names
+// the cause in its report and exit code. CPU and NIC saturation cannot be driven here and are
+// covered with synthetic samples (tests/unit/evaluator_test.cpp).
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <boost/property_tree/json_parser.hpp>
+#include <boost/property_tree/ptree.hpp>
+
+#include "config/config.hpp"
+#include "daemon/alert_state.hpp"
+#include "tests/support/daemon.hpp"
+#include "tests/support/load.hpp"
+#include "tests/support/memcached.hpp"
+#include "tests/support/metrics_text.hpp"
+#include "tests/support/netns.hpp"
+#include "tests/support/process.hpp"
+
+using namespace mcb;
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// The daemon watching one memcached named "mc", sampling every 200 ms and probing every
+// `probe_interval`, alerts with `for: 0s` (but three) and 5 s windows, so that each test takes
+// seconds.
+std::string config_for(const test::Memcached& mc, const std::string& probe_interval = "200ms") {
+  std::string out = "interval: 200ms\ntargets:\n  - { name: mc, address: \"" + mc.address() +
+                    "\", probe_interval: " + probe_interval +
+                    " }\n"
+                    "collectors:\n  netdev: { enabled: false }\n"
+                    "  sockdiag: { sample_interval: 50ms, peak_window: 2s }\n"
+                    "thresholds:\n";
+  for (const auto& [alert, unused] : default_thresholds()) {
+    // Three alerts need a second: a sample without an answer or one slow probe is a busy test
+    // machine (five in a row would be MemcachedDown or ProbeSlow), and the burst of another
+    // test's clients arriving is no sprawl (a churn that lasts is).
+    const bool held =
+        alert == "MemcachedDown" || alert == "ProbeSlow" || alert == "ConnectionSprawl";
+    out += "  " + alert + ": { for: " + (held ? "1s" : "0s") + ", window: 5s }\n";
+  }
+  return out;
+}
+
+// Waits until the daemon's stats connection to memcached is open and answered.
+void wait_up(test::Daemon& d) {
+  const auto m = d.wait_for_metrics([](const std::string& text) {
+    return test::metric_value(text, R"(memcached_up{target="mc"})") == 1;
+  });
+  INFO(d.output());
+  REQUIRE(m.has_value());
+}
+
+struct Alert {
+  Level state = Level::kOk;
+  double value = 0;
+  std::string evidence;
+};
+
+// /alerts by alert name: the host's alerts and those of target "mc".
+using Alerts = std::map<std::string, Alert>;
+
+Alerts alerts(test::Daemon& d) {
+  const auto r = d.get("/alerts");
+  REQUIRE(r.ok());
+  REQUIRE(r->status == 200);
+  boost::property_tree::ptree tree;
+  std::istringstream in(r->body);
+  boost::property_tree::read_json(in, tree);
+  Alerts out;
+  for (const auto& [unused, a] : tree.get_child("alerts")) {
+    const std::string state = a.get<std::string>("state");
+    Alert alert;
+    alert.state = state == "critical" ? Level::kCritical
+                                      : (state == "warning" ? Level::kWarning : Level::kOk);
+    alert.value = a.get_optional<double>("value").value_or(0);
+    alert.evidence = a.get<std::string>("evidence");
+    out[a.get<std::string>("name")] = alert;
+  }
+  return out;
+}
+
+std::string describe(const Alerts& view) {
+  std::string out;
+  for (const auto& [name, a] : view) {
+    out += name + " " + std::string(level_name(a.state)) + ": " + a.evidence + "\n";
+  }
+  return out;
+}
+
+// Polls /alerts until `alert` is at least `level` with every one of `evidence` in its evidence;
+// returns that view of every alert.
+Alerts wait_for_alert(test::Daemon& d, const std::string& alert, Level level,
+                      const std::vector<std::string>& evidence = {}) {
+  Alerts view;
+  const bool fired = test::eventually(
+      [&] {
+        view = alerts(d);
+        const auto it = view.find(alert);
+        if (it == view.end() || it->second.state < level) return false;
+        return std::all_of(evidence.begin(), evidence.end(), [&](const std::string& e) {
+          return it->second.evidence.find(e) != std::string::npos;
+        });
+      },
+      15s);
+  INFO("last /alerts:\n" << describe(view) << "daemon log:\n" << d.output());
+  REQUIRE(fired);
+  return view;
+}
+
+// mcbacklog_alert_state in /metrics agrees: at least `level`.
+void check_state_metric(test::Daemon& d, const std::string& alert, Level level) {
+  const std::string series = "mcbacklog_alert_state{alert=\"" + alert + "\"" +
+                             (alert == "ListenQueueOverflow" ? "" : ",target=\"mc\"") + "}";
+  const auto m = d.wait_for_metrics([&](const std::string& text) {
+    return test::metric_value(text, series).value_or(-1) >= static_cast<int>(level);
+  });
+  INFO(series);
+  CHECK(m.has_value());
+}
+
+void check_ok(const Alerts& view, const std::vector<std::string>& names) {
+  for (const std::string& name : names) {
+    INFO(name << ": " << (view.count(name) ? view.at(name).evidence : "missing"));
+    REQUIRE(view.count(name) == 1);
+    CHECK(view.at(name).state == Level::kOk);
+  }
+}
+
+struct Report {
+  int exit_code = -1;
+  std::string output;
+};
+
+// `mcbacklogd diagnose` with the daemon's configuration.
+Report diagnose(const test::Daemon& d, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> argv{test::daemon_binary(), "diagnose", "--wait=1s",
+                                "--config.file=" + d.config_path()};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  test::Child c(argv);
+  const auto code = c.wait_exit(30s);
+  INFO(c.output());
+  REQUIRE(code.has_value());
+  return {*code, c.output()};
+}
+
+// Whether the report has `alert` firing for target "mc", at warning or critical.
+bool reports_firing(const Report& r, const std::string& alert) {
+  return r.output.find("WARNING  " + alert + " [mc]") != std::string::npos ||
+         r.output.find("CRITICAL " + alert + " [mc]") != std::string::npos;
+}
+
+std::string listener(const test::Memcached& mc) { return "127.0.0.1:" + std::to_string(mc.port()); }
+
+}  // namespace
+
+TEST_CASE("causes: clients past -c are rejected and MaxConnectionsNear is critical",
+          "[integration][causes]") {
+  test::enter_private_netns();
+  test::Memcached mc({"-c", "64"});
+  // No probe: its connections would take a slot at the limit and free it again, and diagnose's
+  // connection could get that slot.
+  test::Daemon d(config_for(mc, "0"));
+  wait_up(d);  // the daemon's stats connection holds its slot before the others are taken
+  // With -c 64 memcached serves about 40 clients (it reserves descriptors); past that, its
+  // default maxconns_fast accepts a client, says "ERROR Too many open connections" and closes.
+  std::vector<std::unique_ptr<test::RawConnection>> served;
+  int rejected = 0;
+  int told = 0;
+  for (int i = 0; i < 100 && rejected < 10; ++i) {
+    auto c = std::make_unique<test::RawConnection>(mc.address());
+    try {
+      const std::string reply = c->request("version\r\n");
+      if (reply.rfind("VERSION ", 0) == 0) {
+        served.push_back(std::move(c));
+        continue;
+      }
+      CHECK(reply == "ERROR Too many open connections\r\n");
+      ++told;
+    } catch (const std::exception& e) {
+      INFO(e.what());  // closed before our request was read
+    }
+    ++rejected;
+  }
+  REQUIRE(rejected == 10);
+  CHECK(told > 0);
+  CHECK(served.size() < 44);
+
+  const Alerts view = wait_for_alert(d, "MaxConnectionsNear", Level::kCritical,
+                                     {"rejected with \"ERROR Too many open connections\""});
+  check_state_metric(d, "MaxConnectionsNear", Level::kCritical);
+  check_ok(view,
+           {"MemcachedDown", "ListenQueueOverflow", "AcceptQueueFilling", "ConnectionSprawl",
+            "MemcachedCpuSaturated", "SomaxconnTooLow", "SlowClients", "MemcachedMemoryFull"});
+
+  // The running daemon has its connection and the history: --from-daemon reads its verdicts.
+  const Report from =
+      diagnose(d, {"--from-daemon", "--web.listen-address=127.0.0.1:" + std::to_string(d.port())});
+  CHECK(from.exit_code == 2);
+  CHECK_THAT(from.output, Contains("CRITICAL MaxConnectionsNear [mc]"));
+  CHECK_THAT(from.output, Contains("connections rejected with"));
+
+  // diagnose has no connection of its own yet: memcached refuses it too, and that is evidence.
+  const Report r = diagnose(d);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.output, Contains("stats failed: memcached replied \"ERROR Too many open "
+                                "connections\""));
+  CHECK_THAT(r.output, Contains("CRITICAL MaxConnectionsNear [mc]"));
+  CHECK_THAT(r.output, Contains("memcached answered a new connection with \"ERROR Too many open "
+                                "connections\""));
+  CHECK_THAT(r.output, Contains("OK       MemcachedDown [mc]"));
+}
+
+TEST_CASE(
+    "causes: past -c with no_maxconns_fast memcached stops accepting and its listener "
+    "overflows",
+    "[integration][causes]") {
+  test::enter_private_netns();
+  test::Memcached mc({"-c", "64", "-o", "no_maxconns_fast", "-b", "8"});
+  test::Daemon d(config_for(mc));
+  wait_up(d);
+  // A client every 2 ms: memcached accepts them until it runs out of descriptors, then calls
+  // listen(fd, 0). The kernel drops the handshakes of the rest, and again when they retry.
+  std::vector<test::Socket> clients;
+  clients.reserve(100);
+  for (int i = 0; i < 100; ++i) {
+    clients.push_back(test::connect_tcp("127.0.0.1", mc.port(), {.wait = false}));
+    std::this_thread::sleep_for(2ms);
+  }
+
+  wait_for_alert(d, "ListenQueueOverflow", Level::kWarning,
+                 {"memcached's listener overflowed: " + listener(mc) + " dropped"});
+  const Alerts view = wait_for_alert(d, "MaxConnectionsNear", Level::kCritical,
+                                     {"listener " + listener(mc) + " has a max queue of 0"});
+  CHECK_THAT(view.at("MaxConnectionsNear").evidence, Contains("memcached is not accepting now"));
+  check_state_metric(d, "MaxConnectionsNear", Level::kCritical);
+  check_state_metric(d, "ListenQueueOverflow", Level::kWarning);
+  check_ok(view, {"MemcachedDown", "ConnectionSprawl", "MemcachedCpuSaturated", "SlowClients",
+                  "MemcachedMemoryFull"});
+  // -b 8 is below the floor, but these overflows are the connection limit's, not the backlog's.
+  CHECK(view.at("SomaxconnTooLow").state == Level::kWarning);
+
+  // diagnose's own connections get no answer (no handshake, or one left in the queue): evidence,
+  // and not memcached being down.
+  const Report r = diagnose(d);
+  CHECK(r.exit_code == 2);
+  INFO(r.output);
+  CHECK(std::regex_search(r.output,
+                          std::regex("stats failed: .*(no connection by the deadline|no reply)")));
+  CHECK_THAT(r.output, Contains("max queue 0: not accepting"));
+  CHECK_THAT(r.output, Contains("CRITICAL MaxConnectionsNear [mc]"));
+  CHECK_THAT(r.output, Contains("OK       MemcachedDown [mc]"));
+  CHECK_THAT(r.output, Contains("memcached runs and stopped accepting"));
+}
+
+TEST_CASE("causes: net.core.somaxconn below -b cuts memcached's backlog and SomaxconnTooLow fires",
+          "[integration][causes]") {
+  test::enter_private_netns();
+  const std::string somaxconn = "/proc/sys/net/core/somaxconn";  // this namespace's own
+  std::ofstream(somaxconn) << "64\n";
+  REQUIRE(test::read_text_file(somaxconn) == "64\n");
+  test::Memcached mc;  // -b 1024, memcached's default
+  test::Daemon d(config_for(mc));
+
+  Alerts view = wait_for_alert(
+      d, "SomaxconnTooLow", Level::kWarning,
+      {"memcached asks for 1024 (-b), net.core.somaxconn is 64", "cuts -b down to somaxconn"});
+  check_state_metric(d, "SomaxconnTooLow", Level::kWarning);
+  check_ok(view,
+           {"MemcachedDown", "ListenQueueOverflow", "AcceptQueueFilling", "ConnectionSprawl",
+            "MaxConnectionsNear", "MemcachedCpuSaturated", "SlowClients", "MemcachedMemoryFull"});
+
+  // A burst while memcached stalls for a moment overflows the 64 the kernel left it.
+  const std::string drops = "mcbacklog_accept_queue_drops_total{address=\"127.0.0.1\",port=\"" +
+                            std::to_string(mc.port()) + "\"}";
+  mc.pause();
+  std::vector<test::Socket> burst;
+  burst.reserve(100);
+  for (int i = 0; i < 100; ++i) {
+    burst.push_back(test::connect_tcp("127.0.0.1", mc.port(), {.wait = false}));
+  }
+  const auto dropped = d.wait_for_metrics(
+      [&](const std::string& text) { return test::metric_value(text, drops).value_or(0) > 0; });
+  mc.resume();
+  REQUIRE(dropped.has_value());
+
+  view = wait_for_alert(
+      d, "SomaxconnTooLow", Level::kCritical,
+      {"its listener overflowed with a backlog under 1024: " + listener(mc) + " dropped"});
+  CHECK(view.at("ListenQueueOverflow").state != Level::kOk);
+  CHECK_THAT(view.at("ListenQueueOverflow").evidence,
+             Contains("memcached's listener overflowed: " + listener(mc) + " dropped"));
+  // The burst itself is a hundred new connections: ConnectionSprawl may say so.
+  check_ok(view, {"MemcachedDown", "MaxConnectionsNear", "MemcachedCpuSaturated", "SlowClients",
+                  "MemcachedMemoryFull"});
+
+  const Report r = diagnose(d);
+  CHECK(r.exit_code >= 1);
+  INFO(r.output);
+  CHECK(reports_firing(r, "SomaxconnTooLow"));
+  CHECK_THAT(r.output, Contains("net.core.somaxconn is 64"));
+}
+
+TEST_CASE("causes: clients connecting per request without a pool are ConnectionSprawl, named",
+          "[integration][causes]") {
+  test::enter_private_netns();
+  test::Memcached mc;
+  test::Daemon d(config_for(mc));
+  wait_up(d);
+  // Two application hosts, six request threads each, every request on a new connection.
+  test::ConnectionChurn churn("127.0.0.1", mc.port(), {"127.0.0.2", "127.0.0.3"}, 6, 10ms);
+
+  const Alerts view = wait_for_alert(d, "ConnectionSprawl", Level::kWarning,
+                                     {"new connections/s", "127.0.0.2 (", "127.0.0.3 ("});
+  INFO(churn.connections() << " connections, " << churn.errors()
+                           << " errors, the last: " << churn.last_error());
+  CHECK(view.at("ConnectionSprawl").value >= 100);
+  check_state_metric(d, "ConnectionSprawl", Level::kWarning);
+  check_ok(view,
+           {"MemcachedDown", "ListenQueueOverflow", "AcceptQueueFilling", "MaxConnectionsNear",
+            "MemcachedCpuSaturated", "SomaxconnTooLow", "SlowClients", "MemcachedMemoryFull"});
+
+  const Report r = diagnose(d);
+  CHECK(r.exit_code >= 1);
+  INFO(r.output);
+  CHECK(reports_firing(r, "ConnectionSprawl"));
+  CHECK_THAT(r.output, Contains("127.0.0.2"));
+  CHECK(churn.errors() == 0);
+}
+
+TEST_CASE("causes: clients that do not read their large replies are SlowClients",
+          "[integration][causes]") {
+  test::enter_private_netns();
+  test::Memcached mc;
+  test::Daemon d(config_for(mc));
+  const std::string big(std::size_t{512} * 1024, 'b');
+  test::RawConnection writer(mc.address());
+  REQUIRE(
+      writer.request("set big 0 0 " + std::to_string(big.size()) + "\r\n" + big + "\r\nversion\r\n")
+          .rfind("STORED\r\n", 0) == 0);
+  // Twelve clients with a small receive window each ask for 2 MiB and read none of it.
+  std::vector<test::Socket> slow;
+  slow.reserve(12);
+  for (int i = 0; i < 12; ++i) {
+    slow.push_back(
+        test::connect_tcp("127.0.0.1", mc.port(), {.source = "127.0.0.3", .receive_buffer = 4096}));
+    test::send_all(slow.back(), "get big big big big\r\n");
+  }
+
+  const Alerts view =
+      wait_for_alert(d, "SlowClients", Level::kCritical,
+                     {"12 connections on port " + std::to_string(mc.port()) + " hold unread"});
+  check_state_metric(d, "SlowClients", Level::kCritical);
+  check_ok(view, {"MemcachedDown", "ListenQueueOverflow", "AcceptQueueFilling", "ConnectionSprawl",
+                  "MaxConnectionsNear", "MemcachedCpuSaturated", "SomaxconnTooLow",
+                  "MemcachedMemoryFull"});
+
+  const Report r = diagnose(d);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.output, Contains("CRITICAL SlowClients [mc]"));
+  CHECK_THAT(r.output, Contains("12 with unread replies"));
+}
+
+TEST_CASE("causes: memory filled past -m with evictions is MemcachedMemoryFull",
+          "[integration][causes]") {
+  test::enter_private_netns();
+  test::Memcached mc({"-m", "8"});
+  test::Daemon d(config_for(mc));
+  wait_up(d);  // a sample before the evictions, so that they are seen rising
+  // Three times -m in 3000-byte items, then a writer that keeps storing new ones.
+  test::fill_cache("127.0.0.1", mc.port(), std::size_t{24} << 20, 3000);
+  test::PooledLoad writer("127.0.0.1", mc.port(),
+                          {.threads = 1, .value_bytes = 3000, .pause = 1ms, .new_keys = true});
+
+  const Alerts view =
+      wait_for_alert(d, "MemcachedMemoryFull", Level::kWarning, {"items evicted in the last 5s"});
+  // 3000-byte items sit in 3632-byte slab chunks: memcached evicts with `bytes` near 84% of -m.
+  CHECK(view.at("MemcachedMemoryFull").value > 0.8);
+  CHECK(view.at("MemcachedMemoryFull").value < 0.9);
+  check_state_metric(d, "MemcachedMemoryFull", Level::kWarning);
+  check_ok(view, {"MemcachedDown", "ListenQueueOverflow", "AcceptQueueFilling", "ConnectionSprawl",
+                  "MaxConnectionsNear", "MemcachedCpuSaturated", "SomaxconnTooLow", "SlowClients"});
+
+  const Report r = diagnose(d);
+  CHECK(r.exit_code >= 1);
+  INFO(r.output);
+  CHECK(reports_firing(r, "MemcachedMemoryFull"));
+  CHECK_THAT(r.output, Contains("items evicted"));
+  INFO(writer.last_error());
+  CHECK(writer.errors() == 0);
+}
+
+TEST_CASE("causes: a healthy memcached under steady pooled load fires nothing",
+          "[integration][causes]") {
+  test::enter_private_netns();
+  test::Memcached mc;
+  test::Daemon d(config_for(mc));
+  wait_up(d);
+  test::PooledLoad load("127.0.0.1", mc.port(), {});
+
+  // Every scrape over ten of the daemon's samples under load: all alerts ok.
+  std::set<double> samples;  // memcached_read_bytes_total grows with each sample under load
+  std::set<std::string> evaluated;
+  std::map<std::string, double> fired;
+  const bool enough = test::eventually(
+      [&] {
+        const std::string text = d.metrics();
+        for (const auto& [series, value] : test::parse_metrics(text)) {
+          if (series.rfind("mcbacklog_alert_state{", 0) != 0) continue;
+          evaluated.insert(series);
+          if (value != 0) fired[series] = value;
+        }
+        samples.insert(
+            test::metric_value(text, R"(memcached_read_bytes_total{target="mc"})").value_or(0));
+        return samples.size() > 10;
+      },
+      30s);
+  REQUIRE(enough);
+  CHECK(evaluated.size() == 10);  // every alert of the catalogue but NetworkSaturated (no NIC)
+  for (const auto& [series, value] : fired) {
+    INFO(series << " " << value << "\n" << describe(alerts(d)));
+    CHECK(value == 0);
+  }
+  INFO(load.last_error());
+  CHECK(load.operations() > 1000);
+  CHECK(load.errors() == 0);
+
+  const Report r = diagnose(d);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.output, Contains("Result: OK"));
+}
