@@ -327,6 +327,9 @@ int run_from_daemon(const Config& config) {
 int run_diagnose(const Flags& flags, const Config& configured) {
   if (flags.from_daemon) return run_from_daemon(configured);
   Config config = configured;
+  // The collectors run once per wait: each run's deadline is half of it, not half of the daemon's
+  // interval, which may be far shorter than a loaded memcached needs to answer.
+  config.interval = flags.diagnose_wait;
   // Probes start with the first sample and again two thirds of the wait later, so the first
   // probe has ended (its deadline is its interval) by the second sample even when memcached
   // never answers it. Two samples are the only history, so nothing waits `for`.
