@@ -1,16 +1,9 @@
 #include "config/config.hpp"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <charconv>
-#include <cstring>
-#include <fstream>
-#include <functional>
-#include <regex>
 #include <set>
-#include <sstream>
+
+#include "config/yaml_walker.hpp"
 
 namespace mcb {
 
@@ -72,175 +65,7 @@ std::vector<std::uint16_t> Config::watched_ports() const {
 
 namespace {
 
-// Walks the YAML tree, filling a Config and collecting errors with their positions. Each
-// handler receives the node and the dotted key path used in messages.
-class Walker {
- public:
-  explicit Walker(std::string file) : file_(std::move(file)) {}
-
-  using Handler = std::function<void(const YAML::Node&, const std::string&)>;
-  using Table = std::vector<std::pair<std::string_view, Handler>>;
-
-  void error(const YAML::Mark& mark, const std::string& path, const std::string& reason) {
-    std::ostringstream out;
-    out << file_ << ':' << (mark.line + 1) << ':' << (mark.column + 1) << ": ";
-    if (!path.empty()) out << path << ": ";
-    out << reason;
-    errors_.push_back(out.str());
-  }
-
-  // Dispatches each key of a mapping to its handler; unknown and repeated keys are errors.
-  void mapping(const YAML::Node& node, const std::string& path, const Table& table) {
-    if (node.IsNull()) return;
-    if (!node.IsMap()) {
-      error(node.Mark(), path, "expected a mapping of keys, got " + kind(node));
-      return;
-    }
-    std::set<std::string> seen;
-    for (const auto& kv : node) {
-      if (!kv.first.IsScalar()) {
-        error(kv.first.Mark(), path, "keys must be plain words");
-        continue;
-      }
-      const std::string key = kv.first.Scalar();
-      const std::string child = path.empty() ? key : path + "." + key;
-      if (!seen.insert(key).second) {
-        error(kv.first.Mark(), child, "key given twice");
-        continue;
-      }
-      auto it = std::find_if(table.begin(), table.end(),
-                             [&](const auto& entry) { return entry.first == key; });
-      if (it == table.end()) {
-        std::string known;
-        for (const auto& entry : table)
-          known += (known.empty() ? "" : ", ") + std::string(entry.first);
-        error(kv.first.Mark(), child, "unknown key (known here: " + known + ")");
-        continue;
-      }
-      it->second(kv.second, child);
-    }
-  }
-
-  bool scalar(const YAML::Node& node, const std::string& path, const char* what) {
-    if (node.IsScalar()) return true;
-    error(node.Mark(), path, std::string("expected ") + what + ", got " + kind(node));
-    return false;
-  }
-
-  void boolean(const YAML::Node& node, const std::string& path, bool& out) {
-    if (!scalar(node, path, "true or false")) return;
-    const std::string& s = node.Scalar();
-    if (s == "true") {
-      out = true;
-    } else if (s == "false") {
-      out = false;
-    } else {
-      error(node.Mark(), path, "expected true or false, got \"" + s + "\"");
-    }
-  }
-
-  void text(const YAML::Node& node, const std::string& path, std::string& out) {
-    if (scalar(node, path, "a string")) out = node.Scalar();
-  }
-
-  // One of `choices`.
-  void word(const YAML::Node& node, const std::string& path, std::string& out,
-            std::initializer_list<std::string_view> choices) {
-    if (!scalar(node, path, "a string")) return;
-    std::string list;
-    for (std::string_view c : choices) {
-      if (node.Scalar() == c) {
-        out = node.Scalar();
-        return;
-      }
-      list += (list.empty() ? "" : ", ") + std::string(c);
-    }
-    error(node.Mark(), path, "\"" + node.Scalar() + "\" is not one of: " + list);
-  }
-
-  template <class Int>
-  void integer(const YAML::Node& node, const std::string& path, Int& out, Int min, Int max) {
-    if (!scalar(node, path, "an integer")) return;
-    const std::string& s = node.Scalar();
-    Int v{};
-    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (s.empty() || ptr != s.data() + s.size() || ec == std::errc::invalid_argument) {
-      error(node.Mark(), path, "expected an integer, got \"" + s + "\"");
-    } else if (ec == std::errc::result_out_of_range || v < min || v > max) {
-      error(node.Mark(), path,
-            s + " is out of range (" + std::to_string(min) + " to " + std::to_string(max) + ")");
-    } else {
-      out = v;
-    }
-  }
-
-  void number(const YAML::Node& node, const std::string& path, double& out, double min,
-              double max) {
-    if (!scalar(node, path, "a number")) return;
-    const std::string& s = node.Scalar();
-    double v = 0;
-    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (s.empty() || ptr != s.data() + s.size() || ec != std::errc()) {
-      error(node.Mark(), path, "expected a number, got \"" + s + "\"");
-    } else if (v < min || v > max) {
-      std::ostringstream range;
-      range << s << " is out of range (" << min << " to " << max << ")";
-      error(node.Mark(), path, range.str());
-    } else {
-      out = v;
-    }
-  }
-
-  void duration(const YAML::Node& node, const std::string& path, Duration& out, Duration min,
-                Duration max) {
-    if (!scalar(node, path, "a duration such as \"1s\"")) return;
-    auto d = parse_duration(node.Scalar());
-    if (!d) {
-      error(node.Mark(), path, d.error().message);
-    } else if (*d < min || *d > max) {
-      error(node.Mark(), path,
-            format_duration(*d) + " is out of range (" +
-                (min.count() == 0 ? "0" : format_duration(min)) + " to " + format_duration(max) +
-                ")");
-    } else {
-      out = *d;
-    }
-  }
-
-  void regex(const YAML::Node& node, const std::string& path, std::string& out) {
-    if (!scalar(node, path, "a regular expression")) return;
-    try {
-      std::regex check(node.Scalar(), std::regex::ECMAScript);
-      out = node.Scalar();
-    } catch (const std::regex_error& e) {
-      error(node.Mark(), path, std::string("invalid regular expression: ") + e.what());
-    }
-  }
-
-  template <class F>
-  void sequence(const YAML::Node& node, const std::string& path, F&& each) {
-    if (node.IsNull()) return;
-    if (!node.IsSequence()) {
-      error(node.Mark(), path, "expected a list, got " + kind(node));
-      return;
-    }
-    for (std::size_t i = 0; i < node.size(); ++i)
-      each(node[i], path + "[" + std::to_string(i) + "]");
-  }
-
-  const std::vector<std::string>& errors() const { return errors_; }
-
-  static std::string kind(const YAML::Node& node) {
-    if (node.IsMap()) return "a mapping";
-    if (node.IsSequence()) return "a list";
-    if (node.IsNull()) return "nothing";
-    return "\"" + node.Scalar() + "\"";
-  }
-
- private:
-  std::string file_;
-  std::vector<std::string> errors_;
-};
+using Walker = YamlWalker;
 
 void walk_target(Walker& w, const YAML::Node& node, const std::string& path, TargetConfig& t) {
   std::string address_text;
@@ -378,15 +203,19 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c) {
         }},
        {"web",
         [&](auto& n, auto& p) {
-          w.mapping(n, p, {{"listen_address", [&](auto& v, auto& r) {
-                              if (!w.scalar(v, r, "an address such as \":9741\"")) return;
-                              auto e = parse_listen_address(v.Scalar());
-                              if (e) {
-                                c.web.listen_address = v.Scalar();
-                              } else {
-                                w.error(v.Mark(), r, e.error().message);
-                              }
-                            }}});
+          w.mapping(
+              n, p,
+              {{"listen_address",
+                [&](auto& v, auto& r) {
+                  if (!w.scalar(v, r, "an address such as \":9741\"")) return;
+                  auto e = parse_listen_address(v.Scalar());
+                  if (e) {
+                    c.web.listen_address = v.Scalar();
+                  } else {
+                    w.error(v.Mark(), r, e.error().message);
+                  }
+                }},
+               {"config_file", [&](auto& v, auto& r) { w.file_path(v, r, c.web.config_file); }}});
         }},
        {"log", [&](auto& n, auto& p) {
           w.mapping(n, p,
@@ -436,34 +265,18 @@ Result<Config> parse_config(std::string_view yaml, std::string_view file_name) {
   Walker w{std::string(file_name)};
   Config c = Config::defaults();
   c.source = std::string(file_name);
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::ParserException& e) {
-    w.error(e.mark, "", "YAML syntax error: " + e.msg);
-    return fail(w.errors().front());
-  }
-  try {
+  auto parsed = w.parse(yaml, [&](const YAML::Node& root) {
     walk_root(w, root, c);
-    if (w.errors().empty() && root.IsMap()) check_consistency(w, root, c);
-  } catch (const YAML::Exception& e) {
-    w.error(e.mark, "", e.msg);
-  }
-  if (!w.errors().empty()) {
-    std::string all;
-    for (const std::string& e : w.errors()) all += (all.empty() ? "" : "\n") + e;
-    return fail(all);
-  }
+    if (!w.has_errors() && root.IsMap()) check_consistency(w, root, c);
+  });
+  if (!parsed) return parsed.error();
   return c;
 }
 
 Result<Config> load_config(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return fail(path + ": cannot open: " + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return fail(path + ": cannot read: " + std::strerror(errno));
-  return parse_config(text.str(), path);
+  auto text = read_config_file(path);
+  if (!text) return text.error();
+  return parse_config(*text, path);
 }
 
 }  // namespace mcb

@@ -79,6 +79,9 @@ struct PathsConfig {
 
 struct WebConfig {
   std::string listen_address = std::string(kDefaultListenAddress);
+  // The web configuration file (TLS, basic auth; config/web_config_file.hpp); empty: plain HTTP
+  // without authentication. Given relative, it is relative to this config file's directory.
+  std::string config_file;
 };
 
 struct LogConfig {

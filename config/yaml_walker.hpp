@@ -1,0 +1,109 @@
+#pragma once
+// YamlWalker: reads a YAML document into typed fields and collects every error with its position,
+// "file:line:col: key.path: reason", so that a file's errors are all reported at once. The
+// configuration files (config.cpp, web_config_file.cpp) describe their keys as tables of
+// handlers; unknown and repeated keys, wrong types and out-of-range values are errors.
+//
+// Internal to the config library (it exposes yaml-cpp types). One walker per parse; not
+// thread-safe.
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <functional>
+#include <initializer_list>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/result.hpp"
+#include "config/duration.hpp"
+
+namespace mcb {
+
+// Reads a whole configuration file. A missing or unreadable file is an error naming it.
+Result<std::string> read_config_file(const std::string& path);
+
+class YamlWalker {
+ public:
+  explicit YamlWalker(std::string file) : file_(std::move(file)) {}
+
+  // Each handler receives the value node and the dotted key path used in messages.
+  using Handler = std::function<void(const YAML::Node&, const std::string&)>;
+  using Table = std::vector<std::pair<std::string_view, Handler>>;
+
+  // Parses `text` and runs `walk` over its root. Returns every error found, one per line; a YAML
+  // syntax error stops at once.
+  Status parse(std::string_view text, const std::function<void(const YAML::Node&)>& walk);
+
+  void error(const YAML::Mark& mark, const std::string& path, const std::string& reason);
+  bool has_errors() const { return !errors_.empty(); }
+
+  // Dispatches each key of a mapping to its handler; unknown and repeated keys are errors. A null
+  // node (the key given without a value) is an empty mapping.
+  void mapping(const YAML::Node& node, const std::string& path, const Table& table);
+
+  // Calls `each(key, value, path)` for every key of a mapping whose keys are data (user names),
+  // not a fixed set. Keys that are not scalars and repeated keys are errors.
+  void entries(
+      const YAML::Node& node, const std::string& path,
+      const std::function<void(const YAML::Node&, const YAML::Node&, const std::string&)>& each);
+
+  // True if the node is a scalar; otherwise reports "expected <what>".
+  bool scalar(const YAML::Node& node, const std::string& path, const char* what);
+
+  void boolean(const YAML::Node& node, const std::string& path, bool& out);
+  void text(const YAML::Node& node, const std::string& path, std::string& out);
+  // A file name; a relative one is made relative to the directory of the file being walked.
+  void file_path(const YAML::Node& node, const std::string& path, std::string& out);
+  // One of `choices`.
+  void word(const YAML::Node& node, const std::string& path, std::string& out,
+            std::span<const std::string_view> choices);
+  void word(const YAML::Node& node, const std::string& path, std::string& out,
+            std::initializer_list<std::string_view> choices) {
+    word(node, path, out, std::span(choices.begin(), choices.size()));
+  }
+  void number(const YAML::Node& node, const std::string& path, double& out, double min, double max);
+  void duration(const YAML::Node& node, const std::string& path, Duration& out, Duration min,
+                Duration max);
+  // An ECMAScript regular expression that compiles.
+  void regex(const YAML::Node& node, const std::string& path, std::string& out);
+
+  template <class Int>
+  void integer(const YAML::Node& node, const std::string& path, Int& out, Int min, Int max) {
+    if (!scalar(node, path, "an integer")) return;
+    const std::string& s = node.Scalar();
+    Int v{};
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ptr != s.data() + s.size() || ec == std::errc::invalid_argument) {
+      error(node.Mark(), path, "expected an integer, got \"" + s + "\"");
+    } else if (ec == std::errc::result_out_of_range || v < min || v > max) {
+      error(node.Mark(), path,
+            s + " is out of range (" + std::to_string(min) + " to " + std::to_string(max) + ")");
+    } else {
+      out = v;
+    }
+  }
+
+  template <class F>
+  void sequence(const YAML::Node& node, const std::string& path, F&& each) {
+    if (node.IsNull()) return;
+    if (!node.IsSequence()) {
+      error(node.Mark(), path, "expected a list, got " + kind(node));
+      return;
+    }
+    for (std::size_t i = 0; i < node.size(); ++i)
+      each(node[i], path + "[" + std::to_string(i) + "]");
+  }
+
+  // "a mapping", "a list", "nothing" or the scalar in quotes: for "expected X, got Y".
+  static std::string kind(const YAML::Node& node);
+
+ private:
+  std::string file_;
+  std::vector<std::string> errors_;
+};
+
+}  // namespace mcb
