@@ -1,9 +1,35 @@
 #include "config/address.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace mcb {
 namespace {
+
+bool name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '-' || c == '_';
+}
+
+// A host name or an IPv4 address: letters, digits, '.', '-', '_'.
+bool valid_name(std::string_view host) {
+  return !host.empty() && std::all_of(host.begin(), host.end(), name_char);
+}
+
+// What may stand between brackets: an IPv6 address, with a zone after '%' ("fe80::1%eth0").
+bool valid_ipv6(std::string_view host) {
+  const auto percent = host.find('%');
+  const std::string_view address = host.substr(0, percent);
+  auto ipv6_char = [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' ||
+           c == '.';
+  };
+  if (address.find(':') == std::string_view::npos ||
+      !std::all_of(address.begin(), address.end(), ipv6_char)) {
+    return false;
+  }
+  return percent == std::string_view::npos || valid_name(host.substr(percent + 1));
+}
 
 Result<Endpoint> split_host_port(std::string_view text, bool host_required, bool port_zero_ok) {
   const std::string quoted = "\"" + std::string(text) + "\"";
@@ -16,6 +42,9 @@ Result<Endpoint> split_host_port(std::string_view text, bool host_required, bool
     if (close + 1 >= text.size() || text[close + 1] != ':') {
       return fail("address " + quoted + ": expected \"[host]:port\"");
     }
+    if (!valid_ipv6(host)) {
+      return fail("address " + quoted + ": brackets must hold an IPv6 address");
+    }
     port = text.substr(close + 2);
   } else {
     const auto colon = text.rfind(':');
@@ -25,6 +54,10 @@ Result<Endpoint> split_host_port(std::string_view text, bool host_required, bool
     host = text.substr(0, colon);
     if (host.find(':') != std::string_view::npos) {
       return fail("address " + quoted + ": put an IPv6 host in brackets, e.g. \"[::1]:11211\"");
+    }
+    if (!host.empty() && !valid_name(host)) {
+      return fail("address " + quoted + ": \"" + std::string(host) +
+                  "\" is not a host name or an IP address");
     }
     port = text.substr(colon + 1);
   }

@@ -56,8 +56,26 @@ TEST_CASE("address: target addresses accept host:port, [v6]:port and unix paths"
 }
 
 TEST_CASE("address: malformed target addresses are errors", "[config][address]") {
-  for (const char* bad : {"", "127.0.0.1", ":11211", "127.0.0.1:0", "127.0.0.1:65536", "::1:11211",
-                          "[::1]11211", "[::1:11211", "host:port", "unix:", "unix:x.sock"}) {
+  for (const char* bad : {"",
+                          "127.0.0.1",
+                          ":11211",
+                          "127.0.0.1:0",
+                          "127.0.0.1:65536",
+                          "::1:11211",
+                          "[::1]11211",
+                          "[::1:11211",
+                          "host:port",
+                          "unix:",
+                          "unix:x.sock",
+                          "[[t2]:9741",
+                          "[]:11211",
+                          "[1.2.3.4]:11211",
+                          "[::1%]:11211",
+                          "[::g]:11211",
+                          "a b:11211",
+                          "a]b:11211",
+                          "user@host:11211",
+                          "host/x:11211"}) {
     INFO(bad);
     CHECK_FALSE(parse_target_address(bad).ok());
   }
@@ -70,5 +88,7 @@ TEST_CASE("address: listen addresses allow an empty host and port 0", "[config][
   CHECK(all->port == 9741);
   CHECK(parse_listen_address("127.0.0.1:0")->port == 0);
   CHECK(parse_listen_address("[::]:9741")->host == "::");
+  CHECK(parse_listen_address("[fe80::1%eth0]:9741")->host == "fe80::1%eth0");
   CHECK_FALSE(parse_listen_address("9741").ok());
+  CHECK_FALSE(parse_listen_address("[]:9741").ok());
 }
