@@ -29,14 +29,16 @@ Result<Config> load_configuration(const Flags& flags) {
     if (!e) return fail("--web.listen-address: " + e.error().message);
     c.web.listen_address = *flags.listen_address;
   }
+  if (flags.web_config_file) c.web.config_file = *flags.web_config_file;
   if (flags.log_level) c.log.level = *flags.log_level;
   if (flags.log_format) c.log.format = *flags.log_format;
   return loaded;
 }
 
-App::App(Flags flags, Config config)
+App::App(Flags flags, Config config, std::shared_ptr<const HttpSecurity> security)
     : flags_(std::move(flags)),
       config_(std::move(config)),
+      security_(std::move(security)),
       signals_(io_, SIGINT, SIGTERM, SIGHUP),
       notifier_(io_),
       process_(std::make_shared<ProcessMetrics>()),
@@ -60,9 +62,9 @@ HttpContent App::http_content() {
 }
 
 int App::run() {
-  server_ = std::make_unique<HttpServer>(io_, [content = http_content()](const HttpRequest& req) {
-    return handle_http(req, content);
-  });
+  server_ = std::make_unique<HttpServer>(
+      io_, [content = http_content()](const HttpRequest& req) { return handle_http(req, content); },
+      HttpLimits{}, security_);
   auto bound = server_->listen(*parse_listen_address(config_.web.listen_address));
   if (!bound) {
     spdlog::error("{}", bound.error().message);
@@ -71,6 +73,7 @@ int App::run() {
   for (const std::string& address : *bound) {
     spdlog::info("HTTP server listening on {}", address);
   }
+  log_security();
   spdlog::info("mcbacklogd {} (revision {}) starting with configuration from {}", kVersion,
                kRevision, config_.source);
   start_sampling();
@@ -120,15 +123,30 @@ std::string App::status_line() const {
          config_.source;
 }
 
+void App::log_security() const {
+  spdlog::info("HTTP: {} ({})", security_->summary,
+               security_->source.empty() ? "no web configuration file" : security_->source);
+  if (security_->auth && !security_->tls) {
+    spdlog::warn("basic auth without TLS: passwords cross the network in clear text");
+  }
+}
+
 void App::reload() {
   notifier_.reloading();
+  // Both files, or neither: a good configuration is not applied beside a bad web configuration.
   auto loaded = load_configuration(flags_);
-  if (!loaded) {
-    spdlog::error("reload failed, keeping the running configuration:\n{}", loaded.error().message);
+  auto security = loaded ? load_http_security(loaded->web.config_file)
+                         : Result<std::shared_ptr<const HttpSecurity>>(loaded.error());
+  if (!security) {
+    spdlog::error("reload failed, keeping the running configuration:\n{}",
+                  security.error().message);
     // Still serving; before the first sample on_cycle() reports ready instead.
     if (ready_) notifier_.ready("reload failed, see the log; " + status_line());
     return;
   }
+  security_ = *security;
+  server_->set_security(security_);
+  log_security();
   if (loaded->web.listen_address != config_.web.listen_address) {
     spdlog::warn("web.listen_address changed to {}; it takes effect at the next restart",
                  loaded->web.listen_address);

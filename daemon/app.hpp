@@ -1,10 +1,11 @@
 #pragma once
 // App: the daemon's wiring. One io_context on one thread runs the scheduler (collectors), the
-// HTTP server and the signal handlers: SIGHUP reloads the configuration (a bad file is logged and
-// the running configuration kept), SIGINT and SIGTERM stop everything so run() returns 0. The
-// service manager hears of each step (ready after the first sample, reloading, stopping) and gets
-// watchdog pings from the loop.
-// Owned by main; loop thread only; not thread-safe.
+// HTTP server and the signal handlers: SIGHUP reloads the configuration and the web configuration
+// (a bad file is logged and the running ones kept), SIGINT and SIGTERM stop everything so run()
+// returns 0. The service manager hears of each step (ready after the first sample, reloading,
+// stopping) and gets watchdog pings from the loop. Owned by main; loop thread only; not
+// thread-safe. (The HTTP server checks passwords on a thread of its own; nothing else leaves the
+// loop.)
 
 #include <memory>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "daemon/evaluator.hpp"
 #include "daemon/exposition.hpp"
 #include "daemon/flags.hpp"
+#include "daemon/http_security.hpp"
 #include "daemon/http_server.hpp"
 #include "daemon/process_metrics.hpp"
 #include "daemon/scheduler.hpp"
@@ -26,12 +28,14 @@
 namespace mcb {
 
 // The configuration the flags select: --config.file, else the default file if it exists, else
-// the built-in defaults; then the flag overrides (--web.listen-address, --log.level).
+// the built-in defaults; then the flag overrides (--web.listen-address, --web.config.file,
+// --log.level, --log.format).
 Result<Config> load_configuration(const Flags& flags);
 
 class App {
  public:
-  App(Flags flags, Config config);
+  // `security`: from load_http_security(config.web.config_file).
+  App(Flags flags, Config config, std::shared_ptr<const HttpSecurity> security);
 
   // Binds HTTP, starts sampling and runs the loop until SIGINT or SIGTERM. Returns the exit code:
   // 0 after a stop signal, 1 when the listen address cannot be bound.
@@ -41,12 +45,14 @@ class App {
   void start_sampling();
   void on_cycle();
   void reload();
+  void log_security() const;
   void wait_for_signal();
   HttpContent http_content();
   std::string status_line() const;
 
   Flags flags_;
   Config config_;
+  std::shared_ptr<const HttpSecurity> security_;
   boost::asio::io_context io_;
   boost::asio::signal_set signals_;
   ServiceNotifier notifier_;

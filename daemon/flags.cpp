@@ -10,9 +10,10 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
     std::string_view name;
     std::optional<std::string> Flags::*field;
   };
-  static constexpr std::array<Valued, 4> kValued{{
+  static constexpr std::array<Valued, 5> kValued{{
       {"--config.file", &Flags::config_file},
       {"--web.listen-address", &Flags::listen_address},
+      {"--web.config.file", &Flags::web_config_file},
       {"--log.level", &Flags::log_level},
       {"--log.format", &Flags::log_format},
   }};
@@ -93,14 +94,17 @@ Flags:
   --config.file=PATH         YAML configuration (default /etc/mcbacklogd/mcbacklogd.yaml; without
                              it, built-in defaults)
   --web.listen-address=ADDR  HTTP listen address, overrides web.listen_address (default ":9741")
+  --web.config.file=PATH     TLS and basic-auth settings in the Prometheus exporter-toolkit
+                             format, overrides web.config_file (default: plain HTTP, no auth)
   --log.level=LEVEL          debug, info, warn or error, overrides log.level
   --log.format=FORMAT        text or json, overrides log.format
-  --check-config             validate the configuration, print the result and exit
+  --check-config             validate the configuration and the web configuration, print the
+                             result and exit
   --version                  print the version and exit
   -h, --help                 print this help and exit
 
-Signals: SIGHUP reloads the configuration (a bad file is logged and the running one kept);
-SIGINT and SIGTERM stop the daemon.
+Signals: SIGHUP reloads the configuration and the web configuration (a bad file is logged and
+the running ones kept); SIGINT and SIGTERM stop the daemon.
 )";
 }
 

@@ -14,6 +14,7 @@ struct Flags {
   std::string command;  // "" runs the daemon; "diagnose" prints the one-shot report
   std::optional<std::string> config_file;
   std::optional<std::string> listen_address;
+  std::optional<std::string> web_config_file;
   std::optional<std::string> log_level;
   std::optional<std::string> log_format;
   Duration diagnose_wait = std::chrono::seconds(3);  // between diagnose's two samples

@@ -33,11 +33,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (flags->command == "diagnose") return mcb::run_diagnose(*flags, *config);
+  auto security = mcb::load_http_security(config->web.config_file);
+  if (!security) {
+    std::fprintf(stderr, "%s\n", security.error().message.c_str());
+    return 1;
+  }
   if (flags->check_config) {
     std::printf("%s: configuration is valid\n", config->source.c_str());
+    if (!config->web.config_file.empty()) {
+      std::printf("%s: web configuration is valid\n", config->web.config_file.c_str());
+    }
     return 0;
   }
   mcb::setup_logging(config->log.level, config->log.format);
-  mcb::App app(std::move(*flags), std::move(*config));
+  mcb::App app(std::move(*flags), std::move(*config), std::move(*security));
   return app.run();
 }

@@ -24,16 +24,19 @@ Daemon::Daemon(std::optional<std::string> config_yaml, const std::vector<std::st
                const std::vector<std::string>& launcher)
     : config_path_(config_yaml ? dir_.write("mcbacklogd.yaml", *config_yaml) : ""),
       child_(daemon_argv(config_path_, extra_args, launcher)) {
-  auto port = child_.wait_for_output(std::regex(R"(HTTP server listening on 127\.0\.0\.1:(\d+))"),
-                                     std::chrono::seconds(15));
-  if (!port) {
+  auto bound =
+      child_.wait_for_output(std::regex(R"(HTTP server listening on ((127\.0\.0\.1|\[::1\]):\d+))"),
+                             std::chrono::seconds(15));
+  if (!bound) {
     throw std::runtime_error("mcbacklogd did not start listening; its output:\n" + child_.output());
   }
-  port_ = static_cast<std::uint16_t>(std::stoi(*port));
+  const auto colon = bound->rfind(':');
+  host_ = bound->front() == '[' ? bound->substr(1, colon - 2) : bound->substr(0, colon);
+  port_ = static_cast<std::uint16_t>(std::stoi(bound->substr(colon + 1)));
 }
 
 Result<HttpReply> Daemon::get(const std::string& path, const Headers& headers) {
-  return http_get("127.0.0.1", port_, path, headers);
+  return http_get(host_, port_, path, headers);
 }
 
 std::string Daemon::metrics() {

@@ -1,6 +1,7 @@
 #pragma once
-// The built mcbacklogd as a child process of a test: started on 127.0.0.1 port 0 with a config
-// written to a temporary file, its port read from its log, scraped over real HTTP.
+// The built mcbacklogd as a child process of a test: started on 127.0.0.1 port 0 (or on [::1]
+// when `extra_args` say --web.listen-address=[::1]:0) with a config written to a temporary file,
+// its port read from its log, scraped over real HTTP.
 
 #include <chrono>
 #include <cstdint>
@@ -29,6 +30,7 @@ class Daemon {
                   const std::vector<std::string>& extra_args = {},
                   const std::vector<std::string>& launcher = {});
 
+  const std::string& host() const { return host_; }  // "127.0.0.1" or "::1"
   std::uint16_t port() const { return port_; }
   Child& process() { return child_; }
   const std::string& config_path() const { return config_path_; }
@@ -48,6 +50,7 @@ class Daemon {
   TempDir dir_;
   std::string config_path_;
   Child child_;
+  std::string host_;
   std::uint16_t port_ = 0;
 };
 

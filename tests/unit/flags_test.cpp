@@ -6,10 +6,11 @@ using namespace mcb;
 
 TEST_CASE("flags: both --flag=value and --flag value are accepted", "[daemon][flags]") {
   auto f = parse_flags({"--config.file=/etc/x.yaml", "--web.listen-address", ":9999",
-                        "--log.level=debug", "--check-config"});
+                        "--web.config.file", "web.yml", "--log.level=debug", "--check-config"});
   REQUIRE(f.ok());
   CHECK(*f->config_file == "/etc/x.yaml");
   CHECK(*f->listen_address == ":9999");
+  CHECK(*f->web_config_file == "web.yml");
   CHECK(*f->log_level == "debug");
   CHECK(f->check_config);
   CHECK_FALSE(f->help);
@@ -25,8 +26,9 @@ TEST_CASE("flags: unknown arguments, missing values and bad levels are errors", 
 
 TEST_CASE("flags: --help text names every flag", "[daemon][flags]") {
   const std::string u = usage();
-  for (const char* flag : {"--config.file", "--web.listen-address", "--log.level", "--log.format",
-                           "--check-config", "--version", "--help"}) {
+  for (const char* flag :
+       {"--config.file", "--web.listen-address", "--web.config.file", "--log.level", "--log.format",
+        "--check-config", "--version", "--help"}) {
     CHECK(u.find(flag) != std::string::npos);
   }
 }

@@ -16,6 +16,7 @@
 #include "daemon/http_server.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/tls.hpp"
 
 using namespace mcb;
 using namespace std::chrono_literals;
@@ -26,7 +27,8 @@ namespace {
 // An HttpServer on its own io thread, answering every request with the request target.
 class Server {
  public:
-  explicit Server(HttpLimits limits, const std::string& address = "127.0.0.1:0")
+  explicit Server(HttpLimits limits, const std::string& address = "127.0.0.1:0",
+                  std::shared_ptr<const HttpSecurity> security = nullptr)
       : server_(
             io_,
             [this](const HttpRequest& req) {
@@ -37,7 +39,7 @@ class Server {
               res.prepare_payload();
               return res;
             },
-            limits) {
+            limits, std::move(security)) {
     auto bound = server_.listen(*parse_listen_address(address));
     REQUIRE(bound.ok());
     bound_ = *bound;
@@ -54,6 +56,14 @@ class Server {
     std::promise<std::size_t> p;
     boost::asio::post(io_, [&] { p.set_value(server_.session_count()); });
     return p.get_future().get();
+  }
+  void set_security(std::shared_ptr<const HttpSecurity> security) {
+    std::promise<void> p;
+    boost::asio::post(io_, [&] {
+      server_.set_security(std::move(security));
+      p.set_value();
+    });
+    p.get_future().get();
   }
   std::uint16_t port = 0;
   std::atomic<int> requests{0};
@@ -182,4 +192,211 @@ TEST_CASE("http server: an empty host listens on IPv6 and IPv4 at once", "[daemo
   auto v6 = test::http_get("::1", s.port, "/v6");
   REQUIRE(v6.ok());
   CHECK(v6->body == "/v6");
+}
+
+namespace {
+
+std::shared_ptr<const HttpSecurity> secured(const WebConfigFile& config) {
+  auto s = make_http_security(config);
+  INFO((s ? "" : s.error().message));
+  REQUIRE(s.ok());
+  return *s;
+}
+
+WebConfigFile tls_config(const test::TestPki& pki,
+                         ClientAuth client_auth = ClientAuth::kNoClientCert) {
+  WebConfigFile c;
+  c.tls = TlsServerConfig{pki.server_cert, pki.server_key, "", client_auth, TlsVersion::kTls12};
+  if (client_auth == ClientAuth::kVerifyClientCertIfGiven ||
+      client_auth == ClientAuth::kRequireAndVerifyClientCert) {
+    c.tls->client_ca_file = pki.ca_cert;
+  }
+  return c;
+}
+
+std::string https_url(const Server& s, const std::string& path) {
+  return "https://127.0.0.1:" + std::to_string(s.port) + path;
+}
+
+}  // namespace
+
+TEST_CASE("http server: over TLS it serves HTTPS, and plain HTTP gets no HTTP answer",
+          "[daemon][http][tls]") {
+  test::TempDir dir;
+  const auto pki = test::make_test_pki(dir);
+  Server s({}, "127.0.0.1:0", secured(tls_config(pki)));
+  const auto ok = test::curl({"--cacert", pki.ca_cert, https_url(s, "/over-tls")});
+  INFO(ok.output);
+  CHECK(ok.status == 200);
+  CHECK_THAT(ok.output, Catch::Matchers::EndsWith("/over-tls"));
+
+  const int fd = connect_to(s.port);
+  send_all(fd, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto [out, closed] = read_until_close(fd, 10s);
+  ::close(fd);
+  CHECK(closed);
+  CHECK(out.find("HTTP/") == std::string::npos);
+  CHECK(out.find("/metrics") == std::string::npos);
+  CHECK(s.requests == 1);
+}
+
+TEST_CASE("http server: a TLS client that never says hello is closed at the request timeout",
+          "[daemon][http][tls]") {
+  test::TempDir dir;
+  const auto pki = test::make_test_pki(dir);
+  HttpLimits limits;
+  limits.request_timeout = 200ms;
+  Server s(limits, "127.0.0.1:0", secured(tls_config(pki)));
+  const int fd = connect_to(s.port);
+  auto [out, closed] = read_until_close(fd, 10s);
+  ::close(fd);
+  CHECK(closed);
+  CHECK(out.empty());
+  CHECK(test::eventually([&] { return s.sessions() == 0; }));
+}
+
+TEST_CASE("http server: client certificates are asked for, required and verified as configured",
+          "[daemon][http][tls]") {
+  test::TempDir dir;
+  const auto pki = test::make_test_pki(dir);
+  const std::vector<std::string> trusted{"--cert", pki.client_cert, "--key", pki.client_key};
+  const std::vector<std::string> stranger{"--cert", pki.stranger_cert, "--key", pki.stranger_key};
+  auto status = [&](Server& s, std::vector<std::string> client) {
+    client.insert(client.end(), {"--cacert", pki.ca_cert, https_url(s, "/")});
+    const auto r = test::curl(client);
+    UNSCOPED_INFO(r.output);
+    return r.status;
+  };
+  {
+    Server s({}, "127.0.0.1:0", secured(tls_config(pki, ClientAuth::kRequireAndVerifyClientCert)));
+    CHECK(status(s, {}) == 0);
+    CHECK(status(s, stranger) == 0);
+    CHECK(status(s, trusted) == 200);
+  }
+  {
+    Server s({}, "127.0.0.1:0", secured(tls_config(pki, ClientAuth::kVerifyClientCertIfGiven)));
+    CHECK(status(s, {}) == 200);
+    CHECK(status(s, stranger) == 0);
+    CHECK(status(s, trusted) == 200);
+  }
+  {
+    Server s({}, "127.0.0.1:0", secured(tls_config(pki, ClientAuth::kRequireAnyClientCert)));
+    CHECK(status(s, {}) == 0);
+    CHECK(status(s, stranger) == 200);
+  }
+  {
+    Server s({}, "127.0.0.1:0", secured(tls_config(pki, ClientAuth::kRequestClientCert)));
+    CHECK(status(s, {}) == 200);
+    CHECK(status(s, stranger) == 200);
+  }
+}
+
+TEST_CASE("http server: min_version TLS13 refuses a TLS 1.2 client", "[daemon][http][tls]") {
+  test::TempDir dir;
+  const auto pki = test::make_test_pki(dir);
+  auto config = tls_config(pki);
+  config.tls->min_version = TlsVersion::kTls13;
+  Server s({}, "127.0.0.1:0", secured(config));
+  const auto old = test::curl({"--tls-max", "1.2", "--cacert", pki.ca_cert, https_url(s, "/")});
+  CHECK(old.status == 0);
+  CHECK(test::curl({"--tlsv1.3", "--cacert", pki.ca_cert, https_url(s, "/")}).status == 200);
+}
+
+TEST_CASE("http server: TLS files that do not load are errors naming the key and the file",
+          "[daemon][http][tls]") {
+  test::TempDir dir;
+  const auto pki = test::make_test_pki(dir);
+  auto config = tls_config(pki);
+  config.source = "web.yml";
+  auto error_of = [](const WebConfigFile& c) {
+    auto s = make_http_security(c);
+    REQUIRE_FALSE(s.ok());
+    return s.error().message;
+  };
+  auto missing = config;
+  missing.tls->cert_file = dir.path() + "/none.crt";
+  CHECK_THAT(error_of(missing), Catch::Matchers::Contains("web.yml: tls_server_config.cert_file: " +
+                                                          dir.path() + "/none.crt: cannot load"));
+  auto mismatched = config;
+  mismatched.tls->key_file = pki.client_key;
+  CHECK_THAT(error_of(mismatched),
+             Catch::Matchers::Contains("tls_server_config.key_file: " + pki.client_key +
+                                       ": cannot load the private key: key values mismatch"));
+  auto not_a_ca = tls_config(pki, ClientAuth::kRequireAndVerifyClientCert);
+  not_a_ca.tls->client_ca_file = dir.write("empty.crt", "");
+  CHECK_THAT(error_of(not_a_ca), Catch::Matchers::Contains("tls_server_config.client_ca_file"));
+}
+
+TEST_CASE("http server: with users, a request without or with wrong credentials gets 401",
+          "[daemon][http][auth]") {
+  WebConfigFile config;
+  config.basic_auth_users = {{"prometheus", test::bcrypt_hash("prometheus", "right", 5)}};
+  Server s({}, "127.0.0.1:0", secured(config));
+  auto get = [&](const test::Headers& headers) {
+    auto r = test::http_get("127.0.0.1", s.port, "/metrics", headers);
+    REQUIRE(r.ok());
+    return *r;
+  };
+  auto none = get({});
+  CHECK(none.status == 401);
+  CHECK(none.headers["www-authenticate"] == R"(Basic realm="mcbacklogd")");
+  // "prometheus:wrong", "prometheus:right", "nobody:right"
+  CHECK(get({{"Authorization", "Basic cHJvbWV0aGV1czp3cm9uZw=="}}).status == 401);
+  CHECK(get({{"Authorization", "Basic bm9ib2R5OnJpZ2h0"}}).status == 401);
+  CHECK(get({{"Authorization", "Bearer cHJvbWV0aGV1czpyaWdodA=="}}).status == 401);
+  const auto right = get({{"Authorization", "Basic cHJvbWV0aGV1czpyaWdodA=="}});
+  CHECK(right.status == 200);
+  CHECK(right.body == "/metrics");
+  CHECK(s.requests == 1);
+}
+
+TEST_CASE("http server: a 401 keeps the connection for the retry with credentials",
+          "[daemon][http][auth]") {
+  WebConfigFile config;
+  config.basic_auth_users = {{"prometheus", test::bcrypt_hash("prometheus", "right", 5)}};
+  Server s({}, "127.0.0.1:0", secured(config));
+  const int fd = connect_to(s.port);
+  send_all(fd,
+           "GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
+           "GET /second HTTP/1.1\r\nHost: x\r\nAuthorization: Basic cHJvbWV0aGV1czpyaWdodA==\r\n"
+           "Connection: close\r\n\r\n");
+  auto [out, closed] = read_until_close(fd, 10s);
+  ::close(fd);
+  CHECK(closed);
+  CHECK(out.rfind("HTTP/1.1 401", 0) == 0);
+  CHECK(out.find("HTTP/1.1 200") != std::string::npos);
+  CHECK(out.find("/second") != std::string::npos);
+  CHECK(out.find("/first") == std::string::npos);
+}
+
+TEST_CASE("http server: with the password-check queue full, a request gets 503",
+          "[daemon][http][auth]") {
+  WebConfigFile config;
+  config.basic_auth_users = {{"prometheus", test::bcrypt_hash("prometheus", "right", 5)}};
+  HttpLimits limits;
+  limits.max_queued_password_checks = 0;
+  Server s(limits, "127.0.0.1:0", secured(config));
+  auto r = test::http_get("127.0.0.1", s.port, "/",
+                          {{"Authorization", "Basic cHJvbWV0aGV1czpyaWdodA=="}});
+  REQUIRE(r.ok());
+  CHECK(r->status == 503);
+  CHECK(s.requests == 0);
+}
+
+TEST_CASE("http server: new security applies to new connections and closes idle ones",
+          "[daemon][http][tls]") {
+  test::TempDir dir;
+  const auto pki = test::make_test_pki(dir);
+  Server s({});
+  const int idle = connect_to(s.port);
+  REQUIRE(test::eventually([&] { return s.sessions() == 1; }));
+  s.set_security(secured(tls_config(pki)));
+  CHECK(read_until_close(idle, 10s).second);
+  ::close(idle);
+  CHECK_FALSE(test::http_get("127.0.0.1", s.port, "/plain").ok());
+  CHECK(test::curl({"--cacert", pki.ca_cert, https_url(s, "/tls")}).status == 200);
+  s.set_security(nullptr);
+  auto plain = test::http_get("127.0.0.1", s.port, "/plain-again");
+  REQUIRE(plain.ok());
+  CHECK(plain->body == "/plain-again");
 }

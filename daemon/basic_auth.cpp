@@ -1,0 +1,188 @@
+#include "daemon/basic_auth.hpp"
+
+#include <crypt.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
+#include <boost/asio/post.hpp>
+
+namespace mcb {
+
+namespace {
+
+int base64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+// Standard base64 with padding, as RFC 7617 asks; anything else is refused.
+std::optional<std::string> decode_base64(std::string_view in) {
+  if (in.size() % 4 != 0) return std::nullopt;
+  std::string out;
+  out.reserve(in.size() / 4 * 3);
+  for (std::size_t i = 0; i < in.size(); i += 4) {
+    std::uint32_t bits = 0;
+    int padding = 0;
+    for (std::size_t j = 0; j < 4; ++j) {
+      const char c = in[i + j];
+      int v = 0;
+      if (c == '=') {
+        // Padding only in the last two places of the last group.
+        if (i + 4 != in.size() || j < 2) return std::nullopt;
+        ++padding;
+      } else if (padding > 0 || (v = base64_value(c)) < 0) {
+        return std::nullopt;
+      }
+      bits = (bits << 6) | static_cast<std::uint32_t>(v);
+    }
+    out += static_cast<char>((bits >> 16) & 0xff);
+    if (padding < 2) out += static_cast<char>((bits >> 8) & 0xff);
+    if (padding < 1) out += static_cast<char>(bits & 0xff);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<BasicCredentials> parse_basic_authorization(std::string_view value) {
+  auto is_space = [](char c) { return c == ' ' || c == '\t'; };
+  while (!value.empty() && is_space(value.front())) value.remove_prefix(1);
+  while (!value.empty() && is_space(value.back())) value.remove_suffix(1);
+  constexpr std::string_view kScheme = "basic";
+  if (value.size() <= kScheme.size() || !is_space(value[kScheme.size()])) return std::nullopt;
+  for (std::size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(value[i])) != kScheme[i]) return std::nullopt;
+  }
+  value.remove_prefix(kScheme.size());
+  while (!value.empty() && is_space(value.front())) value.remove_prefix(1);
+  auto decoded = decode_base64(value);
+  if (!decoded) return std::nullopt;
+  const auto colon = decoded->find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  return BasicCredentials{decoded->substr(0, colon), decoded->substr(colon + 1)};
+}
+
+bool bcrypt_matches(const std::string& password, const std::string& hash) {
+  if (password.find('\0') != std::string::npos) return false;
+  // About 32 KiB of state: on the heap, zeroed as crypt_r asks before first use.
+  auto data = std::make_unique<crypt_data>();
+  const char* out = crypt_r(password.c_str(), hash.c_str(), data.get());
+  // On failure crypt_r returns NULL or a string starting with '*', which no hash equals.
+  if (out == nullptr) return false;
+  const std::string_view result(out);
+  return result.size() == hash.size() &&
+         CRYPTO_memcmp(result.data(), hash.data(), hash.size()) == 0;
+}
+
+VerifyWorker::VerifyWorker(boost::asio::any_io_executor loop, std::size_t max_queued)
+    : loop_(std::move(loop)), max_queued_(max_queued), thread_([this] { run(); }) {}
+
+VerifyWorker::~VerifyWorker() { stop(); }
+
+void VerifyWorker::submit(Work work, Then then) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_ && queue_.size() < max_queued_) {
+      queue_.emplace_back(std::move(work), std::move(then));
+      wake_.notify_one();
+      return;
+    }
+  }
+  then(std::nullopt);
+}
+
+void VerifyWorker::stop() {
+  std::deque<std::pair<Work, Then>> dropped;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+    dropped.swap(queue_);
+    wake_.notify_one();
+  }
+  thread_.join();
+}
+
+void VerifyWorker::run() {
+  for (;;) {
+    std::pair<Work, Then> job;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    const bool result = job.first();
+    job.first = nullptr;
+    // The loop runs `then` and destroys it: whatever it owns stays on the loop thread.
+    boost::asio::post(loop_, [then = std::move(job.second), result] { then(result); });
+  }
+}
+
+BasicAuth::BasicAuth(std::map<std::string, std::string, std::less<>> users)
+    : users_(std::move(users)) {
+  if (users_.empty()) throw std::invalid_argument("BasicAuth needs at least one user");
+  if (RAND_bytes(key_.data(), static_cast<int>(key_.size())) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+}
+
+BasicAuth::Digest BasicAuth::digest(const BasicCredentials& c) const {
+  std::string message = c.user;
+  message += '\0';
+  message += c.password;
+  Digest d{};
+  unsigned int size = 0;
+  HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(), d.data(), &size);
+  return d;
+}
+
+void BasicAuth::check(std::string_view authorization, VerifyWorker& worker, Done done) {
+  auto credentials = parse_basic_authorization(authorization);
+  if (!credentials) {
+    done(Verdict::kDenied);
+    return;
+  }
+  const auto user = users_.find(credentials->user);
+  const bool known = user != users_.end();
+  const Digest digest_now = digest(*credentials);
+  if (known) {
+    const auto last = accepted_.find(credentials->user);
+    if (last != accepted_.end() &&
+        CRYPTO_memcmp(last->second.data(), digest_now.data(), digest_now.size()) == 0) {
+      done(Verdict::kAllowed);
+      return;
+    }
+  }
+  // An unknown user costs a bcrypt too (against some user's hash), and is refused whatever it
+  // says, so that response times do not tell which users exist.
+  const std::string& hash = known ? user->second : users_.begin()->second;
+  worker.submit(
+      [password = std::move(credentials->password), hash, known] {
+        const bool match = bcrypt_matches(password, hash);
+        return known && match;
+      },
+      [self = shared_from_this(), name = std::move(credentials->user), digest_now,
+       done = std::move(done)](std::optional<bool> match) {
+        if (!match) {
+          done(Verdict::kBusy);
+          return;
+        }
+        if (*match) self->accepted_[name] = digest_now;
+        done(*match ? Verdict::kAllowed : Verdict::kDenied);
+      });
+}
+
+}  // namespace mcb
