@@ -6,7 +6,9 @@
 #include "daemon/http_handler.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/process_metrics.hpp"
+#include "tests/support/daemon.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/process.hpp"
 
 using namespace mcb;
 namespace http = boost::beast::http;
@@ -149,6 +151,17 @@ TEST_CASE("process metrics: /proc/self/stat is parsed even with odd command name
   CHECK_FALSE(parse_proc_stat("no parentheses").ok());
   CHECK(*parse_boot_time("cpu 1 2 3\nbtime 1700000000\nprocesses 5\n") == 1700000000);
   CHECK_FALSE(parse_boot_time("cpu 1\n").ok());
+}
+
+TEST_CASE("process metrics: real captures of /proc/<pid>/stat and /proc/stat parse",
+          "[daemon][process]") {
+  const std::string dir = test::source_dir() + "/tests/fixtures/process/";
+  auto s = parse_proc_stat(test::read_text_file(dir + "pid_stat"));  // command "mc (worker) 1"
+  REQUIRE(s.ok());
+  CHECK(s->start_ticks == 377805);
+  CHECK(s->virtual_bytes == 2990080);
+  CHECK(s->rss_pages == 414);
+  CHECK(*parse_boot_time(test::read_text_file(dir + "stat")) == 1795511715);
 }
 
 TEST_CASE("process metrics: the daemon's own process is described", "[daemon][process]") {
