@@ -144,8 +144,13 @@ BasicAuth::Digest BasicAuth::digest(const BasicCredentials& c) const {
   message += c.password;
   Digest d{};
   unsigned int size = 0;
-  HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
-       reinterpret_cast<const unsigned char*>(message.data()), message.size(), d.data(), &size);
+  // Only a broken OpenSSL fails here; going on with a zero digest would accept any password.
+  if (HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
+           reinterpret_cast<const unsigned char*>(message.data()), message.size(), d.data(),
+           &size) == nullptr ||
+      size != d.size()) {
+    throw std::runtime_error("HMAC-SHA-256 failed");
+  }
   return d;
 }
 

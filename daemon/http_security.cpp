@@ -17,8 +17,8 @@ Result<std::shared_ptr<ssl::context>> make_tls_context(const TlsServerConfig& t,
     return fail(source + ": tls_server_config." + std::string(key) + ": " + file + ": " +
                 std::string(what) + (ec ? ": " + ec.message() : ""));
   };
-  ctx->set_options(ssl::context::default_workarounds | ssl::context::single_dh_use |
-                   SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  ctx->set_options(ssl::context::default_workarounds | SSL_OP_NO_RENEGOTIATION |
+                   SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_min_proto_version(
       native, t.min_version == TlsVersion::kTls13 ? TLS1_3_VERSION : TLS1_2_VERSION);
   // An encrypted key would make OpenSSL ask for a passphrase on the terminal: refuse it instead.

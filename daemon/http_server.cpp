@@ -29,7 +29,8 @@ struct HttpServer::Shared {
   Shared(asio::io_context& io, Handler h, HttpLimits l, std::shared_ptr<const HttpSecurity> s)
       : io(io), handler(std::move(h)), limits(l), security(std::move(s)), retry(io) {}
 
-  // The thread that checks passwords, started when a first check is asked for.
+  // The thread that checks passwords, started when a first check is asked for. Only open
+  // sessions ask, so never after stop().
   VerifyWorker& worker() {
     if (!verify_worker) {
       verify_worker =
