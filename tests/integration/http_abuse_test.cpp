@@ -4,7 +4,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -23,19 +22,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-int connect_to(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // True once the peer has closed (EOF or reset); false while it stays open.
 bool closed_by_peer(int fd) {
   pollfd p{fd, POLLIN, 0};
@@ -47,7 +33,7 @@ bool closed_by_peer(int fd) {
 // Sends a request whose header is `size` bytes and reads what comes back. Returns the reply's
 // first line, or what ended the exchange ("reset", "closed").
 std::string send_huge_header(std::uint16_t port, std::size_t size) {
-  const int fd = connect_to(port);
+  const int fd = test::connect_loopback(port);
   if (fd < 0) return "connect failed";
   timeval t{10, 0};  // bounds a server that neither reads nor closes
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &t, sizeof t);
@@ -81,7 +67,7 @@ TEST_CASE(
 
   std::vector<int> idle;
   for (int i = 0; i < 200; ++i) {
-    const int fd = connect_to(d.port());
+    const int fd = test::connect_loopback(d.port());
     REQUIRE(fd >= 0);
     idle.push_back(fd);
   }

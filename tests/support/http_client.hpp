@@ -33,6 +33,10 @@ inline Result<HttpReply> http_get(const std::string& host, std::uint16_t port,
   return http_request(host, port, "GET", path, headers, timeout);
 }
 
+// A blocking TCP connection to 127.0.0.1:`port`, for tests that write raw bytes; -1 if connect
+// fails. The caller closes it.
+int connect_loopback(std::uint16_t port);
+
 // Decompresses a gzip body.
 std::string gunzip(const std::string& data);
 
