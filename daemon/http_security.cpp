@@ -2,11 +2,25 @@
 
 #include <openssl/ssl.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <utility>
+
 namespace mcb {
 
 namespace ssl = boost::asio::ssl;
 
 namespace {
+
+// OpenSSL reports a file it cannot open without a reason: find the reason first.
+std::optional<std::string> unreadable(const std::string& file) {
+  std::FILE* f = std::fopen(file.c_str(), "rb");
+  if (f == nullptr) return std::string(std::strerror(errno));
+  std::fclose(f);
+  return std::nullopt;
+}
 
 Result<std::shared_ptr<ssl::context>> make_tls_context(const TlsServerConfig& t,
                                                        const std::string& source) {
@@ -17,6 +31,13 @@ Result<std::shared_ptr<ssl::context>> make_tls_context(const TlsServerConfig& t,
     return fail(source + ": tls_server_config." + std::string(key) + ": " + file + ": " +
                 std::string(what) + (ec ? ": " + ec.message() : ""));
   };
+  for (const auto& [key, file] :
+       {std::pair<std::string_view, const std::string&>{"cert_file", t.cert_file},
+        {"key_file", t.key_file},
+        {"client_ca_file", t.client_ca_file}}) {
+    if (file.empty()) continue;
+    if (auto why = unreadable(file)) return error(key, file, "cannot read: " + *why);
+  }
   ctx->set_options(ssl::context::default_workarounds | SSL_OP_NO_RENEGOTIATION |
                    SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_min_proto_version(

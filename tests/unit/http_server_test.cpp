@@ -310,13 +310,19 @@ TEST_CASE("http server: TLS files that do not load are errors naming the key and
   };
   auto missing = config;
   missing.tls->cert_file = dir.path() + "/none.crt";
-  CHECK_THAT(error_of(missing), Catch::Matchers::Contains("web.yml: tls_server_config.cert_file: " +
-                                                          dir.path() + "/none.crt: cannot load"));
+  CHECK_THAT(error_of(missing),
+             Catch::Matchers::Contains("web.yml: tls_server_config.cert_file: " + dir.path() +
+                                       "/none.crt: cannot read: No such file or directory"));
   auto mismatched = config;
   mismatched.tls->key_file = pki.client_key;
   CHECK_THAT(error_of(mismatched),
              Catch::Matchers::Contains("tls_server_config.key_file: " + pki.client_key +
                                        ": cannot load the private key: key values mismatch"));
+  auto not_a_key = config;
+  not_a_key.tls->key_file = pki.ca_cert;
+  CHECK_THAT(error_of(not_a_key),
+             Catch::Matchers::Contains("tls_server_config.key_file: " + pki.ca_cert +
+                                       ": cannot load the private key"));
   auto not_a_ca = tls_config(pki, ClientAuth::kRequireAndVerifyClientCert);
   not_a_ca.tls->client_ca_file = dir.write("empty.crt", "");
   CHECK_THAT(error_of(not_a_ca), Catch::Matchers::Contains("tls_server_config.client_ca_file"));
