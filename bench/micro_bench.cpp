@@ -1,0 +1,235 @@
+// Micro-benchmarks (Google Benchmark) of what one sampling cycle and one scrape cost in user space:
+// the parsers of memcached's replies, /proc/net/netstat + snmp and /proc/net/dev over the real
+// captures in tests/fixtures; the sock_diag reply parser and the aggregation of a dump into the
+// per-client sample at 1k to 18k connections; and the rendering of a whole /metrics body.
+//
+// Run: build/bench/micro_bench (add --benchmark_min_time=0.01 for a quick pass).
+
+#include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/tcp.h>
+
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "collectors/inet_diag.hpp"
+#include "collectors/memcached.hpp"
+#include "collectors/memcached_protocol.hpp"
+#include "collectors/netdev.hpp"
+#include "collectors/netstat.hpp"
+#include "collectors/sockdiag.hpp"
+#include "daemon/exposition.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string fixture(const std::string& relative) {
+  std::ifstream in(std::string(MCBACKLOGD_SOURCE_DIR) + "/tests/fixtures/" + relative,
+                   std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read fixture " + relative);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+template <class T>
+T must(mcb::Result<T> result) {
+  if (!result) throw std::runtime_error(result.error().message);
+  return std::move(result).value();
+}
+
+void BM_MemcachedStats(benchmark::State& state) {
+  const std::string reply = fixture("memcached/stats.txt");
+  for (auto _ : state) {
+    auto stats = must(mcb::memcached_stats(must(mcb::parse_stats(reply))));
+    benchmark::DoNotOptimize(stats);
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * reply.size()));
+}
+BENCHMARK(BM_MemcachedStats);
+
+void BM_Netstat(benchmark::State& state) {
+  const std::string netstat = fixture("proc/net/netstat");
+  const std::string snmp = fixture("proc/net/snmp");
+  for (auto _ : state) {
+    mcb::NetstatTable table;
+    if (!mcb::parse_netstat(netstat, table) || !mcb::parse_netstat(snmp, table)) {
+      state.SkipWithError("parse_netstat failed");
+      break;
+    }
+    auto families = mcb::netstat_families(mcb::netstat_sample(table));
+    benchmark::DoNotOptimize(families);
+  }
+}
+BENCHMARK(BM_Netstat);
+
+void BM_NetDev(benchmark::State& state) {
+  const std::string dev = fixture("proc/net/dev");
+  for (auto _ : state) {
+    auto devices = must(mcb::parse_net_dev(dev));
+    benchmark::DoNotOptimize(devices);
+  }
+}
+BENCHMARK(BM_NetDev);
+
+// `count` established IPv4 connections to port 11211 from `clients` distinct addresses
+// (10.0.x.y), as parsed DiagSockets, after one listener.
+std::vector<mcb::DiagSocket> connections(int count, int clients) {
+  std::vector<mcb::DiagSocket> sockets;
+  mcb::DiagSocket listener;
+  listener.state = TCP_LISTEN;
+  listener.local.family = AF_INET;
+  listener.local_port = 11211;
+  listener.wqueue = 1024;
+  sockets.push_back(listener);
+  for (int i = 0; i < count; ++i) {
+    mcb::DiagSocket s;
+    s.state = TCP_ESTABLISHED;
+    s.local.family = s.remote.family = AF_INET;
+    s.local.bytes = {127, 0, 0, 1};
+    const int client = i % clients;
+    s.remote.bytes = {10, 0, static_cast<std::uint8_t>(client >> 8),
+                      static_cast<std::uint8_t>(client & 0xff)};
+    s.local_port = 11211;
+    s.remote_port = static_cast<std::uint16_t>(20000 + i % 40000);
+    sockets.push_back(s);
+  }
+  return sockets;
+}
+
+// A dump of those connections as the kernel sends it: datagrams of up to 32 KiB of
+// inet_diag_msg messages, the last followed by NLMSG_DONE.
+std::vector<std::vector<std::byte>> dump_datagrams(const std::vector<mcb::DiagSocket>& sockets,
+                                                   std::uint32_t seq) {
+  constexpr std::size_t kDatagram = 32768;
+  constexpr std::size_t kMessage = NLMSG_ALIGN(NLMSG_LENGTH(sizeof(inet_diag_msg)));
+  std::vector<std::vector<std::byte>> datagrams(1);
+  for (const auto& s : sockets) {
+    if (datagrams.back().size() + kMessage > kDatagram) datagrams.emplace_back();
+    auto& out = datagrams.back();
+    const std::size_t at = out.size();
+    out.resize(at + kMessage);
+    nlmsghdr header{};
+    header.nlmsg_len = NLMSG_LENGTH(sizeof(inet_diag_msg));
+    header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    header.nlmsg_flags = NLM_F_MULTI;
+    header.nlmsg_seq = seq;
+    inet_diag_msg msg{};
+    msg.idiag_family = AF_INET;
+    msg.idiag_state = s.state;
+    msg.id.idiag_sport = htons(s.local_port);
+    msg.id.idiag_dport = htons(s.remote_port);
+    std::memcpy(msg.id.idiag_src, s.local.bytes.data(), 4);
+    std::memcpy(msg.id.idiag_dst, s.remote.bytes.data(), 4);
+    msg.idiag_rqueue = s.rqueue;
+    msg.idiag_wqueue = s.wqueue;
+    std::memcpy(out.data() + at, &header, sizeof header);
+    std::memcpy(out.data() + at + NLMSG_HDRLEN, &msg, sizeof msg);
+  }
+  nlmsghdr done{};
+  done.nlmsg_len = NLMSG_LENGTH(sizeof(int));
+  done.nlmsg_type = NLMSG_DONE;
+  done.nlmsg_flags = NLM_F_MULTI;
+  done.nlmsg_seq = seq;
+  auto& last = datagrams.back();
+  const std::size_t at = last.size();
+  last.resize(at + NLMSG_ALIGN(done.nlmsg_len));
+  std::memcpy(last.data() + at, &done, sizeof done);
+  return datagrams;
+}
+
+void BM_InetDiagParse(benchmark::State& state) {
+  const auto datagrams = dump_datagrams(connections(static_cast<int>(state.range(0)), 100), 7);
+  std::vector<mcb::DiagSocket> out;
+  for (auto _ : state) {
+    out.clear();
+    for (const auto& datagram : datagrams) {
+      if (!mcb::parse_inet_diag(datagram, 7, out)) state.SkipWithError("parse_inet_diag failed");
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_InetDiagParse)->Arg(1000)->Arg(10000)->Arg(18000)->Unit(benchmark::kMicrosecond);
+
+mcb::SockdiagOptions watched_11211() {
+  mcb::SockdiagOptions options;
+  options.ports = {11211};
+  return options;
+}
+
+// Aggregation into the per-port sample: states, top clients, send queues.
+void BM_SockdiagSample(benchmark::State& state) {
+  const auto sockets =
+      connections(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  const auto options = watched_11211();
+  for (auto _ : state) {
+    auto sample = mcb::sockdiag_sample(sockets, options);
+    benchmark::DoNotOptimize(sample);
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_SockdiagSample)
+    ->ArgNames({"connections", "clients"})
+    ->Args({1000, 100})
+    ->Args({10000, 1000})
+    ->Args({18000, 18000})
+    ->Unit(benchmark::kMicrosecond);
+
+// The families of one sample of every collector, as the exposition renders them per sample.
+mcb::Families all_families() {
+  mcb::Families families;
+  auto append = [&](mcb::Families more) {
+    for (auto& f : more) families.push_back(std::move(f));
+  };
+  mcb::NetstatTable table;
+  (void)mcb::parse_netstat(fixture("proc/net/netstat"), table);
+  (void)mcb::parse_netstat(fixture("proc/net/snmp"), table);
+  append(mcb::netstat_families(mcb::netstat_sample(table)));
+
+  mcb::NetdevSample netdev;
+  for (auto& counters : must(mcb::parse_net_dev(fixture("proc/net/dev")))) {
+    mcb::NetdevDevice device;
+    device.counters = std::move(counters);
+    netdev.devices.push_back(std::move(device));
+  }
+  append(mcb::netdev_families(netdev));
+
+  const auto sockets = connections(18000, 1000);
+  append(mcb::sockdiag_families(mcb::sockdiag_sample(sockets, watched_11211()), 100ms, 15s));
+
+  mcb::MemcachedSample memcached;
+  memcached.target = memcached.address = "127.0.0.1:11211";
+  memcached.up = true;
+  memcached.stats = must(mcb::memcached_stats(must(mcb::parse_stats(fixture("memcached/stats.txt")))));
+  memcached.settings =
+      must(mcb::memcached_settings(must(mcb::parse_stats(fixture("memcached/settings.txt")))));
+  append(mcb::memcached_families({memcached}));
+  return families;
+}
+
+void BM_RenderMetrics(benchmark::State& state) {
+  const auto families = all_families();
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    auto text = mcb::render_families(families);
+    bytes = text.size();
+    benchmark::DoNotOptimize(text);
+  }
+  state.counters["body_bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_RenderMetrics)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
