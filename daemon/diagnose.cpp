@@ -310,6 +310,13 @@ int run_from_daemon(const Config& config) {
   auto body = fetch_alerts(config.web.listen_address);
   if (!body) {
     std::fprintf(stderr, "mcbacklogd diagnose: %s\n", body.error().message.c_str());
+    if (!config.web.config_file.empty()) {
+      std::fprintf(stderr,
+                   "mcbacklogd diagnose: --from-daemon speaks plain HTTP without credentials, "
+                   "and %s may ask for TLS or basic auth: read /alerts with curl instead, or run "
+                   "diagnose without --from-daemon\n",
+                   config.web.config_file.c_str());
+    }
     return 3;
   }
   auto statuses = parse_alerts_json(*body);
