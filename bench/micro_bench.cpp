@@ -211,7 +211,8 @@ mcb::Families all_families() {
   mcb::MemcachedSample memcached;
   memcached.target = memcached.address = "127.0.0.1:11211";
   memcached.up = true;
-  memcached.stats = must(mcb::memcached_stats(must(mcb::parse_stats(fixture("memcached/stats.txt")))));
+  memcached.stats =
+      must(mcb::memcached_stats(must(mcb::parse_stats(fixture("memcached/stats.txt")))));
   memcached.settings =
       must(mcb::memcached_settings(must(mcb::parse_stats(fixture("memcached/settings.txt")))));
   append(mcb::memcached_families({memcached}));

@@ -74,10 +74,9 @@ TEST_CASE(
   CHECK(d.process().running());
 
   // diagnose --from-daemon speaks plain HTTP: it cannot run, and says why and what to do.
-  test::Child diagnose({test::daemon_binary(), "diagnose", "--from-daemon",
-                        "--config.file=" + d.config_path(),
-                        "--web.listen-address=[::1]:" + std::to_string(d.port()),
-                        "--web.config.file=" + web});
+  test::Child diagnose(
+      {test::daemon_binary(), "diagnose", "--from-daemon", "--config.file=" + d.config_path(),
+       "--web.listen-address=[::1]:" + std::to_string(d.port()), "--web.config.file=" + web});
   CHECK(diagnose.wait_exit(30s) == 3);
   CHECK_THAT(diagnose.output(), Contains("may ask for TLS or basic auth: read /alerts with curl"));
 }
