@@ -1,5 +1,6 @@
-// The inet_diag protocol without a kernel: replies built byte by byte here, and the port filter
-// run through a copy of the kernel's own bytecode checker and interpreter.
+// The inet_diag protocol: replies built byte by byte here and real ones the kernel sent
+// (tests/fixtures/capture_inet_diag.py), and the port filter run through a copy of the kernel's
+// own bytecode checker and interpreter.
 
 #include <catch2/catch.hpp>
 
@@ -10,13 +11,17 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <random>
 
 #include "collectors/inet_diag.hpp"
+#include "tests/support/daemon.hpp"
+#include "tests/support/process.hpp"
 
 using namespace mcb;
 using Catch::Matchers::Contains;
@@ -425,4 +430,81 @@ TEST_CASE("inet_diag: TCP states have the names ss uses, in snake case",
   CHECK(tcp_state_name(TCP_CLOSING) == "closing");
   CHECK(tcp_state_name(TCP_CLOSING + 1) == "unknown");
   CHECK(tcp_state_name(0) == "unknown");
+}
+
+namespace {
+
+// The datagrams tests/fixtures/capture_inet_diag.py saved for one family ("ipv4", "ipv6"), in
+// the order the kernel sent them, parsed as one dump of request 1.
+std::vector<DiagSocket> captured_dump(const std::string& family) {
+  const std::string dir = test::source_dir() + "/tests/fuzz/corpus/inet_diag/";
+  std::size_t datagrams = 0;
+  while (std::filesystem::exists(dir + family + "-" + std::to_string(datagrams))) ++datagrams;
+  REQUIRE(datagrams > 0);
+  std::vector<DiagSocket> out;
+  for (std::size_t i = 0; i < datagrams; ++i) {
+    INFO(family << "-" << i);
+    const std::string bytes = test::read_text_file(dir + family + "-" + std::to_string(i));
+    const auto progress = parse_inet_diag(std::as_bytes(std::span(bytes)), 1, out);
+    REQUIRE(progress.ok());
+    CHECK(*progress == (i + 1 == datagrams ? DumpProgress::done : DumpProgress::more));
+  }
+  return out;
+}
+
+std::size_t count(const std::vector<DiagSocket>& sockets, std::uint8_t state, bool server_side) {
+  return static_cast<std::size_t>(std::count_if(sockets.begin(), sockets.end(), [&](auto& s) {
+    return s.state == state && (server_side ? s.local_port : s.remote_port) == 11211;
+  }));
+}
+
+}  // namespace
+
+TEST_CASE("inet_diag: captured dumps hold what the capture script set up",
+          "[collectors][inet_diag]") {
+  SECTION("IPv4: a listener with 2 waiting, 5 clients, one closed, one with unread bytes") {
+    const auto sockets = captured_dump("ipv4");
+    REQUIRE(sockets.size() == 11);
+    const DiagSocket& l = sockets.front();
+    CHECK(l.state == TCP_LISTEN);
+    CHECK(to_string(l.local) == "127.0.0.1");
+    CHECK(l.local_port == 11211);
+    CHECK(l.rqueue == 2);  // accept queue: 5 connected, 3 accepted
+    CHECK(l.wqueue == 8);  // the backlog
+    CHECK(l.drops == 0u);  // INET_DIAG_SKMEMINFO was asked for
+    CHECK(count(sockets, TCP_LISTEN, true) == 1);
+    CHECK(count(sockets, TCP_ESTABLISHED, true) == 4);
+    CHECK(count(sockets, TCP_CLOSE_WAIT, true) == 1);
+    CHECK(count(sockets, TCP_ESTABLISHED, false) == 4);
+    CHECK(count(sockets, TCP_FIN_WAIT2, false) == 1);
+    CHECK(std::count_if(sockets.begin(), sockets.end(), [](auto& s) {
+            return s.state == TCP_ESTABLISHED && s.local_port == 11211 && s.rqueue == 5;
+          }) == 1);
+    for (const DiagSocket& s : sockets) {
+      CHECK(s.local.family == AF_INET);
+      // A closed socket in FIN_WAIT2 is a time-wait socket to the kernel: no memory, no drops.
+      CHECK(s.drops.has_value() == (s.state != TCP_FIN_WAIT2));
+      if (s.state != TCP_LISTEN) CHECK(to_string(s.remote) == "127.0.0.1");
+    }
+  }
+  SECTION("IPv6: a listener with 2 clients, both accepted") {
+    const auto sockets = captured_dump("ipv6");
+    REQUIRE(sockets.size() == 5);
+    const DiagSocket& l = sockets.front();
+    CHECK(l.state == TCP_LISTEN);
+    CHECK(to_string(l.local) == "::1");
+    CHECK(l.local_port == 11211);
+    CHECK(l.rqueue == 0);
+    CHECK(l.wqueue == 8);
+    CHECK(count(sockets, TCP_ESTABLISHED, true) == 2);
+    CHECK(count(sockets, TCP_ESTABLISHED, false) == 2);
+    for (const DiagSocket& s : sockets) CHECK(s.local.family == AF_INET6);
+  }
+  SECTION("the sequence number is checked") {
+    const std::string bytes =
+        test::read_text_file(test::source_dir() + "/tests/fuzz/corpus/inet_diag/ipv4-0");
+    std::vector<DiagSocket> out;
+    CHECK_THAT(parse_inet_diag(std::as_bytes(std::span(bytes)), 2, out).error().message,
+               Contains("reply to request 1, expected 2"));
+  }
 }
