@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 namespace mcb {
 namespace {
@@ -51,6 +52,15 @@ Status read_attributes(std::span<const std::byte> attributes, DiagSocket& s) {
     attributes = attributes.subspan(std::min<std::size_t>(NLA_ALIGN(a.nla_len), attributes.size()));
   }
   return ok_status();
+}
+
+// The text of the errno that a netlink message carries negated. Any int may come, and INT_MIN
+// has no negation.
+std::string errno_text(int negated) {
+  if (negated == std::numeric_limits<int>::min()) {
+    return "Unknown error " + std::to_string(-static_cast<long long>(negated));
+  }
+  return std::strerror(-negated);
 }
 
 }  // namespace
@@ -160,7 +170,7 @@ Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::u
         if (payload.size() >= sizeof(int)) {
           const int status = load<int>(payload);
           if (status < 0) {
-            return fail("the kernel ended the dump with: " + std::string(std::strerror(-status)));
+            return fail("the kernel ended the dump with: " + errno_text(status));
           }
         }
         return DumpProgress::done;
@@ -169,7 +179,7 @@ Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::u
         if (payload.size() < sizeof(int)) return fail(at + ": truncated error message");
         const int error = load<int>(payload);
         if (error < 0) {
-          return fail("the kernel refused the request: " + std::string(std::strerror(-error)));
+          return fail("the kernel refused the request: " + errno_text(error));
         }
         break;  // 0 acknowledges a request
       }

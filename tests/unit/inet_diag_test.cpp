@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -332,6 +333,11 @@ TEST_CASE("inet_diag: errors from the kernel are errors naming the errno",
              Contains("the kernel refused the request: Operation not permitted"));
   CHECK_THAT(parse_inet_diag(done(3, -EINTR), 3, out).error().message,
              Contains("the kernel ended the dump with: Interrupted system call"));
+  // An errno no kernel sends, which has no negation.
+  CHECK_THAT(parse_inet_diag(error(3, INT_MIN), 3, out).error().message,
+             Contains("the kernel refused the request: Unknown error 2147483648"));
+  CHECK_THAT(parse_inet_diag(done(3, INT_MIN), 3, out).error().message,
+             Contains("the kernel ended the dump with: Unknown error 2147483648"));
   Bytes overrun;
   message(overrun, NLMSG_OVERRUN, 3, {});
   CHECK_THAT(parse_inet_diag(overrun, 3, out).error().message, Contains("NLMSG_OVERRUN"));
