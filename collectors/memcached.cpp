@@ -1,6 +1,7 @@
 #include "collectors/memcached.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 
 #include <spdlog/spdlog.h>
@@ -55,8 +56,12 @@ std::optional<double> cpu_utilization(const MemcachedStats& before, SteadyClock:
   const double seconds = std::chrono::duration<double>(t1 - t0).count();
   const double cpu =
       (*after.rusage_user + *after.rusage_system) - (*before.rusage_user + *before.rusage_system);
-  if (seconds <= 0 || cpu < 0) return std::nullopt;
-  return cpu / seconds / static_cast<double>(*after.threads);
+  // Rusages too large for a double (no memcached has them) make the sums infinite, and the
+  // difference NaN: no rate rather than one that is not a number.
+  if (seconds <= 0 || !(cpu >= 0)) return std::nullopt;
+  const double rate = cpu / seconds / static_cast<double>(*after.threads);
+  if (!std::isfinite(rate)) return std::nullopt;
+  return rate;
 }
 
 Families memcached_families(const std::vector<MemcachedSample>& samples) {

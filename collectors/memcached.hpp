@@ -65,7 +65,7 @@ struct MemcachedSample {
 
 // Pure. CPU seconds (user + system) memcached used per second between two answers, divided by
 // its worker threads. Absent without both rusages and threads, across a restart (another pid or
-// less CPU than before), or when no time passed.
+// less CPU than before), when no time passed, or when the rate is not a finite number.
 std::optional<double> cpu_utilization(const MemcachedStats& before, SteadyClock::time_point t0,
                                       const MemcachedStats& after, SteadyClock::time_point t1);
 

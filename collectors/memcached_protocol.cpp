@@ -1,6 +1,7 @@
 #include "collectors/memcached_protocol.hpp"
 
 #include <charconv>
+#include <cmath>
 
 namespace mcb {
 namespace {
@@ -83,9 +84,10 @@ std::optional<T> number(const std::string& s) {
   return v;
 }
 
+// std::from_chars also reads "inf" and "nan", which are no number of seconds.
 std::optional<double> seconds(const std::string& s) {
   auto v = number<double>(s);
-  return v && *v >= 0 ? v : std::nullopt;
+  return v && std::isfinite(*v) && *v >= 0 ? v : std::nullopt;
 }
 
 std::optional<bool> yes_no(const std::string& s) {

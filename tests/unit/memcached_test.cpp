@@ -130,6 +130,12 @@ TEST_CASE("memcached: a stat with a value of the wrong form is an error naming i
   CHECK(stats.error().message == "stat curr_connections: \"12abc\" is not an integer");
   CHECK_THAT(memcached_stats({{"rusage_user", "-1.5"}}).error().message,
              Contains("rusage_user: \"-1.5\" is not a number of seconds"));
+  // std::from_chars reads these as doubles; no memcached sends them.
+  for (const char* value : {"inf", "infinity", "nan"}) {
+    INFO(value);
+    CHECK_THAT(memcached_stats({{"rusage_system", value}}).error().message,
+               Contains("is not a number of seconds"));
+  }
   CHECK_THAT(memcached_settings({{"maxconns_fast", "maybe"}}).error().message,
              Contains("maxconns_fast: \"maybe\" is not yes or no"));
   // Unknown stats and missing ones are fine: old versions and proxies report fewer.
@@ -282,6 +288,14 @@ TEST_CASE("memcached: CPU utilisation is the rusage rate per worker thread",
   MemcachedStats no_threads = b;
   no_threads.threads.reset();
   CHECK_FALSE(cpu_utilization(a, t0, no_threads, t0 + 1s).has_value());
+  // Rusages whose sum is too large for a double give no rate rather than NaN.
+  MemcachedStats huge = a;
+  huge.rusage_user = 1e308;
+  huge.rusage_system = 1e308;
+  CHECK_FALSE(cpu_utilization(huge, t0, huge, t0 + 1s).has_value());
+  MemcachedStats more = huge;
+  more.rusage_user = 1.5e308;
+  CHECK_FALSE(cpu_utilization(a, t0, more, t0 + 1s).has_value());
 }
 
 TEST_CASE("memcached: reconnect delays double up to the cap with jitter",
