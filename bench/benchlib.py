@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,12 +60,17 @@ def build(name, build_dir, build_type):
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def status_field(pid, field):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
+def field_value(path, field):
+    """The number after "field:" in a file of such lines (/proc/<pid>/status, /proc/meminfo)."""
+    with open(path) as lines:
+        for line in lines:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise KeyError(field)
+    raise KeyError(f"{field} in {path}")
+
+
+def status_field(pid, field):
+    return field_value(f"/proc/{pid}/status", field)
 
 
 def rss_bytes(pid):
@@ -178,17 +182,9 @@ def machine_description():
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    memory = status_meminfo("MemTotal") / (1024 * 1024)
+    memory = field_value("/proc/meminfo", "MemTotal") / (1024 * 1024)
     return (f"Linux {platform.release()}, {model}, {os.cpu_count()} CPUs, {memory:.0f} GiB, "
             f"load average {os.getloadavg()[0]:.1f} at the start")
-
-
-def status_meminfo(field):
-    with open("/proc/meminfo") as meminfo:
-        for line in meminfo:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 # ---- connections ------------------------------------------------------------------------------
@@ -329,10 +325,6 @@ def percentile(values, fraction):
         return float("nan")
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
     return ordered[index]
-
-
-def temporary_directory(prefix):
-    return tempfile.TemporaryDirectory(prefix=prefix)
 
 
 def on_signals_exit():
