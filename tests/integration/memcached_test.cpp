@@ -277,20 +277,23 @@ TEST_CASE("memcached: hostile servers give up 0 with a reason and bounded memory
   CHECK_FALSE(of(*m, "memcached_listen_backlog", "no_settings").has_value());
   CHECK(of(*m, "memcached_listen_backlog", "real").has_value());
 
-  // One line per reason, rate-limited: the endless target does not flood the log.
+  // One line per reason, rate-limited: the endless target does not flood the log. On a loaded
+  // machine a slow peer may first miss the deadline; the line with its own reason follows.
+  const std::vector<std::string> reasons{
+      "memcached target endless (" + endless.address() +
+          ") is down: protocol error: a line longer than 4096 bytes",
+      "memcached target cut (" + cut.address() + ") is down: memcached closed the connection",
+      "memcached target silent (" + silent.address() + ") is down: no reply to stats within 100ms",
+      "memcached target garbage (" + garbage.address() +
+          ") is down: protocol error: unexpected line",
+      "memcached target huge (" + huge.address() +
+          ") is down: protocol error: a reply longer than 65536 bytes",
+      "memcached target no_settings (" + no_settings.address() + "): stats settings failed"};
+  for (const std::string& reason : reasons) {
+    (void)test::eventually([&] { return d.output().find(reason) != std::string::npos; }, 30s);
+    CHECK_THAT(d.output(), Contains(reason));
+  }
   const std::string log = d.output();
-  CHECK_THAT(log, Contains("memcached target endless (" + endless.address() +
-                           ") is down: protocol error: a line longer than 4096 bytes"));
-  CHECK_THAT(log, Contains("memcached target cut (" + cut.address() +
-                           ") is down: memcached closed the connection"));
-  CHECK_THAT(log, Contains("memcached target silent (" + silent.address() +
-                           ") is down: no reply to stats within 100ms"));
-  CHECK_THAT(log, Contains("memcached target garbage (" + garbage.address() +
-                           ") is down: protocol error: unexpected line"));
-  CHECK_THAT(log, Contains("memcached target huge (" + huge.address() +
-                           ") is down: protocol error: a reply longer than 65536 bytes"));
-  CHECK_THAT(log, Contains("memcached target no_settings (" + no_settings.address() +
-                           "): stats settings failed"));
   std::size_t lines = 0;
   for (auto p = log.find("target endless"); p != std::string::npos;
        p = log.find("target endless", p + 1)) {
