@@ -27,7 +27,7 @@
 #include "collectors/netdev.hpp"
 #include "collectors/netstat.hpp"
 #include "collectors/sockdiag.hpp"
-#include "daemon/exposition.hpp"
+#include "common/families.hpp"
 
 namespace {
 

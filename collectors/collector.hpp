@@ -30,11 +30,10 @@
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
+#include "common/families.hpp"
 #include "common/result.hpp"
 
 namespace mcb {
-
-using Families = std::vector<prometheus::MetricFamily>;
 
 class Collector : public prometheus::Collectable {
  public:

@@ -6,7 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "collectors/families.hpp"
+#include "common/families.hpp"
 
 namespace mcb {
 namespace {

@@ -4,9 +4,9 @@
 #include <cerrno>
 #include <charconv>
 
-#include "collectors/families.hpp"
 #include "collectors/procfs.hpp"
 #include "collectors/sysctl.hpp"
+#include "common/families.hpp"
 
 namespace mcb {
 namespace {

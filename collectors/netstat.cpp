@@ -3,8 +3,8 @@
 #include <charconv>
 #include <vector>
 
-#include "collectors/families.hpp"
 #include "collectors/procfs.hpp"
+#include "common/families.hpp"
 
 namespace mcb {
 namespace {

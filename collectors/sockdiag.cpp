@@ -8,7 +8,7 @@
 #include <cstring>
 #include <unordered_map>
 
-#include "collectors/families.hpp"
+#include "common/families.hpp"
 
 namespace mcb {
 

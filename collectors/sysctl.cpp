@@ -2,8 +2,8 @@
 
 #include <charconv>
 
-#include "collectors/families.hpp"
 #include "collectors/procfs.hpp"
+#include "common/families.hpp"
 
 namespace mcb {
 

@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "config/config.hpp"
-#include "daemon/evaluator.hpp"
+#include "daemon/alerts/evaluator.hpp"
+#include "daemon/alerts/signals.hpp"
 #include "daemon/flags.hpp"
-#include "daemon/signals.hpp"
 
 namespace mcb {
 

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <ctime>
 
+#include "common/text.hpp"
+
 namespace mcb {
 namespace {
 
@@ -36,37 +38,6 @@ class JsonFormatter final : public spdlog::formatter {
 };
 
 }  // namespace
-
-std::string json_escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 8);
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
 
 void setup_logging(std::string_view level, std::string_view format) {
   auto logger = spdlog::default_logger();

@@ -12,7 +12,4 @@ namespace mcb {
 // the config loader; here they fall back to info / text.
 void setup_logging(std::string_view level, std::string_view format);
 
-// Escapes a string for inclusion in a JSON string literal. Pure.
-std::string json_escape(std::string_view text);
-
 }  // namespace mcb

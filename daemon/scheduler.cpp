@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "collectors/families.hpp"
+#include "common/families.hpp"
 
 namespace mcb {
 

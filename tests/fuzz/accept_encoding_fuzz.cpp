@@ -1,7 +1,7 @@
 // accepts_gzip over an Accept-Encoding header value.
 // seeds: tests/fuzz/corpus/accept_encoding
 
-#include "daemon/gzip.hpp"
+#include "daemon/http/gzip.hpp"
 #include "tests/fuzz/fuzz.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -1,7 +1,7 @@
 // parse_basic_authorization over an Authorization header value.
 // seeds: tests/fuzz/corpus/basic_auth
 
-#include "daemon/basic_auth.hpp"
+#include "daemon/http/basic_auth.hpp"
 #include "tests/fuzz/fuzz.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -4,9 +4,9 @@
 
 #include <boost/beast/http/parser.hpp>
 
-#include "daemon/basic_auth.hpp"
-#include "daemon/http_handler.hpp"
-#include "daemon/http_server.hpp"
+#include "daemon/http/basic_auth.hpp"
+#include "daemon/http/handler.hpp"
+#include "daemon/http/server.hpp"
 #include "tests/fuzz/fuzz.hpp"
 
 namespace http = boost::beast::http;

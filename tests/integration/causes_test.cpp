@@ -20,7 +20,7 @@
 #include <boost/property_tree/ptree.hpp>
 
 #include "config/config.hpp"
-#include "daemon/alert_state.hpp"
+#include "daemon/alerts/alert_state.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/load.hpp"
 #include "tests/support/memcached.hpp"

@@ -16,7 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/evaluator.hpp"
+#include "daemon/alerts/evaluator.hpp"
 #include "tests/monitoring/shipped_files.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/process.hpp"

@@ -1,4 +1,4 @@
-#include "daemon/http_server.hpp"
+#include "daemon/http/server.hpp"
 
 #include <list>
 #include <optional>

@@ -1,10 +1,10 @@
-#include "daemon/http_handler.hpp"
+#include "daemon/http/handler.hpp"
 
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
 
-#include "daemon/gzip.hpp"
+#include "daemon/http/gzip.hpp"
 
 namespace mcb {
 

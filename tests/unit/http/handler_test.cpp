@@ -1,19 +1,15 @@
 #include <catch2/catch.hpp>
 
-#include "collectors/families.hpp"
-#include "daemon/exposition.hpp"
-#include "daemon/gzip.hpp"
-#include "daemon/http_handler.hpp"
-#include "daemon/logging.hpp"
-#include "daemon/process_metrics.hpp"
-#include "tests/support/daemon.hpp"
+#include "common/families.hpp"
+#include "daemon/http/exposition.hpp"
+#include "daemon/http/gzip.hpp"
+#include "daemon/http/handler.hpp"
 #include "tests/support/http_client.hpp"
-#include "tests/support/process.hpp"
 
 using namespace mcb;
 namespace http = boost::beast::http;
 
-TEST_CASE("gzip: compressed bodies decompress to the original", "[daemon][gzip]") {
+TEST_CASE("gzip: compressed bodies decompress to the original", "[http][gzip]") {
   std::string text;
   for (int i = 0; i < 2000; ++i) text += "mcbacklog_series{n=\"" + std::to_string(i) + "\"} 1\n";
   const std::string z = gzip_compress(text);
@@ -22,7 +18,7 @@ TEST_CASE("gzip: compressed bodies decompress to the original", "[daemon][gzip]"
   CHECK(test::gunzip(gzip_compress("")).empty());
 }
 
-TEST_CASE("gzip: Accept-Encoding is honoured, including q=0", "[daemon][gzip]") {
+TEST_CASE("gzip: Accept-Encoding is honoured, including q=0", "[http][gzip]") {
   CHECK(accepts_gzip("gzip"));
   CHECK(accepts_gzip("GZIP"));
   CHECK(accepts_gzip("deflate, gzip;q=0.5"));
@@ -36,7 +32,7 @@ TEST_CASE("gzip: Accept-Encoding is honoured, including q=0", "[daemon][gzip]") 
 }
 
 TEST_CASE("exposition: families are sorted, merged by name and empty ones dropped",
-          "[daemon][exposition]") {
+          "[http][exposition]") {
   Families f;
   gauge("b_metric", "B.").add(2).into(f);
   counter("a_total", "A.").add(1, {{"x", "1"}}).into(f);
@@ -48,7 +44,7 @@ TEST_CASE("exposition: families are sorted, merged by name and empty ones droppe
         "# HELP b_metric B.\n# TYPE b_metric gauge\nb_metric 2\nb_metric 3\n");
 }
 
-TEST_CASE("exposition: the rendering is cached until the next sample", "[daemon][exposition]") {
+TEST_CASE("exposition: the rendering is cached until the next sample", "[http][exposition]") {
   struct Counting : prometheus::Collectable {
     mutable int calls = 0;
     double value = 1;
@@ -95,7 +91,7 @@ HttpContent content(bool ready = true) {
 
 }  // namespace
 
-TEST_CASE("http handler: /metrics serves the text format, gzip when asked", "[daemon][http]") {
+TEST_CASE("http handler: /metrics serves the text format, gzip when asked", "[http][handler]") {
   auto plain = handle_http(request(http::verb::get, "/metrics"), content());
   CHECK(plain.result() == http::status::ok);
   CHECK(plain[http::field::content_type] == kMetricsContentType);
@@ -107,7 +103,7 @@ TEST_CASE("http handler: /metrics serves the text format, gzip when asked", "[da
   CHECK(test::gunzip(zipped.body()) == "x 1\n");
 }
 
-TEST_CASE("http handler: readiness follows the first sample", "[daemon][http]") {
+TEST_CASE("http handler: readiness follows the first sample", "[http][handler]") {
   CHECK(handle_http(request(http::verb::get, "/-/ready"), content(false)).result() ==
         http::status::service_unavailable);
   CHECK(handle_http(request(http::verb::get, "/-/ready"), content(true)).result() ==
@@ -116,7 +112,7 @@ TEST_CASE("http handler: readiness follows the first sample", "[daemon][http]") 
         http::status::ok);
 }
 
-TEST_CASE("http handler: landing page, 404, 405 and HEAD", "[daemon][http]") {
+TEST_CASE("http handler: landing page, 404, 405 and HEAD", "[http][handler]") {
   auto root = handle_http(request(http::verb::get, "/"), content());
   CHECK(root.result() == http::status::ok);
   CHECK(root.body().find("href=\"/metrics\"") != std::string::npos);
@@ -133,51 +129,4 @@ TEST_CASE("http handler: landing page, 404, 405 and HEAD", "[daemon][http]") {
   CHECK(head.result() == http::status::ok);
   CHECK(head.body().empty());
   CHECK(head[http::field::content_length] == "4");
-}
-
-TEST_CASE("process metrics: /proc/self/stat is parsed even with odd command names",
-          "[daemon][process]") {
-  const std::string stat =
-      "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 3 0 "
-      "987654 123456789 2048 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
-  auto s = parse_proc_stat(stat);
-  REQUIRE(s.ok());
-  CHECK(s->utime_ticks == 250);
-  CHECK(s->stime_ticks == 50);
-  CHECK(s->start_ticks == 987654);
-  CHECK(s->virtual_bytes == 123456789);
-  CHECK(s->rss_pages == 2048);
-  CHECK_FALSE(parse_proc_stat("1234 (x) S 1 2 3").ok());
-  CHECK_FALSE(parse_proc_stat("no parentheses").ok());
-  CHECK(*parse_boot_time("cpu 1 2 3\nbtime 1700000000\nprocesses 5\n") == 1700000000);
-  CHECK_FALSE(parse_boot_time("cpu 1\n").ok());
-}
-
-TEST_CASE("process metrics: real captures of /proc/<pid>/stat and /proc/stat parse",
-          "[daemon][process]") {
-  const std::string dir = test::source_dir() + "/tests/fixtures/process/";
-  auto s = parse_proc_stat(test::read_text_file(dir + "pid_stat"));  // command "mc (worker) 1"
-  REQUIRE(s.ok());
-  CHECK(s->start_ticks == 377805);
-  CHECK(s->virtual_bytes == 2990080);
-  CHECK(s->rss_pages == 414);
-  CHECK(*parse_boot_time(test::read_text_file(dir + "stat")) == 1795511715);
-}
-
-TEST_CASE("process metrics: the daemon's own process is described", "[daemon][process]") {
-  ProcessMetrics p;
-  std::map<std::string, double> values;
-  for (const auto& f : p.Collect()) {
-    values[f.name] = f.metric.at(0).gauge.value + f.metric.at(0).counter.value;
-  }
-  CHECK(values.count("process_cpu_seconds_total") == 1);
-  CHECK(values["process_resident_memory_bytes"] > 0);
-  CHECK(values["process_open_fds"] >= 3);
-  CHECK(values["process_max_fds"] >= values["process_open_fds"]);
-  CHECK(values["process_start_time_seconds"] > 1.6e9);
-}
-
-TEST_CASE("logging: JSON escaping covers quotes, backslashes and control bytes",
-          "[daemon][logging]") {
-  CHECK(json_escape("a\"b\\c\nd\x01") == "a\\\"b\\\\c\\nd\\u0001");
 }

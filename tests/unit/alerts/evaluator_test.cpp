@@ -5,8 +5,8 @@
 #include <boost/property_tree/json_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 
-#include "daemon/evaluator.hpp"
-#include "daemon/exposition.hpp"
+#include "common/families.hpp"
+#include "daemon/alerts/evaluator.hpp"
 #include "tests/support/metrics_text.hpp"
 
 using namespace mcb;

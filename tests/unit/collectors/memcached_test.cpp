@@ -5,7 +5,7 @@
 
 #include "collectors/failure_log.hpp"
 #include "collectors/memcached.hpp"
-#include "daemon/exposition.hpp"
+#include "common/families.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/metrics_text.hpp"
 #include "tests/support/process.hpp"

@@ -22,8 +22,8 @@
 #include <prometheus/collectable.h>
 
 #include "config/config.hpp"
-#include "daemon/alert_state.hpp"
-#include "daemon/signals.hpp"
+#include "daemon/alerts/alert_state.hpp"
+#include "daemon/alerts/signals.hpp"
 
 namespace mcb {
 

@@ -22,8 +22,8 @@
 
 #include "common/result.hpp"
 #include "config/address.hpp"
-#include "daemon/http_handler.hpp"
-#include "daemon/http_security.hpp"
+#include "daemon/http/handler.hpp"
+#include "daemon/http/security.hpp"
 
 namespace mcb {
 

@@ -42,8 +42,4 @@ class Exposition {
   bool gzip_valid_ = false;
 };
 
-// Pure: sorts families by name, merges families that share a name, drops empty ones and
-// serializes them in the text format (version 0.0.4).
-std::string render_families(std::vector<prometheus::MetricFamily> families);
-
 }  // namespace mcb

@@ -1,4 +1,4 @@
-#include "daemon/http_security.hpp"
+#include "daemon/http/security.hpp"
 
 #include <openssl/ssl.h>
 

@@ -2,8 +2,8 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "collectors/families.hpp"
-#include "daemon/exposition.hpp"
+#include "common/families.hpp"
+#include "daemon/http/exposition.hpp"
 #include "daemon/scheduler.hpp"
 #include "tests/support/metrics_text.hpp"
 

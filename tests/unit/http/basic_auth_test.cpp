@@ -3,7 +3,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
-#include "daemon/basic_auth.hpp"
+#include "daemon/http/basic_auth.hpp"
 #include "tests/support/tls.hpp"
 
 using namespace mcb;

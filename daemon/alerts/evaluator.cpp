@@ -1,4 +1,4 @@
-#include "daemon/evaluator.hpp"
+#include "daemon/alerts/evaluator.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -6,8 +6,8 @@
 
 #include <fmt/format.h>
 
-#include "collectors/families.hpp"
-#include "daemon/logging.hpp"
+#include "common/families.hpp"
+#include "common/text.hpp"
 
 namespace mcb {
 namespace {

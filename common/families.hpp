@@ -1,17 +1,18 @@
 #pragma once
 // Small builders for prometheus::MetricFamily, so collectors turn their plain sample structs into
-// families in a few declarative lines. Pure; thread-safe.
+// families in a few declarative lines, and the one serializer to the text format. Pure;
+// thread-safe.
 
 #include <initializer_list>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <prometheus/metric_family.h>
 
-#include "collectors/collector.hpp"
-
 namespace mcb {
 
+using Families = std::vector<prometheus::MetricFamily>;
 using Labels = std::vector<prometheus::ClientMetric::Label>;
 
 class FamilyBuilder {
@@ -59,5 +60,9 @@ inline FamilyBuilder counter(std::string name, std::string help) {
 inline FamilyBuilder gauge(std::string name, std::string help) {
   return {std::move(name), std::move(help), prometheus::MetricType::Gauge};
 }
+
+// Pure: sorts families by name, merges families that share a name, drops empty ones and
+// serializes them in the text format (version 0.0.4).
+std::string render_families(std::vector<prometheus::MetricFamily> families);
 
 }  // namespace mcb

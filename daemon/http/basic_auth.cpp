@@ -1,4 +1,4 @@
-#include "daemon/basic_auth.hpp"
+#include "daemon/http/basic_auth.hpp"
 
 #include <crypt.h>
 #include <openssl/crypto.h>

@@ -1,4 +1,4 @@
-#include "daemon/signals.hpp"
+#include "daemon/alerts/signals.hpp"
 
 #include "collectors/table.hpp"
 #include "config/config.hpp"

@@ -1,4 +1,4 @@
-#include "daemon/alert_state.hpp"
+#include "daemon/alerts/alert_state.hpp"
 
 namespace mcb {
 

@@ -11,7 +11,7 @@
 
 #include "common/result.hpp"
 #include "config/web_config_file.hpp"
-#include "daemon/basic_auth.hpp"
+#include "daemon/http/basic_auth.hpp"
 
 namespace mcb {
 
