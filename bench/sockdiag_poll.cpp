@@ -199,7 +199,8 @@ Poll time_poll(const Source& source, const mcb::SockdiagOptions& options, int ru
     const mcb::SockdiagSample sample = mcb::sockdiag_sample(sockets, options);
     times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
     p.sockets = sockets.size();
-    p.established = sample.ports.at(0).connections.at("established");
+    p.established = 0;
+    for (const mcb::ListenerSample& l : sample.listeners) p.established += l.established();
   }
   std::sort(times.begin(), times.end());
   p.milliseconds = times[times.size() / 2];

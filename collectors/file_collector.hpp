@@ -11,9 +11,11 @@
 
 namespace mcb {
 
-template <class Sample>
+template <class SampleT>
 class FileCollector : public Collector {
  public:
+  using Sample = SampleT;
+
   void collect(Done done) final {
     Result<Sample> s = read();
     if (!s) {

@@ -65,6 +65,18 @@ std::string errno_text(int negated) {
 
 }  // namespace
 
+std::optional<IpAddress> parse_ip(std::string_view text) {
+  const std::string z(text);  // inet_pton wants a terminated string
+  IpAddress a;
+  for (const int family : {AF_INET, AF_INET6}) {
+    if (inet_pton(family, z.c_str(), a.bytes.data()) == 1) {
+      a.family = family;
+      return canonical(a);
+    }
+  }
+  return std::nullopt;
+}
+
 IpAddress canonical(const IpAddress& a) {
   static constexpr std::uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (a.family != AF_INET6 || std::memcmp(a.bytes.data(), kMappedPrefix, 12) != 0) return a;

@@ -32,6 +32,10 @@ IpAddress canonical(const IpAddress& address);
 // The text inet_ntop writes ("127.0.0.2", "::1"), of the canonical address.
 std::string to_string(const IpAddress& address);
 
+// Pure. An IPv4 or IPv6 address in text ("127.0.0.1", "::1", "::ffff:10.0.0.1"), canonical;
+// nullopt for anything else (a host name).
+std::optional<IpAddress> parse_ip(std::string_view text);
+
 // One socket of a dump as the kernel reports it (struct inet_diag_msg).
 struct DiagSocket {
   std::uint8_t state = 0;  // TCP_ESTABLISHED ... TCP_CLOSING from <netinet/tcp.h>

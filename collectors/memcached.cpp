@@ -22,14 +22,6 @@ Getter stat(std::optional<T> MemcachedStats::*field, double scale = 1) {
   };
 }
 
-template <class T>
-Getter setting(std::optional<T> MemcachedSettings::*field) {
-  return [field](const MemcachedSample& s) -> std::optional<double> {
-    if (!s.settings || !(*s.settings.*field)) return std::nullopt;
-    return static_cast<double>(*(*s.settings.*field));
-  };
-}
-
 Labels target_label(const MemcachedSample& s) { return {{"target", s.target}}; }
 
 std::string describe(const TargetConfig& t) {
@@ -38,6 +30,38 @@ std::string describe(const TargetConfig& t) {
 }
 
 }  // namespace
+
+std::optional<double> max_connections(const MemcachedSample& s) {
+  if (!s.up) return std::nullopt;
+  if (s.stats.max_connections) return static_cast<double>(*s.stats.max_connections);
+  if (s.settings && s.settings->maxconns) return static_cast<double>(*s.settings->maxconns);
+  return std::nullopt;
+}
+
+std::optional<double> connection_limit(const MemcachedSample& s) {
+  auto limit = max_connections(s);
+  if (limit && s.stats.reserved_fds && *s.stats.reserved_fds < *limit) {
+    *limit -= static_cast<double>(*s.stats.reserved_fds);
+  }
+  return limit;
+}
+
+std::optional<double> worker_threads(const MemcachedSample& s) {
+  if (!s.up) return std::nullopt;
+  if (s.stats.threads) return static_cast<double>(*s.stats.threads);
+  if (s.settings && s.settings->num_threads) return static_cast<double>(*s.settings->num_threads);
+  return std::nullopt;
+}
+
+std::optional<double> listen_backlog(const MemcachedSample& s) {
+  if (!s.up || !s.settings || !s.settings->tcp_backlog) return std::nullopt;
+  return static_cast<double>(*s.settings->tcp_backlog);
+}
+
+std::optional<bool> maxconns_fast(const MemcachedSample& s) {
+  if (!s.up || !s.settings) return std::nullopt;
+  return s.settings->maxconns_fast;
+}
 
 void ProbeHistogram::observe(double seconds) {
   for (std::size_t i = 0; i < kProbeLatencyBuckets.size(); ++i) {
@@ -96,11 +120,7 @@ Families memcached_families(const std::vector<MemcachedSample>& samples) {
   put(gauge("memcached_max_connections",
             "Connections memcached allows, its -c (max_connections, else maxconns of "
             "stats settings)."),
-      [](const MemcachedSample& s) -> std::optional<double> {
-        if (s.stats.max_connections) return static_cast<double>(*s.stats.max_connections);
-        if (s.settings && s.settings->maxconns) return static_cast<double>(*s.settings->maxconns);
-        return std::nullopt;
-      });
+      [](const MemcachedSample& s) { return max_connections(s); });
   put(counter("memcached_connections_total",
               "Connections memcached accepted since it started (total_connections)."),
       stat(&S::total_connections));
@@ -129,7 +149,8 @@ Families memcached_families(const std::vector<MemcachedSample>& samples) {
   put(gauge("memcached_reserved_fds",
             "File descriptors memcached keeps for its own use out of -c (reserved_fds)."),
       stat(&S::reserved_fds));
-  put(gauge("memcached_threads", "Worker threads, memcached's -t (threads)."), stat(&S::threads));
+  put(gauge("memcached_threads", "Worker threads, memcached's -t (threads)."),
+      [](const MemcachedSample& s) { return worker_threads(s); });
   put(counter("memcached_process_user_cpu_seconds_total",
               "CPU seconds memcached spent in user mode (rusage_user)."),
       stat(&S::rusage_user));
@@ -152,13 +173,14 @@ Families memcached_families(const std::vector<MemcachedSample>& samples) {
   put(gauge("memcached_listen_backlog",
             "The listen backlog memcached asks for, its -b (tcp_backlog of stats settings); the "
             "kernel cuts it to net.core.somaxconn."),
-      setting(&MemcachedSettings::tcp_backlog));
+      [](const MemcachedSample& s) { return listen_backlog(s); });
   put(gauge("memcached_maxconns_fast",
             "1 if memcached rejects connections past -c at once (maxconns_fast), 0 if it "
             "disables its listener instead (-o no_maxconns_fast)."),
       [](const MemcachedSample& s) -> std::optional<double> {
-        if (!s.settings || !s.settings->maxconns_fast) return std::nullopt;
-        return *s.settings->maxconns_fast ? 1 : 0;
+        const auto fast = maxconns_fast(s);
+        if (!fast) return std::nullopt;
+        return *fast ? 1 : 0;
       });
   put(gauge("mcbacklog_memcached_cpu_utilization_ratio",
             "CPU memcached used (user + system) over the last interval, per worker thread: "
@@ -262,6 +284,8 @@ MemcachedSample MemcachedCollector::sample_of(Target& t) {
   MemcachedSample s;
   s.target = t.config.name;
   s.address = t.config.address.to_string();
+  s.endpoint = t.config.address;
+  s.probe_enabled = t.config.probe_interval.count() > 0;
   s.time = SteadyClock::now();
   const StatsReply reply = t.reply ? std::move(*t.reply) : StatsReply{};
   if (!reply.stats) {

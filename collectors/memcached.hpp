@@ -50,6 +50,8 @@ struct ProbeHistogram {
 struct MemcachedSample {
   std::string target;            // the `target` label: the configured name, or the address
   std::string address;           // "host:port", "[v6]:port" or "unix:/path"
+  Endpoint endpoint;             // the configured address, parsed
+  bool probe_enabled = false;    // the target has a probe_interval
   bool up = false;               // `stats` answered in this run
   std::string error;             // why not up
   SteadyClock::time_point time;  // when `stats` answered, or when the run gave up
@@ -62,6 +64,23 @@ struct MemcachedSample {
   ProbeHistogram probe_latency;      // successful probes since the collector started
   std::uint64_t probe_failures = 0;  // failed probes since the collector started
 };
+
+// Values with a fallback, in one place: /metrics and the alert rules both read them through
+// these, so they never disagree. Each is nullopt while the target is down or when memcached
+// reports neither source.
+// -c: `max_connections` of `stats`, else `maxconns` of `stats settings` (memcached before 1.5.x
+// reports only the latter).
+std::optional<double> max_connections(const MemcachedSample& s);
+// The connections memcached serves before it refuses: -c less the `reserved_fds` it keeps for
+// itself (when fewer than -c).
+std::optional<double> connection_limit(const MemcachedSample& s);
+// Worker threads: `threads` of `stats`, else `num_threads` of `stats settings`.
+std::optional<double> worker_threads(const MemcachedSample& s);
+// The listen backlog memcached asks for, -b: `tcp_backlog` of `stats settings`.
+std::optional<double> listen_backlog(const MemcachedSample& s);
+// Whether memcached answers past-limit clients at once (maxconns_fast) rather than disabling its
+// listener (-o no_maxconns_fast), from `stats settings`.
+std::optional<bool> maxconns_fast(const MemcachedSample& s);
 
 // Pure. CPU seconds (user + system) memcached used per second between two answers, divided by
 // its worker threads. Absent without both rusages and threads, across a restart (another pid or

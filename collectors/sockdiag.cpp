@@ -35,7 +35,7 @@ struct AddressHash {
 // Remote addresses of one port with their ESTABLISHED connection counts.
 using ClientCounts = std::unordered_map<IpAddress, std::uint64_t, AddressHash>;
 
-void fill_clients(PortSample& port, const ClientCounts& counts, int top) {
+void fill_clients(ListenerSample& l, const ClientCounts& counts, int top) {
   std::vector<std::pair<IpAddress, std::uint64_t>> ranked(counts.begin(), counts.end());
   // Only the top clients are ordered: most connections first, ties by address, so the choice
   // does not depend on the hash order.
@@ -44,55 +44,95 @@ void fill_clients(PortSample& port, const ClientCounts& counts, int top) {
                     ranked.end(), [](const auto& a, const auto& b) {
                       return a.second != b.second ? a.second > b.second : a.first < b.first;
                     });
-  port.clients = ranked.size();
+  l.clients = ranked.size();
   for (std::size_t i = 0; i < ranked.size(); ++i) {
     if (i < shown) {
-      port.top_clients.push_back({to_string(ranked[i].first), ranked[i].second});
+      l.top_clients.push_back({to_string(ranked[i].first), ranked[i].second});
     } else {
-      port.other_clients_connections += ranked[i].second;
+      l.other_clients_connections += ranked[i].second;
     }
   }
 }
 
+IpAddress wildcard(int family) {
+  IpAddress a;
+  a.family = family;
+  return a;  // all zero: 0.0.0.0 or ::
+}
+
+// The figures of one listener while a dump is aggregated.
+struct Group {
+  ListenerSample sample;
+  std::array<std::uint64_t, TCP_CLOSING + 1> by_state{};
+  ClientCounts clients;
+};
+
 }  // namespace
+
+std::uint64_t ListenerSample::established() const {
+  const auto e = connections.find("established");
+  return e == connections.end() ? 0 : e->second;
+}
+
+std::string listener_name(std::string_view address, std::uint16_t port) {
+  const bool v6 = address.find(':') != std::string_view::npos;
+  return (v6 ? "[" + std::string(address) + "]" : std::string(address)) + ":" +
+         std::to_string(port);
+}
+
+bool is_wildcard(std::string_view address) { return address == "0.0.0.0" || address == "::"; }
 
 SockdiagSample sockdiag_sample(std::span<const DiagSocket> sockets, const SockdiagOptions& options,
                                const ListenerPeaks& peaks) {
-  SockdiagSample out;
-  std::map<ListenerKey, ListenerSample> listeners;
-  // Per watched port: sockets by state (indexed by TCP state), ESTABLISHED ones by client.
-  std::vector<std::array<std::uint64_t, TCP_CLOSING + 1>> by_state(options.ports.size());
-  std::vector<ClientCounts> clients(options.ports.size());
-  out.ports.resize(options.ports.size());
+  auto watched = [&options](std::uint16_t port) {
+    return std::binary_search(options.ports.begin(), options.ports.end(), port);
+  };
+  std::map<ListenerKey, Group> groups;
   for (const DiagSocket& s : sockets) {
-    const auto watched = std::lower_bound(options.ports.begin(), options.ports.end(), s.local_port);
-    if (watched == options.ports.end() || *watched != s.local_port) continue;
-    if (s.state == TCP_LISTEN) {
-      const IpAddress address = canonical(s.local);
-      ListenerSample& l = listeners[{s.local_port, address}];
-      l.address = to_string(address);
-      l.port = s.local_port;
-      l.queue_length += s.rqueue;
-      l.queue_max += s.wqueue;
-      if (s.drops) l.drops = l.drops.value_or(0) + *s.drops;
-      continue;
-    }
-    const auto index = static_cast<std::size_t>(watched - options.ports.begin());
-    if (s.state < by_state[index].size()) ++by_state[index][s.state];
-    if (s.state == TCP_ESTABLISHED) ++clients[index][canonical(s.remote)];
-    if (s.wqueue > options.send_queue_threshold_bytes) ++out.ports[index].send_queue_blocked;
+    if (s.state != TCP_LISTEN || !watched(s.local_port)) continue;
+    ListenerSample& l = groups[{s.local_port, canonical(s.local)}].sample;
+    l.listening = true;
+    l.queue_length += s.rqueue;
+    l.queue_max += s.wqueue;
+    if (s.drops) l.drops = l.drops.value_or(0) + *s.drops;
   }
-  for (std::size_t i = 0; i < out.ports.size(); ++i) {
-    PortSample& port = out.ports[i];
-    port.port = options.ports[i];
+  // The listener a connection came to: its own address, else the wildcard of its family, else
+  // (IPv4 through a dual-stack socket) the IPv6 wildcard, else a group of its own.
+  auto group_of = [&groups](std::uint16_t port, const IpAddress& local) -> Group& {
+    for (const IpAddress& a : {local, wildcard(local.family), wildcard(AF_INET6)}) {
+      auto it = groups.find({port, a});
+      if (it != groups.end() && it->second.sample.listening) return it->second;
+    }
+    return groups[{port, local}];
+  };
+  ListenerKey last_key;  // connections come in runs of one local address and port
+  Group* last = nullptr;
+  for (const DiagSocket& s : sockets) {
+    if (s.state == TCP_LISTEN || !watched(s.local_port)) continue;
+    const ListenerKey key{s.local_port, canonical(s.local)};
+    if (last == nullptr || key != last_key) {
+      last = &group_of(key.first, key.second);
+      last_key = key;
+    }
+    Group& g = *last;
+    if (s.state < g.by_state.size()) ++g.by_state[s.state];
+    if (s.state == TCP_ESTABLISHED) ++g.clients[canonical(s.remote)];
+    if (s.wqueue > options.send_queue_threshold_bytes) ++g.sample.send_queue_blocked;
+  }
+  SockdiagSample out;
+  out.listeners.reserve(groups.size());
+  for (auto& [key, g] : groups) {
+    ListenerSample& l = g.sample;
+    l.address = to_string(key.second);
+    l.port = key.first;
     for (int state = TCP_ESTABLISHED; state <= TCP_CLOSING; ++state) {
-      if (state != TCP_LISTEN) port.connections.emplace(tcp_state_name(state), by_state[i][state]);
+      if (state != TCP_LISTEN) l.connections.emplace(tcp_state_name(state), g.by_state[state]);
     }
-    fill_clients(port, clients[i], options.top_clients);
-  }
-  for (auto& [key, l] : listeners) {
-    const auto peak = peaks.find(key);
-    l.queue_peak = std::max(l.queue_length, peak == peaks.end() ? 0 : peak->second);
+    fill_clients(l, g.clients, options.top_clients);
+    if (l.listening) {
+      const auto peak = peaks.find(key);
+      l.queue_peak = std::max(l.queue_length, peak == peaks.end() ? 0 : peak->second);
+    }
     out.listeners.push_back(std::move(l));
   }
   return out;
@@ -118,34 +158,40 @@ Families sockdiag_families(const SockdiagSample& s, Duration sample_interval,
                        "dropped because its accept queue was full, and other failures to set a "
                        "connection up. This listener's share of TcpExt ListenDrops.");
   for (const ListenerSample& l : s.listeners) {
+    if (!l.listening) continue;
     const Labels labels{{"address", l.address}, {"port", std::to_string(l.port)}};
     length.add(l.queue_length, labels);
     max.add(l.queue_max, labels);
     peak.add(l.queue_peak, labels);
     if (l.drops) drops.add(static_cast<double>(*l.drops), labels);
   }
-  auto connections =
-      gauge("mcbacklog_connections", "Server-side TCP sockets on the port (local port), by state.");
+  auto connections = gauge("mcbacklog_connections",
+                           "Server-side TCP sockets that came to the listener (its local address "
+                           "and port, or any address for a wildcard listener), by state.");
   auto per_client = gauge("mcbacklog_client_connections",
-                          "ESTABLISHED connections on the port from each of the clients holding "
-                          "the most; the rest are summed as client=\"other\".");
+                          "ESTABLISHED connections to the listener from each of the clients "
+                          "holding the most; the rest are summed as client=\"other\".");
   auto clients = gauge("mcbacklog_clients",
-                       "Distinct client addresses with an ESTABLISHED connection on the port.");
+                       "Distinct client addresses with an ESTABLISHED connection to the listener.");
   auto blocked = gauge("mcbacklog_connections_send_queue_blocked",
-                       "Server-side sockets on the port whose send queue holds more than "
+                       "Server-side sockets of the listener whose send queue holds more than "
                        "send_queue_threshold_bytes: clients not reading their replies.");
-  for (const PortSample& p : s.ports) {
-    const std::string port = std::to_string(p.port);
-    for (const auto& [state, count] : p.connections) {
-      connections.add(static_cast<double>(count), {{"port", port}, {"state", state}});
+  for (const ListenerSample& l : s.listeners) {
+    const std::string port = std::to_string(l.port);
+    auto labels = [&](std::string name = {}, std::string value = {}) {
+      Labels out{{"address", l.address}, {"port", port}};
+      if (!name.empty()) out.push_back({std::move(name), std::move(value)});
+      return out;
+    };
+    for (const auto& [state, count] : l.connections) {
+      connections.add(static_cast<double>(count), labels("state", state));
     }
-    for (const ClientConnections& c : p.top_clients) {
-      per_client.add(static_cast<double>(c.connections), {{"port", port}, {"client", c.client}});
+    for (const ClientConnections& c : l.top_clients) {
+      per_client.add(static_cast<double>(c.connections), labels("client", c.client));
     }
-    per_client.add(static_cast<double>(p.other_clients_connections),
-                   {{"port", port}, {"client", "other"}});
-    clients.add(static_cast<double>(p.clients), {{"port", port}});
-    blocked.add(static_cast<double>(p.send_queue_blocked), {{"port", port}});
+    per_client.add(static_cast<double>(l.other_clients_connections), labels("client", "other"));
+    clients.add(static_cast<double>(l.clients), labels());
+    blocked.add(static_cast<double>(l.send_queue_blocked), labels());
   }
   Families out;
   for (FamilyBuilder* f :

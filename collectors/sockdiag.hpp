@@ -3,10 +3,10 @@
 // netlink sock_diag dumps filtered in the kernel to the watched ports (their local port).
 //
 // Each run dumps the watched ports' sockets (dump_watched) and reports per listener the accept
-// queue (length, max, and its peak over `peak_window`) and per port the connections by state,
-// the clients holding them and the sockets whose send queue is blocked. Between runs a sampler on
-// its own timer dumps only LISTEN sockets every `sample_interval` (the kernel then skips the
-// connection table, so it costs the same whatever the number of connections) and keeps the
+// queue (length, max, and its peak over `peak_window`) and the connections that came to it by
+// state, the clients holding them and the sockets whose send queue is blocked. Between runs a
+// sampler on its own timer dumps only LISTEN sockets every `sample_interval` (the kernel then skips
+// the connection table, so it costs the same whatever the number of connections) and keeps the
 // peak, so a burst shorter than the interval still shows. The sampler starts with the first run
 // and ends with stop().
 //
@@ -34,26 +34,30 @@
 
 namespace mcb {
 
+struct ClientConnections {
+  std::string client;  // the remote address, IPv4-mapped IPv6 shown as IPv4
+  std::uint64_t connections = 0;
+};
+
+// One watched listener, keyed by (port, address): its accept queue, while a LISTEN socket is
+// open there, and the server-side connections that came to it. A connection belongs to the
+// listener on its own local address and port, else to the wildcard listener (0.0.0.0, or :: which
+// also takes IPv4 on a dual-stack socket) on its port; one that matches no open listener (the
+// listener closed, memcached went away) is kept under its own local address with `listening`
+// false, so its figures are never given to another memcached.
 struct ListenerSample {
   std::string address;  // "0.0.0.0", "::", "127.0.0.1"
   std::uint16_t port = 0;
+  bool listening = false;          // a LISTEN socket is open here; the queue figures are its own
   std::uint32_t queue_length = 0;  // idiag_rqueue: connections waiting for accept()
   std::uint32_t queue_max = 0;     // idiag_wqueue; 0: the application stopped accepting
   std::uint32_t queue_peak = 0;    // largest queue_length over the peak window
   // Connections the listener dropped since it was created (DiagSocket::drops), when the kernel
   // reports it: the overflows of this listener, where ListenOverflows counts the host's.
   std::optional<std::uint64_t> drops = std::nullopt;
-};
 
-struct ClientConnections {
-  std::string client;  // the remote address, IPv4-mapped IPv6 shown as IPv4
-  std::uint64_t connections = 0;
-};
-
-struct PortSample {
-  std::uint16_t port = 0;
-  // Server-side sockets (local port == port) by state name, every state but "listen" present,
-  // "established" included.
+  // Server-side sockets that came to this listener, by state name: every state but "listen"
+  // present, "established" included.
   std::map<std::string, std::uint64_t, std::less<>> connections;
   // ESTABLISHED connections per remote address: the `top_clients` largest, most first (ties by
   // address), and the connections of every other client summed.
@@ -63,13 +67,23 @@ struct PortSample {
   // Server-side sockets whose send queue holds more than send_queue_threshold_bytes: replies the
   // client is not reading.
   std::uint64_t send_queue_blocked = 0;
+
+  std::uint64_t established() const;
 };
 
+// "127.0.0.1:11211", "[::1]:11211": how a listener is written for people.
+std::string listener_name(std::string_view address, std::uint16_t port);
+inline std::string listener_name(const ListenerSample& l) {
+  return listener_name(l.address, l.port);
+}
+
+// Whether `address` is the wildcard address of its family (0.0.0.0 or ::).
+bool is_wildcard(std::string_view address);
+
 struct SockdiagSample {
-  // LISTEN sockets on watched ports by (port, address). Sockets sharing an address and port
-  // (SO_REUSEPORT) are one listener with their queues summed.
+  // Watched listeners by (port, address). Sockets sharing an address and port (SO_REUSEPORT) are
+  // one listener with their queues summed.
   std::vector<ListenerSample> listeners;
-  std::vector<PortSample> ports;  // one per watched port, in port order
 };
 
 struct SockdiagOptions {
@@ -97,9 +111,10 @@ Status dump_watched(SockDiagSocket& socket, const std::vector<std::byte>& filter
 using ListenerKey = std::pair<std::uint16_t, IpAddress>;
 using ListenerPeaks = std::map<ListenerKey, std::uint32_t>;
 
-// Pure: aggregates the sockets of a dump. Sockets whose local port is not watched are ignored,
-// so an unfiltered dump gives the same sample. A listener's queue_peak is the larger of its
-// length and its entry in `peaks`.
+// Pure: aggregates the sockets of a dump into listeners, connections joined to the listener they
+// came to (see ListenerSample). Sockets whose local port is not watched are ignored, so an
+// unfiltered dump gives the same sample. A listener's queue_peak is the larger of its length and
+// its entry in `peaks`.
 SockdiagSample sockdiag_sample(std::span<const DiagSocket> sockets, const SockdiagOptions& options,
                                const ListenerPeaks& peaks = {});
 
@@ -130,6 +145,7 @@ class SockdiagCollector final : public Collector,
                                 public std::enable_shared_from_this<SockdiagCollector> {
  public:
   using Clock = std::chrono::steady_clock;
+  using Sample = SockdiagSample;
 
   // `interval`: the scheduler's; it bounds each run's dump to half of it.
   SockdiagCollector(boost::asio::io_context& io, const SockdiagConfig& config,

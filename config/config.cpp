@@ -7,47 +7,13 @@
 
 namespace mcb {
 
-const std::vector<std::pair<std::string, AlertThreshold>>& default_thresholds() {
-  using std::chrono::seconds;
-  // warning, critical, clear, for, window. Units per alert are listed in README.
-  static const std::vector<std::pair<std::string, AlertThreshold>> kDefaults{
-      // Both the stats connection and the probe failing for 5 s.
-      {"MemcachedDown", {1, 1, 1, seconds(5), seconds(60)}},
-      // Overflows in the window: any is worth a look, one a second on average pages.
-      {"ListenQueueOverflow", {1, 60, 1, seconds(0), seconds(60)}},
-      // Peak queue length over its max.
-      {"AcceptQueueFilling", {0.5, 0.8, 0.4, seconds(5), seconds(60)}},
-      // Probe seconds; a probe that fails while stats answers is critical regardless.
-      {"ProbeSlow", {0.1, 1.0, 0.05, seconds(10), seconds(60)}},
-      // New connections per second; 470/s is where one client exhausts its 28232 ephemeral
-      // ports within the 60 s TIME_WAIT. Plus established connections on the port.
-      {"ConnectionSprawl", {100, 470, 80, seconds(30), seconds(60), 5000, 20000}},
-      // Connections over the effective limit (-c less reserved descriptors), as memcached-mixin.
-      {"MaxConnectionsNear", {0.8, 0.95, 0.75, seconds(5), seconds(60)}},
-      // CPU seconds per second per worker thread.
-      {"MemcachedCpuSaturated", {0.8, 0.95, 0.7, seconds(30), seconds(60)}},
-      // Utilisation of link speed, either direction.
-      {"NetworkSaturated", {0.8, 0.95, 0.7, seconds(30), seconds(60)}},
-      // Floors on the effective backlog: below `warning` always, below `critical` while
-      // memcached's listener overflows (1024 is memcached's default -b).
-      {"SomaxconnTooLow", {128, 1024, 128, seconds(0), seconds(60)}},
-      // Connections holding unread replies.
-      {"SlowClients", {1, 10, 1, seconds(30), seconds(60)}},
-      // Bytes over the memory limit, while evicting. `bytes` counts items, not the slab chunks
-      // holding them (sizes grow by -f 1.25), so a cache that is full and evicting reports 84% to
-      // 93% of -m depending on item sizes (measured with items of 100 B to 300 KB).
-      {"MemcachedMemoryFull", {0.8, 0.9, 0.75, seconds(60), seconds(300)}},
-  };
-  return kDefaults;
-}
-
-Config Config::defaults() {
+Config Config::defaults(AlertSchemas alerts) {
   Config c;
   TargetConfig t;
   t.address = *parse_target_address(kDefaultTargetAddress);
   t.name = std::string(kDefaultTargetAddress);
   c.targets.push_back(t);
-  for (const auto& [name, th] : default_thresholds()) c.thresholds.emplace(name, th);
+  for (const AlertSchema& a : alerts) c.thresholds.emplace(std::string(a.name), a.defaults);
   return c;
 }
 
@@ -91,11 +57,12 @@ void walk_target(Walker& w, const YAML::Node& node, const std::string& path, Tar
   if (t.name.empty()) t.name = address_text;
 }
 
-void walk_thresholds(Walker& w, const YAML::Node& node, const std::string& path, Config& c) {
+void walk_thresholds(Walker& w, const YAML::Node& node, const std::string& path, Config& c,
+                     AlertSchemas alerts) {
   Walker::Table table;
-  for (const auto& [name, defaults] : default_thresholds()) {
-    table.emplace_back(name, [&w, &c, alert = name](const YAML::Node& n, const std::string& p) {
-      AlertThreshold& th = c.thresholds[alert];
+  for (const AlertSchema& alert : alerts) {
+    table.emplace_back(alert.name, [&w, &c, &alert](const YAML::Node& n, const std::string& p) {
+      AlertThreshold& th = c.thresholds[std::string(alert.name)];
       Walker::Table keys{
           {"warning", [&](auto& v, auto& q) { w.number(v, q, th.warning, 0, 1e12); }},
           {"critical", [&](auto& v, auto& q) { w.number(v, q, th.critical, 0, 1e12); }},
@@ -105,12 +72,9 @@ void walk_thresholds(Walker& w, const YAML::Node& node, const std::string& path,
           {"window", [&](auto& v, auto& q) {
              w.duration(v, q, th.window, std::chrono::seconds(1), std::chrono::hours(24));
            }}};
-      if (alert == "ConnectionSprawl") {
-        keys.emplace_back("connections_warning", [&](auto& v, auto& q) {
-          w.number(v, q, th.connections_warning, 0, 1e9);
-        });
-        keys.emplace_back("connections_critical", [&](auto& v, auto& q) {
-          w.number(v, q, th.connections_critical, 0, 1e9);
+      for (const ThresholdKey& extra : alert.extra_keys) {
+        keys.emplace_back(extra.key, [&w, &th, &extra](auto& v, auto& q) {
+          w.number(v, q, th.*extra.field, 0, extra.max);
         });
       }
       w.mapping(n, p, keys);
@@ -119,7 +83,7 @@ void walk_thresholds(Walker& w, const YAML::Node& node, const std::string& path,
   w.mapping(node, path, table);
 }
 
-void walk_root(Walker& w, const YAML::Node& root, Config& c) {
+void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts) {
   bool targets_given = false;
   auto enabled = [&w](bool& flag) {
     return std::pair<std::string_view, Walker::Handler>{
@@ -194,7 +158,7 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c) {
                        {"exclude", [&](auto& v, auto& r) { w.regex(v, r, c.netdev.exclude); }}});
                 }}});
         }},
-       {"thresholds", [&](auto& n, auto& p) { walk_thresholds(w, n, p, c); }},
+       {"thresholds", [&](auto& n, auto& p) { walk_thresholds(w, n, p, c, alerts); }},
        {"paths",
         [&](auto& n, auto& p) {
           w.mapping(n, p,
@@ -239,18 +203,23 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c) {
 }
 
 // Cross-field checks that no single key can make: levels in order, windows that fit.
-void check_consistency(Walker& w, const YAML::Node& root, const Config& c) {
-  for (const auto& [name, th] : c.thresholds) {
+void check_consistency(Walker& w, const YAML::Node& root, const Config& c, AlertSchemas alerts) {
+  for (const AlertSchema& alert : alerts) {
+    const std::string name(alert.name);
     const YAML::Node node = root["thresholds"] ? root["thresholds"][name] : YAML::Node();
     if (!node) continue;  // the defaults are consistent
+    const AlertThreshold& th = c.thresholds.at(name);
     const std::string path = "thresholds." + name;
-    // SomaxconnTooLow is a floor: lower values are worse, so its levels run the other way.
-    const bool floor = name == "SomaxconnTooLow";
-    if (!floor && th.critical < th.warning) {
-      w.error(node.Mark(), path, "critical must not be below warning");
+    if (alert.lower_is_worse) {
+      // Floors (SomaxconnTooLow): below `warning` always, below `critical` only while overflowing,
+      // so the two are not ordered; a condition clears above `clear`.
+      if (th.clear < th.warning) {
+        w.error(node.Mark(), path, "clear must not be below warning (lower is worse)");
+      }
+      continue;
     }
-    if (!floor && th.clear > th.warning)
-      w.error(node.Mark(), path, "clear must not be above warning");
+    if (th.critical < th.warning) w.error(node.Mark(), path, "critical must not be below warning");
+    if (th.clear > th.warning) w.error(node.Mark(), path, "clear must not be above warning");
   }
   if (c.sockdiag.peak_window < c.sockdiag.sample_interval) {
     const YAML::Node node = root["collectors"]["sockdiag"];
@@ -261,22 +230,23 @@ void check_consistency(Walker& w, const YAML::Node& root, const Config& c) {
 
 }  // namespace
 
-Result<Config> parse_config(std::string_view yaml, std::string_view file_name) {
+Result<Config> parse_config(std::string_view yaml, std::string_view file_name,
+                            AlertSchemas alerts) {
   Walker w{std::string(file_name)};
-  Config c = Config::defaults();
+  Config c = Config::defaults(alerts);
   c.source = std::string(file_name);
   auto parsed = w.parse(yaml, [&](const YAML::Node& root) {
-    walk_root(w, root, c);
-    if (!w.has_errors() && root.IsMap()) check_consistency(w, root, c);
+    walk_root(w, root, c, alerts);
+    if (!w.has_errors() && root.IsMap()) check_consistency(w, root, c, alerts);
   });
   if (!parsed) return parsed.error();
   return c;
 }
 
-Result<Config> load_config(const std::string& path) {
+Result<Config> load_config(const std::string& path, AlertSchemas alerts) {
   auto text = read_config_file(path);
   if (!text) return text.error();
-  return parse_config(*text, path);
+  return parse_config(*text, path, alerts);
 }
 
 }  // namespace mcb

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,22 +56,41 @@ struct NetdevConfig {
 };
 
 // One alert's levels. What the value measures (a ratio, seconds, a count) is the alert's own;
-// README lists them. `clear` is the hysteresis level below which a firing alert returns to ok,
-// `for_` how long a condition must hold before it fires, `window` the span over which counter
-// increases ("rising") are measured.
+// docs/alerts.md lists them. `clear` is the hysteresis level past which a condition that held
+// returns to ok, `for_` how long a condition must hold before it fires, `window` the span over
+// which counter increases ("rising") are measured.
 struct AlertThreshold {
   double warning = 0;
   double critical = 0;
   double clear = 0;
   Duration for_ = std::chrono::seconds(0);
   Duration window = std::chrono::seconds(60);
-  // ConnectionSprawl only: established connections on memcached's port.
+  // ConnectionSprawl: connections held, as a share of the effective connection limit, while they
+  // keep rising.
   double connections_warning = 0;
   double connections_critical = 0;
+  // MaxConnectionsNear: seconds left before connections, growing as they are, reach the limit.
+  double time_left_warning = 0;
+  double time_left_critical = 0;
 };
 
-// The alert catalogue with its default levels, in catalogue order.
-const std::vector<std::pair<std::string, AlertThreshold>>& default_thresholds();
+// A level an alert takes beside warning, critical, clear, for and window.
+struct ThresholdKey {
+  std::string_view key;
+  double AlertThreshold::*field;
+  double max;  // the largest value accepted (the smallest is 0)
+};
+
+// What the loader knows of one alert: its name, default levels, which way they run, and the
+// alert-specific keys it takes. The alert rule table (daemon/alerts/rules.hpp) makes these, so the
+// names and defaults have one source.
+struct AlertSchema {
+  std::string_view name;
+  AlertThreshold defaults;
+  bool lower_is_worse = false;  // floors (SomaxconnTooLow): a lower value is worse
+  std::span<const ThresholdKey> extra_keys;
+};
+using AlertSchemas = std::span<const AlertSchema>;
 
 struct PathsConfig {
   std::string procfs = "/proc";
@@ -97,22 +117,24 @@ struct Config {
   SysctlConfig sysctl;
   SockdiagConfig sockdiag;
   NetdevConfig netdev;
-  std::map<std::string, AlertThreshold, std::less<>> thresholds;  // every alert of the catalogue
+  std::map<std::string, AlertThreshold, std::less<>> thresholds;  // every alert of the schemas
   PathsConfig paths;
   WebConfig web;
   LogConfig log;
 
-  // The built-in defaults (what runs when there is no config file).
-  static Config defaults();
+  // The built-in defaults (what runs when there is no config file), with every alert of `alerts`
+  // at its default levels.
+  static Config defaults(AlertSchemas alerts);
 
   // Ports the sockdiag collector watches: its `ports`, or those of the TCP targets.
   std::vector<std::uint16_t> watched_ports() const;
 };
 
-// Parses YAML text. `file_name` is used in error messages only.
-Result<Config> parse_config(std::string_view yaml, std::string_view file_name);
+// Parses YAML text; `thresholds` may name the alerts of `alerts` only. `file_name` is used in
+// error messages only.
+Result<Config> parse_config(std::string_view yaml, std::string_view file_name, AlertSchemas alerts);
 
 // Reads and parses a file. A missing or unreadable file is an error naming it.
-Result<Config> load_config(const std::string& path);
+Result<Config> load_config(const std::string& path, AlertSchemas alerts);
 
 }  // namespace mcb

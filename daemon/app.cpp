@@ -14,13 +14,13 @@
 namespace mcb {
 
 Result<Config> load_configuration(const Flags& flags) {
-  Result<Config> loaded = Config::defaults();
+  Result<Config> loaded = default_config();
   if (flags.config_file) {
-    loaded = load_config(*flags.config_file);
+    loaded = load_config(*flags.config_file, alert_schemas());
   } else {
     struct stat st {};
     const std::string path(kDefaultConfigFile);
-    if (::stat(path.c_str(), &st) == 0) loaded = load_config(path);
+    if (::stat(path.c_str(), &st) == 0) loaded = load_config(path, alert_schemas());
   }
   if (!loaded) return loaded;
   Config& c = *loaded;
@@ -56,7 +56,7 @@ HttpContent App::http_content() {
   c.metrics_text = [this]() -> const std::string& { return exposition_.text(); };
   c.metrics_gzip = [this]() -> const std::string& { return exposition_.gzip(); };
   c.ready = [this] { return ready_; };
-  c.alerts_json = [this] { return evaluator_->json(); };
+  c.alerts_json = [this]() -> const std::string& { return evaluator_->json(); };
   c.version = std::string(kVersion) + " (revision " + kRevision + ")";
   return c;
 }
@@ -107,8 +107,8 @@ void App::on_cycle() {
     exposition_.set_sources(std::move(*pending_sources_));
     pending_sources_.reset();
   }
-  evaluator_->evaluate(collect_signals(collectors_, config_, std::chrono::steady_clock::now(),
-                                       std::chrono::system_clock::now()));
+  evaluator_->evaluate(
+      observe(collectors_, std::chrono::steady_clock::now(), std::chrono::system_clock::now()));
   process_->refresh();
   exposition_.invalidate();
   if (!ready_) {

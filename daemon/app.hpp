@@ -17,6 +17,7 @@
 #include "collectors/table.hpp"
 #include "config/config.hpp"
 #include "daemon/alerts/evaluator.hpp"
+#include "daemon/alerts/rules.hpp"
 #include "daemon/flags.hpp"
 #include "daemon/http/exposition.hpp"
 #include "daemon/http/security.hpp"

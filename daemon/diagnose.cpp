@@ -17,10 +17,10 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <boost/property_tree/json_parser.hpp>
-#include <boost/property_tree/ptree.hpp>
 
 #include "collectors/table.hpp"
+#include "daemon/alerts/alerts_json.hpp"
+#include "daemon/alerts/rules.hpp"
 #include "daemon/scheduler.hpp"
 
 namespace mcb {
@@ -49,13 +49,15 @@ std::string state_word(Level l, bool color, int width = 8) {
   return color ? std::string(level_color(l)) + kBold + padded + kReset : padded;
 }
 
-std::string num(double v) {
-  if (v == std::floor(v) && std::fabs(v) < 1e15) return fmt::format("{:.0f}", v);
-  return fmt::format("{:.3g}", v);
-}
+std::string num(double v) { return format_number(v); }
 
 std::string opt(const std::optional<double>& v, const char* missing = "unknown") {
   return v ? num(*v) : missing;
+}
+
+template <class T>
+std::optional<double> as_double(const std::optional<T>& v) {
+  return v ? std::optional<double>(static_cast<double>(*v)) : std::nullopt;
 }
 
 std::string bytes(double b) {
@@ -85,136 +87,192 @@ std::string subject_of(const AlertStatus& a) {
   return s;
 }
 
-void render_signals(std::string& out, const Signals& s) {
-  out += "Signals\n";
-  for (const TargetSignals& t : s.targets) {
-    std::string head = "memcached " + t.name;
-    if (t.address != t.name) head += " (" + t.address + ")";
-    if (!t.up) {
-      line(out, head, "stats failed: " + t.stats_error);
-    } else {
-      line(out, head,
-           fmt::format("up, version {}, {} worker threads, up for {}", t.version, opt(t.threads),
-                       t.uptime ? seconds_text(*t.uptime) : "unknown"));
-      std::string conns = opt(t.curr_connections) + " of -c " + opt(t.max_connections);
-      if (t.reserved_fds && t.max_connections) {
-        conns += fmt::format(" (effective limit {}: {} descriptors reserved)",
-                             num(*t.max_connections - *t.reserved_fds), num(*t.reserved_fds));
-      }
-      line(out, "  connections", conns);
-      line(out, "  accepting new connections",
-           !t.accepting_conns ? "unknown" : (*t.accepting_conns > 0 ? "yes" : "NO"));
-      line(out, "  listen backlog (-b)", opt(t.tcp_backlog));
-      if (t.maxconns_fast) {
-        line(out, "  at the limit",
-             *t.maxconns_fast ? "refuses with \"ERROR Too many open connections\" (maxconns_fast)"
-                              : "stops accepting (-o no_maxconns_fast)");
-      }
-      line(out, "  CPU per worker thread", opt(t.cpu_utilization, "not yet measured"));
-      if (t.bytes && t.limit_maxbytes) {
-        line(out, "  memory", bytes(*t.bytes) + " of " + bytes(*t.limit_maxbytes));
-      }
-    }
-    if (!t.probe_enabled) {
-      line(out, "  fresh-connection probe", "off");
-    } else if (!t.probe_success) {
-      line(out, "  fresh-connection probe", "no result yet");
-    } else if (*t.probe_success) {
-      line(out, "  fresh-connection probe",
-           fmt::format("answered in {:.2f} ms", t.probe_seconds.value_or(0) * 1000));
-    } else {
-      line(out, "  fresh-connection probe",
-           fmt::format("FAILED after {:.2f} s: {}", t.probe_seconds.value_or(0), t.probe_error));
-    }
-  }
-  line(out, "kernel net.core.somaxconn", opt(s.host.somaxconn));
-  line(out, "kernel listen overflows / drops",
-       opt(s.host.listen_overflows) + " / " + opt(s.host.listen_drops) +
-           " since the network namespace started");
-  if (s.sockets_known) {
-    for (const ListenerSignals& l : s.listeners) {
-      line(out, fmt::format("listener {}:{}", l.address, l.port),
-           (l.queue_max == 0
+void render_listener(std::string& out, const ListenerSample& l, const std::string& indent) {
+  std::string queue = "no listener open (connections left from an earlier one)";
+  if (l.listening) {
+    queue = l.queue_max == 0
                 ? fmt::format("{} waiting, max queue 0: not accepting", num(l.queue_length))
                 : fmt::format("{} waiting of a max {} (peak {})", num(l.queue_length),
-                              num(l.queue_max), num(l.queue_peak))) +
-               (l.drops ? fmt::format("; {} connections dropped since it opened", num(*l.drops))
-                        : ""));
+                              num(l.queue_max), num(l.queue_peak));
+    if (l.drops) {
+      queue += fmt::format("; {} since it opened",
+                           plural(static_cast<double>(*l.drops), "connection dropped"));
     }
-    for (const PortSignals& p : s.ports) {
-      std::string top;
-      for (const ClientCount& c : p.top_clients) {
-        top += fmt::format("{}{} ({})", top.empty() ? "" : ", ", c.client, num(c.connections));
-      }
-      line(out, fmt::format("port {}", p.port),
-           fmt::format("{} established from {} clients{}; {} with unread replies",
-                       num(p.established), num(p.clients), top.empty() ? "" : ", most from " + top,
-                       num(p.send_queue_blocked)));
-    }
-  } else {
-    line(out, "listeners and connections", "unknown (sockdiag collector off or failing)");
   }
-  for (const NicSignals& n : s.nics) {
-    auto pct = [](const std::optional<double>& v) {
-      return v ? fmt::format("{:.0f}%", *v * 100) : std::string("?");
-    };
-    line(out, "NIC " + n.device,
-         fmt::format("receive {}, transmit {} of link speed; {} drops", pct(n.receive_utilization),
-                     pct(n.transmit_utilization), num(n.receive_drops + n.transmit_drops)));
+  line(out, indent + "listener " + listener_name(l), queue);
+  std::string top;
+  for (const ClientConnections& c : l.top_clients) {
+    top += fmt::format("{}{} ({})", top.empty() ? "" : ", ", c.client, num(c.connections));
+  }
+  line(out, indent + "  connections",
+       fmt::format("{} established from {}{}; {} with unread replies",
+                   num(static_cast<double>(l.established())),
+                   plural(static_cast<double>(l.clients), "client"),
+                   top.empty() ? "" : ", most from " + top,
+                   num(static_cast<double>(l.send_queue_blocked))));
+}
+
+void render_target(std::string& out, const TargetView& view) {
+  const MemcachedSample& m = *view.memcached;
+  std::string head = "memcached " + m.target;
+  if (m.address != m.target) head += " (" + m.address + ")";
+  if (!m.up) {
+    line(out, head, "stats failed: " + m.error);
+  } else {
+    const MemcachedStats& st = m.stats;
+    line(out, head,
+         fmt::format("up, version {}, {} worker threads, up for {}",
+                     st.version.empty() ? "unknown" : st.version, opt(worker_threads(m)),
+                     st.uptime ? seconds_text(static_cast<double>(*st.uptime)) : "unknown"));
+    const auto max = max_connections(m);
+    const auto limit = connection_limit(m);
+    std::string conns = opt(as_double(st.curr_connections)) + " of -c " + opt(max);
+    if (max && limit && *limit < *max) {
+      conns += fmt::format(" (effective limit {}: {} reserved)", num(*limit),
+                           plural(*max - *limit, "descriptor"));
+    }
+    line(out, "  connections", conns);
+    line(out, "  accepting new connections",
+         !st.accepting_conns ? "unknown" : (*st.accepting_conns > 0 ? "yes" : "NO"));
+    line(out, "  listen backlog (-b)", opt(listen_backlog(m)));
+    if (const auto fast = maxconns_fast(m)) {
+      line(out, "  at the limit",
+           *fast ? "refuses with \"ERROR Too many open connections\" (maxconns_fast)"
+                 : "stops accepting (-o no_maxconns_fast)");
+    }
+    line(out, "  CPU per worker thread", opt(m.cpu_utilization_ratio, "not yet measured"));
+    if (st.bytes && st.limit_maxbytes) {
+      line(out, "  memory",
+           bytes(static_cast<double>(*st.bytes)) + " of " +
+               bytes(static_cast<double>(*st.limit_maxbytes)));
+    }
+  }
+  if (!m.probe_enabled) {
+    line(out, "  fresh-connection probe", "off");
+  } else if (!m.probe) {
+    line(out, "  fresh-connection probe", "no result yet");
+  } else if (m.probe->success) {
+    line(out, "  fresh-connection probe",
+         fmt::format("answered in {:.2f} ms", m.probe->duration_seconds * 1000));
+  } else {
+    line(out, "  fresh-connection probe",
+         fmt::format("FAILED after {:.2f} s: {}", m.probe->duration_seconds, m.probe->error));
+  }
+  for (const ListenerSample* l : view.listeners) render_listener(out, *l, "  ");
+}
+
+void render_signals(std::string& out, const Observation& o) {
+  out += "Signals\n";
+  std::vector<const ListenerSample*> shown;
+  for (const TargetView& t : o.targets) {
+    render_target(out, t);
+    shown.insert(shown.end(), t.listeners.begin(), t.listeners.end());
+  }
+  line(out, "kernel net.core.somaxconn",
+       opt(o.sysctl != nullptr ? as_double(o.sysctl->somaxconn) : std::nullopt));
+  if (o.netstat != nullptr) {
+    line(out, "kernel listen overflows / drops",
+         opt(as_double(o.netstat->listen_overflows)) + " / " +
+             opt(as_double(o.netstat->listen_drops)) + " since the network namespace started");
+  } else {
+    line(out, "kernel listen overflows / drops", "unknown (netstat collector off or failing)");
+  }
+  if (o.sockets == nullptr) {
+    line(out, "listeners and connections", "unknown (sockdiag collector off or failing)");
+  } else {
+    // Watched listeners no target listens on (ports from collectors.sockdiag.ports).
+    for (const ListenerSample& l : o.sockets->listeners) {
+      if (std::find(shown.begin(), shown.end(), &l) == shown.end()) render_listener(out, l, "");
+    }
+  }
+  if (o.netdev != nullptr) {
+    for (const NetdevDevice& d : o.netdev->devices) {
+      auto pct = [](const std::optional<double>& v) {
+        return v ? fmt::format("{:.0f}%", *v * 100) : std::string("?");
+      };
+      line(out, "NIC " + d.counters.device,
+           fmt::format(
+               "receive {}, transmit {} of link speed; {} drops", pct(d.receive_utilization),
+               pct(d.transmit_utilization),
+               num(static_cast<double>(d.counters.receive_drops + d.counters.transmit_drops))));
+    }
   }
   out += "\n";
 }
 
 // Counters accumulated since memcached started: saturation that happened before this run.
-void render_history(std::string& out, const Signals& s) {
+void render_history(std::string& out, const Observation& o) {
   std::string notes;
-  for (const TargetSignals& t : s.targets) {
-    if (t.rejected_connections && *t.rejected_connections > 0) {
-      notes += fmt::format("  {}: {} connections rejected at the limit since memcached started\n",
-                           t.name, num(*t.rejected_connections));
+  for (const TargetView& t : o.targets) {
+    const MemcachedSample& m = *t.memcached;
+    if (!m.up) continue;
+    const MemcachedStats& st = m.stats;
+    if (st.rejected_connections && *st.rejected_connections > 0) {
+      notes +=
+          fmt::format("  {}: {} at the limit since memcached started\n", m.target,
+                      plural(static_cast<double>(*st.rejected_connections), "connection rejected"));
     }
-    if (t.listen_disabled_num && *t.listen_disabled_num > 0) {
+    if (st.listen_disabled_num && *st.listen_disabled_num > 0) {
       notes += fmt::format(
-          "  {}: memcached stopped accepting {} times, for {} in total, since it started\n", t.name,
-          num(*t.listen_disabled_num),
-          seconds_text(t.time_in_listen_disabled_us.value_or(0) / 1e6));
+          "  {}: memcached stopped accepting {}, for {} in total, since it started\n", m.target,
+          plural(static_cast<double>(*st.listen_disabled_num), "time"),
+          seconds_text(static_cast<double>(st.time_in_listen_disabled_us.value_or(0)) / 1e6));
     }
-    if (t.evictions && *t.evictions > 0) {
-      notes += fmt::format("  {}: {} items evicted since memcached started\n", t.name,
-                           num(*t.evictions));
+    if (st.evictions && *st.evictions > 0) {
+      notes += fmt::format("  {}: {} since memcached started\n", m.target,
+                           plural(static_cast<double>(*st.evictions), "item evicted"));
     }
   }
-  if (s.host.listen_overflows && *s.host.listen_overflows > 0) {
-    notes += fmt::format("  kernel: {} listen overflows since the network namespace started\n",
-                         num(*s.host.listen_overflows));
+  if (o.netstat != nullptr && o.netstat->listen_overflows && *o.netstat->listen_overflows > 0) {
+    notes +=
+        fmt::format("  kernel: {} since the network namespace started\n",
+                    plural(static_cast<double>(*o.netstat->listen_overflows), "listen overflow"));
   }
   if (notes.empty()) return;
   out += "Earlier saturation (counters since start, not part of the result)\n" + notes + "\n";
 }
 
+Level shown_level(const AlertStatus& a) { return worse(a.state, a.condition); }
+
 }  // namespace
 
-int exit_code(const std::vector<AlertStatus>& statuses) {
+int unknown_targets(const Observation& o, const std::vector<AlertStatus>& statuses) {
+  int unknown = 0;
+  for (const TargetView& t : o.targets) {
+    if (t.memcached->up) continue;
+    const bool judged = std::any_of(statuses.begin(), statuses.end(), [&](const AlertStatus& a) {
+      return shown_level(a) == Level::kCritical && !a.labels.empty() &&
+             a.labels.front().second == t.memcached->target;
+    });
+    if (!judged) ++unknown;
+  }
+  return unknown;
+}
+
+int exit_code(const std::vector<AlertStatus>& statuses, int unknown) {
   Level worst = Level::kOk;
-  for (const AlertStatus& a : statuses) worst = mcb::worse(worst, a.state);
+  for (const AlertStatus& a : statuses) worst = mcb::worse(worst, shown_level(a));
+  if (unknown > 0 && worst != Level::kCritical) return 3;
   return static_cast<int>(worst);
 }
 
-std::string render_verdicts(const std::vector<AlertStatus>& statuses, bool color) {
+std::string render_verdicts(const std::vector<AlertStatus>& statuses, bool color, int unknown) {
   std::string out = "Verdicts\n";
-  // Firing alerts first, worst first; then the rest in catalogue order.
+  // What holds first, worst first; then the rest in catalogue order.
   std::vector<const AlertStatus*> order;
   for (Level l : {Level::kCritical, Level::kWarning, Level::kOk}) {
     for (const AlertStatus& a : statuses) {
-      if (a.state == l) order.push_back(&a);
+      if (shown_level(a) == l) order.push_back(&a);
     }
   }
   for (const AlertStatus* a : order) {
     const std::string subject = subject_of(*a);
-    out += "  " + state_word(a->state, color) + " " + (color ? kBold : "") + a->name +
-           (color ? kReset : "") + (subject.empty() ? "" : " [" + subject + "]") + "\n";
+    const Level level = shown_level(*a);
+    out += "  " + state_word(level, color) + " " + (color ? kBold : "") + a->name +
+           (color ? kReset : "") + (subject.empty() ? "" : " [" + subject + "]") +
+           (a->pending() ? " (pending: its condition holds, `for` has not run out)" : "") + "\n";
     const std::string evidence = a->verdict ? a->verdict->evidence : "no data";
-    if (a->state != Level::kOk) {
+    if (level != Level::kOk) {
       out += "           cause:    " + a->cause + "\n";
       out += "           evidence: " + evidence + "\n";
       out += "           fix:      " + a->remediation + "\n";
@@ -222,88 +280,94 @@ std::string render_verdicts(const std::vector<AlertStatus>& statuses, bool color
       out += "           " + evidence + "\n";
     }
   }
-  const int code = exit_code(statuses);
-  out += fmt::format("\nResult: {} (exit code {})\n",
-                     state_word(static_cast<Level>(code), color, 0), code);
+  const int code = exit_code(statuses, unknown);
+  std::string word = code == 3 ? (color ? std::string(kBold) + "UNKNOWN" + kReset : "UNKNOWN")
+                               : state_word(static_cast<Level>(code), color, 0);
+  out += fmt::format("\nResult: {} (exit code {})\n", word, code);
+  if (code == 3) {
+    out += fmt::format("  {} could not be evaluated: stats failed and no alert says why\n",
+                       plural(unknown, "target"));
+  }
   return out;
 }
 
-std::string render_report(const Signals& signals, const std::vector<AlertStatus>& statuses,
+std::string render_report(const Observation& observation, const std::vector<AlertStatus>& statuses,
                           bool color) {
   std::string out;
-  render_signals(out, signals);
-  render_history(out, signals);
-  out += render_verdicts(statuses, color);
+  render_signals(out, observation);
+  render_history(out, observation);
+  out += render_verdicts(statuses, color, unknown_targets(observation, statuses));
   return out;
-}
-
-Result<std::vector<AlertStatus>> parse_alerts_json(const std::string& json) {
-  namespace pt = boost::property_tree;
-  pt::ptree tree;
-  try {
-    std::istringstream in(json);
-    pt::read_json(in, tree);
-    std::vector<AlertStatus> out;
-    for (const auto& [unused, a] : tree.get_child("alerts")) {
-      AlertStatus s;
-      s.name = a.get<std::string>("name");
-      const std::string state = a.get<std::string>("state");
-      s.state = state == "critical" ? Level::kCritical
-                                    : (state == "warning" ? Level::kWarning : Level::kOk);
-      for (const auto& [name, value] : a.get_child("labels")) {
-        s.labels.emplace_back(name, value.data());
-      }
-      s.cause = a.get<std::string>("cause");
-      s.remediation = a.get<std::string>("remediation");
-      Verdict v;
-      v.level = s.state;
-      v.evidence = a.get<std::string>("evidence");
-      v.value = a.get<double>("value", 0);
-      v.threshold = a.get<double>("threshold", 0);
-      s.verdict = v;
-      out.push_back(std::move(s));
-    }
-    return out;
-  } catch (const pt::ptree_error& e) {
-    return fail(std::string("not the /alerts format: ") + e.what());
-  }
 }
 
 namespace {
 
 bool use_color() { return ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr; }
 
-// GET /alerts from the daemon at `listen_address` (its wildcard means this host).
+// GET /alerts from the daemon at `listen_address` (its wildcard means this host), the whole
+// exchange bounded by kFromDaemonTimeout: a daemon that accepts and never answers costs that
+// long, not for ever.
 Result<std::string> fetch_alerts(const std::string& listen_address) {
   namespace beast = boost::beast;
   namespace http = beast::http;
+  namespace asio = boost::asio;
   auto where = parse_listen_address(listen_address);
   if (!where) return where.error();
   std::string host = where->host;
   if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
   if (host == "::") host = "::1";
-  try {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::resolver resolver(io);
-    beast::tcp_stream stream(io);
-    stream.expires_after(std::chrono::seconds(5));
-    stream.connect(resolver.resolve(host, std::to_string(where->port)));
+  const std::string at = fmt::format("{}:{}", host, where->port);
+  // Owned by the handlers in flight: a name lookup that hangs (the resolver's thread) keeps its
+  // handler, and so the whole exchange, alive, so its io_context is left behind rather than
+  // destroyed (which would wait for that thread) when this returns.
+  struct Exchange {
+    asio::io_context io;
+    asio::ip::tcp::resolver resolver{io};
+    beast::tcp_stream stream{io};
     http::request<http::empty_body> req{http::verb::get, "/alerts", 11};
-    req.set(http::field::host, host);
-    req.set(http::field::user_agent, "mcbacklogd-diagnose");
-    http::write(stream, req);
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
-    parser.body_limit(std::uint64_t{16} * 1024 * 1024);
-    http::read(stream, buffer, parser);
-    if (parser.get().result() != http::status::ok) {
-      return fail(fmt::format("GET /alerts answered {}", parser.get().result_int()));
+    std::optional<Result<std::string>> result;
+  };
+  auto x = std::make_shared<Exchange>();
+  x->req.set(http::field::host, host);
+  x->req.set(http::field::user_agent, "mcbacklogd-diagnose");
+  x->parser.body_limit(kMaxAlertsJsonBytes);
+  x->stream.expires_after(kFromDaemonTimeout);
+  auto failed = [x, at](const char* step, const boost::system::error_code& ec) {
+    if (!x->result) {
+      x->result = fail(fmt::format("no daemon answered at {}: {}: {}", at, step, ec.message()));
     }
-    return parser.get().body();
-  } catch (const boost::system::system_error& e) {
-    return fail(
-        fmt::format("no daemon answered at {}:{}: {}", host, where->port, e.code().message()));
+  };
+  auto read = [x, failed](const boost::system::error_code& ec, std::size_t) {
+    if (ec) return failed("reading the reply", ec);
+    if (x->parser.get().result() != http::status::ok) {
+      x->result = fail(fmt::format("GET /alerts answered {}", x->parser.get().result_int()));
+    } else {
+      x->result = x->parser.get().body();
+    }
+  };
+  auto written = [x, failed, read](const boost::system::error_code& ec, std::size_t) {
+    if (ec) return failed("sending the request", ec);
+    http::async_read(x->stream, x->buffer, x->parser, read);
+  };
+  auto connected = [x, failed, written](const boost::system::error_code& ec, const auto&) {
+    if (ec) return failed("connect", ec);
+    http::async_write(x->stream, x->req, written);
+  };
+  x->resolver.async_resolve(host, std::to_string(where->port),
+                            [x, failed, connected](const boost::system::error_code& ec,
+                                                   const asio::ip::tcp::resolver::results_type& r) {
+                              if (ec) return failed("resolve", ec);
+                              x->stream.async_connect(r, connected);
+                            });
+  x->io.run_for(kFromDaemonTimeout + std::chrono::seconds(1));
+  if (!x->result) {
+    // Only a name lookup that hangs gets here: the stream's own deadline ends the rest.
+    x->result = fail(
+        fmt::format("no daemon answered at {} within {}", at, format_duration(kFromDaemonTimeout)));
   }
+  return std::move(*x->result);
 }
 
 int run_from_daemon(const Config& config) {
@@ -339,18 +403,15 @@ int run_diagnose(const Flags& flags, const Config& configured) {
   config.interval = flags.diagnose_wait;
   // Probes start with the first sample and again two thirds of the wait later, so the first
   // probe has ended (its deadline is its interval) by the second sample even when memcached
-  // never answers it. Two samples are the only history, so nothing waits `for`.
+  // never answers it.
   for (TargetConfig& t : config.targets) {
     if (t.probe_interval.count() > 0) t.probe_interval = flags.diagnose_wait * 2 / 3;
   }
-  Evaluator::Thresholds thresholds = config.thresholds;
-  for (auto& [name, th] : thresholds) th.for_ = Duration{0};
   if (!flags.log_level) spdlog::set_level(spdlog::level::off);  // the report says it all
 
   boost::asio::io_context io;
   const CollectorSet collectors = make_collectors(config, io);
-  Evaluator evaluator(thresholds);
-  Signals last;
+  Evaluator evaluator(config.thresholds);
   int samples = 0;
   const bool tty = ::isatty(STDERR_FILENO) == 1;
   std::fprintf(stderr, "mcbacklogd diagnose: sampling twice, %s apart%s",
@@ -358,9 +419,8 @@ int run_diagnose(const Flags& flags, const Config& configured) {
   std::shared_ptr<Scheduler> scheduler;
   scheduler = std::make_shared<Scheduler>(io, flags.diagnose_wait, collectors.all(), [&] {
     ++samples;
-    last = collect_signals(collectors, config, std::chrono::steady_clock::now(),
-                           std::chrono::system_clock::now());
-    evaluator.evaluate(last);
+    evaluator.evaluate(
+        observe(collectors, std::chrono::steady_clock::now(), std::chrono::system_clock::now()));
     std::fprintf(stderr, "%ssample %d of 2 taken%s", tty ? "\r\033[Kmcbacklogd diagnose: " : "",
                  samples, tty && samples < 2 ? "" : "\n");
     if (samples == 2) {
@@ -370,8 +430,11 @@ int run_diagnose(const Flags& flags, const Config& configured) {
   });
   scheduler->start();
   io.run();
+  // The observation the last evaluation read: the collectors have not run since.
+  const Observation last =
+      observe(collectors, std::chrono::steady_clock::now(), std::chrono::system_clock::now());
   std::printf("%s", render_report(last, evaluator.statuses(), use_color()).c_str());
-  return exit_code(evaluator.statuses());
+  return exit_code(evaluator.statuses(), unknown_targets(last, evaluator.statuses()));
 }
 
 }  // namespace mcb

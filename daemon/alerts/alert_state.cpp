@@ -14,10 +14,20 @@ std::string_view level_name(Level level) {
   return "ok";
 }
 
-Level graded(double value, const AlertThreshold& t, Level current) {
-  if (value >= t.critical) return Level::kCritical;
-  if (value >= t.warning) return Level::kWarning;
-  if (current != Level::kOk && value >= t.clear) return Level::kWarning;
+std::optional<Level> parse_level(std::string_view name) {
+  for (Level l : {Level::kOk, Level::kWarning, Level::kCritical}) {
+    if (level_name(l) == name) return l;
+  }
+  return std::nullopt;
+}
+
+Level graded(double value, const AlertThreshold& t, Level current, bool lower_is_worse) {
+  // A floor is graded as the ceiling of the negated value.
+  const double sign = lower_is_worse ? -1 : 1;
+  const double v = sign * value;
+  if (v >= sign * t.critical) return Level::kCritical;
+  if (v >= sign * t.warning) return Level::kWarning;
+  if (current != Level::kOk && v >= sign * t.clear) return Level::kWarning;
   return Level::kOk;
 }
 
@@ -31,8 +41,13 @@ void AlertTrack::update(const std::optional<Verdict>& verdict, Duration for_dura
     started_ = true;
     since_ = wall;
   }
-  last_ = verdict;
   const Level said = verdict ? verdict->level : Level::kOk;
+  if (said == Level::kOk) {
+    active_since_.reset();
+  } else if (!active_since_) {
+    active_since_ = wall;
+  }
+  last_ = verdict;
   for (Level l : {Level::kWarning, Level::kCritical}) {
     auto& holding = holding_since_[static_cast<int>(l)];
     if (said >= l) {
@@ -41,54 +56,17 @@ void AlertTrack::update(const std::optional<Verdict>& verdict, Duration for_dura
       holding.reset();
     }
   }
+  const bool immediate = verdict && verdict->immediate;
   Level next = Level::kOk;
   for (Level l : {Level::kWarning, Level::kCritical}) {
     const auto& holding = holding_since_[static_cast<int>(l)];
     // Already at or above this level: stay without waiting again.
-    if (holding && (state_ >= l || now - *holding >= for_duration)) next = l;
+    if (holding && (immediate || state_ >= l || now - *holding >= for_duration)) next = l;
   }
   if (next != state_) {
     state_ = next;
     since_ = wall;
   }
-}
-
-void CounterWindow::add(Steady t, double value, Duration window, bool reset) {
-  double delta = 0;
-  if (!points_.empty()) {
-    const double previous = points_.back().value;
-    delta = (reset || value < previous) ? value : value - previous;
-  }
-  points_.push_back(Point{t, value, delta});
-  // Keep one point at or before the window's start as the baseline.
-  while (points_.size() > 2 && points_[1].t <= t - window) points_.pop_front();
-}
-
-double CounterWindow::increase(Steady now, Duration window) const {
-  double sum = 0;
-  for (std::size_t i = 1; i < points_.size(); ++i) {
-    if (points_[i].t > now - window) sum += points_[i].delta;
-  }
-  return sum;
-}
-
-double CounterWindow::rate(Steady now, Duration window) const {
-  if (points_.size() < 2) return 0;
-  // The span from the baseline (or the window's start, if the baseline is older) to the newest.
-  auto first = points_.front().t;
-  for (std::size_t i = 1; i < points_.size(); ++i) {
-    if (points_[i].t > now - window) {
-      first = points_[i - 1].t;
-      break;
-    }
-  }
-  const double seconds = std::chrono::duration<double>(points_.back().t - first).count();
-  return seconds > 0 ? increase(now, window) / seconds : 0;
-}
-
-std::optional<CounterWindow::Steady> CounterWindow::last_time() const {
-  if (points_.empty()) return std::nullopt;
-  return points_.back().t;
 }
 
 }  // namespace mcb

@@ -18,7 +18,7 @@ struct HttpContent {
   std::function<const std::string&()> metrics_text;  // text format body, cached per sample
   std::function<const std::string&()> metrics_gzip;  // the same, gzip-compressed
   std::function<bool()> ready;                       // a first sample is complete
-  std::function<std::string()> alerts_json;          // null: /alerts is not served
+  std::function<const std::string&()> alerts_json;   // null: /alerts is not served
   std::string version;
 };
 

@@ -21,6 +21,7 @@
 
 #include "config/config.hpp"
 #include "daemon/alerts/alert_state.hpp"
+#include "daemon/alerts/rules.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/load.hpp"
 #include "tests/support/memcached.hpp"
@@ -44,7 +45,8 @@ std::string config_for(const test::Memcached& mc, const std::string& probe_inter
                     "collectors:\n  netdev: { enabled: false }\n"
                     "  sockdiag: { sample_interval: 50ms, peak_window: 2s }\n"
                     "thresholds:\n";
-  for (const auto& [alert, unused] : default_thresholds()) {
+  for (const Rule& rule : rules()) {
+    const std::string alert(rule.name);
     // Three alerts need a second: a sample without an answer or one slow probe is a busy test
     // machine (five in a row would be MemcachedDown or ProbeSlow), and the burst of another
     // test's clients arriving is no sprawl (a churn that lasts is).
@@ -362,7 +364,7 @@ TEST_CASE("causes: clients that do not read their large replies are SlowClients"
 
   const Alerts view =
       wait_for_alert(d, "SlowClients", Level::kCritical,
-                     {"12 connections on port " + std::to_string(mc.port()) + " hold unread"});
+                     {"12 connections to 127.0.0.1:" + std::to_string(mc.port()) + " hold unread"});
   check_state_metric(d, "SlowClients", Level::kCritical);
   check_ok(view, {"MemcachedDown", "ListenQueueOverflow", "AcceptQueueFilling", "ConnectionSprawl",
                   "MaxConnectionsNear", "MemcachedCpuSaturated", "SomaxconnTooLow",

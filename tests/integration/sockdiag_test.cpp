@@ -157,9 +157,10 @@ std::string listener_series(const std::string& name, const std::string& ip, std:
   return name + "{address=\"" + ip + "\",port=\"" + std::to_string(port) + "\"}";
 }
 
-std::string port_series(const std::string& name, std::uint16_t port,
-                        const std::string& extra_label = "") {
-  return name + "{port=\"" + std::to_string(port) + "\"" +
+// A series of the connections that came to the listener at `ip` and `port`.
+std::string connection_series(const std::string& name, const std::string& ip, std::uint16_t port,
+                              const std::string& extra_label = "") {
+  return name + "{address=\"" + ip + "\",port=\"" + std::to_string(port) + "\"" +
          (extra_label.empty() ? "" : "," + extra_label) + "}";
 }
 
@@ -374,21 +375,26 @@ TEST_CASE("sockdiag: clients bound to 127.0.0.2 and 127.0.0.3 are counted per ad
       "interval: 100ms\ntargets: []\ncollectors:\n  netdev: { enabled: false }\n"
       "  sockdiag: { ports: [" +
       std::to_string(port) + ", " + std::to_string(port6) + "], top_clients: 1 }\n");
-  const std::string clients = port_series("mcbacklog_clients", port);
+  const std::string clients = connection_series("mcbacklog_clients", "127.0.0.1", port);
   const auto m = d.wait_for_metrics(
       [&](const std::string& text) { return test::metric_value(text, clients) == 2; });
   REQUIRE(m.has_value());
   const std::string per_client = "mcbacklog_client_connections";
-  CHECK(test::metric_value(*m, port_series(per_client, port, R"(client="127.0.0.3")")) == 5);
-  CHECK(test::metric_value(*m, port_series(per_client, port, R"(client="other")")) == 3);
-  CHECK_FALSE(
-      test::metric_value(*m, port_series(per_client, port, R"(client="127.0.0.2")")).has_value());
   CHECK(test::metric_value(
-            *m, port_series("mcbacklog_connections", port, R"(state="established")")) == 8);
+            *m, connection_series(per_client, "127.0.0.1", port, R"(client="127.0.0.3")")) == 5);
+  CHECK(test::metric_value(
+            *m, connection_series(per_client, "127.0.0.1", port, R"(client="other")")) == 3);
+  CHECK_FALSE(test::metric_value(
+                  *m, connection_series(per_client, "127.0.0.1", port, R"(client="127.0.0.2")"))
+                  .has_value());
+  CHECK(test::metric_value(*m, connection_series("mcbacklog_connections", "127.0.0.1", port,
+                                                 R"(state="established")")) == 8);
 
-  CHECK(test::metric_value(*m, port_series("mcbacklog_clients", port6)) == 2);
-  CHECK(test::metric_value(*m, port_series(per_client, port6, R"(client="127.0.0.2")")) == 2);
-  CHECK(test::metric_value(*m, port_series(per_client, port6, R"(client="other")")) == 1);
+  CHECK(test::metric_value(*m, connection_series("mcbacklog_clients", "::", port6)) == 2);
+  CHECK(test::metric_value(
+            *m, connection_series(per_client, "::", port6, R"(client="127.0.0.2")")) == 2);
+  CHECK(test::metric_value(*m, connection_series(per_client, "::", port6, R"(client="other")")) ==
+        1);
   CHECK(test::metric_value(*m, listener_series("mcbacklog_accept_queue_length", "::", port6)) == 3);
 }
 
@@ -415,12 +421,13 @@ TEST_CASE("sockdiag: a client that does not read a large reply shows in send_que
   REQUIRE(::send(reader_server.get(), "VALUE\r\n", 7, MSG_NOSIGNAL) == 7);
 
   test::Daemon d(config_for(port, ", send_queue_threshold_bytes: 65536"));
-  const std::string blocked = port_series("mcbacklog_connections_send_queue_blocked", port);
+  const std::string blocked =
+      connection_series("mcbacklog_connections_send_queue_blocked", "127.0.0.1", port);
   auto m = d.wait_for_metrics(
       [&](const std::string& text) { return test::metric_value(text, blocked) == 1; });
   REQUIRE(m.has_value());
-  CHECK(test::metric_value(
-            *m, port_series("mcbacklog_connections", port, R"(state="established")")) == 2);
+  CHECK(test::metric_value(*m, connection_series("mcbacklog_connections", "127.0.0.1", port,
+                                                 R"(state="established")")) == 2);
 
   // Once the client reads its reply, the queue drains and nothing is blocked.
   std::vector<char> buf(1 << 16);
@@ -459,8 +466,8 @@ TEST_CASE("sockdiag: memcached with -o no_maxconns_fast driven past -c shows acc
   INFO(mc.process().output());
   REQUIRE(full.has_value());
   CHECK(ss_listen_queue(port).second == 0);
-  CHECK(test::metric_value(
-            *full, port_series("mcbacklog_connections", port, R"(state="established")")) > 0);
+  CHECK(test::metric_value(*full, connection_series("mcbacklog_connections", "127.0.0.1", port,
+                                                    R"(state="established")")) > 0);
 
   // When the clients leave, memcached listens again with its full backlog.
   clients.clear();

@@ -16,7 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/alerts/evaluator.hpp"
+#include "daemon/alerts/rules.hpp"
 #include "tests/monitoring/shipped_files.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/process.hpp"
@@ -90,7 +90,7 @@ TEST_CASE("rules: both alert sets have every alert of the catalogue, labelled an
   const auto self = alerting_rules("mcbacklogd.rules.yml");
 
   std::set<std::string> catalogue;
-  for (const AlertDefinition& def : alert_catalogue()) catalogue.emplace(def.name);
+  for (const Rule& rule : rules()) catalogue.emplace(rule.name);
   REQUIRE(catalogue.size() == 11);
 
   auto check_rule = [](const std::string& name, const YAML::Node& rule, const std::string& set) {
@@ -169,7 +169,7 @@ TEST_CASE("rules: the promtool tests see every alert fire and stay silent", "[mo
 TEST_CASE("rules: every runbook_url is a section of the README", "[monitoring][rules]") {
   const std::set<std::string> anchors = readme_anchors();
   std::set<std::string> names = self_alerts();
-  for (const AlertDefinition& def : alert_catalogue()) names.emplace(def.name);
+  for (const Rule& rule : rules()) names.emplace(rule.name);
   for (const std::string& name : names) {
     INFO("README.md needs a section with anchor #alert-" << lower(name));
     CHECK(anchors.count("alert-" + lower(name)) == 1);

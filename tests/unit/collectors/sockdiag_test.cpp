@@ -33,10 +33,10 @@ DiagSocket listener(const char* address, std::uint16_t port, std::uint32_t lengt
 }
 
 DiagSocket connection(std::uint16_t port, const char* client, std::uint8_t state = TCP_ESTABLISHED,
-                      std::uint32_t send_queue = 0) {
+                      std::uint32_t send_queue = 0, const char* local = "127.0.0.1") {
   DiagSocket s;
   s.state = state;
-  s.local = ip("127.0.0.1");
+  s.local = ip(local);
   s.local_port = port;
   s.remote = ip(client);
   s.remote_port = 50000;
@@ -52,11 +52,20 @@ SockdiagOptions options(std::vector<std::uint16_t> ports, int top = 10) {
   return o;
 }
 
-std::uint64_t client(const PortSample& p, const std::string& name) {
+std::uint64_t client(const ListenerSample& p, const std::string& name) {
   for (const auto& c : p.top_clients) {
     if (c.client == name) return c.connections;
   }
   return 0;
+}
+
+// The listener (or group of connections without one) at `address` and `port`.
+const ListenerSample& at(const SockdiagSample& s, const std::string& address, std::uint16_t port) {
+  for (const ListenerSample& l : s.listeners) {
+    if (l.address == address && l.port == port) return l;
+  }
+  FAIL("no listener " << address << ":" << port);
+  return s.listeners.front();
 }
 
 }  // namespace
@@ -118,9 +127,9 @@ TEST_CASE("sockdiag: connections are counted by state per watched port, every st
       connection(8080, "127.0.0.5"),  // not watched
   };
   const auto s = sockdiag_sample(dump, options({11211, 11311}));
-  REQUIRE(s.ports.size() == 2);
-  const PortSample& p = s.ports[0];
-  CHECK(p.port == 11211);
+  REQUIRE(s.listeners.size() == 2);  // no LISTEN socket: grouped under their local address
+  const ListenerSample& p = at(s, "127.0.0.1", 11211);
+  CHECK_FALSE(p.listening);
   CHECK(p.connections.size() == 10);  // every TCP state but LISTEN
   CHECK_FALSE(p.connections.contains("listen"));
   CHECK(p.connections.at("established") == 1);
@@ -128,8 +137,7 @@ TEST_CASE("sockdiag: connections are counted by state per watched port, every st
   CHECK(p.connections.at("time_wait") == 1);
   CHECK(p.connections.at("syn_recv") == 1);
   CHECK(p.connections.at("fin_wait1") == 0);
-  CHECK(s.ports[1].port == 11311);
-  CHECK(s.ports[1].connections.at("established") == 1);
+  CHECK(at(s, "127.0.0.1", 11311).connections.at("established") == 1);
 }
 
 TEST_CASE("sockdiag: the top clients are named, the rest summed as other",
@@ -145,7 +153,7 @@ TEST_CASE("sockdiag: the top clients are named, the rest summed as other",
   add("::ffff:10.0.0.1", 2);  // the same client through a dual-stack listener
   dump.push_back(connection(11211, "10.0.0.5", TCP_TIME_WAIT));  // not established
   const auto s = sockdiag_sample(dump, options({11211}, 2));
-  const PortSample& p = s.ports[0];
+  const ListenerSample& p = s.listeners.at(0);
   REQUIRE(p.top_clients.size() == 2);
   CHECK(p.top_clients[0].client == "10.0.0.1");
   CHECK(p.top_clients[0].connections == 9);
@@ -155,9 +163,9 @@ TEST_CASE("sockdiag: the top clients are named, the rest summed as other",
   CHECK(p.clients == 4);
 
   const auto all = sockdiag_sample(dump, options({11211}, 10));
-  CHECK(all.ports[0].top_clients.size() == 4);
-  CHECK(client(all.ports[0], "10.0.0.4") == 1);
-  CHECK(all.ports[0].other_clients_connections == 0);
+  CHECK(all.listeners[0].top_clients.size() == 4);
+  CHECK(client(all.listeners[0], "10.0.0.4") == 1);
+  CHECK(all.listeners[0].other_clients_connections == 0);
 }
 
 TEST_CASE("sockdiag: sockets whose send queue is above the threshold count as blocked",
@@ -169,18 +177,23 @@ TEST_CASE("sockdiag: sockets whose send queue is above the threshold count as bl
       listener("0.0.0.0", 11211, 0, 70000),  // a listener's wqueue is its max queue
   };
   const auto s = sockdiag_sample(dump, options({11211}));
-  CHECK(s.ports[0].send_queue_blocked == 2);
+  REQUIRE(s.listeners.size() == 1);  // the wildcard listener took the connections
+  CHECK(s.listeners[0].send_queue_blocked == 2);
 }
 
 TEST_CASE("sockdiag: no watched port, no sockets: an empty sample", "[collectors][sockdiag]") {
   const std::vector<DiagSocket> dump = {connection(11211, "10.0.0.1")};
   const auto none = sockdiag_sample(dump, options({}));
   CHECK(none.listeners.empty());
-  CHECK(none.ports.empty());
   const auto empty = sockdiag_sample({}, options({11211}));
-  REQUIRE(empty.ports.size() == 1);
-  CHECK(empty.ports[0].clients == 0);
-  CHECK(empty.ports[0].top_clients.empty());
+  CHECK(empty.listeners.empty());
+  // A listener with no connection has every state at 0 and no clients.
+  const std::vector<DiagSocket> idle = {listener("127.0.0.1", 11211, 0, 1024)};
+  const auto quiet = sockdiag_sample(idle, options({11211}));
+  REQUIRE(quiet.listeners.size() == 1);
+  CHECK(quiet.listeners[0].clients == 0);
+  CHECK(quiet.listeners[0].established() == 0);
+  CHECK(quiet.listeners[0].top_clients.empty());
 }
 
 TEST_CASE("sockdiag: families carry the labels, client other always, the peak's window in help",
@@ -211,14 +224,65 @@ TEST_CASE("sockdiag: families carry the labels, client other always, the peak's 
   CHECK(drops.type == prometheus::MetricType::Counter);
   CHECK(drops.metric[0].counter.value == 40);
   CHECK(drops.metric[0].label[0].value == "0.0.0.0");
-  CHECK(find("mcbacklog_connections").metric.size() == 10);
+  // Each listener has its connection series: every state, and client="other" always.
+  CHECK(find("mcbacklog_connections").metric.size() == 20);
   const auto& clients = find("mcbacklog_client_connections");
-  REQUIRE(clients.metric.size() == 2);
-  CHECK(clients.metric[0].label[1].value == "127.0.0.2");
-  CHECK(clients.metric[1].label[1].value == "other");
+  REQUIRE(clients.metric.size() == 3);
+  // address, port, client: the listener's labels as on the accept-queue series
+  REQUIRE(clients.metric[0].label.size() == 3);
+  CHECK(clients.metric[0].label[0].value == "0.0.0.0");
+  CHECK(clients.metric[0].label[2].value == "127.0.0.2");
+  CHECK(clients.metric[1].label[2].value == "other");
   CHECK(clients.metric[1].gauge.value == 0);
   CHECK(find("mcbacklog_clients").metric[0].gauge.value == 1);
   CHECK(find("mcbacklog_connections_send_queue_blocked").metric[0].gauge.value == 0);
+}
+
+TEST_CASE("sockdiag: connections belong to the listener on their address, else to the wildcard",
+          "[collectors][sockdiag]") {
+  // Two memcached on one port at different addresses, a third behind a dual-stack wildcard.
+  const std::vector<DiagSocket> dump = {
+      listener("127.0.0.1", 11311, 0, 1024),
+      listener("127.0.0.2", 11311, 0, 0),  // stopped accepting
+      listener("::", 11411, 0, 1024),
+      connection(11311, "10.0.0.1", TCP_ESTABLISHED, 0, "127.0.0.1"),
+      connection(11311, "10.0.0.2", TCP_ESTABLISHED, 0, "127.0.0.2"),
+      connection(11311, "10.0.0.2", TCP_ESTABLISHED, 100000, "127.0.0.2"),
+      connection(11411, "10.0.0.3", TCP_ESTABLISHED, 0, "::ffff:127.0.0.9"),
+      connection(11411, "::1", TCP_ESTABLISHED, 0, "::1"),
+      connection(11311, "10.0.0.4", TCP_TIME_WAIT, 0, "127.0.0.3"),  // no listener there
+  };
+  const auto s = sockdiag_sample(dump, options({11311, 11411}));
+  REQUIRE(s.listeners.size() == 4);
+  const ListenerSample& one = at(s, "127.0.0.1", 11311);
+  const ListenerSample& two = at(s, "127.0.0.2", 11311);
+  CHECK(one.established() == 1);
+  CHECK(one.clients == 1);
+  CHECK(one.send_queue_blocked == 0);
+  CHECK(two.established() == 2);
+  CHECK(two.send_queue_blocked == 1);
+  CHECK(two.queue_max == 0);
+  const ListenerSample& dual = at(s, "::", 11411);
+  CHECK(dual.established() == 2);
+  CHECK(dual.clients == 2);
+  const ListenerSample& orphan = at(s, "127.0.0.3", 11311);
+  CHECK_FALSE(orphan.listening);
+  CHECK(orphan.connections.at("time_wait") == 1);
+  // Only open listeners have accept-queue series; every group has connection series.
+  const auto f = sockdiag_families(s, 100ms, 15s);
+  for (const auto& family : f) {
+    if (family.name == "mcbacklog_accept_queue_length") CHECK(family.metric.size() == 3);
+    if (family.name == "mcbacklog_clients") CHECK(family.metric.size() == 4);
+  }
+}
+
+TEST_CASE("sockdiag: listeners are written with brackets around IPv6 addresses",
+          "[collectors][sockdiag]") {
+  CHECK(listener_name("::1", 11311) == "[::1]:11311");
+  CHECK(listener_name("127.0.0.1", 11311) == "127.0.0.1:11311");
+  CHECK(is_wildcard("::"));
+  CHECK(is_wildcard("0.0.0.0"));
+  CHECK_FALSE(is_wildcard("::1"));
 }
 
 TEST_CASE("sockdiag: the peak window keeps the largest value of the window and forgets older",

@@ -1,12 +1,21 @@
 #include <catch2/catch.hpp>
 
 #include "config/config.hpp"
+#include "daemon/alerts/rules.hpp"
 #include "tests/support/daemon.hpp"
 
 using namespace mcb;
 using Catch::Matchers::Contains;
 
 namespace {
+
+// The loader with the alert rule table's names and defaults, as the daemon runs it.
+Result<Config> parse_config(std::string_view yaml, std::string_view file) {
+  return mcb::parse_config(yaml, file, alert_schemas());
+}
+Result<Config> load_config(const std::string& path) {
+  return mcb::load_config(path, alert_schemas());
+}
 
 std::string error_of(const std::string& yaml) {
   auto c = parse_config(yaml, "test.yaml");
@@ -17,7 +26,7 @@ std::string error_of(const std::string& yaml) {
 }  // namespace
 
 TEST_CASE("config: no file means the built-in defaults", "[config]") {
-  const Config c = Config::defaults();
+  const Config c = default_config();
   CHECK(c.interval == std::chrono::seconds(1));
   REQUIRE(c.targets.size() == 1);
   CHECK(c.targets[0].name == "127.0.0.1:11211");
@@ -26,7 +35,7 @@ TEST_CASE("config: no file means the built-in defaults", "[config]") {
   CHECK(c.web.listen_address == ":9741");
   CHECK(c.netdev.exclude == "^lo$");
   CHECK(c.sockdiag.sample_interval == std::chrono::milliseconds(100));
-  CHECK(c.thresholds.size() == default_thresholds().size());
+  CHECK(c.thresholds.size() == alert_schemas().size());
   CHECK(c.watched_ports() == std::vector<std::uint16_t>{11211});
 }
 
@@ -185,13 +194,21 @@ TEST_CASE("config: threshold blocks are checked for unknown alerts and level ord
   CHECK_THAT(error_of("thresholds:\n  SlowClients: { connections_warning: 5 }\n"),
              Contains("thresholds.SlowClients.connections_warning: unknown key"));
   auto sprawl = parse_config(
-      "thresholds:\n  ConnectionSprawl: { warning: 50, clear: 40, connections_warning: 300, "
-      "connections_critical: 900 }\n",
+      "thresholds:\n  ConnectionSprawl: { warning: 50, clear: 40, connections_warning: 0.3, "
+      "connections_critical: 0.6 }\n",
       "t.yaml");
   REQUIRE(sprawl.ok());
   CHECK(sprawl->thresholds.at("ConnectionSprawl").warning == 50);
-  CHECK(sprawl->thresholds.at("ConnectionSprawl").connections_warning == 300);
-  CHECK(sprawl->thresholds.at("ConnectionSprawl").connections_critical == 900);
+  CHECK(sprawl->thresholds.at("ConnectionSprawl").connections_warning == 0.3);
+  CHECK(sprawl->thresholds.at("ConnectionSprawl").connections_critical == 0.6);
+  // Connections held are a share of the effective limit, not a count.
+  CHECK_THAT(error_of("thresholds:\n  ConnectionSprawl: { connections_warning: 300 }\n"),
+             Contains("thresholds.ConnectionSprawl.connections_warning"));
+  auto time_left =
+      parse_config("thresholds:\n  MaxConnectionsNear: { time_left_critical: 30 }\n", "t.yaml");
+  REQUIRE(time_left.ok());
+  CHECK(time_left->thresholds.at("MaxConnectionsNear").time_left_critical == 30);
+  CHECK(time_left->thresholds.at("MaxConnectionsNear").time_left_warning == 300);
   auto partial = parse_config("thresholds:\n  MaxConnectionsNear: { warning: 0.85 }\n", "t.yaml");
   REQUIRE(partial.ok());
   CHECK(partial->thresholds.at("MaxConnectionsNear").warning == 0.85);

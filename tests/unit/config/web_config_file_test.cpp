@@ -2,12 +2,18 @@
 
 #include "config/config.hpp"
 #include "config/web_config_file.hpp"
+#include "daemon/alerts/rules.hpp"
 #include "tests/support/daemon.hpp"
 
 using namespace mcb;
 using Catch::Matchers::Contains;
 
 namespace {
+
+// The loader with the alert rule table's names and defaults, as the daemon runs it.
+Result<Config> parse_config(std::string_view yaml, std::string_view file) {
+  return mcb::parse_config(yaml, file, alert_schemas());
+}
 
 // A well-formed bcrypt hash (of "U*U", from the crypt_blowfish test vectors).
 constexpr const char* kHash = "$2b$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
@@ -145,7 +151,7 @@ TEST_CASE("config: web.config_file is read and made relative to the config file"
   auto c = parse_config("web: { config_file: web.yml }\n", "/etc/mcbacklogd/mcbacklogd.yaml");
   REQUIRE(c.ok());
   CHECK(c->web.config_file == "/etc/mcbacklogd/web.yml");
-  CHECK(Config::defaults().web.config_file.empty());
+  CHECK(default_config().web.config_file.empty());
   auto absolute = parse_config("web: { config_file: /srv/web.yml }\n", "/etc/m.yaml");
   REQUIRE(absolute.ok());
   CHECK(absolute->web.config_file == "/srv/web.yml");

@@ -1,0 +1,56 @@
+#pragma once
+// Observation: what the collectors published in their last runs, as the alert rules, /alerts and
+// `diagnose` read it. It points at the collectors' own samples, never a copy, so every view reads
+// the same value with the same fallbacks as /metrics (collectors/memcached.hpp's accessors); it
+// adds only the join no single collector makes: each memcached target with the listeners it
+// listens on, and through them the connections that came to it.
+//
+// A target's listeners: the one on its own address and port; else, for an address with no
+// listener of its own, the wildcard listeners (0.0.0.0, ::) on its port; for a target named by a
+// host name, every listener on its port; none for a unix-socket target. So two memcached on one
+// port at different addresses never share a listener's queue or connections.
+//
+// Built once per evaluation in time linear in targets and listeners. Valid until the collectors
+// run again (it holds pointers into their samples). Plain value; loop thread only.
+
+#include <chrono>
+#include <span>
+#include <vector>
+
+#include "collectors/memcached.hpp"
+#include "collectors/netdev.hpp"
+#include "collectors/netstat.hpp"
+#include "collectors/sockdiag.hpp"
+#include "collectors/sysctl.hpp"
+
+namespace mcb {
+
+struct CollectorSet;
+
+struct TargetView {
+  const MemcachedSample* memcached = nullptr;
+  std::vector<const ListenerSample*> listeners;  // see above; listening ones first
+};
+
+struct Observation {
+  std::chrono::steady_clock::time_point now;   // windows and `for` durations
+  std::chrono::system_clock::time_point wall;  // `since` timestamps shown to people
+  // Null when the collector is off or its last run failed: nothing it would have said is known.
+  const NetstatSample* netstat = nullptr;
+  const SysctlSample* sysctl = nullptr;
+  const SockdiagSample* sockets = nullptr;
+  const NetdevSample* netdev = nullptr;
+  std::vector<TargetView> targets;  // one per memcached target, in configuration order
+};
+
+// The observation of these samples at `now`; the pointers must outlive it.
+Observation observe(std::chrono::steady_clock::time_point now,
+                    std::chrono::system_clock::time_point wall, const NetstatSample* netstat,
+                    const SysctlSample* sysctl, std::span<const MemcachedSample> memcached,
+                    const SockdiagSample* sockets, const NetdevSample* netdev);
+
+// The observation of the collectors' last samples.
+Observation observe(const CollectorSet& collectors, std::chrono::steady_clock::time_point now,
+                    std::chrono::system_clock::time_point wall);
+
+}  // namespace mcb

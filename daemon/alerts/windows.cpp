@@ -1,0 +1,183 @@
+#include "daemon/alerts/windows.hpp"
+
+#include <algorithm>
+
+#include "daemon/alerts/observation.hpp"
+
+namespace mcb {
+namespace {
+
+template <class T>
+std::optional<double> as_double(const std::optional<T>& v) {
+  return v ? std::optional<double>(static_cast<double>(*v)) : std::nullopt;
+}
+
+void put(SubjectWindows& w, Series s, std::optional<double> value, SeriesWindow::Steady now,
+         Duration retention, bool reset = false) {
+  if (value) w[static_cast<std::size_t>(s)].add(now, *value, retention, reset);
+}
+
+}  // namespace
+
+void SeriesWindow::add(Steady t, double value, Duration retention, bool reset) {
+  double delta = 0;
+  if (!points_.empty()) {
+    const double previous = points_.back().value;
+    delta = (reset || value < previous) ? value : value - previous;
+  }
+  points_.push_back(Point{t, value, delta});
+  // Keep one point at or before the retention's start as the baseline.
+  while (points_.size() > 2 && points_[1].t <= t - retention) points_.pop_front();
+}
+
+double SeriesWindow::increase(Steady now, Duration window) const {
+  double sum = 0;
+  for (std::size_t i = 1; i < points_.size(); ++i) {
+    if (points_[i].t > now - window) sum += points_[i].delta;
+  }
+  return sum;
+}
+
+double SeriesWindow::rate(Steady now, Duration window) const {
+  if (points_.size() < 2) return 0;
+  // The span from the baseline (or the window's start, if the baseline is older) to the newest.
+  auto first = points_.front().t;
+  for (std::size_t i = 1; i < points_.size(); ++i) {
+    if (points_[i].t > now - window) {
+      first = points_[i - 1].t;
+      break;
+    }
+  }
+  const double seconds = std::chrono::duration<double>(points_.back().t - first).count();
+  return seconds > 0 ? increase(now, window) / seconds : 0;
+}
+
+std::optional<double> SeriesWindow::latest() const {
+  if (points_.empty()) return std::nullopt;
+  return points_.back().value;
+}
+
+std::optional<double> SeriesWindow::highest(Steady now, Duration window) const {
+  std::optional<double> out;
+  for (const Point& p : points_) {
+    if (p.t > now - window && (!out || p.value > *out)) out = p.value;
+  }
+  return out;
+}
+
+double SeriesWindow::growth(Steady now, Duration window) const {
+  if (points_.empty()) return 0;
+  double lowest = points_.back().value;
+  for (const Point& p : points_) {
+    if (p.t > now - window) lowest = std::min(lowest, p.value);
+  }
+  return points_.back().value - lowest;
+}
+
+bool SeriesWindow::rising(int samples) const {
+  if (samples < 1 || points_.size() < static_cast<std::size_t>(samples) + 1) return false;
+  for (std::size_t i = points_.size() - static_cast<std::size_t>(samples); i < points_.size();
+       ++i) {
+    if (!(points_[i].value > points_[i - 1].value)) return false;
+  }
+  return true;
+}
+
+double SeriesWindow::slope(Steady now, Duration span) const {
+  if (points_.size() < 2) return 0;
+  const Point* first = &points_.back();
+  for (const Point& p : points_) {
+    if (p.t >= now - span) {
+      first = &p;
+      break;
+    }
+  }
+  const double seconds = std::chrono::duration<double>(points_.back().t - first->t).count();
+  return seconds > 0 ? (points_.back().value - first->value) / seconds : 0;
+}
+
+std::optional<SeriesWindow::Steady> SeriesWindow::last_time() const {
+  if (points_.empty()) return std::nullopt;
+  return points_.back().t;
+}
+
+Windows::Subject& Windows::fed(const std::string& key, Steady now) {
+  ++lookups_;
+  Subject& s = subjects_[key];
+  s.fed = now;
+  return s;
+}
+
+const SubjectWindows& Windows::find(const std::string& key) const {
+  static const SubjectWindows kNone{};
+  ++lookups_;
+  const auto it = subjects_.find(key);
+  return it == subjects_.end() ? kNone : it->second.windows;
+}
+
+const SubjectWindows& Windows::host() const { return find("host"); }
+const SubjectWindows& Windows::target(const std::string& name) const {
+  return find("target\x1f" + name);
+}
+const SubjectWindows& Windows::listener(const std::string& name) const {
+  return find("listener\x1f" + name);
+}
+const SubjectWindows& Windows::device(const std::string& name) const {
+  return find("device\x1f" + name);
+}
+
+void Windows::feed(const Observation& o, Duration retention) {
+  const Steady now = o.now;
+  if (o.netstat != nullptr) {
+    SubjectWindows& w = fed("host", now).windows;
+    put(w, Series::kListenOverflows, as_double(o.netstat->listen_overflows), now, retention);
+    put(w, Series::kListenDrops, as_double(o.netstat->listen_drops), now, retention);
+  }
+  for (const TargetView& t : o.targets) {
+    const MemcachedSample& m = *t.memcached;
+    Subject& s = fed("target\x1f" + m.target, now);
+    SubjectWindows& w = s.windows;
+    // Probe counts are the daemon's own, kept across memcached restarts.
+    if (m.probe_enabled) {
+      put(w, Series::kProbeFailures, static_cast<double>(m.probe_failures), now, retention);
+      put(w, Series::kProbeSuccesses, static_cast<double>(m.probe_latency.count), now, retention);
+    }
+    if (!m.up) continue;
+    // A lower uptime, or another pid, than last time means memcached restarted: its counters
+    // start over.
+    const auto uptime = as_double(m.stats.uptime);
+    const auto pid = as_double(m.stats.pid);
+    const bool restarted =
+        (uptime && s.uptime && *uptime < *s.uptime) || (pid && s.pid && *pid != *s.pid);
+    if (uptime) s.uptime = uptime;
+    if (pid) s.pid = pid;
+    const MemcachedStats& st = m.stats;
+    put(w, Series::kTotalConnections, as_double(st.total_connections), now, retention, restarted);
+    put(w, Series::kRejectedConnections, as_double(st.rejected_connections), now, retention,
+        restarted);
+    put(w, Series::kListenDisabled, as_double(st.listen_disabled_num), now, retention, restarted);
+    put(w, Series::kEvictions, as_double(st.evictions), now, retention, restarted);
+    put(w, Series::kCurrConnections, as_double(st.curr_connections), now, retention);
+  }
+  if (o.sockets != nullptr) {
+    for (const ListenerSample& l : o.sockets->listeners) {
+      if (!l.listening) continue;
+      SubjectWindows& w = fed("listener\x1f" + listener_name(l), now).windows;
+      put(w, Series::kListenerDrops, as_double(l.drops), now, retention);
+      put(w, Series::kListenerPeak, static_cast<double>(l.queue_peak), now, retention);
+    }
+  }
+  if (o.netdev != nullptr) {
+    for (const NetdevDevice& d : o.netdev->devices) {
+      SubjectWindows& w = fed("device\x1f" + d.counters.device, now).windows;
+      put(w, Series::kNicDrops,
+          static_cast<double>(d.counters.receive_drops + d.counters.transmit_drops), now,
+          retention);
+    }
+  }
+  // Subjects not fed for a day (a target removed on reload, a NIC unplugged) are forgotten.
+  std::erase_if(subjects_,
+                [&](const auto& kv) { return kv.second.fed < now - std::chrono::hours(24); });
+}
+
+}  // namespace mcb

@@ -1,0 +1,125 @@
+#pragma once
+// Windows: the recent history the alert rules need, fed once per evaluation before any rule runs;
+// rules only read it.
+//
+// Each subject (the host, a memcached target, a listener, a NIC) has one SeriesWindow per Series
+// it has: a counter's increase and rate over a span, as Prometheus' increase() and rate() see
+// them (a drop is a reset and counts from zero, never as a negative or a spike), and a gauge's
+// trend (how much it grew, whether it kept rising, its slope). A memcached restart (uptime or pid
+// going back) resets that target's counters.
+//
+// Subjects are kept in a hash map, so feeding costs one lookup per subject per evaluation
+// (lookups() counts them); a subject that was not fed for a day is forgotten. Loop thread only;
+// not thread-safe.
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "config/duration.hpp"
+
+namespace mcb {
+
+struct Observation;
+
+// The values kept over time. Counters unless marked gauge.
+enum class Series : std::uint8_t {
+  // Host (per network namespace): TcpExt counters of /proc/net/netstat.
+  kListenOverflows,
+  kListenDrops,
+  // A memcached target: its `stats`, and the daemon's own probes of it.
+  kTotalConnections,
+  kRejectedConnections,
+  kListenDisabled,
+  kEvictions,
+  kCurrConnections,  // gauge
+  kProbeFailures,
+  kProbeSuccesses,
+  // A listener: its own drop counter (sk_drops), and its accept queue's peak (gauge).
+  kListenerDrops,
+  kListenerPeak,
+  // A NIC: receive and transmit drops.
+  kNicDrops,
+  kCount,
+};
+
+class SeriesWindow {
+ public:
+  using Steady = std::chrono::steady_clock::time_point;
+
+  // Adds a sample. `reset` makes it a counter reset even when the value did not drop (the process
+  // restarted and already counted past its old value). Keeps what `retention` needs and no more.
+  void add(Steady t, double value, Duration retention, bool reset = false);
+
+  // Counter: increase over the samples within `window` of `now` (and the one just before, as
+  // baseline).
+  double increase(Steady now, Duration window) const;
+  // Counter: increase() per second over the span the samples cover; 0 with fewer than two.
+  double rate(Steady now, Duration window) const;
+
+  // Gauge: the latest value; nullopt when never fed.
+  std::optional<double> latest() const;
+  // Gauge: the highest value within `window`; nullopt when none.
+  std::optional<double> highest(Steady now, Duration window) const;
+  // Gauge: latest value less the lowest within `window`.
+  double growth(Steady now, Duration window) const;
+  // Gauge: it rose between each of the last `samples` + 1 samples (false with fewer).
+  bool rising(int samples) const;
+  // Gauge: units per second, from the oldest sample within `span` of `now` to the newest; 0 with
+  // fewer than two.
+  double slope(Steady now, Duration span) const;
+
+  std::optional<Steady> last_time() const;
+
+ private:
+  struct Point {
+    Steady t;
+    double value;
+    double delta;  // counter increase since the previous point, resets handled
+  };
+  std::deque<Point> points_;
+};
+
+// The windows of one subject.
+using SubjectWindows = std::array<SeriesWindow, static_cast<std::size_t>(Series::kCount)>;
+
+inline const SeriesWindow& at(const SubjectWindows& w, Series s) {
+  return w[static_cast<std::size_t>(s)];
+}
+
+class Windows {
+ public:
+  using Steady = std::chrono::steady_clock::time_point;
+
+  // Feeds every series of `o`; `retention` is the longest window a rule reads (at most a day).
+  void feed(const Observation& o, Duration retention);
+
+  // The windows of the host, of a target (by its name), of a listener (by listener_name) or of a
+  // NIC (by device name); an empty set for a subject never fed.
+  const SubjectWindows& host() const;
+  const SubjectWindows& target(const std::string& name) const;
+  const SubjectWindows& listener(const std::string& name) const;
+  const SubjectWindows& device(const std::string& name) const;
+
+  // Hash-map lookups since construction, for tests that hold the cost linear in subjects.
+  std::uint64_t lookups() const { return lookups_; }
+
+ private:
+  struct Subject {
+    SubjectWindows windows;
+    std::optional<double> uptime;  // targets: to see restarts
+    std::optional<double> pid;
+    Steady fed{};
+  };
+  Subject& fed(const std::string& key, Steady now);
+  const SubjectWindows& find(const std::string& key) const;
+
+  std::unordered_map<std::string, Subject> subjects_;
+  mutable std::uint64_t lookups_ = 0;
+};
+
+}  // namespace mcb
