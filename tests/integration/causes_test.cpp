@@ -16,12 +16,10 @@
 #include <sstream>
 #include <thread>
 
-#include <boost/property_tree/json_parser.hpp>
-#include <boost/property_tree/ptree.hpp>
-
 #include "config/config.hpp"
 #include "daemon/alerts/alert_state.hpp"
 #include "daemon/alerts/rules.hpp"
+#include "tests/support/alerts.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/load.hpp"
 #include "tests/support/memcached.hpp"
@@ -66,62 +64,12 @@ void wait_up(test::Daemon& d) {
   REQUIRE(m.has_value());
 }
 
-struct Alert {
-  Level state = Level::kOk;
-  double value = 0;
-  std::string evidence;
-};
-
-// /alerts by alert name: the host's alerts and those of target "mc".
-using Alerts = std::map<std::string, Alert>;
-
-Alerts alerts(test::Daemon& d) {
-  const auto r = d.get("/alerts");
-  REQUIRE(r.ok());
-  REQUIRE(r->status == 200);
-  boost::property_tree::ptree tree;
-  std::istringstream in(r->body);
-  boost::property_tree::read_json(in, tree);
-  Alerts out;
-  for (const auto& [unused, a] : tree.get_child("alerts")) {
-    const std::string state = a.get<std::string>("state");
-    Alert alert;
-    alert.state = state == "critical" ? Level::kCritical
-                                      : (state == "warning" ? Level::kWarning : Level::kOk);
-    alert.value = a.get_optional<double>("value").value_or(0);
-    alert.evidence = a.get<std::string>("evidence");
-    out[a.get<std::string>("name")] = alert;
-  }
-  return out;
-}
-
-std::string describe(const Alerts& view) {
-  std::string out;
-  for (const auto& [name, a] : view) {
-    out += name + " " + std::string(level_name(a.state)) + ": " + a.evidence + "\n";
-  }
-  return out;
-}
-
-// Polls /alerts until `alert` is at least `level` with every one of `evidence` in its evidence;
-// returns that view of every alert.
-Alerts wait_for_alert(test::Daemon& d, const std::string& alert, Level level,
-                      const std::vector<std::string>& evidence = {}) {
-  Alerts view;
-  const bool fired = test::eventually(
-      [&] {
-        view = alerts(d);
-        const auto it = view.find(alert);
-        if (it == view.end() || it->second.state < level) return false;
-        return std::all_of(evidence.begin(), evidence.end(), [&](const std::string& e) {
-          return it->second.evidence.find(e) != std::string::npos;
-        });
-      },
-      15s);
-  INFO("last /alerts:\n" << describe(view) << "daemon log:\n" << d.output());
-  REQUIRE(fired);
-  return view;
-}
+using test::Alerts;
+using test::check_ok;
+using test::diagnose;
+using test::Report;
+using test::reports_firing;
+using test::wait_for_alert;
 
 // mcbacklog_alert_state in /metrics agrees: at least `level`.
 void check_state_metric(test::Daemon& d, const std::string& alert, Level level) {
@@ -132,37 +80,6 @@ void check_state_metric(test::Daemon& d, const std::string& alert, Level level) 
   });
   INFO(series);
   CHECK(m.has_value());
-}
-
-void check_ok(const Alerts& view, const std::vector<std::string>& names) {
-  for (const std::string& name : names) {
-    INFO(name << ": " << (view.count(name) ? view.at(name).evidence : "missing"));
-    REQUIRE(view.count(name) == 1);
-    CHECK(view.at(name).state == Level::kOk);
-  }
-}
-
-struct Report {
-  int exit_code = -1;
-  std::string output;
-};
-
-// `mcbacklogd diagnose` with the daemon's configuration.
-Report diagnose(const test::Daemon& d, const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> argv{test::daemon_binary(), "diagnose", "--wait=1s",
-                                "--config.file=" + d.config_path()};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  test::Child c(argv);
-  const auto code = c.wait_exit(30s);
-  INFO(c.output());
-  REQUIRE(code.has_value());
-  return {*code, c.output()};
-}
-
-// Whether the report has `alert` firing for target "mc", at warning or critical.
-bool reports_firing(const Report& r, const std::string& alert) {
-  return r.output.find("WARNING  " + alert + " [mc]") != std::string::npos ||
-         r.output.find("CRITICAL " + alert + " [mc]") != std::string::npos;
 }
 
 std::string listener(const test::Memcached& mc) { return "127.0.0.1:" + std::to_string(mc.port()); }
@@ -247,7 +164,8 @@ TEST_CASE(
                  {"memcached's listener overflowed: " + listener(mc) + " dropped"});
   const Alerts view = wait_for_alert(d, "MaxConnectionsNear", Level::kCritical,
                                      {"listener " + listener(mc) + " has a max queue of 0"});
-  CHECK_THAT(view.at("MaxConnectionsNear").evidence, Contains("memcached is not accepting now"));
+  CHECK_THAT(test::evidence(view.at("MaxConnectionsNear")),
+             Contains("memcached is not accepting now"));
   check_state_metric(d, "MaxConnectionsNear", Level::kCritical);
   check_state_metric(d, "ListenQueueOverflow", Level::kWarning);
   check_ok(view, {"MemcachedDown", "ConnectionSprawl", "MemcachedCpuSaturated", "SlowClients",
@@ -303,7 +221,7 @@ TEST_CASE("causes: net.core.somaxconn below -b cuts memcached's backlog and Soma
       d, "SomaxconnTooLow", Level::kCritical,
       {"its listener overflowed with a backlog under 1024: " + listener(mc) + " dropped"});
   CHECK(view.at("ListenQueueOverflow").state != Level::kOk);
-  CHECK_THAT(view.at("ListenQueueOverflow").evidence,
+  CHECK_THAT(test::evidence(view.at("ListenQueueOverflow")),
              Contains("memcached's listener overflowed: " + listener(mc) + " dropped"));
   // The burst itself is a hundred new connections: ConnectionSprawl may say so.
   check_ok(view, {"MemcachedDown", "MaxConnectionsNear", "MemcachedCpuSaturated", "SlowClients",
@@ -329,7 +247,7 @@ TEST_CASE("causes: clients connecting per request without a pool are ConnectionS
                                      {"new connections/s", "127.0.0.2 (", "127.0.0.3 ("});
   INFO(churn.connections() << " connections, " << churn.errors()
                            << " errors, the last: " << churn.last_error());
-  CHECK(view.at("ConnectionSprawl").value >= 100);
+  CHECK(view.at("ConnectionSprawl").verdict->value.value_or(0) >= 100);
   check_state_metric(d, "ConnectionSprawl", Level::kWarning);
   check_ok(view,
            {"MemcachedDown", "ListenQueueOverflow", "AcceptQueueFilling", "MaxConnectionsNear",
@@ -390,8 +308,8 @@ TEST_CASE("causes: memory filled past -m with evictions is MemcachedMemoryFull",
   const Alerts view =
       wait_for_alert(d, "MemcachedMemoryFull", Level::kWarning, {"items evicted in the last 5s"});
   // 3000-byte items sit in 3632-byte slab chunks: memcached evicts with `bytes` near 84% of -m.
-  CHECK(view.at("MemcachedMemoryFull").value > 0.8);
-  CHECK(view.at("MemcachedMemoryFull").value < 0.9);
+  CHECK(view.at("MemcachedMemoryFull").verdict->value.value_or(0) > 0.8);
+  CHECK(view.at("MemcachedMemoryFull").verdict->value.value_or(0) < 0.9);
   check_state_metric(d, "MemcachedMemoryFull", Level::kWarning);
   check_ok(view, {"MemcachedDown", "ListenQueueOverflow", "AcceptQueueFilling", "ConnectionSprawl",
                   "MaxConnectionsNear", "MemcachedCpuSaturated", "SomaxconnTooLow", "SlowClients"});
@@ -421,8 +339,10 @@ TEST_CASE("causes: a healthy memcached under steady pooled load fires nothing",
       [&] {
         const std::string text = d.metrics();
         for (const auto& [series, value] : test::parse_metrics(text)) {
-          if (series.rfind("mcbacklog_alert_state{", 0) != 0) continue;
-          evaluated.insert(series);
+          // Neither a firing state nor a condition: nothing pending either.
+          const bool state = series.rfind("mcbacklog_alert_state{", 0) == 0;
+          if (!state && series.rfind("mcbacklog_alert_condition{", 0) != 0) continue;
+          if (state) evaluated.insert(series);
           if (value != 0) fired[series] = value;
         }
         samples.insert(
@@ -433,7 +353,7 @@ TEST_CASE("causes: a healthy memcached under steady pooled load fires nothing",
   REQUIRE(enough);
   CHECK(evaluated.size() == 10);  // every alert of the catalogue but NetworkSaturated (no NIC)
   for (const auto& [series, value] : fired) {
-    INFO(series << " " << value << "\n" << describe(alerts(d)));
+    INFO(series << " " << value << "\n" << test::describe(test::alerts_of(test::alerts(d), "mc")));
     CHECK(value == 0);
   }
   INFO(load.last_error());

@@ -171,7 +171,7 @@ Memcached::Memcached(std::vector<std::string> args, Listen listen)
     throw std::runtime_error(std::string(kMemcachedBinary) +
                              " is not installed (scripts/bootstrap installs it)");
   }
-  if (listen_.unix_path.empty()) port_ = free_port(listen_.host);
+  if (listen_.unix_path.empty()) port_ = listen_.port != 0 ? listen_.port : free_port(listen_.host);
   start();
 }
 

@@ -67,11 +67,13 @@ class Memcached {
   // Where it listens: a free port of `host`, or a unix socket (and no TCP).
   struct Listen {
     std::string host = "127.0.0.1";
+    std::uint16_t port = 0;  // 0: a free port of `host`
     std::string unix_path;
 
-    static Listen tcp(std::string host) {
+    static Listen tcp(std::string host, std::uint16_t port = 0) {
       Listen l;
       l.host = std::move(host);
+      l.port = port;
       return l;
     }
     static Listen unix_socket(std::string path) {
