@@ -240,7 +240,7 @@ Status dump_watched(SockDiagSocket& socket, const std::vector<std::byte>& filter
 
 SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const SockdiagConfig& config,
                                      std::vector<std::uint16_t> watched_ports, Duration interval)
-    : timer_(io),
+    : sampler_(io, config.sample_interval, [this] { sample_listeners(); }),
       interval_(interval),
       sample_interval_(config.sample_interval),
       peak_window_(config.peak_window) {
@@ -270,11 +270,7 @@ void SockdiagCollector::collect(Done done) {
     done(fail(*filter_error_));
     return;
   }
-  if (!sampling_ && !stopped_) {
-    sampling_ = true;
-    timer_.expires_after(sample_interval_);
-    arm_sampler();
-  }
+  if (!sampler_.running() && !stopped_) sampler_.start(sample_interval_);
   std::vector<DiagSocket> sockets;
   const auto budget = interval_ / 2;
   if (auto st = dump_watched(socket_, filter_, Clock::now() + budget, sockets); !st) {
@@ -298,7 +294,7 @@ void SockdiagCollector::collect(Done done) {
 
 void SockdiagCollector::stop() {
   stopped_ = true;
-  timer_.cancel();
+  sampler_.stop();
 }
 
 ListenerPeaks SockdiagCollector::observe_listeners(std::span<const DiagSocket> sockets,
@@ -328,20 +324,6 @@ void SockdiagCollector::sample_listeners() {
     return;
   }
   observe_listeners(sockets, Clock::now());
-}
-
-void SockdiagCollector::arm_sampler() {
-  timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
-    auto self = weak.lock();
-    if (ec || !self || self->stopped_) return;
-    self->sample_listeners();
-    // Drift-free, and a loop that fell behind skips the samples it missed.
-    const auto now = Clock::now();
-    auto next = self->timer_.expiry() + self->sample_interval_;
-    while (next <= now) next += self->sample_interval_;
-    self->timer_.expires_at(next);
-    self->arm_sampler();
-  });
 }
 
 }  // namespace mcb

@@ -25,11 +25,11 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "collectors/collector.hpp"
 #include "collectors/inet_diag.hpp"
 #include "collectors/netlink.hpp"
+#include "common/clock.hpp"
 #include "config/config.hpp"
 
 namespace mcb {
@@ -126,7 +126,7 @@ Families sockdiag_families(const SockdiagSample& sample, Duration sample_interva
 // additions within one window. Not thread-safe.
 class PeakWindow {
  public:
-  using Clock = std::chrono::steady_clock;
+  using Clock = LoopClock;
 
   explicit PeakWindow(Duration window) : window_(window) {}
 
@@ -144,7 +144,7 @@ class PeakWindow {
 class SockdiagCollector final : public Collector,
                                 public std::enable_shared_from_this<SockdiagCollector> {
  public:
-  using Clock = std::chrono::steady_clock;
+  using Clock = LoopClock;
   using Sample = SockdiagSample;
 
   // `interval`: the scheduler's; it bounds each run's dump to half of it.
@@ -165,9 +165,8 @@ class SockdiagCollector final : public Collector,
   // Adds the listeners' queue lengths to their peak windows; returns each one's peak.
   ListenerPeaks observe_listeners(std::span<const DiagSocket> sockets, Clock::time_point at);
   void sample_listeners();
-  void arm_sampler();
 
-  boost::asio::steady_timer timer_;
+  PeriodicTimer sampler_;
   SockdiagOptions options_;
   Duration interval_;
   Duration sample_interval_;
@@ -178,7 +177,6 @@ class SockdiagCollector final : public Collector,
   std::map<ListenerKey, PeakWindow> peaks_;
   std::optional<std::string> sampler_error_;  // the sampler's last failure since the last run
   std::optional<SockdiagSample> last_;
-  bool sampling_ = false;
   bool stopped_ = false;
 };
 

@@ -107,8 +107,7 @@ void App::on_cycle() {
     exposition_.set_sources(std::move(*pending_sources_));
     pending_sources_.reset();
   }
-  evaluator_->evaluate(
-      observe(collectors_, std::chrono::steady_clock::now(), std::chrono::system_clock::now()));
+  evaluator_->evaluate(observe(collectors_, LoopClock::now(), std::chrono::system_clock::now()));
   process_->refresh();
   exposition_.invalidate();
   if (!ready_) {

@@ -419,8 +419,7 @@ int run_diagnose(const Flags& flags, const Config& configured) {
   std::shared_ptr<Scheduler> scheduler;
   scheduler = std::make_shared<Scheduler>(io, flags.diagnose_wait, collectors.all(), [&] {
     ++samples;
-    evaluator.evaluate(
-        observe(collectors, std::chrono::steady_clock::now(), std::chrono::system_clock::now()));
+    evaluator.evaluate(observe(collectors, LoopClock::now(), std::chrono::system_clock::now()));
     std::fprintf(stderr, "%ssample %d of 2 taken%s", tty ? "\r\033[Kmcbacklogd diagnose: " : "",
                  samples, tty && samples < 2 ? "" : "\n");
     if (samples == 2) {
@@ -431,8 +430,7 @@ int run_diagnose(const Flags& flags, const Config& configured) {
   scheduler->start();
   io.run();
   // The observation the last evaluation read: the collectors have not run since.
-  const Observation last =
-      observe(collectors, std::chrono::steady_clock::now(), std::chrono::system_clock::now());
+  const Observation last = observe(collectors, LoopClock::now(), std::chrono::system_clock::now());
   std::printf("%s", render_report(last, evaluator.statuses(), use_color()).c_str());
   return exit_code(evaluator.statuses(), unknown_targets(last, evaluator.statuses()));
 }

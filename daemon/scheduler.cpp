@@ -8,7 +8,9 @@ namespace mcb {
 
 Scheduler::Scheduler(boost::asio::io_context& io, Duration interval,
                      std::vector<std::shared_ptr<Collector>> collectors, CycleHandler on_cycle)
-    : timer_(io), interval_(interval), on_cycle_(std::move(on_cycle)) {
+    : timer_(io, interval, [this] { start_cycle(); }),
+      interval_(interval),
+      on_cycle_(std::move(on_cycle)) {
   for (auto& c : collectors) {
     Slot s;
     s.collector = std::move(c);
@@ -16,30 +18,12 @@ Scheduler::Scheduler(boost::asio::io_context& io, Duration interval,
   }
 }
 
-void Scheduler::start() {
-  timer_.expires_after(Duration{0});
-  arm_timer();
-}
+void Scheduler::start() { timer_.start(); }
 
 void Scheduler::stop() {
   stopped_ = true;
-  timer_.cancel();
+  timer_.stop();
   for (Slot& s : slots_) s.collector->stop();
-}
-
-void Scheduler::arm_timer() {
-  timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
-    auto self = weak.lock();
-    if (ec || !self || self->stopped_) return;
-    self->start_cycle();
-    // Drift-free: the next tick is one interval after this tick's deadline, not after now. A
-    // loop that fell behind skips the ticks it missed instead of running them back to back.
-    const auto now = Clock::now();
-    auto next = self->timer_.expiry() + self->interval_;
-    while (next <= now) next += self->interval_;
-    self->timer_.expires_at(next);
-    self->arm_timer();
-  });
 }
 
 void Scheduler::start_cycle() {

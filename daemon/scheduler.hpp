@@ -19,10 +19,10 @@
 
 #include <prometheus/collectable.h>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "collectors/collector.hpp"
 #include "collectors/failure_log.hpp"
+#include "common/clock.hpp"
 #include "config/duration.hpp"
 
 namespace mcb {
@@ -45,7 +45,7 @@ class Scheduler : public prometheus::Collectable, public std::enable_shared_from
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
-  using Clock = std::chrono::steady_clock;
+  using Clock = LoopClock;
 
   struct Slot {
     std::shared_ptr<Collector> collector;
@@ -58,13 +58,12 @@ class Scheduler : public prometheus::Collectable, public std::enable_shared_from
     FailureLog log;
   };
 
-  void arm_timer();
   void start_cycle();
   void finish(std::size_t index, std::uint64_t cycle, const Status& status);
   void maybe_end_cycle();
   static void record_failure(Slot& slot, const std::string& reason);
 
-  boost::asio::steady_timer timer_;
+  PeriodicTimer timer_;
   Duration interval_;
   std::vector<Slot> slots_;
   CycleHandler on_cycle_;

@@ -86,7 +86,8 @@ NotifyEnvironment parse_notify_environment(const char* notify_socket, const char
   return env;
 }
 
-ServiceNotifier::ServiceNotifier(boost::asio::io_context& io) : watchdog_timer_(io) {
+ServiceNotifier::ServiceNotifier(boost::asio::io_context& io)
+    : watchdog_timer_(io, LoopClock::duration::zero(), [this] { send("WATCHDOG=1"); }) {
   NotifyEnvironment env =
       parse_notify_environment(std::getenv("NOTIFY_SOCKET"), std::getenv("WATCHDOG_USEC"),
                                std::getenv("WATCHDOG_PID"), ::getpid());
@@ -111,17 +112,8 @@ void ServiceNotifier::start_watchdog() {
   spdlog::info("service watchdog: pinging every {} ms",
                std::chrono::duration_cast<std::chrono::milliseconds>(watchdog_period_).count());
   send("WATCHDOG=1");
-  watchdog_timer_.expires_after(watchdog_period_);
-  arm_watchdog();
-}
-
-void ServiceNotifier::arm_watchdog() {
-  watchdog_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;  // operation_aborted: stopping
-    send("WATCHDOG=1");
-    watchdog_timer_.expires_at(watchdog_timer_.expiry() + watchdog_period_);
-    arm_watchdog();
-  });
+  watchdog_timer_.set_interval(watchdog_period_);
+  watchdog_timer_.start(watchdog_period_);
 }
 
 void ServiceNotifier::ready(std::string_view status) {
@@ -138,7 +130,7 @@ void ServiceNotifier::reloading() {
 }
 
 void ServiceNotifier::stopping() {
-  watchdog_timer_.cancel();
+  watchdog_timer_.stop();
   send("STOPPING=1");
 }
 

@@ -27,7 +27,8 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
+
+#include "common/clock.hpp"
 
 namespace mcb {
 
@@ -72,9 +73,8 @@ class ServiceNotifier {
 
  private:
   void send(const std::string& message);
-  void arm_watchdog();
 
-  boost::asio::steady_timer watchdog_timer_;
+  PeriodicTimer watchdog_timer_;
   std::optional<NotifyAddress> socket_address_;
   std::chrono::microseconds watchdog_period_{0};  // 0: no watchdog
   int fd_ = -1;

@@ -2,6 +2,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "common/clock.hpp"
 #include "common/families.hpp"
 #include "daemon/http/exposition.hpp"
 #include "daemon/scheduler.hpp"
@@ -43,9 +44,15 @@ class Silent final : public Collector {
   Done pending;
 };
 
-void run_until(boost::asio::io_context& io, const std::function<bool()>& condition) {
-  const auto end = std::chrono::steady_clock::now() + 10s;
-  while (!condition() && std::chrono::steady_clock::now() < end) io.run_one_for(100ms);
+// Advances the manual clock 5 ms at a time, running what is due, until `condition` holds (at
+// most a minute of the manual clock).
+void run_until(boost::asio::io_context& io, ManualTime& time,
+               const std::function<bool()>& condition) {
+  io.poll();
+  for (int i = 0; i < 12000 && !condition(); ++i) {
+    time.advance(5ms);
+    io.poll();
+  }
   REQUIRE(condition());
 }
 
@@ -53,6 +60,7 @@ void run_until(boost::asio::io_context& io, const std::function<bool()>& conditi
 
 TEST_CASE("scheduler: every collector runs once per cycle and the cycle callback follows",
           "[daemon][scheduler]") {
+  ManualTime time;
   boost::asio::io_context io;
   auto good = std::make_shared<Counting>("good", true);
   auto bad = std::make_shared<Counting>("bad", false);
@@ -60,7 +68,7 @@ TEST_CASE("scheduler: every collector runs once per cycle and the cycle callback
   auto s = std::make_shared<Scheduler>(io, 20ms, std::vector<std::shared_ptr<Collector>>{good, bad},
                                        [&] { ++cycles; });
   s->start();
-  run_until(io, [&] { return cycles >= 3; });
+  run_until(io, time, [&] { return cycles >= 3; });
   CHECK(good->runs == cycles);
   CHECK(bad->runs == cycles);
   CHECK(s->completed_cycles() == static_cast<std::uint64_t>(cycles));
@@ -74,6 +82,7 @@ TEST_CASE("scheduler: every collector runs once per cycle and the cycle callback
 
 TEST_CASE("scheduler: a run that never finishes fails its cycle and is not started again meanwhile",
           "[daemon][scheduler]") {
+  ManualTime time;
   boost::asio::io_context io;
   auto good = std::make_shared<Counting>("good", true);
   auto silent = std::make_shared<Silent>();
@@ -81,7 +90,7 @@ TEST_CASE("scheduler: a run that never finishes fails its cycle and is not start
   auto s = std::make_shared<Scheduler>(
       io, 20ms, std::vector<std::shared_ptr<Collector>>{good, silent}, [&] { ++cycles; });
   s->start();
-  run_until(io, [&] { return cycles >= 3; });
+  run_until(io, time, [&] { return cycles >= 3; });
   // The silent run blocks neither the other collector nor the cycles, and never overlaps itself.
   CHECK(silent->runs == 1);
   CHECK(good->runs >= 3);
@@ -91,23 +100,52 @@ TEST_CASE("scheduler: a run that never finishes fails its cycle and is not start
 
   // When it finally answers, it is scheduled again.
   silent->pending(ok_status());
-  run_until(io, [&] { return silent->runs >= 2; });
+  run_until(io, time, [&] { return silent->runs >= 2; });
   s->stop();
 }
 
 TEST_CASE("scheduler: after stop no cycle runs and late answers are ignored",
           "[daemon][scheduler]") {
+  ManualTime time;
   boost::asio::io_context io;
   auto silent = std::make_shared<Silent>();
   int cycles = 0;
   auto s = std::make_shared<Scheduler>(io, 20ms, std::vector<std::shared_ptr<Collector>>{silent},
                                        [&] { ++cycles; });
   s->start();
-  run_until(io, [&] { return silent->runs == 1; });
+  run_until(io, time, [&] { return silent->runs == 1; });
   s->stop();
   const int before = cycles;
   silent->pending(ok_status());
-  io.run_for(100ms);
+  time.advance(100ms);
+  io.poll();
   CHECK(cycles == before);
   CHECK(io.stopped());  // nothing left to do: the timer was cancelled
+}
+
+TEST_CASE("scheduler: cycles follow the clock, one per interval, and skip what a stall missed",
+          "[daemon][scheduler]") {
+  ManualTime time;
+  boost::asio::io_context io;
+  auto good = std::make_shared<Counting>("good", true);
+  int cycles = 0;
+  auto s = std::make_shared<Scheduler>(io, 1s, std::vector<std::shared_ptr<Collector>>{good},
+                                       [&] { ++cycles; });
+  s->start();
+  io.poll();
+  CHECK(cycles == 1);  // the first cycle starts at once
+  time.advance(999ms);
+  io.poll();
+  CHECK(cycles == 1);
+  time.advance(1ms);
+  io.poll();
+  CHECK(cycles == 2);
+  // The loop stalls for 10 s: one cycle runs when it resumes, not ten.
+  time.advance(10s);
+  io.poll();
+  CHECK(cycles == 3);
+  time.advance(1s);
+  io.poll();
+  CHECK(cycles == 4);
+  s->stop();
 }
