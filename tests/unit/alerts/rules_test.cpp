@@ -1,0 +1,71 @@
+// The rule table: complete, in order, one source for the configuration, the docs and /alerts.
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+
+#include "daemon/alerts/rules.hpp"
+#include "daemon/alerts/rules_doc.hpp"
+#include "tests/support/daemon.hpp"
+#include "tests/support/process.hpp"
+
+using namespace mcb;
+using Catch::Matchers::Contains;
+
+TEST_CASE("rule table: every alert once, in enum order, with every text and a check",
+          "[alerts][rules]") {
+  std::set<std::string_view> names;
+  for (std::size_t i = 0; i < kAlertCount; ++i) {
+    const Rule& r = rules()[i];
+    INFO(r.name);
+    CHECK(static_cast<std::size_t>(r.alert) == i);
+    CHECK(&rule(r.alert) == &r);
+    CHECK(names.insert(r.name).second);
+    CHECK(find_alert(r.name) == r.alert);
+    for (std::string_view text :
+         {r.cause, r.meaning, r.decided, r.severity, r.check_first, r.remediation, r.unit}) {
+      CHECK_FALSE(text.empty());
+    }
+    CHECK(r.check != nullptr);
+    CHECK(r.defaults.window.count() > 0);
+  }
+  CHECK_FALSE(find_alert("MaxConnectionNear").has_value());
+}
+
+TEST_CASE("rule table: the configuration loader's names and defaults are the table's",
+          "[alerts][rules]") {
+  REQUIRE(alert_schemas().size() == kAlertCount);
+  const Config c = default_config();
+  for (const Rule& r : rules()) {
+    const AlertThreshold& th = c.thresholds.at(std::string(r.name));
+    CHECK(th.warning == r.defaults.warning);
+    CHECK(th.critical == r.defaults.critical);
+    CHECK(th.for_ == r.defaults.for_);
+  }
+  auto bad = parse_config("thresholds:\n  MaxConnectionNear: { warning: 0.5 }\n", "t.yaml",
+                          alert_schemas());
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.error().message, Contains("t.yaml:2:3: thresholds.MaxConnectionNear"));
+}
+
+TEST_CASE("rule table: docs/alerts.md holds the reference generated from the table",
+          "[alerts][rules]") {
+  const std::string path = test::source_dir() + "/docs/alerts.md";
+  std::string doc = test::read_text_file(path);
+  const std::string begin = "<!-- BEGIN GENERATED";
+  const std::string end = "<!-- END GENERATED -->";
+  const auto b = doc.find(begin);
+  const auto e = doc.find(end);
+  REQUIRE(b != std::string::npos);
+  REQUIRE(e != std::string::npos);
+  const auto body_start = doc.find("-->\n", b) + 4;
+  const std::string generated = rules_markdown();
+  if (std::getenv("MCBACKLOGD_UPDATE_DOCS") != nullptr) {
+    doc = doc.substr(0, body_start) + generated + doc.substr(e);
+    std::ofstream(path) << doc;
+    WARN("rewritten: " + path);
+  }
+  CHECK(doc.substr(body_start, e - body_start) == generated);
+}
