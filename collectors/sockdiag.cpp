@@ -138,8 +138,40 @@ SockdiagSample sockdiag_sample(std::span<const DiagSocket> sockets, const Sockdi
   return out;
 }
 
-Families sockdiag_families(const SockdiagSample& s, Duration sample_interval,
-                           Duration peak_window) {
+std::vector<ListenerKey> merge_connections(SockdiagSample& listeners,
+                                           const SockdiagSample& walked) {
+  auto key_of = [](const ListenerSample& l) {
+    return ListenerKey{l.port, parse_ip(l.address).value_or(IpAddress{})};
+  };
+  std::map<ListenerKey, const ListenerSample*> from_walk;
+  for (const ListenerSample& w : walked.listeners) from_walk.emplace(key_of(w), &w);
+  std::vector<ListenerKey> unseen;
+  for (ListenerSample& l : listeners.listeners) {
+    const auto it = from_walk.find(key_of(l));
+    if (it == from_walk.end()) {
+      unseen.push_back(key_of(l));
+      continue;
+    }
+    const ListenerSample& w = *it->second;
+    l.connections = w.connections;
+    l.top_clients = w.top_clients;
+    l.other_clients_connections = w.other_clients_connections;
+    l.clients = w.clients;
+    l.send_queue_blocked = w.send_queue_blocked;
+    from_walk.erase(it);
+  }
+  // Connections whose listener is gone now, or was already at the walk.
+  for (const auto& [key, w] : from_walk) {
+    if (w->listening) continue;  // it closed since: its connections went with it or will
+    listeners.listeners.push_back(*w);
+  }
+  std::sort(listeners.listeners.begin(), listeners.listeners.end(),
+            [&](const auto& a, const auto& b) { return key_of(a) < key_of(b); });
+  return unseen;
+}
+
+Families sockdiag_families(const SockdiagSample& s, Duration sample_interval, Duration peak_window,
+                           std::optional<Duration> connections_age) {
   auto length = gauge("mcbacklog_accept_queue_length",
                       "Connections the kernel completed that wait for the application's accept() "
                       "(idiag_rqueue of the LISTEN socket; ss -ltn Recv-Q).");
@@ -193,9 +225,15 @@ Families sockdiag_families(const SockdiagSample& s, Duration sample_interval,
     clients.add(static_cast<double>(l.clients), labels());
     blocked.add(static_cast<double>(l.send_queue_blocked), labels());
   }
+  auto age = gauge("mcbacklog_connections_sample_age_seconds",
+                   "Age of the connection figures (mcbacklog_connections, _client_connections, "
+                   "_clients, _send_queue_blocked) at the last sample: the connection table is "
+                   "walked every connections_interval while all is well, every sample while "
+                   "something connection-related is wrong.");
+  if (connections_age) age.add(std::chrono::duration<double>(*connections_age).count());
   Families out;
   for (FamilyBuilder* f :
-       {&length, &max, &peak, &drops, &connections, &per_client, &clients, &blocked}) {
+       {&length, &max, &peak, &drops, &connections, &per_client, &clients, &blocked, &age}) {
     std::move(*f).into(out);
   }
   return out;
@@ -243,7 +281,8 @@ SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const Sockdiag
     : sampler_(io, config.sample_interval, [this] { sample_listeners(); }),
       interval_(interval),
       sample_interval_(config.sample_interval),
-      peak_window_(config.peak_window) {
+      peak_window_(config.peak_window),
+      connections_interval_(config.connections_interval) {
   std::sort(watched_ports.begin(), watched_ports.end());
   watched_ports.erase(std::unique(watched_ports.begin(), watched_ports.end()), watched_ports.end());
   options_.ports = std::move(watched_ports);
@@ -271,18 +310,34 @@ void SockdiagCollector::collect(Done done) {
     return;
   }
   if (!sampler_.running() && !stopped_) sampler_.start(sample_interval_);
+  const auto now = Clock::now();
+  const bool walk =
+      walk_requested_ || !walked_ || now - walked_->connections_at >= connections_interval_;
   std::vector<DiagSocket> sockets;
   const auto budget = interval_ / 2;
-  if (auto st = dump_watched(socket_, filter_, Clock::now() + budget, sockets); !st) {
+  const Status dumped = walk ? dump_watched(socket_, filter_, now + budget, sockets)
+                             : dump_listeners(socket_, filter_, now + budget, sockets);
+  if (!dumped) {
     last_.reset();
     publish({});
-    done(fail(st.error().message + " (a run's dumps get half the interval, " +
+    done(fail(dumped.error().message + " (a run's dumps get half the interval, " +
               format_duration(budget) + ")"));
     return;
   }
   SockdiagSample sample =
       sockdiag_sample(sockets, options_, observe_listeners(sockets, Clock::now()));
-  publish(sockdiag_families(sample, sample_interval_, peak_window_));
+  if (walk) {
+    walk_requested_ = false;
+    ++walks_;
+    sample.connections_at = now;
+    walked_ = sample;
+  } else {
+    sample.connections_at = walked_->connections_at;
+    // A listener that opened since the walk has no connection figures yet: walk next run.
+    if (!merge_connections(sample, *walked_).empty()) walk_requested_ = true;
+  }
+  publish(sockdiag_families(sample, sample_interval_, peak_window_,
+                            std::chrono::duration_cast<Duration>(now - sample.connections_at)));
   last_ = std::move(sample);
   if (sampler_error_) {
     done(fail("accept-queue sampler: " + *sampler_error_));

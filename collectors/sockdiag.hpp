@@ -34,6 +34,10 @@
 
 namespace mcb {
 
+// A listener's identity: its port and canonical local address.
+using ListenerKey = std::pair<std::uint16_t, IpAddress>;
+using ListenerPeaks = std::map<ListenerKey, std::uint32_t>;
+
 struct ClientConnections {
   std::string client;  // the remote address, IPv4-mapped IPv6 shown as IPv4
   std::uint64_t connections = 0;
@@ -84,7 +88,15 @@ struct SockdiagSample {
   // Watched listeners by (port, address). Sockets sharing an address and port (SO_REUSEPORT) are
   // one listener with their queues summed.
   std::vector<ListenerSample> listeners;
+  // When the connection figures were counted: the last walk of the connection table. The queue
+  // figures are always this run's.
+  std::chrono::steady_clock::time_point connections_at{};
 };
+
+// Pure: `listeners` (a listeners-only sample of this run) with the connection figures of the last
+// walk (`walked`) for each listener it had; groups of connections without a listener are kept
+// from the walk. Returns the keys of listeners the walk did not see (they need one).
+std::vector<ListenerKey> merge_connections(SockdiagSample& listeners, const SockdiagSample& walked);
 
 struct SockdiagOptions {
   std::vector<std::uint16_t> ports;  // sorted, unique
@@ -107,10 +119,6 @@ Status dump_listeners(SockDiagSocket& socket, const std::vector<std::byte>& filt
 Status dump_watched(SockDiagSocket& socket, const std::vector<std::byte>& filter,
                     SockDiagSocket::Clock::time_point deadline, std::vector<DiagSocket>& out);
 
-// A listener's identity: its port and canonical local address.
-using ListenerKey = std::pair<std::uint16_t, IpAddress>;
-using ListenerPeaks = std::map<ListenerKey, std::uint32_t>;
-
 // Pure: aggregates the sockets of a dump into listeners, connections joined to the listener they
 // came to (see ListenerSample). Sockets whose local port is not watched are ignored, so an
 // unfiltered dump gives the same sample. A listener's queue_peak is the larger of its length and
@@ -118,9 +126,11 @@ using ListenerPeaks = std::map<ListenerKey, std::uint32_t>;
 SockdiagSample sockdiag_sample(std::span<const DiagSocket> sockets, const SockdiagOptions& options,
                                const ListenerPeaks& peaks = {});
 
-// Pure. The help text of the peak names its window and sampling period.
+// Pure. The help text of the peak names its window and sampling period; `connections_age` is the
+// age of the connection figures at this run.
 Families sockdiag_families(const SockdiagSample& sample, Duration sample_interval,
-                           Duration peak_window);
+                           Duration peak_window,
+                           std::optional<Duration> connections_age = std::nullopt);
 
 // The largest value added over a sliding window of time. Memory is bounded by the number of
 // additions within one window. Not thread-safe.
@@ -153,10 +163,18 @@ class SockdiagCollector final : public Collector,
 
   std::string_view name() const override { return "sockdiag"; }
 
-  // One full dump. Fails when the dump fails, or (with the families of the dump still published)
-  // when the sampler failed since the previous run, naming its error.
+  // One run: the listeners, and the connections when a walk is due (connections_interval since
+  // the last, a walk asked for with walk_next(), a listener the last walk did not see, or the
+  // first run); between walks the connection figures are the last walk's. Fails when a dump
+  // fails, or (with the families of the dump still published) when the sampler failed since the
+  // previous run, naming its error.
   void collect(Done done) override;
   void stop() override;
+
+  // The next run walks the connections, whatever the interval: something connection-related
+  // is wrong and needs them every sample.
+  void walk_next() { walk_requested_ = true; }
+  std::uint64_t walks() const { return walks_; }
 
   // The sample of the last run, if it succeeded.
   const std::optional<SockdiagSample>& last() const { return last_; }
@@ -171,6 +189,10 @@ class SockdiagCollector final : public Collector,
   Duration interval_;
   Duration sample_interval_;
   Duration peak_window_;
+  Duration connections_interval_;
+  bool walk_requested_ = true;  // the first run walks
+  std::uint64_t walks_ = 0;
+  std::optional<SockdiagSample> walked_;  // the last walk's sample
   std::vector<std::byte> filter_;  // compiled from options_.ports; empty when none are watched
   std::optional<std::string> filter_error_;  // why the ports did not compile to a filter
   SockDiagSocket socket_;

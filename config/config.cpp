@@ -145,6 +145,11 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
                                 w.duration(v, r, s.peak_window, std::chrono::seconds(1),
                                            std::chrono::hours(1));
                               }},
+                             {"connections_interval",
+                              [&](auto& v, auto& r) {
+                                w.duration(v, r, s.connections_interval, Duration{0},
+                                           std::chrono::hours(1));
+                              }},
                              {"send_queue_threshold_bytes", [&](auto& v, auto& r) {
                                 w.integer<std::uint64_t>(v, r, s.send_queue_threshold_bytes, 0,
                                                          std::uint64_t{1} << 40);

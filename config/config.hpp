@@ -46,6 +46,9 @@ struct SockdiagConfig {
   int top_clients = 10;
   Duration sample_interval = std::chrono::milliseconds(100);
   Duration peak_window = std::chrono::seconds(15);
+  // How often the connections are walked (the kernel walks its whole connection table for it)
+  // while nothing connection-related is wrong; every sample while something is. 0: every sample.
+  Duration connections_interval = std::chrono::seconds(15);
   std::uint64_t send_queue_threshold_bytes = 65536;  // above this a socket counts as blocked
 };
 

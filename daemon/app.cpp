@@ -108,6 +108,8 @@ void App::on_cycle() {
     pending_sources_.reset();
   }
   evaluator_->evaluate(observe(collectors_, LoopClock::now(), std::chrono::system_clock::now()));
+  // Something connection-related is wrong: count the connections every sample while it lasts.
+  if (collectors_.sockdiag && evaluator_->walk_reason()) collectors_.sockdiag->walk_next();
   process_->refresh();
   exposition_.invalidate();
   if (!ready_) {

@@ -70,6 +70,51 @@ void Evaluator::evaluate(const Observation& o) {
   }
   // Subjects that went away (a target removed on reload, a NIC unplugged) leave with their track.
   std::erase_if(tracks_, [this](const auto& kv) { return kv.second.seen != evaluation_; });
+
+  walk_reason_.reset();
+  for (const Track* t : order_) {
+    switch (t->alert) {
+      case Alert::kConnectionSprawl:
+      case Alert::kSlowClients:
+      case Alert::kMaxConnectionsNear:
+      case Alert::kAcceptQueueFilling:
+      case Alert::kListenQueueOverflow:
+        if (t->track.condition() != Level::kOk) {
+          walk_reason_ = std::string(rule(t->alert).name) + " holds";
+        }
+        break;
+      default:
+        break;
+    }
+    if (walk_reason_) return;
+  }
+  walk_reason_ = connections_moved(o);
+}
+
+std::optional<std::string> Evaluator::connections_moved(const Observation& o) const {
+  constexpr Duration kSpan = std::chrono::seconds(10);
+  for (const TargetView& t : o.targets) {
+    const MemcachedSample& m = *t.memcached;
+    const SubjectWindows& w = windows_.target(m.target);
+    const auto limit = connection_limit(m);
+    const double rise = std::max(10.0, limit ? 0.05 * *limit : 0.0);
+    if (at(w, Series::kCurrConnections).growth(o.now, kSpan) >= rise) {
+      return m.target + ": connections rising";
+    }
+    if (at(w, Series::kTotalConnections).rate(o.now, kSpan) >= 10) {
+      return m.target + ": new connections";
+    }
+    if (at(w, Series::kRejectedConnections).increase(o.now, kSpan) > 0 ||
+        at(w, Series::kListenDisabled).increase(o.now, kSpan) > 0) {
+      return m.target + ": connections refused";
+    }
+    for (const ListenerSample* l : t.listeners) {
+      if (l->listening && (l->queue_max == 0 || l->queue_peak * 10 >= l->queue_max)) {
+        return listener_name(*l) + ": accept queue";
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 const std::vector<AlertStatus>& Evaluator::statuses() const {

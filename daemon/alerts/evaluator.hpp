@@ -76,6 +76,14 @@ class Evaluator final : public prometheus::Collectable {
 
   const Windows& windows() const { return windows_; }
 
+  // Why the connections should be walked at the next sample rather than at their interval, or
+  // nullopt: a connection-related condition holds (ConnectionSprawl, SlowClients,
+  // MaxConnectionsNear, AcceptQueueFilling, ListenQueueOverflow), or memcached's own counters
+  // moved past what a quiet memcached shows (connections rising by 10 or 5% of the limit in 10 s,
+  // 10 new connections a second, a rejection or a disabled listener, an accept queue a tenth
+  // full).
+  const std::optional<std::string>& walk_reason() const { return walk_reason_; }
+
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
@@ -87,6 +95,7 @@ class Evaluator final : public prometheus::Collectable {
   };
 
   void judge(const Rule& rule, const std::string& subject, AlertLabels labels, RuleInput input);
+  std::optional<std::string> connections_moved(const Observation& o) const;
 
   std::array<AlertThreshold, kAlertCount> thresholds_;
   Duration retention_{};
@@ -94,6 +103,7 @@ class Evaluator final : public prometheus::Collectable {
   std::unordered_map<std::string, Track> tracks_;  // key: alert name, subject
   std::vector<const Track*> order_;                // this evaluation's, in table order
   std::uint64_t evaluation_ = 0;
+  std::optional<std::string> walk_reason_;
   mutable std::optional<std::vector<AlertStatus>> statuses_;
   mutable std::optional<std::string> json_;
   mutable std::uint64_t json_builds_ = 0;

@@ -13,13 +13,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <regex>
+#include <thread>
 
 #include <boost/asio/io_context.hpp>
 
 #include "collectors/netlink.hpp"
 #include "collectors/sockdiag.hpp"
+#include "common/clock.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/memcached.hpp"
 #include "tests/support/metrics_text.hpp"
@@ -148,8 +151,9 @@ std::pair<double, double> ss_listen_queue(std::uint16_t port) {
 }
 
 std::string config_for(std::uint16_t port, const std::string& sockdiag_extra = "") {
+  // The connections walked every sample: these tests are about what one walk counts.
   return "interval: 100ms\ntargets: []\ncollectors:\n  netdev: { enabled: false }\n"
-         "  sockdiag: { ports: [" +
+         "  sockdiag: { connections_interval: 0, ports: [" +
          std::to_string(port) + "]" + sockdiag_extra + " }\n";
 }
 
@@ -373,7 +377,7 @@ TEST_CASE("sockdiag: clients bound to 127.0.0.2 and 127.0.0.3 are counted per ad
 
   test::Daemon d(
       "interval: 100ms\ntargets: []\ncollectors:\n  netdev: { enabled: false }\n"
-      "  sockdiag: { ports: [" +
+      "  sockdiag: { connections_interval: 0, ports: [" +
       std::to_string(port) + ", " + std::to_string(port6) + "], top_clients: 1 }\n");
   const std::string clients = connection_series("mcbacklog_clients", "127.0.0.1", port);
   const auto m = d.wait_for_metrics(
@@ -475,4 +479,72 @@ TEST_CASE("sockdiag: memcached with -o no_maxconns_fast driven past -c shows acc
       [&](const std::string& text) { return test::metric_value(text, max) == backlog; });
   CHECK(reopened.has_value());
   CHECK(std::stoi(mc.stats().at("listen_disabled_num")) >= 1);  // memcached's own account
+}
+
+TEST_CASE("sockdiag: connections are walked every connections_interval, or at once when asked",
+          "[integration][sockdiag]") {
+  test::enter_private_netns();
+  ManualTime time;
+  Fd l = listen_on("127.0.0.1", 16);
+  const std::uint16_t port = port_of(l);
+  boost::asio::io_context io;
+  SockdiagConfig config;
+  config.connections_interval = 15s;
+  auto c = std::make_shared<SockdiagCollector>(io, config, std::vector<std::uint16_t>{port}, 1s);
+  auto established = [&] {
+    Status status = fail("not run");
+    c->collect([&](Status s) { status = std::move(s); });
+    REQUIRE(status.ok());
+    REQUIRE(c->last().has_value());
+    REQUIRE(c->last()->listeners.size() == 1);
+    return c->last()->listeners[0].established();
+  };
+  CHECK(established() == 0);  // the first run walks
+  CHECK(c->walks() == 1);
+  std::vector<Fd> held;
+  connect_n(held, 3, "127.0.0.1", port);
+  time.advance(5s);
+  CHECK(established() == 0);  // the last walk's figures: the interval has not passed
+  CHECK(c->walks() == 1);
+  CHECK(c->last()->listeners[0].queue_length == 3);  // the queue is this run's
+  time.advance(10s);
+  CHECK(established() == 3);  // 15 s since the walk
+  CHECK(c->walks() == 2);
+  connect_n(held, 2, "127.0.0.1", port);
+  c->walk_next();
+  CHECK(established() == 5);  // asked for: at once
+  CHECK(c->walks() == 3);
+  CHECK(established() == 5);
+  CHECK(c->walks() == 3);
+  c->stop();
+}
+
+TEST_CASE("sockdiag: a connection-related condition makes the daemon walk every sample",
+          "[integration][sockdiag]") {
+  // Walked once an hour while all is well; churn past 10 new connections a second and the walk
+  // follows every sample until it ends.
+  test::enter_private_netns();
+  test::Memcached mc;
+  test::Daemon d("interval: 200ms\ntargets:\n  - { name: mc, address: \"" + mc.address() +
+                 "\", probe_interval: 0 }\ncollectors:\n  netdev: { enabled: false }\n"
+                 "  sockdiag: { connections_interval: 1h }\n");
+  const std::string age = "mcbacklog_connections_sample_age_seconds";
+  REQUIRE(d.wait_for_metrics([&](const std::string& m) {
+    return test::metric_value(m, age).value_or(0) >= 2;  // quiet: no walk since the first
+  }));
+  std::atomic<bool> churning{true};
+  std::thread churn([&] {
+    while (churning) {
+      try {
+        test::RawConnection(mc.address()).request("version\r\n");
+      } catch (const std::exception&) {
+      }
+    }
+  });
+  const auto walked = d.wait_for_metrics(
+      [&](const std::string& m) { return test::metric_value(m, age).value_or(99) < 1; });
+  churning = false;
+  churn.join();
+  INFO(d.output());
+  CHECK(walked.has_value());
 }

@@ -303,3 +303,28 @@ TEST_CASE("sockdiag: the peak window keeps the largest value of the window and f
   w.add(t0 + 5s + 10ms, 4);
   CHECK(w.peak(t0 + 5s + 1005ms) == 4);
 }
+
+TEST_CASE("sockdiag: between walks a listener keeps the last walk's connection figures",
+          "[collectors][sockdiag]") {
+  const std::vector<DiagSocket> walk_dump = {
+      listener("127.0.0.1", 11211, 0, 1024),
+      listener("127.0.0.1", 11311, 0, 1024),
+      connection(11211, "10.0.0.1"),
+      connection(11211, "10.0.0.1"),
+      connection(11411, "10.0.0.2", TCP_TIME_WAIT, 0, "127.0.0.1"),  // no listener
+  };
+  const auto walked = sockdiag_sample(walk_dump, options({11211, 11311, 11411}));
+  // This run sees the listeners only: 11311 closed, 11511 opened since the walk.
+  const std::vector<DiagSocket> now = {listener("127.0.0.1", 11211, 4, 1024),
+                                       listener("127.0.0.1", 11511, 0, 128)};
+  auto sample = sockdiag_sample(now, options({11211, 11311, 11411, 11511}));
+  const auto unseen = merge_connections(sample, walked);
+  REQUIRE(unseen.size() == 1);
+  CHECK(unseen[0].first == 11511);
+  const ListenerSample& kept = at(sample, "127.0.0.1", 11211);
+  CHECK(kept.queue_length == 4);   // this run's queue
+  CHECK(kept.established() == 2);  // the walk's connections
+  CHECK(kept.clients == 1);
+  CHECK(at(sample, "127.0.0.1", 11411).connections.at("time_wait") == 1);
+  for (const ListenerSample& l : sample.listeners) CHECK_FALSE(l.port == 11311);
+}
