@@ -10,4 +10,7 @@ namespace mcb {
 // Escapes a string for inclusion in a JSON string literal. Pure.
 std::string json_escape(std::string_view text);
 
+// Escapes a string for HTML text and attribute values (& < > " '). Pure.
+std::string html_escape(std::string_view text);
+
 }  // namespace mcb

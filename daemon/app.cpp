@@ -8,6 +8,7 @@
 #include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
 
+#include "daemon/alerts/runbooks.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/version.hpp"
 
@@ -57,6 +58,12 @@ HttpContent App::http_content() {
   c.metrics_gzip = [this]() -> const std::string& { return exposition_.gzip(); };
   c.ready = [this] { return ready_; };
   c.alerts_json = [this]() -> const std::string& { return evaluator_->json(); };
+  c.runbook = [this](std::string_view path) -> std::optional<std::string> {
+    const RunbookContext context{"mcbacklogd " + std::string(kVersion) + ", " + status_line(),
+                                 std::chrono::system_clock::now()};
+    if (path.empty()) return runbook_index_html(evaluator_->statuses(), context);
+    return runbook_html(path, evaluator_->statuses(), *evaluator_, context);
+  };
   c.version = std::string(kVersion) + " (revision " + kRevision + ")";
   return c;
 }

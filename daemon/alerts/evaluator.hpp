@@ -76,6 +76,11 @@ class Evaluator final : public prometheus::Collectable {
 
   const Windows& windows() const { return windows_; }
 
+  // The levels in force for `alert` (the configuration's, else the rule's defaults).
+  const AlertThreshold& threshold(Alert alert) const {
+    return thresholds_[static_cast<std::size_t>(alert)];
+  }
+
   // Why the connections should be walked at the next sample rather than at their interval, or
   // nullopt: a connection-related condition holds (ConnectionSprawl, SlowClients,
   // MaxConnectionsNear, AcceptQueueFilling, ListenQueueOverflow), or memcached's own counters

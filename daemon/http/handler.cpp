@@ -27,6 +27,8 @@ std::string landing_page(const HttpContent& c) {
   std::string links = "<li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\n";
   if (c.alerts_json)
     links += "<li><a href=\"/alerts\">/alerts</a>: alert states and diagnosis (JSON)</li>\n";
+  if (c.runbook)
+    links += "<li><a href=\"/runbooks/\">/runbooks/</a>: what each alert means, live</li>\n";
   links +=
       "<li><a href=\"/-/healthy\">/-/healthy</a>: liveness</li>\n"
       "<li><a href=\"/-/ready\">/-/ready</a>: readiness (a first sample is complete)</li>\n";
@@ -61,6 +63,11 @@ HttpResponse handle_http(const HttpRequest& req, const HttpContent& c) {
     res.set(http::field::vary, "Accept-Encoding");
   } else if (target == "/alerts" && c.alerts_json) {
     res = make(req, http::status::ok, "application/json", c.alerts_json());
+  } else if (c.runbook && (target == "/runbooks" || target.rfind("/runbooks/", 0) == 0)) {
+    auto page = c.runbook(target.size() > 10 ? target.substr(10) : std::string_view());
+    res = page ? make(req, http::status::ok, "text/html; charset=utf-8", std::move(*page))
+               : make(req, http::status::not_found, "text/plain; charset=utf-8",
+                      "no such runbook; the index is /runbooks/\n");
   } else if (target == "/-/healthy") {
     res = make(req, http::status::ok, "text/plain; charset=utf-8", "mcbacklogd is healthy.\n");
   } else if (target == "/-/ready") {

@@ -1,9 +1,10 @@
 #pragma once
 // The HTTP endpoints as a pure function from request to response, testable without sockets:
-// /metrics, /alerts, /-/healthy, /-/ready and the landing page. What they serve comes from
-// HttpContent callbacks, so this layer knows nothing about collectors. Loop thread only.
+// /metrics, /alerts, /runbooks/, /-/healthy, /-/ready and the landing page. What they serve comes
+// from HttpContent callbacks, so this layer knows nothing about collectors. Loop thread only.
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <boost/beast/http/message.hpp>
@@ -19,6 +20,8 @@ struct HttpContent {
   std::function<const std::string&()> metrics_gzip;  // the same, gzip-compressed
   std::function<bool()> ready;                       // a first sample is complete
   std::function<const std::string&()> alerts_json;   // null: /alerts is not served
+  // The runbook page at /runbooks/<path> ("" is the index), or nullopt for 404; null: not served.
+  std::function<std::optional<std::string>(std::string_view path)> runbook;
   std::string version;
 };
 

@@ -16,7 +16,9 @@
 #include <boost/property_tree/json_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 
+#include "daemon/alerts/rules.hpp"
 #include "tests/support/daemon.hpp"
+#include "tests/support/memcached.hpp"
 #include "tests/support/metrics_text.hpp"
 #include "tests/support/netns.hpp"
 #include "tests/support/process.hpp"
@@ -261,4 +263,35 @@ TEST_CASE("daemon: --log.format=json writes one JSON object per line", "[integra
     ++parsed;
   }
   CHECK(parsed >= 3);
+}
+
+TEST_CASE("daemon: serves a runbook page per alert, live, and an index linking them",
+          "[integration][runbooks]") {
+  test::enter_private_netns();
+  test::Memcached mc({"-c", "64"});
+  test::Daemon d("interval: 200ms\ntargets:\n  - { name: mc, address: \"" + mc.address() +
+                 "\" }\ncollectors:\n  netdev: { enabled: false }\n");
+  d.metrics();
+  const auto index = d.get("/runbooks/");
+  REQUIRE(index.ok());
+  CHECK(index->status == 200);
+  CHECK(index->headers.at("content-type") == "text/html; charset=utf-8");
+  for (const Rule& rule : rules()) {
+    const std::string name(rule.name);
+    INFO(name);
+    CHECK_THAT(index->body, Contains("href=\"/runbooks/" + name + "\""));
+    const auto page = d.get("/runbooks/" + name);
+    REQUIRE(page.ok());
+    CHECK(page->status == 200);
+    CHECK_THAT(page->body, Contains("<h1>" + name + "</h1>"));
+    CHECK_THAT(page->body, Contains("<h2>On this host now</h2>"));
+    // Its current state here; no NIC is watched (netdev is off), so NetworkSaturated has none.
+    CHECK_THAT(page->body,
+               Contains(rule.subject == Subject::kDevice ? "no subject on this host"
+                                                         : "<span class=\"ok\">ok</span>"));
+    CHECK_THAT(page->body, !Contains("<script"));
+  }
+  const auto missing = d.get("/runbooks/NoSuchAlert");
+  REQUIRE(missing.ok());
+  CHECK(missing->status == 404);
 }

@@ -7,6 +7,7 @@
 #include "daemon/alerts/alerts_json.hpp"
 #include "daemon/alerts/evaluator.hpp"
 #include "daemon/alerts/rules.hpp"
+#include "daemon/alerts/runbooks.hpp"
 #include "tests/support/metrics_text.hpp"
 
 using namespace mcb;
@@ -871,4 +872,27 @@ TEST_CASE("evaluator: the cost of an evaluation is linear in targets", "[alerts]
   INFO("lookups per target: " << small << " at 100 targets, " << large << " at 10000");
   CHECK(large <= small * 1.05);
   CHECK(large < 20);
+}
+
+TEST_CASE("runbooks: a page per alert with its levels in force and this host's live verdict",
+          "[alerts][runbooks]") {
+  Run r;
+  r.targets[0].target = "<script>x</script>";
+  r.stats().curr_connections = 990;
+  r.step(2);
+  const RunbookContext context{"mcbacklogd test", r.wall()};
+  const auto page = runbook_html("MaxConnectionsNear", r.e.statuses(), r.e, context);
+  REQUIRE(page.has_value());
+  CHECK_THAT(*page, Contains("<h1>MaxConnectionsNear</h1>"));
+  CHECK_THAT(*page, Contains("<span class=\"critical\">critical</span> (pending)"));
+  CHECK_THAT(*page, Contains("990 connections of an effective limit of 1000"));
+  CHECK_THAT(*page, Contains("<td>0.8</td><td>0.95</td><td>0.75</td><td>5s</td>"));
+  CHECK_THAT(*page, Contains("target &lt;script&gt;x&lt;/script&gt;"));
+  CHECK_THAT(*page, !Contains("<script>"));
+  CHECK_THAT(*page, Contains("<h2>Check first</h2>"));
+  CHECK_FALSE(runbook_html("NoSuchAlert", r.e.statuses(), r.e, context).has_value());
+  const std::string index = runbook_index_html(r.e.statuses(), context);
+  for (const Rule& rule : rules()) {
+    CHECK_THAT(index, Contains("<a href=\"/runbooks/" + std::string(rule.name) + "\">"));
+  }
 }
