@@ -9,7 +9,19 @@
 namespace mcb::test {
 
 // The base of every runbook_url annotation: the README as the package installs it.
-inline const std::string kRunbookBase = "file:///usr/share/doc/mcbacklogd/README.md";
+// The runbook_url of a memcached alert: the page of the daemon that raised it, unless the
+// external label mcbacklogd_runbooks says where they are.
+inline std::string runbook_url_template(const std::string& alert) {
+  return "{{ with $externalLabels.mcbacklogd_runbooks }}{{ . }}{{ else }}http://{{ "
+         "$labels.instance }}/runbooks{{ end }}/" +
+         alert;
+}
+// The runbook_url of an alert about the daemon itself: a section of docs/operations.md.
+inline std::string docs_url_template(const std::string& anchor) {
+  return "{{ with $externalLabels.mcbacklogd_docs }}{{ . }}{{ else "
+         "}}file:///usr/share/doc/mcbacklogd/docs{{ end }}/operations.md#" +
+         anchor;
+}
 
 inline std::string rules_dir() { return source_dir() + "/packaging/prometheus"; }
 inline std::string dashboard_path() { return source_dir() + "/packaging/grafana/mcbacklogd.json"; }

@@ -53,6 +53,10 @@ expected="/etc/default/mcbacklogd
 /usr/share/doc/mcbacklogd/changelog.Debian.gz
 /usr/share/doc/mcbacklogd/copyright
 /usr/share/man/man1/mcbacklogd.1.gz"
+# The docs the README links: every Markdown file and picture of docs/.
+docs=$(cd "$src/docs" && find . -maxdepth 1 -type f \( -name '*.md' -o -name '*.png' \) |
+  sed "s|^\.|/usr/share/doc/mcbacklogd/docs|")
+expected+=$'\n'"$docs"
 # Rules and the dashboard, once they exist in the sources, are shipped without their tests.
 for dir in prometheus grafana; do
   [ -d "$src/packaging/$dir" ] || continue
