@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <limits>
 
@@ -135,12 +136,22 @@ std::vector<std::byte> encode_request(const DiagRequest& request, std::uint32_t 
   h.nlmsg_len =
       static_cast<std::uint32_t>(NLMSG_LENGTH(sizeof(inet_diag_req_v2)) + NLA_ALIGN(attr_len));
   h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  h.nlmsg_flags = request.listener ? NLM_F_REQUEST : NLM_F_REQUEST | NLM_F_DUMP;
   h.nlmsg_seq = seq;
   inet_diag_req_v2 r{};
   r.sdiag_family = static_cast<std::uint8_t>(request.family);
   r.sdiag_protocol = IPPROTO_TCP;
   r.idiag_states = request.states;
+  if (request.listener) {
+    // The kernel looks up (src, sport) as a local address and port with no peer: a listener.
+    const auto& [address, port] = *request.listener;
+    const IpAddress a = address.family == request.family ? address : IpAddress{request.family, {}};
+    r.id.idiag_sport = htons(port);
+    std::memcpy(r.id.idiag_src, a.bytes.data(), sizeof r.id.idiag_src);
+    r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+    r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    r.idiag_states = kAllTcpStates;
+  }
   if (request.memory_info) r.idiag_ext = 1U << (INET_DIAG_SKMEMINFO - 1);
   std::vector<std::byte> out;
   out.reserve(h.nlmsg_len);
@@ -190,6 +201,7 @@ Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::u
       case NLMSG_ERROR: {
         if (payload.size() < sizeof(int)) return fail(at + ": truncated error message");
         const int error = load<int>(payload);
+        if (error == -ENOENT) return DumpProgress::not_found;
         if (error < 0) {
           return fail("the kernel refused the request: " + errno_text(error));
         }

@@ -73,14 +73,18 @@ struct DiagRequest {
   std::uint32_t states = 0;         // tcp_state_bit(TCP_LISTEN) | ...
   std::vector<std::byte> bytecode;  // from compile_port_filter; empty: every socket
   bool memory_info = false;         // ask for INET_DIAG_SKMEMINFO (DiagSocket::drops)
+  // Set: not a dump but the lookup of the one listener bound to this local address and port
+  // (the kernel's socket lookup, no walk of any table). `states` and `bytecode` are ignored.
+  std::optional<std::pair<IpAddress, std::uint16_t>> listener = std::nullopt;
 };
 
-// The netlink message of one TCP dump request (inet_diag_req_v2, bytecode as
+// The netlink message of one TCP request (inet_diag_req_v2, bytecode as
 // INET_DIAG_REQ_BYTECODE, memory_info as the INET_DIAG_SKMEMINFO extension) with sequence
-// number `seq`.
+// number `seq`: a dump, or with `listener` the lookup of one socket.
 std::vector<std::byte> encode_request(const DiagRequest& request, std::uint32_t seq);
 
-enum class DumpProgress { more, done };
+// `not_found`: the kernel answered a lookup with ENOENT (no socket bound there).
+enum class DumpProgress { more, done, not_found };
 
 // Parses one datagram of a dump reply, appending its sockets to `out`. A dump spans many
 // datagrams; the one holding NLMSG_DONE returns `done`, every other `more`. Errors (the dump
@@ -88,7 +92,8 @@ enum class DumpProgress { more, done };
 // sequence number other than `seq`, NLMSG_ERROR or a negative NLMSG_DONE status from the kernel
 // (its errno in words), NLMSG_OVERRUN, a message type or address family a TCP dump never has,
 // an attribute that runs past its message.
-// Messages after NLMSG_DONE are ignored, as is an NLMSG_ERROR of 0 (an acknowledgement).
+// Messages after NLMSG_DONE are ignored, as is an NLMSG_ERROR of 0 (an acknowledgement). An
+// NLMSG_ERROR of ENOENT is `not_found` (the answer to a lookup of a socket that is not there).
 Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::uint32_t seq,
                                      std::vector<DiagSocket>& out);
 

@@ -36,11 +36,32 @@ Status SockDiagSocket::open() {
 
 Status SockDiagSocket::dump(const DiagRequest& request, Clock::time_point deadline,
                             std::vector<DiagSocket>& out) {
+  auto done = exchange(request, deadline, out, false);
+  if (!done) return done.error();
+  if (*done == DumpProgress::not_found) {
+    close();
+    return fail("sock_diag: the kernel refused the request: No such file or directory");
+  }
+  return ok_status();
+}
+
+Result<std::optional<DiagSocket>> SockDiagSocket::lookup(const DiagRequest& request,
+                                                         Clock::time_point deadline) {
+  std::vector<DiagSocket> found;
+  auto done = exchange(request, deadline, found, true);
+  if (!done) return done.error();
+  if (found.empty()) return std::optional<DiagSocket>();
+  return std::optional<DiagSocket>(found.front());
+}
+
+Result<DumpProgress> SockDiagSocket::exchange(const DiagRequest& request,
+                                              Clock::time_point deadline,
+                                              std::vector<DiagSocket>& out, bool one) {
   if (fd_ < 0) {
-    if (auto opened = open(); !opened) return opened;
+    if (auto opened = open(); !opened) return opened.error();
   }
   // Any failure leaves the dump half-read: close so the next dump starts on a clean socket.
-  auto failed = [this](std::string message) -> Status {
+  auto failed = [this](std::string message) -> Error {
     close();
     return fail("sock_diag: " + std::move(message));
   };
@@ -80,7 +101,8 @@ Status SockDiagSocket::dump(const DiagRequest& request, Clock::time_point deadli
     auto progress =
         parse_inet_diag(std::span(buffer_).first(static_cast<std::size_t>(n)), seq, out);
     if (!progress) return failed(progress.error().message);
-    if (*progress == DumpProgress::done) return ok_status();
+    if (*progress != DumpProgress::more) return *progress;
+    if (one && out.size() > first) return DumpProgress::done;  // a lookup answers in one message
   }
 }
 

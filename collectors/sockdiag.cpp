@@ -315,8 +315,14 @@ void SockdiagCollector::collect(Done done) {
       walk_requested_ || !walked_ || now - walked_->connections_at >= connections_interval_;
   std::vector<DiagSocket> sockets;
   const auto budget = interval_ / 2;
-  const Status dumped = walk ? dump_watched(socket_, filter_, now + budget, sockets)
-                             : dump_listeners(socket_, filter_, now + budget, sockets);
+  Status dumped = ok_status();
+  if (walk) {
+    dumped = dump_watched(socket_, filter_, now + budget, sockets);
+    ++listener_dumps_;
+    if (dumped) learn_listeners(sockets);
+  } else {
+    dumped = read_listeners(now + budget, sockets);
+  }
   if (!dumped) {
     last_.reset();
     publish({});
@@ -371,10 +377,51 @@ ListenerPeaks SockdiagCollector::observe_listeners(std::span<const DiagSocket> s
   return out;
 }
 
+void SockdiagCollector::learn_listeners(std::span<const DiagSocket> sockets) {
+  known_.clear();
+  std::map<std::pair<std::uint16_t, IpAddress>, std::size_t> index;
+  for (const DiagSocket& s : sockets) {
+    if (s.state != TCP_LISTEN) continue;
+    const auto [it, added] = index.try_emplace({s.local_port, s.local}, known_.size());
+    if (added) {
+      known_.push_back(Known{s.local, s.local_port, false});
+    } else {
+      known_[it->second].group = true;
+    }
+  }
+  relearn_ = false;
+}
+
+Status SockdiagCollector::read_listeners(Clock::time_point deadline, std::vector<DiagSocket>& out) {
+  const bool lookups = !relearn_ && std::none_of(known_.begin(), known_.end(),
+                                                 [](const Known& k) { return k.group; });
+  if (lookups) {
+    const std::size_t first = out.size();
+    for (const Known& k : known_) {
+      ++listener_lookups_;
+      const DiagRequest request{k.address.family, 0, {}, true, std::make_pair(k.address, k.port)};
+      auto found = socket_.lookup(request, deadline);
+      if (!found) return found.error();
+      // Gone, or a connection answered the lookup instead: learn the listeners again.
+      if (!*found || (*found)->state != TCP_LISTEN) {
+        out.resize(first);
+        relearn_ = true;
+        return read_listeners(deadline, out);
+      }
+      out.push_back(**found);
+    }
+    return ok_status();
+  }
+  ++listener_dumps_;
+  const std::size_t first = out.size();
+  if (auto st = dump_listeners(socket_, filter_, deadline, out); !st) return st;
+  learn_listeners(std::span(out).subspan(first));
+  return ok_status();
+}
+
 void SockdiagCollector::sample_listeners() {
   std::vector<DiagSocket> sockets;
-  if (auto st = dump_listeners(socket_, filter_, Clock::now() + sample_interval_ / 2, sockets);
-      !st) {
+  if (auto st = read_listeners(Clock::now() + sample_interval_ / 2, sockets); !st) {
     sampler_error_ = st.error().message;
     return;
   }

@@ -175,13 +175,29 @@ class SockdiagCollector final : public Collector,
   // is wrong and needs them every sample.
   void walk_next() { walk_requested_ = true; }
   std::uint64_t walks() const { return walks_; }
+  // Listener dumps and single-listener lookups since the start (tests and benchmarks).
+  std::uint64_t listener_dumps() const { return listener_dumps_; }
+  std::uint64_t listener_lookups() const { return listener_lookups_; }
 
   // The sample of the last run, if it succeeded.
   const std::optional<SockdiagSample>& last() const { return last_; }
 
  private:
+  // A listener found by the last listener dump, to be looked up by address and port until the
+  // next: the kernel's socket lookup walks no table. Sockets sharing an address and port
+  // (SO_REUSEPORT) are a group, which only a dump sums.
+  struct Known {
+    IpAddress address;  // as bound, in its socket's family (an IPv4-mapped address stays IPv6)
+    std::uint16_t port = 0;
+    bool group = false;
+  };
+
   // Adds the listeners' queue lengths to their peak windows; returns each one's peak.
   ListenerPeaks observe_listeners(std::span<const DiagSocket> sockets, Clock::time_point at);
+  // The watched listeners now: looked up one by one when all are known and single, else
+  // dumped (and learned).
+  Status read_listeners(Clock::time_point deadline, std::vector<DiagSocket>& out);
+  void learn_listeners(std::span<const DiagSocket> sockets);
   void sample_listeners();
 
   PeriodicTimer sampler_;
@@ -192,7 +208,11 @@ class SockdiagCollector final : public Collector,
   Duration connections_interval_;
   bool walk_requested_ = true;  // the first run walks
   std::uint64_t walks_ = 0;
+  std::uint64_t listener_dumps_ = 0;
+  std::uint64_t listener_lookups_ = 0;
   std::optional<SockdiagSample> walked_;  // the last walk's sample
+  std::vector<Known> known_;
+  bool relearn_ = true;            // a lookup missed, or nothing learned yet: dump the listeners
   std::vector<std::byte> filter_;  // compiled from options_.ports; empty when none are watched
   std::optional<std::string> filter_error_;  // why the ports did not compile to a filter
   SockDiagSocket socket_;

@@ -507,6 +507,9 @@ TEST_CASE("sockdiag: connections are walked every connections_interval, or at on
   CHECK(established() == 0);  // the last walk's figures: the interval has not passed
   CHECK(c->walks() == 1);
   CHECK(c->last()->listeners[0].queue_length == 3);  // the queue is this run's
+  // Between walks the known listener is looked up, not dumped.
+  CHECK(c->listener_dumps() == 1);
+  CHECK(c->listener_lookups() == 1);
   time.advance(10s);
   CHECK(established() == 3);  // 15 s since the walk
   CHECK(c->walks() == 2);
@@ -516,6 +519,41 @@ TEST_CASE("sockdiag: connections are walked every connections_interval, or at on
   CHECK(c->walks() == 3);
   CHECK(established() == 5);
   CHECK(c->walks() == 3);
+  c->stop();
+}
+
+TEST_CASE("sockdiag: a SO_REUSEPORT group is dumped and summed, never looked up as one socket",
+          "[integration][sockdiag]") {
+  test::enter_private_netns();
+  auto reuseport_listener = [](std::uint16_t port) {
+    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int on = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd.get(), 10) == 0);
+    return fd;
+  };
+  Fd first = reuseport_listener(0);
+  const std::uint16_t port = port_of(first);
+  Fd second = reuseport_listener(port);
+  ManualTime time;
+  boost::asio::io_context io;
+  SockdiagConfig config;
+  auto c = std::make_shared<SockdiagCollector>(io, config, std::vector<std::uint16_t>{port}, 1s);
+  for (int run = 0; run < 3; ++run) {
+    Status status = fail("not run");
+    c->collect([&](Status s) { status = std::move(s); });
+    REQUIRE(status.ok());
+    time.advance(1s);
+  }
+  CHECK(c->listener_lookups() == 0);
+  CHECK(c->listener_dumps() == 3);
+  REQUIRE(c->last()->listeners.size() == 1);
+  CHECK(c->last()->listeners[0].queue_max == 20);  // both sockets' backlogs, summed
   c->stop();
 }
 
@@ -547,4 +585,55 @@ TEST_CASE("sockdiag: a connection-related condition makes the daemon walk every 
   churn.join();
   INFO(d.output());
   CHECK(walked.has_value());
+}
+
+TEST_CASE("sockdiag: the lookup of one listener and the dump agree, without walking a table",
+          "[integration][sockdiag]") {
+  test::enter_private_netns();
+  Fd one = listen_on("127.0.0.1", 16);
+  Fd any = listen_on("0.0.0.0", 32);
+  Fd six = listen_on("::1", 8);
+  std::vector<Fd> held;
+  connect_n(held, 3, "127.0.0.1", port_of(one));
+  connect_n(held, 2, "127.0.0.1", port_of(any));
+  connect_n(held, 1, "::1", port_of(six));
+  SockDiagSocket s;
+  const auto deadline = SockDiagSocket::Clock::now() + 5s;
+  struct Case {
+    int family;
+    const char* address;
+    std::uint16_t port;
+  };
+  for (const Case& c :
+       {Case{AF_INET, "127.0.0.1", port_of(one)}, Case{AF_INET, "0.0.0.0", port_of(any)},
+        Case{AF_INET6, "::1", port_of(six)}}) {
+    INFO(c.address << ":" << c.port);
+    const auto address = parse_ip(c.address);
+    REQUIRE(address.has_value());
+    DiagRequest request{c.family, 0, {}, true, std::make_pair(*address, c.port)};
+    auto found = s.lookup(request, deadline);
+    REQUIRE(found.ok());
+    REQUIRE(found->has_value());
+    const DiagSocket& l = **found;
+    CHECK(l.state == TCP_LISTEN);
+    CHECK(l.local_port == c.port);
+    CHECK(to_string(l.local) == c.address);
+    std::vector<DiagSocket> dumped;
+    REQUIRE(s.dump({c.family, tcp_state_bit(TCP_LISTEN), {}, true}, deadline, dumped).ok());
+    const auto it = std::find_if(dumped.begin(), dumped.end(), [&](const DiagSocket& d) {
+      return d.local_port == c.port && d.local == l.local;
+    });
+    REQUIRE(it != dumped.end());
+    CHECK(l.rqueue == it->rqueue);
+    CHECK(l.wqueue == it->wqueue);
+    CHECK(l.drops == it->drops);
+  }
+  // Nothing bound there: no socket, not an error; and the socket serves a dump afterwards.
+  auto none =
+      s.lookup({AF_INET, 0, {}, false, std::make_pair(*parse_ip("127.0.0.1"), 1)}, deadline);
+  REQUIRE(none.ok());
+  CHECK_FALSE(none->has_value());
+  std::vector<DiagSocket> after;
+  CHECK(s.dump({AF_INET, tcp_state_bit(TCP_LISTEN), {}, false}, deadline, after).ok());
+  CHECK(after.size() == 2);
 }
