@@ -50,6 +50,7 @@ App::App(Flags flags, Config config, std::shared_ptr<const HttpSecurity> securit
       .Register(exposition_.registry())
       .Add({{"version", kVersion}, {"revision", kRevision}})
       .Set(1);
+  exposition_.on_render([this] { process_->refresh(); });
 }
 
 HttpContent App::http_content() {
@@ -117,7 +118,6 @@ void App::on_cycle() {
   evaluator_->evaluate(observe(collectors_, LoopClock::now(), std::chrono::system_clock::now()));
   // Something connection-related is wrong: count the connections every sample while it lasts.
   if (collectors_.sockdiag && evaluator_->walk_reason()) collectors_.sockdiag->walk_next();
-  process_->refresh();
   exposition_.invalidate();
   if (!ready_) {
     ready_ = true;

@@ -1,7 +1,8 @@
 #pragma once
 // The standard process_* metrics of the daemon itself (as every Prometheus client exports them):
 // CPU seconds, resident and virtual memory, open and maximum file descriptors, start time.
-// refresh() reads /proc/self once per sample; Collect() only copies. Loop thread only.
+// refresh() reads /proc/self (the app calls it when /metrics is rendered); Collect() only
+// copies. Loop thread only.
 
 #include <optional>
 #include <string_view>

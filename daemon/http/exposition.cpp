@@ -17,6 +17,7 @@ void Exposition::invalidate() {
 
 const std::string& Exposition::text() {
   if (!text_valid_) {
+    if (on_render_) on_render_();
     std::vector<prometheus::MetricFamily> all = registry_.Collect();
     for (const auto& source : sources_) {
       auto families = source->Collect();

@@ -9,6 +9,7 @@
 //
 // Loop thread only; not thread-safe.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +25,10 @@ class Exposition {
 
   prometheus::Registry& registry() { return registry_; }
 
+  // Runs before each rendering: for the daemon's own process metrics, read when someone scrapes
+  // rather than every sample (reading /proc/self costs microseconds and cannot stall).
+  void on_render(std::function<void()> hook) { on_render_ = std::move(hook); }
+
   // Replaces the per-sample sources (on start and on reload).
   void set_sources(std::vector<std::shared_ptr<const prometheus::Collectable>> sources);
 
@@ -35,6 +40,7 @@ class Exposition {
 
  private:
   prometheus::Registry registry_;
+  std::function<void()> on_render_;
   std::vector<std::shared_ptr<const prometheus::Collectable>> sources_;
   std::string text_;
   std::string gzip_;
