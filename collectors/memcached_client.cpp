@@ -10,6 +10,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
+#include "common/text.hpp"
+
 namespace mcb {
 namespace asio = boost::asio;
 using boost::system::error_code;
@@ -415,7 +417,8 @@ void Probe::read_more() {
         if (ec) {
           self->end(false, ec == asio::error::eof
                                ? "memcached closed the connection" +
-                                     (self->in_.empty() ? std::string() : " after " + self->in_)
+                                     (self->in_.empty() ? std::string()
+                                                        : " after " + quote_untrusted(self->in_))
                                : "read: " + ec.message());
           return;
         }

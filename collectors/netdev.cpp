@@ -7,6 +7,7 @@
 #include "collectors/procfs.hpp"
 #include "collectors/sysctl.hpp"
 #include "common/families.hpp"
+#include "common/text.hpp"
 
 namespace mcb {
 namespace {
@@ -88,7 +89,7 @@ Result<std::vector<NetdevCounters>> parse_net_dev(std::string_view text) {
       const std::string_view s = values[k];
       auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v[k]);
       if (ec != std::errc() || ptr != s.data() + s.size()) {
-        return fail(where + ": value \"" + std::string(s) + "\" is not an unsigned integer");
+        return fail(where + ": value " + quote_untrusted(s) + " is not an unsigned integer");
       }
     }
     NetdevCounters c;
@@ -201,7 +202,7 @@ Result<NetdevSample> NetdevCollector::read() {
     if (!speed_text) return speed_text.error();
     if (speed_text->has_value()) {
       auto speed = parse_link_speed(**speed_text);
-      if (!speed) return fail(speed_path + ": " + speed.error().message);
+      if (!speed) return fail(escape_untrusted(speed_path, 4096) + ": " + speed.error().message);
       d.speed_bytes = *speed;
     }
     d.counters = std::move(c);

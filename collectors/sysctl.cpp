@@ -4,6 +4,7 @@
 
 #include "collectors/procfs.hpp"
 #include "common/families.hpp"
+#include "common/text.hpp"
 
 namespace mcb {
 
@@ -14,7 +15,7 @@ Result<std::int64_t> parse_sysctl_value(std::string_view text) {
   std::int64_t v = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) {
-    return fail("expected one integer, got \"" + std::string(text.substr(0, 40)) + "\"");
+    return fail("expected one integer, got " + quote_untrusted(text, 40));
   }
   return v;
 }
