@@ -8,6 +8,7 @@
 #include "collectors/sysctl.hpp"
 #include "common/families.hpp"
 #include "common/text.hpp"
+#include "config/bounded_regex.hpp"
 
 namespace mcb {
 namespace {
@@ -175,8 +176,18 @@ Families netdev_families(const NetdevSample& s) {
 NetdevCollector::NetdevCollector(const NetdevConfig& config, std::string procfs, std::string sysfs,
                                  std::function<Clock::time_point()> now)
     : procfs_(std::move(procfs)), sysfs_(std::move(sysfs)), now_(std::move(now)) {
-  if (!config.include.empty()) include_.emplace(config.include, std::regex::ECMAScript);
-  if (!config.exclude.empty()) exclude_.emplace(config.exclude, std::regex::ECMAScript);
+  // Compiled within the configuration's bounds, as the configuration checked them: a pattern
+  // that did not pass fails every run with the reason instead of ending the process.
+  for (auto [pattern, into] :
+       {std::pair{&config.include, &include_}, {&config.exclude, &exclude_}}) {
+    if (pattern->empty()) continue;
+    auto compiled = compile_bounded_regex(*pattern);
+    if (compiled) {
+      into->emplace(std::move(*compiled));
+    } else {
+      regex_error_ = compiled.error().message;
+    }
+  }
 }
 
 bool NetdevCollector::selected(const std::string& device) const {
@@ -185,6 +196,7 @@ bool NetdevCollector::selected(const std::string& device) const {
 }
 
 Result<NetdevSample> NetdevCollector::read() {
+  if (regex_error_) return fail(*regex_error_);
   const std::string path = procfs_ + "/net/dev";
   auto text = read_file(path);
   if (!text) return text.error();

@@ -134,6 +134,7 @@ std::string App::status_line() const {
 void App::log_security() const {
   spdlog::info("HTTP: {} ({})", security_->summary,
                security_->source.empty() ? "no web configuration file" : security_->source);
+  for (const std::string& w : security_->warnings) spdlog::warn("{}", w);
   if (security_->auth && !security_->tls) {
     spdlog::warn("basic auth without TLS: passwords cross the network in clear text");
   }

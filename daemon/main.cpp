@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
     if (!config->web.config_file.empty()) {
       std::printf("%s: web configuration is valid\n", config->web.config_file.c_str());
     }
+    for (const std::string& w : (*security)->warnings) std::fprintf(stderr, "%s\n", w.c_str());
     return 0;
   }
   mcb::setup_logging(config->log.level, config->log.format);
