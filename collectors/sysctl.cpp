@@ -50,14 +50,24 @@ Result<SysctlSample> SysctlCollector::read() {
       {"/sys/net/ipv4/tcp_syncookies", &s.tcp_syncookies},
       {"/sys/net/ipv4/tcp_abort_on_overflow", &s.tcp_abort_on_overflow},
   };
+  std::size_t found = 0;
   for (const auto& [file, field] : settings) {
     const std::string path = procfs_ + file;
     auto text = read_optional_file(path);
     if (!text) return text.error();
     if (!text->has_value()) continue;  // this kernel lacks the setting
     auto value = parse_sysctl_value(**text);
-    if (!value) return fail(path + ": " + value.error().message);
+    if (!value) return fail(escape_untrusted(path, 4096) + ": " + value.error().message);
     *field = *value;
+    ++found;
+  }
+  // Every kernel has some of them: none at all is a procfs that is not one (a wrong
+  // paths.procfs, /proc/sys not mounted), and a run that reports nothing must not pass.
+  if (found == 0) {
+    return fail(
+        "none of net.core.somaxconn, net.ipv4.tcp_max_syn_backlog, "
+        "net.ipv4.tcp_syncookies, net.ipv4.tcp_abort_on_overflow is under " +
+        escape_untrusted(procfs_, 4096) + "/sys/net: is paths.procfs a procfs?");
   }
   return s;
 }

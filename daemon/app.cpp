@@ -10,6 +10,7 @@
 
 #include "daemon/alerts/runbooks.hpp"
 #include "daemon/logging.hpp"
+#include "daemon/process_limits.hpp"
 #include "daemon/version.hpp"
 
 namespace mcb {
@@ -144,6 +145,9 @@ void App::reload() {
   notifier_.reloading();
   // Both files, or neither: a good configuration is not applied beside a bad web configuration.
   auto loaded = load_configuration(flags_);
+  if (auto fits = loaded ? check_descriptor_budget(*loaded) : ok_status(); !fits) {
+    loaded = fits.error();
+  }
   auto security = loaded ? load_http_security(loaded->web.config_file)
                          : Result<std::shared_ptr<const HttpSecurity>>(loaded.error());
   if (!security) {

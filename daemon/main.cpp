@@ -10,6 +10,7 @@
 #include "daemon/diagnose.hpp"
 #include "daemon/flags.hpp"
 #include "daemon/logging.hpp"
+#include "daemon/process_limits.hpp"
 #include "daemon/version.hpp"
 
 int main(int argc, char** argv) {
@@ -30,6 +31,10 @@ int main(int argc, char** argv) {
   auto config = mcb::load_configuration(*flags);
   if (!config) {
     std::fprintf(stderr, "%s\n", config.error().message.c_str());
+    return 1;
+  }
+  if (auto prepared = mcb::prepare_process(*config); !prepared) {
+    std::fprintf(stderr, "%s\n", prepared.error().message.c_str());
     return 1;
   }
   if (flags->command == "diagnose") return mcb::run_diagnose(*flags, *config);
