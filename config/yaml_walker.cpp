@@ -23,8 +23,8 @@ Result<std::string> read_config_file(const std::string& path) {
   if (in.bad()) return fail(name + ": cannot read: " + std::strerror(errno));
   text.resize(static_cast<std::size_t>(in.gcount()));
   if (text.size() > kMaxConfigFileBytes) {
-    return fail(name + ": larger than " + std::to_string(kMaxConfigFileBytes >> 20) +
-                " MiB; a configuration file is at most " + std::to_string(kMaxConfigFileBytes) +
+    return fail(name + ": larger than " + std::to_string(kMaxConfigFileBytes >> 10) +
+                " KiB; a configuration file is at most " + std::to_string(kMaxConfigFileBytes) +
                 " bytes");
   }
   return text;

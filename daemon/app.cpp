@@ -142,6 +142,7 @@ void App::log_security() const {
 }
 
 void App::reload() {
+  const ReleaseFreeMemory release;  // what parsing the files took
   notifier_.reloading();
   // Both files, or neither: a good configuration is not applied beside a bad web configuration.
   auto loaded = load_configuration(flags_);

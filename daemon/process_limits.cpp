@@ -1,5 +1,6 @@
 #include "daemon/process_limits.hpp"
 
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <cerrno>
@@ -59,5 +60,7 @@ Status prepare_process(const Config& config) {
   }
   return check_descriptor_budget(config);
 }
+
+ReleaseFreeMemory::~ReleaseFreeMemory() { malloc_trim(0); }
 
 }  // namespace mcb

@@ -83,7 +83,7 @@ TEST_CASE("config limits: SIGHUP with 20,000 nested groups keeps the daemon and 
 }
 
 TEST_CASE(
-    "config limits: SIGHUP with a 41 MB bad file or 1 MiB of errors logs a bounded message and "
+    "config limits: SIGHUP with a 41 MB bad file or 256 KiB of errors logs a bounded message and "
     "the loop keeps answering",
     "[integration][config][limits][reload]") {
   test::enter_private_netns();
@@ -100,19 +100,19 @@ TEST_CASE(
   std::size_t mark = d.output().size();
   d.process().signal(SIGHUP);
   auto too_large = d.process().wait_for_output(
-      std::regex("reload failed.*\\n.*mcbacklogd.yaml: larger than 1 MiB"), 15s, mark);
+      std::regex("reload failed.*\\n.*mcbacklogd.yaml: larger than 256 KiB"), 15s, mark);
   CHECK(too_large.has_value());
   auto healthy = d.get("/-/healthy");
   REQUIRE(healthy.ok());
   CHECK(healthy->status == 200);
   CHECK(d.output().size() - mark < 1000);
 
-  // Just under 1 MiB, an error on every line: 50 of them, and a line saying there are more.
+  // Just under 256 KiB, an error on every line: 50 of them, and a line saying there are more.
   {
     std::ofstream out(d.config_path());
     out << "targets:\n";
     const std::string line = "  - { name: t, address: bad, probe_interval: 1ms, x: 1 }\n";
-    for (std::size_t written = 10; written + line.size() < (1 << 20); written += line.size()) {
+    for (std::size_t written = 10; written + line.size() < (256 << 10); written += line.size()) {
       out << line;
     }
   }
