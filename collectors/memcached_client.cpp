@@ -58,7 +58,7 @@ void resolve(asio::io_context& io, std::shared_ptr<NameLookup>& lookup, const En
   }
   lookup = NameLookup::start(
       io, e.host, e.port,
-      [done = std::move(done)](std::string error, NameLookup::Addresses addresses) {
+      [done = std::move(done)](std::string error, const NameLookup::Addresses& addresses) {
         Endpoints eps;
         for (const auto& a : addresses) eps.emplace_back(a);
         done(std::move(error), std::move(eps));

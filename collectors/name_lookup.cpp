@@ -48,7 +48,9 @@ using Request = NameLookup::Request;
 class LookupRegistry final : public asio::execution_context::service {
  public:
   using key_type = LookupRegistry;
-  static inline asio::execution_context::id id;  // NOLINT(readability-identifier-naming)
+  // Asio's name for it; its constructor does nothing that can throw.
+  static inline asio::execution_context::id
+      id;  // NOLINT(readability-identifier-naming,cert-err58-cpp)
 
   explicit LookupRegistry(asio::execution_context& context)
       : asio::execution_context::service(context) {}
@@ -89,8 +91,8 @@ class LookupRegistry final : public asio::execution_context::service {
 class Pool {
  public:
   static Pool& get() {
-    static Pool* const pool = new Pool();  // NOLINT(cppcoreguidelines-owning-memory)
-    return *pool;
+    static Pool* const kPool = new Pool();  // NOLINT(cppcoreguidelines-owning-memory)
+    return *kPool;
   }
 
   // False when kMaxWaitingLookups already wait.

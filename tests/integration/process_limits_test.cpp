@@ -102,6 +102,7 @@ TEST_CASE("process limits: out of descriptors, accept failures are logged once a
               .exit_code == 0);
   const std::size_t mark = d.output().size();
   std::vector<int> clients;
+  clients.reserve(40);
   for (int i = 0; i < 40; ++i) clients.push_back(test::connect_loopback(d.port()));
   REQUIRE(d.process().wait_for_output(std::regex("HTTP accept failed: Too many open files"), 10s,
                                       mark));

@@ -61,8 +61,8 @@ TEST_CASE("name lookup: a cancelled lookup never calls its handler, which is des
   boost::asio::io_context io;
   auto owned = std::make_shared<int>(0);
   bool called = false;
-  auto lookup =
-      NameLookup::start(io, "localhost", 1, [owned, &called](std::string, auto) { called = true; });
+  auto lookup = NameLookup::start(io, "localhost", 1,
+                                  [owned, &called](const std::string&, auto) { called = true; });
   lookup->cancel();
   CHECK(owned.use_count() == 1);
   io.run_for(std::chrono::milliseconds(300));
@@ -75,7 +75,7 @@ TEST_CASE("name lookup: destroying the io_context drops the handlers of lookups 
   std::shared_ptr<NameLookup> lookup;
   {
     boost::asio::io_context io;
-    lookup = NameLookup::start(io, "localhost", 1, [owned](std::string, auto) {});
+    lookup = NameLookup::start(io, "localhost", 1, [owned](const std::string&, auto) {});
   }
   // Whether the pool had answered (the post was destroyed unrun) or not (the registry ended the
   // lookup), nothing holds the handler any more, and nothing will post to the dead loop.
