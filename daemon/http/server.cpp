@@ -223,6 +223,9 @@ class HttpStreamSession final : public HttpSession,
         stream_(std::forward<Args>(stream_args)...) {}
 
   void start() {
+    // Every end but a complete answer's resets the connection (see close_gracefully()).
+    beast::error_code ec;
+    lowest().socket().set_option(asio::socket_base::linger(true, 0), ec);
     if constexpr (kTls) {
       start_waiting();
       lowest().expires_after(shared_->limits.request_timeout);
@@ -367,11 +370,26 @@ class HttpStreamSession final : public HttpSession,
     if constexpr (kTls) {
       start_waiting();
       lowest().expires_after(shared_->limits.write_timeout);
-      stream_.async_shutdown(
-          [self = this->shared_from_this()](beast::error_code) { self->close(); });
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code ec) {
+        if (ec) {
+          self->close();
+        } else {
+          self->close_gracefully();
+        }
+      });
     } else {
-      close();
+      close_gracefully();
     }
+  }
+
+  // A complete answer ends with FIN, so the client reads all of it. Any other end (a deadline, an
+  // eviction, an error, a stop) is a reset: the kernel then drops what the client did not read
+  // instead of holding it, orphaned, for minutes (a client reading a byte a second could otherwise
+  // make it hold megabytes per connection).
+  void close_gracefully() {
+    beast::error_code ec;
+    lowest().socket().set_option(asio::socket_base::linger(false, 0), ec);
+    close();
   }
 
   Stream stream_;

@@ -14,7 +14,9 @@
 // holding its share of sessions open cannot lock out a scraper from another address. Accept
 // errors (out of descriptors) pause accepting briefly and are logged once a minute at most; a
 // spare descriptor lets the server answer such a newcomer with a close rather than leave it
-// hanging.
+// hanging. A connection ends with FIN after a complete answer and with a reset otherwise (a
+// deadline, an eviction, an error), so the kernel never keeps the unread answers of a client it
+// dropped.
 //
 // Loop thread only; not thread-safe. The io_context must outlive the server. Sessions may outlive
 // the server object briefly (until their pending handlers run); they share its state through a
