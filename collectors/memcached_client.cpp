@@ -10,6 +10,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
+#include "collectors/name_lookup.hpp"
+#include "common/text.hpp"
+
 namespace mcb {
 namespace asio = boost::asio;
 using boost::system::error_code;
@@ -29,9 +32,9 @@ std::string millis_since(SteadyClock::time_point t) {
 }
 
 // Turns a target address into socket addresses. IP literals and unix paths need no lookup; a host
-// name goes through `resolver` (getaddrinfo on Asio's resolver thread). `done` is always posted
-// to the loop; its error is empty on success.
-void resolve(asio::io_context& io, asio::ip::tcp::resolver& resolver, const Endpoint& e,
+// name is looked up on the lookup pool (collectors/name_lookup.hpp), held in `lookup` so that the
+// caller can cancel it. `done` is always posted to the loop; its error is empty on success.
+void resolve(asio::io_context& io, std::shared_ptr<NameLookup>& lookup, const Endpoint& e,
              ResolveHandler done) {
   if (e.is_unix()) {
     if (e.path.size() >= sizeof(sockaddr_un::sun_path)) {
@@ -53,21 +56,12 @@ void resolve(asio::io_context& io, asio::ip::tcp::resolver& resolver, const Endp
     asio::post(io, [done = std::move(done), eps = std::move(eps)] { done("", eps); });
     return;
   }
-  resolver.async_resolve(
-      e.host, std::to_string(e.port), asio::ip::tcp::resolver::numeric_service,
-      [done = std::move(done), host = e.host](const error_code& rec,
-                                              const asio::ip::tcp::resolver::results_type& r) {
-        if (rec) {
-          done("resolve " + host + ": " + rec.message(), {});
-          return;
-        }
+  lookup = NameLookup::start(
+      io, e.host, e.port,
+      [done = std::move(done)](std::string error, const NameLookup::Addresses& addresses) {
         Endpoints eps;
-        for (const auto& entry : r) eps.emplace_back(entry.endpoint());
-        if (eps.empty()) {
-          done("resolve " + host + ": no addresses", {});
-        } else {
-          done("", std::move(eps));
-        }
+        for (const auto& a : addresses) eps.emplace_back(a);
+        done(std::move(error), std::move(eps));
       });
 }
 
@@ -124,7 +118,6 @@ StatsConnection::StatsConnection(asio::io_context& io, Endpoint endpoint, Option
       endpoint_(std::move(endpoint)),
       options_(options),
       socket_(io),
-      resolver_(io),
       timer_(io),
       random_(std::random_device{}()) {}
 
@@ -175,7 +168,7 @@ void StatsConnection::start() {
 void StatsConnection::connect() {
   state_ = State::kConnecting;
   const std::uint64_t gen = ++generation_;
-  resolve(io_, resolver_, endpoint_,
+  resolve(io_, lookup_, endpoint_,
           [self = shared_from_this(), gen](const std::string& error, Endpoints eps) {
             if (gen != self->generation_) return;
             if (!error.empty()) {
@@ -308,7 +301,8 @@ void StatsConnection::drop(const std::string& reason, bool peer_closed) {
   ++generation_;
   error_code ignored;
   socket_.close(ignored);
-  resolver_.cancel();
+  if (lookup_) lookup_->cancel();
+  lookup_.reset();
   state_ = State::kDisconnected;
   outstanding_ = Command::kNone;
   in_.clear();
@@ -357,7 +351,6 @@ Probe::Probe(asio::io_context& io, Endpoint endpoint, Handler handler, std::size
       handler_(std::move(handler)),
       max_line_(max_line),
       socket_(io),
-      resolver_(io),
       timer_(io) {}
 
 std::shared_ptr<Probe> Probe::start(asio::io_context& io, const Endpoint& endpoint,
@@ -377,7 +370,7 @@ void Probe::run(SteadyClock::time_point deadline) {
                                       : "connect to " + self->endpoint_.to_string() +
                                             ": no connection by the deadline");
   });
-  resolve(io_, resolver_, endpoint_,
+  resolve(io_, lookup_, endpoint_,
           [self = shared_from_this()](const std::string& error, Endpoints eps) {
             if (!self->handler_) return;
             if (!error.empty()) {
@@ -415,7 +408,8 @@ void Probe::read_more() {
         if (ec) {
           self->end(false, ec == asio::error::eof
                                ? "memcached closed the connection" +
-                                     (self->in_.empty() ? std::string() : " after " + self->in_)
+                                     (self->in_.empty() ? std::string()
+                                                        : " after " + quote_untrusted(self->in_))
                                : "read: " + ec.message());
           return;
         }
@@ -455,7 +449,8 @@ void Probe::end(bool success, std::string text) {
 void Probe::cancel() {
   handler_ = nullptr;
   timer_.cancel();
-  resolver_.cancel();
+  if (lookup_) lookup_->cancel();
+  lookup_.reset();
   error_code ignored;
   socket_.close(ignored);
 }

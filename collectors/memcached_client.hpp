@@ -2,7 +2,8 @@
 // The asynchronous memcached client on the daemon's event loop: one persistent stats connection
 // per target (StatsConnection) and the fresh-connection probe (Probe). TCP ("host:port", IPv4
 // and IPv6, host names resolved on every connect) and unix sockets share one code path through
-// Asio's generic stream socket.
+// Asio's generic stream socket. Host names are looked up on threads that the exit never waits
+// for (collectors/name_lookup.hpp).
 //
 // Ownership and threading: both are owned through shared_ptr and keep themselves alive in their
 // handlers; every method is called on the loop thread only; not thread-safe. Each operation ends
@@ -24,6 +25,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "collectors/memcached_protocol.hpp"
+#include "collectors/name_lookup.hpp"
 #include "config/address.hpp"
 #include "config/duration.hpp"
 
@@ -113,7 +115,7 @@ class StatsConnection : public std::enable_shared_from_this<StatsConnection> {
   Endpoint endpoint_;
   Options options_;
   boost::asio::generic::stream_protocol::socket socket_;
-  boost::asio::ip::tcp::resolver resolver_;
+  std::shared_ptr<NameLookup> lookup_;  // the host-name lookup in flight, if any
   boost::asio::steady_timer timer_;
   std::minstd_rand random_;
 
@@ -178,7 +180,7 @@ class Probe : public std::enable_shared_from_this<Probe> {
   Handler handler_;
   std::size_t max_line_;
   boost::asio::generic::stream_protocol::socket socket_;
-  boost::asio::ip::tcp::resolver resolver_;
+  std::shared_ptr<NameLookup> lookup_;  // the host-name lookup in flight, if any
   boost::asio::steady_timer timer_;
   SteadyClock::time_point connect_started_;
   bool connected_ = false;

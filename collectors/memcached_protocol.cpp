@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "common/text.hpp"
+
 namespace mcb {
 namespace {
 
@@ -57,24 +59,8 @@ std::optional<std::string_view> line_at(std::string_view text, std::size_t pos, 
   return line;
 }
 
-// Quotes bytes from a peer for a log line: escapes what is not printable, cuts long text.
-std::string quote(std::string_view bytes) {
-  constexpr std::size_t kMax = 60;
-  std::string out = "\"";
-  for (std::size_t i = 0; i < bytes.size() && i < kMax; ++i) {
-    const auto c = static_cast<unsigned char>(bytes[i]);
-    if (c >= 0x20 && c <= 0x7e && c != '"' && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    }
-  }
-  out += bytes.size() > kMax ? "\"..." : "\"";
-  return out;
-}
+// Quotes bytes from a peer for a log line.
+std::string quote(std::string_view bytes) { return quote_untrusted(bytes, 60); }
 
 template <class T>
 std::optional<T> number(const std::string& s) {

@@ -7,6 +7,8 @@
 #include "collectors/procfs.hpp"
 #include "collectors/sysctl.hpp"
 #include "common/families.hpp"
+#include "common/text.hpp"
+#include "config/bounded_regex.hpp"
 
 namespace mcb {
 namespace {
@@ -88,7 +90,7 @@ Result<std::vector<NetdevCounters>> parse_net_dev(std::string_view text) {
       const std::string_view s = values[k];
       auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v[k]);
       if (ec != std::errc() || ptr != s.data() + s.size()) {
-        return fail(where + ": value \"" + std::string(s) + "\" is not an unsigned integer");
+        return fail(where + ": value " + quote_untrusted(s) + " is not an unsigned integer");
       }
     }
     NetdevCounters c;
@@ -174,8 +176,18 @@ Families netdev_families(const NetdevSample& s) {
 NetdevCollector::NetdevCollector(const NetdevConfig& config, std::string procfs, std::string sysfs,
                                  std::function<Clock::time_point()> now)
     : procfs_(std::move(procfs)), sysfs_(std::move(sysfs)), now_(std::move(now)) {
-  if (!config.include.empty()) include_.emplace(config.include, std::regex::ECMAScript);
-  if (!config.exclude.empty()) exclude_.emplace(config.exclude, std::regex::ECMAScript);
+  // Compiled within the configuration's bounds, as the configuration checked them: a pattern
+  // that did not pass fails every run with the reason instead of ending the process.
+  for (auto [pattern, into] :
+       {std::pair{&config.include, &include_}, {&config.exclude, &exclude_}}) {
+    if (pattern->empty()) continue;
+    auto compiled = compile_bounded_regex(*pattern);
+    if (compiled) {
+      into->emplace(std::move(*compiled));
+    } else {
+      regex_error_ = compiled.error().message;
+    }
+  }
 }
 
 bool NetdevCollector::selected(const std::string& device) const {
@@ -184,6 +196,7 @@ bool NetdevCollector::selected(const std::string& device) const {
 }
 
 Result<NetdevSample> NetdevCollector::read() {
+  if (regex_error_) return fail(*regex_error_);
   const std::string path = procfs_ + "/net/dev";
   auto text = read_file(path);
   if (!text) return text.error();
@@ -201,7 +214,7 @@ Result<NetdevSample> NetdevCollector::read() {
     if (!speed_text) return speed_text.error();
     if (speed_text->has_value()) {
       auto speed = parse_link_speed(**speed_text);
-      if (!speed) return fail(speed_path + ": " + speed.error().message);
+      if (!speed) return fail(escape_untrusted(speed_path, 4096) + ": " + speed.error().message);
       d.speed_bytes = *speed;
     }
     d.counters = std::move(c);

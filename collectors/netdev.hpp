@@ -63,8 +63,9 @@ class NetdevCollector final : public FileCollector<NetdevSample> {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // Precondition: the regexes are valid (the configuration checks them). `now` is the clock
-  // rates are measured with; tests inject one.
+  // The regexes are compiled with compile_bounded_regex (the configuration checked them); one
+  // that does not compile fails every run. `now` is the clock rates are measured with; tests
+  // inject one.
   NetdevCollector(const NetdevConfig& config, std::string procfs, std::string sysfs,
                   std::function<Clock::time_point()> now = Clock::now);
 
@@ -79,6 +80,7 @@ class NetdevCollector final : public FileCollector<NetdevSample> {
   std::string sysfs_;
   std::optional<std::regex> include_;  // absent: every device
   std::optional<std::regex> exclude_;  // absent: none
+  std::optional<std::string> regex_error_;
   std::function<Clock::time_point()> now_;
   std::optional<std::pair<Clock::time_point, NetdevSample>> previous_;
 };

@@ -5,6 +5,7 @@
 
 #include "collectors/procfs.hpp"
 #include "common/families.hpp"
+#include "common/text.hpp"
 
 namespace mcb {
 namespace {
@@ -41,7 +42,7 @@ Status parse_netstat(std::string_view text, NetstatTable& table) {
       return fail("line " + std::to_string(i + 1) + ": expected \"Prefix: Name ...\"");
     }
     if (values.empty() || values[0] != names[0]) {
-      return fail(where + ": values do not follow their header \"" + std::string(names[0]) + "\"");
+      return fail(where + ": values do not follow their header " + quote_untrusted(names[0]));
     }
     if (names.size() != values.size()) {
       return fail(where + ": " + std::to_string(names.size() - 1) + " names but " +
@@ -53,7 +54,7 @@ Status parse_netstat(std::string_view text, NetstatTable& table) {
       const std::string_view s = values[k];
       auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
       if (ec != std::errc() || ptr != s.data() + s.size()) {
-        return fail(where + ": value \"" + std::string(s) + "\" of " + std::string(names[k]) +
+        return fail(where + ": value " + quote_untrusted(s) + " of " + escape_untrusted(names[k]) +
                     " is not an integer");
       }
       group[std::string(names[k])] = v;

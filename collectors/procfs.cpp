@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/text.hpp"
+
 namespace mcb {
 
 Result<std::optional<std::string>> read_optional_file(const std::string& path) {
@@ -23,7 +25,7 @@ Result<std::optional<std::string>> read_optional_file(const std::string& path,
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (is_absent(errno)) return std::optional<std::string>{};
-    return fail(path + ": " + std::strerror(errno));
+    return fail(escape_untrusted(path, 4096) + ": " + std::strerror(errno));
   }
   std::string out;
   char buf[16384];
@@ -35,7 +37,7 @@ Result<std::optional<std::string>> read_optional_file(const std::string& path,
       const int err = errno;
       ::close(fd);
       if (is_absent(err)) return std::optional<std::string>{};
-      return fail(path + ": " + std::strerror(err));
+      return fail(escape_untrusted(path, 4096) + ": " + std::strerror(err));
     }
     out.append(buf, static_cast<std::size_t>(n));
   }
@@ -46,7 +48,7 @@ Result<std::optional<std::string>> read_optional_file(const std::string& path,
 Result<std::string> read_file(const std::string& path) {
   auto r = read_optional_file(path);
   if (!r) return r.error();
-  if (!r->has_value()) return fail(path + ": no such file");
+  if (!r->has_value()) return fail(escape_untrusted(path, 4096) + ": no such file");
   return std::move(**r);
 }
 

@@ -4,6 +4,7 @@
 
 #include "collectors/procfs.hpp"
 #include "common/families.hpp"
+#include "common/text.hpp"
 
 namespace mcb {
 
@@ -14,7 +15,7 @@ Result<std::int64_t> parse_sysctl_value(std::string_view text) {
   std::int64_t v = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) {
-    return fail("expected one integer, got \"" + std::string(text.substr(0, 40)) + "\"");
+    return fail("expected one integer, got " + quote_untrusted(text, 40));
   }
   return v;
 }
@@ -49,14 +50,24 @@ Result<SysctlSample> SysctlCollector::read() {
       {"/sys/net/ipv4/tcp_syncookies", &s.tcp_syncookies},
       {"/sys/net/ipv4/tcp_abort_on_overflow", &s.tcp_abort_on_overflow},
   };
+  std::size_t found = 0;
   for (const auto& [file, field] : settings) {
     const std::string path = procfs_ + file;
     auto text = read_optional_file(path);
     if (!text) return text.error();
     if (!text->has_value()) continue;  // this kernel lacks the setting
     auto value = parse_sysctl_value(**text);
-    if (!value) return fail(path + ": " + value.error().message);
+    if (!value) return fail(escape_untrusted(path, 4096) + ": " + value.error().message);
     *field = *value;
+    ++found;
+  }
+  // Every kernel has some of them: none at all is a procfs that is not one (a wrong
+  // paths.procfs, /proc/sys not mounted), and a run that reports nothing must not pass.
+  if (found == 0) {
+    return fail(
+        "none of net.core.somaxconn, net.ipv4.tcp_max_syn_backlog, "
+        "net.ipv4.tcp_syncookies, net.ipv4.tcp_abort_on_overflow is under " +
+        escape_untrusted(procfs_, 4096) + "/sys/net: is paths.procfs a procfs?");
   }
   return s;
 }

@@ -1,6 +1,7 @@
 #pragma once
 // The sysctl collector: the kernel settings that bound listen queues, read from
-// <procfs>/sys/net/... (per network namespace). Loop thread only.
+// <procfs>/sys/net/... (per network namespace). A setting this kernel lacks is absent; none of
+// them at all fails the run. Loop thread only.
 
 #include <cstdint>
 #include <optional>

@@ -4,6 +4,8 @@
 
 #include <prometheus/text_serializer.h>
 
+#include "common/text.hpp"
+
 namespace mcb {
 
 std::string render_families(std::vector<prometheus::MetricFamily> families) {
@@ -18,6 +20,16 @@ std::string render_families(std::vector<prometheus::MetricFamily> families) {
       std::move(f.metric.begin(), f.metric.end(), std::back_inserter(into));
     } else {
       merged.push_back(std::move(f));
+    }
+  }
+  // Label values name what the daemon was told or found (targets, devices, versions a peer
+  // reports): the text format is UTF-8, and one invalid byte would fail a scrape of every series.
+  for (auto& f : merged) {
+    if (!is_valid_utf8(f.help)) f.help = to_valid_utf8(f.help);
+    for (auto& m : f.metric) {
+      for (auto& label : m.label) {
+        if (!is_valid_utf8(label.value)) label.value = to_valid_utf8(label.value);
+      }
     }
   }
   return prometheus::TextSerializer().Serialize(merged);

@@ -62,7 +62,8 @@ inline FamilyBuilder gauge(std::string name, std::string help) {
 }
 
 // Pure: sorts families by name, merges families that share a name, drops empty ones and
-// serializes them in the text format (version 0.0.4).
+// serializes them in the text format (version 0.0.4). The text is valid UTF-8 whatever the label
+// values and help hold: bytes that are not UTF-8 become U+FFFD.
 std::string render_families(std::vector<prometheus::MetricFamily> families);
 
 }  // namespace mcb

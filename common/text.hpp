@@ -1,13 +1,44 @@
 #pragma once
-// Text helpers shared by every folder: how bytes that came from outside are written into JSON
-// and logs. Pure functions; thread-safe.
+// Text helpers shared by every folder: how bytes that came from outside (a peer, a file, a
+// request, the configuration) are written into logs, replies, JSON and the Prometheus text
+// format. Every such byte goes through quote_untrusted() (or escape_untrusted(), its unquoted
+// form) before it reaches a log line or a reply; the JSON and exposition writers make whatever
+// they are given valid UTF-8. Pure functions; thread-safe.
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
 namespace mcb {
 
-// Escapes a string for inclusion in a JSON string literal. Pure.
+// The most bytes of outside text that one message repeats; the rest is cut, and "..." says so.
+inline constexpr std::size_t kQuoteMax = 80;
+
+// Makes outside bytes safe to print: printable ASCII and valid UTF-8 of printable characters
+// stay; '"' and '\' are escaped; newline, carriage return and tab become \n, \r, \t; other
+// control bytes, DEL and bytes that are not UTF-8 become \xNN; characters that steer a terminal
+// or a reader (C1 controls, bidirectional overrides and isolates, the line and paragraph
+// separators) become \u{NNNN}. At most `max` input bytes are shown, then "...". The result holds
+// no control character and is valid UTF-8, so it can never forge or hide a log line.
+std::string escape_untrusted(std::string_view bytes, std::size_t max = kQuoteMax);
+
+// escape_untrusted() in double quotes, the "..." of a cut after the closing quote:
+// quote_untrusted("a\r\x1b[2J") == R"("a\r\x1b[2J")".
+std::string quote_untrusted(std::string_view bytes, std::size_t max = kQuoteMax);
+
+// True if `text` is well-formed UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF).
+bool is_valid_utf8(std::string_view text);
+
+// `text` with every byte that is not part of a well-formed UTF-8 sequence replaced by U+FFFD,
+// as the WHATWG decoder does. Returns `text` unchanged when it is valid.
+std::string to_valid_utf8(std::string_view text);
+
+// True if `text` is valid UTF-8 and holds no control character (C0, DEL, C1): what a name that
+// labels series and log lines must be.
+bool is_printable_utf8(std::string_view text);
+
+// Escapes a string for inclusion in a JSON string literal. The result is valid UTF-8 whatever
+// `text` holds: bytes that are not UTF-8 become U+FFFD.
 std::string json_escape(std::string_view text);
 
 // Escapes a string for HTML text and attribute values (& < > " '). Pure.

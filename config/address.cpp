@@ -1,9 +1,17 @@
 #include "config/address.hpp"
 
+#include <sys/un.h>
+
 #include <algorithm>
 #include <charconv>
 
+#include "common/text.hpp"
+#include "config/limits.hpp"
+
 namespace mcb {
+
+static_assert(kMaxUnixPathBytes + 1 == sizeof(sockaddr_un::sun_path));
+
 namespace {
 
 bool name_char(char c) {
@@ -32,7 +40,7 @@ bool valid_ipv6(std::string_view host) {
 }
 
 Result<Endpoint> split_host_port(std::string_view text, bool host_required, bool port_zero_ok) {
-  const std::string quoted = "\"" + std::string(text) + "\"";
+  const std::string quoted = quote_untrusted(text);
   std::string_view host;
   std::string_view port;
   if (!text.empty() && text.front() == '[') {
@@ -56,12 +64,16 @@ Result<Endpoint> split_host_port(std::string_view text, bool host_required, bool
       return fail("address " + quoted + ": put an IPv6 host in brackets, e.g. \"[::1]:11211\"");
     }
     if (!host.empty() && !valid_name(host)) {
-      return fail("address " + quoted + ": \"" + std::string(host) +
-                  "\" is not a host name or an IP address");
+      return fail("address " + quoted + ": " + quote_untrusted(host) +
+                  " is not a host name or an IP address");
     }
     port = text.substr(colon + 1);
   }
   if (host_required && host.empty()) return fail("address " + quoted + ": missing host");
+  if (host.size() > kMaxHostBytes) {
+    return fail("address " + quoted + ": a host name of " + std::to_string(host.size()) +
+                " bytes; at most " + std::to_string(kMaxHostBytes) + " are allowed");
+  }
   unsigned value = 0;
   auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
   if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || value > 65535) {
@@ -92,7 +104,12 @@ Result<Endpoint> parse_target_address(std::string_view text) {
     e.kind = Endpoint::Kind::kUnix;
     e.path = std::string(text.substr(kUnixPrefix.size()));
     if (e.path.empty() || e.path.front() != '/') {
-      return fail("address \"" + std::string(text) + "\": a unix socket needs an absolute path");
+      return fail("address " + quote_untrusted(text) + ": a unix socket needs an absolute path");
+    }
+    if (e.path.size() > kMaxUnixPathBytes) {
+      return fail("address " + quote_untrusted(text) + ": a unix socket path of " +
+                  std::to_string(e.path.size()) + " bytes; at most " +
+                  std::to_string(kMaxUnixPathBytes) + " fit in a socket address (sun_path)");
     }
     return e;
   }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "common/text.hpp"
+#include "config/limits.hpp"
 #include "config/yaml_walker.hpp"
 
 namespace mcb {
@@ -37,7 +39,7 @@ void walk_target(Walker& w, const YAML::Node& node, const std::string& path, Tar
   std::string address_text;
   bool has_address = false;
   w.mapping(node, path,
-            {{"name", [&](auto& n, auto& p) { w.text(n, p, t.name); }},
+            {{"name", [&](auto& n, auto& p) { w.name(n, p, t.name); }},
              {"address",
               [&](auto& n, auto& p) {
                 if (!w.scalar(n, p, "an address such as \"127.0.0.1:11211\"")) return;
@@ -52,9 +54,25 @@ void walk_target(Walker& w, const YAML::Node& node, const std::string& path, Tar
               }},
              {"probe_interval", [&](auto& n, auto& p) {
                 w.duration(n, p, t.probe_interval, Duration{0}, std::chrono::hours(1));
+                if (t.probe_interval.count() != 0 && t.probe_interval < kMinProbeInterval) {
+                  w.error(n.Mark(), p,
+                          format_duration(t.probe_interval) +
+                              " is too short: 0 turns the probe off, else it runs at most every " +
+                              format_duration(kMinProbeInterval) +
+                              " (each probe is a new connection)");
+                }
               }}});
   if (node.IsMap() && !has_address) w.error(node.Mark(), path, "missing key \"address\"");
-  if (t.name.empty()) t.name = address_text;
+  if (t.name.empty() && !address_text.empty()) {
+    // The address names the target: it must make a name as a given name would.
+    t.name = address_text;
+    if (t.name.size() > kMaxNameBytes || !is_printable_utf8(t.name)) {
+      w.error(node.Mark(), path,
+              "the address " + quote_untrusted(t.name) +
+                  " cannot name the target (printable, at most " + std::to_string(kMaxNameBytes) +
+                  " bytes): give it a name");
+    }
+  }
 }
 
 void walk_thresholds(Walker& w, const YAML::Node& node, const std::string& path, Config& c,
@@ -167,8 +185,8 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
        {"paths",
         [&](auto& n, auto& p) {
           w.mapping(n, p,
-                    {{"procfs", [&](auto& v, auto& r) { w.text(v, r, c.paths.procfs); }},
-                     {"sysfs", [&](auto& v, auto& r) { w.text(v, r, c.paths.sysfs); }}});
+                    {{"procfs", [&](auto& v, auto& r) { w.directory(v, r, c.paths.procfs); }},
+                     {"sysfs", [&](auto& v, auto& r) { w.directory(v, r, c.paths.sysfs); }}});
         }},
        {"web",
         [&](auto& n, auto& p) {
@@ -202,7 +220,7 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
   for (std::size_t i = 0; i < c.targets.size(); ++i) {
     if (!c.targets[i].name.empty() && !names.insert(c.targets[i].name).second) {
       w.error(root["targets"][i].Mark(), "targets[" + std::to_string(i) + "]",
-              "target name \"" + c.targets[i].name + "\" is used twice");
+              "target name " + quote_untrusted(c.targets[i].name) + " is used twice");
     }
   }
 }

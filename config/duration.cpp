@@ -4,6 +4,8 @@
 #include <charconv>
 #include <limits>
 
+#include "common/text.hpp"
+
 namespace mcb {
 namespace {
 
@@ -33,7 +35,7 @@ int match_unit(std::string_view rest) {
 }  // namespace
 
 Result<Duration> parse_duration(std::string_view text) {
-  const std::string quoted = "\"" + std::string(text) + "\"";
+  const std::string quoted = quote_untrusted(text);
   if (text == "0") return Duration{0};
   if (text.empty()) return fail("empty duration; expected e.g. \"1s\", \"100ms\", \"1m30s\"");
   std::int64_t total = 0;

@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "config/limits.hpp"
 #include "config/yaml_walker.hpp"
 
 namespace mcb {
@@ -50,9 +51,11 @@ void walk_tls(YamlWalker& w, const YAML::Node& node, const std::string& path,
 void walk_users(YamlWalker& w, const YAML::Node& node, const std::string& path,
                 std::map<std::string, std::string, std::less<>>& users) {
   w.entries(node, path, [&](const YAML::Node& key, const YAML::Node& value, const std::string& p) {
-    const std::string& user = key.Scalar();
+    std::string user;
+    w.name(key, p, user);
+    if (user.empty()) return;
     // Basic credentials are "user:password": a user name with a colon could never log in.
-    if (user.empty() || user.find(':') != std::string::npos) {
+    if (user.find(':') != std::string::npos) {
       w.error(key.Mark(), p, "a user name must be non-empty and must not contain ':'");
       return;
     }
@@ -63,6 +66,27 @@ void walk_users(YamlWalker& w, const YAML::Node& node, const std::string& path,
               "not a bcrypt hash (\"$2y$\" or \"$2b$\", a cost, 60 characters in all; make one "
               "with: htpasswd -nbBC 10 USER PASSWORD)");
       return;
+    }
+    const int cost = bcrypt_cost(value.Scalar());
+    if (cost > kMaxBcryptCost) {
+      w.error(value.Mark(), p,
+              "bcrypt cost " + std::to_string(cost) +
+                  " would hold every check of this user's "
+                  "password for seconds (cost " +
+                  std::to_string(kMaxBcryptCost) +
+                  " takes about 1 s, each step doubles it); at most " +
+                  std::to_string(kMaxBcryptCost) + " is allowed: htpasswd -nbBC " +
+                  std::to_string(kUsualBcryptCost) + " USER PASSWORD");
+      return;
+    }
+    if (cost > kUsualBcryptCost) {
+      w.warning(value.Mark(), p,
+                "bcrypt cost " + std::to_string(cost) + " is above the usual " +
+                    std::to_string(kUsualBcryptCost) +
+                    ": every first check of a password takes "
+                    "about " +
+                    std::to_string(1 << (cost - kUsualBcryptCost)) + " times as long as at cost " +
+                    std::to_string(kUsualBcryptCost));
     }
     users.emplace(user, value.Scalar());
   });
@@ -76,10 +100,12 @@ bool is_bcrypt_hash(std::string_view h) {
   if (h.size() != 60 || h[0] != '$' || h[1] != '2' || h[3] != '$' || h[6] != '$') return false;
   if (h[2] != 'a' && h[2] != 'b' && h[2] != 'y') return false;
   if (h[4] < '0' || h[4] > '9' || h[5] < '0' || h[5] > '9') return false;
-  const int cost = (h[4] - '0') * 10 + (h[5] - '0');
+  const int cost = bcrypt_cost(h);
   if (cost < 4 || cost > 31) return false;
   return h.find_first_not_of(kAlphabet, 7) == std::string_view::npos;
 }
+
+int bcrypt_cost(std::string_view h) { return (h[4] - '0') * 10 + (h[5] - '0'); }
 
 Result<WebConfigFile> parse_web_config_file(std::string_view yaml, std::string_view file_name) {
   YamlWalker w{std::string(file_name)};
@@ -92,6 +118,7 @@ Result<WebConfigFile> parse_web_config_file(std::string_view yaml, std::string_v
          {"basic_auth_users", [&](auto& v, auto& p) { walk_users(w, v, p, c.basic_auth_users); }}});
   });
   if (!parsed) return parsed.error();
+  c.warnings = w.warnings();
   return c;
 }
 

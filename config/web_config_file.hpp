@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.hpp"
 
@@ -48,6 +49,9 @@ struct WebConfigFile {
   std::string source;                                                // the file it came from
   std::optional<TlsServerConfig> tls;                                // absent: plain HTTP
   std::map<std::string, std::string, std::less<>> basic_auth_users;  // user -> bcrypt hash
+  // What loads but deserves a word in the log (a bcrypt cost above the usual), one per line in
+  // the form of an error.
+  std::vector<std::string> warnings;
 };
 
 // Parses YAML text. `file_name` is used in error messages and to resolve relative file names.
@@ -59,5 +63,10 @@ Result<WebConfigFile> load_web_config_file(const std::string& path);
 // True if `hash` has the form of a bcrypt hash: "$2a$", "$2b$" or "$2y$", a two-digit cost from
 // 04 to 31, "$", then 53 characters of bcrypt's base64 (salt and digest).
 bool is_bcrypt_hash(std::string_view hash);
+
+// The cost of a hash for which is_bcrypt_hash() holds. Each step doubles the time of a check;
+// the web configuration refuses costs above kMaxBcryptCost (config/limits.hpp) and warns above
+// kUsualBcryptCost.
+int bcrypt_cost(std::string_view hash);
 
 }  // namespace mcb

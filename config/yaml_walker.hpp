@@ -19,11 +19,14 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "common/text.hpp"
 #include "config/duration.hpp"
 
 namespace mcb {
 
-// Reads a whole configuration file. A missing or unreadable file is an error naming it.
+// Reads a whole configuration file. A missing or unreadable file is an error naming it, and so
+// is one larger than kMaxConfigFileBytes (read no further than that, so a FIFO or a device
+// cannot hold the caller).
 Result<std::string> read_config_file(const std::string& path);
 
 class YamlWalker {
@@ -34,12 +37,21 @@ class YamlWalker {
   using Handler = std::function<void(const YAML::Node&, const std::string&)>;
   using Table = std::vector<std::pair<std::string_view, Handler>>;
 
-  // Parses `text` and runs `walk` over its root. Returns every error found, one per line; a YAML
-  // syntax error stops at once.
+  // Parses `text` and runs `walk` over its root. Returns every error found, one per line, up to
+  // kMaxReportedErrors (the walk stops at the next one, and a last line says so); a YAML syntax
+  // error stops at once.
   Status parse(std::string_view text, const std::function<void(const YAML::Node&)>& walk);
 
+  // Records an error. `path` (keys from the file) is escaped here; `reason` must already quote
+  // what it repeats of the file (quote_untrusted).
   void error(const YAML::Mark& mark, const std::string& path, const std::string& reason);
+  // "file:line:col: path: reason", the form of every error and warning.
+  std::string at(const YAML::Mark& mark, const std::string& path, const std::string& reason) const;
   bool has_errors() const { return !errors_.empty(); }
+
+  // Records a warning, in the same form; the file still loads.
+  void warning(const YAML::Mark& mark, const std::string& path, const std::string& reason);
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
   // Dispatches each key of a mapping to its handler; unknown and repeated keys are errors. A null
   // node (the key given without a value) is an empty mapping.
@@ -51,11 +63,17 @@ class YamlWalker {
       const YAML::Node& node, const std::string& path,
       const std::function<void(const YAML::Node&, const YAML::Node&, const std::string&)>& each);
 
-  // True if the node is a scalar; otherwise reports "expected <what>".
+  // True if the node is a scalar of valid UTF-8; otherwise reports "expected <what>" or the bytes
+  // that are not UTF-8.
   bool scalar(const YAML::Node& node, const std::string& path, const char* what);
 
   void boolean(const YAML::Node& node, const std::string& path, bool& out);
   void text(const YAML::Node& node, const std::string& path, std::string& out);
+  // A name that labels series and log lines (a target, a user): non-empty printable UTF-8 of at
+  // most kMaxNameBytes.
+  void name(const YAML::Node& node, const std::string& path, std::string& out);
+  // A file or directory name of at most kMaxPathBytes.
+  void directory(const YAML::Node& node, const std::string& path, std::string& out);
   // A file name; a relative one is made relative to the directory of the file being walked.
   void file_path(const YAML::Node& node, const std::string& path, std::string& out);
   // One of `choices`.
@@ -65,10 +83,11 @@ class YamlWalker {
             std::initializer_list<std::string_view> choices) {
     word(node, path, out, std::span(choices.begin(), choices.size()));
   }
+  // A finite number (not nan or inf) from `min` to `max`.
   void number(const YAML::Node& node, const std::string& path, double& out, double min, double max);
   void duration(const YAML::Node& node, const std::string& path, Duration& out, Duration min,
                 Duration max);
-  // An ECMAScript regular expression that compiles.
+  // An ECMAScript regular expression within the bounds of config/limits.hpp that compiles.
   void regex(const YAML::Node& node, const std::string& path, std::string& out);
 
   template <class Int>
@@ -78,10 +97,11 @@ class YamlWalker {
     Int v{};
     auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (s.empty() || ptr != s.data() + s.size() || ec == std::errc::invalid_argument) {
-      error(node.Mark(), path, "expected an integer, got \"" + s + "\"");
+      error(node.Mark(), path, "expected an integer, got " + quote_untrusted(s));
     } else if (ec == std::errc::result_out_of_range || v < min || v > max) {
       error(node.Mark(), path,
-            s + " is out of range (" + std::to_string(min) + " to " + std::to_string(max) + ")");
+            escape_untrusted(s) + " is out of range (" + std::to_string(min) + " to " +
+                std::to_string(max) + ")");
     } else {
       out = v;
     }
@@ -102,8 +122,11 @@ class YamlWalker {
   static std::string kind(const YAML::Node& node);
 
  private:
+  struct TooManyErrors {};  // thrown by error() to end a walk that has reported enough
+
   std::string file_;
   std::vector<std::string> errors_;
+  std::vector<std::string> warnings_;
 };
 
 }  // namespace mcb

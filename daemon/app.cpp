@@ -10,6 +10,7 @@
 
 #include "daemon/alerts/runbooks.hpp"
 #include "daemon/logging.hpp"
+#include "daemon/process_limits.hpp"
 #include "daemon/version.hpp"
 
 namespace mcb {
@@ -134,15 +135,20 @@ std::string App::status_line() const {
 void App::log_security() const {
   spdlog::info("HTTP: {} ({})", security_->summary,
                security_->source.empty() ? "no web configuration file" : security_->source);
+  for (const std::string& w : security_->warnings) spdlog::warn("{}", w);
   if (security_->auth && !security_->tls) {
     spdlog::warn("basic auth without TLS: passwords cross the network in clear text");
   }
 }
 
 void App::reload() {
+  const ReleaseFreeMemory release;  // what parsing the files took
   notifier_.reloading();
   // Both files, or neither: a good configuration is not applied beside a bad web configuration.
   auto loaded = load_configuration(flags_);
+  if (auto fits = loaded ? check_descriptor_budget(*loaded) : ok_status(); !fits) {
+    loaded = fits.error();
+  }
   auto security = loaded ? load_http_security(loaded->web.config_file)
                          : Result<std::shared_ptr<const HttpSecurity>>(loaded.error());
   if (!security) {

@@ -10,6 +10,7 @@
 #include "daemon/diagnose.hpp"
 #include "daemon/flags.hpp"
 #include "daemon/logging.hpp"
+#include "daemon/process_limits.hpp"
 #include "daemon/version.hpp"
 
 int main(int argc, char** argv) {
@@ -32,6 +33,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", config.error().message.c_str());
     return 1;
   }
+  if (auto prepared = mcb::prepare_process(*config); !prepared) {
+    std::fprintf(stderr, "%s\n", prepared.error().message.c_str());
+    return 1;
+  }
   if (flags->command == "diagnose") return mcb::run_diagnose(*flags, *config);
   auto security = mcb::load_http_security(config->web.config_file);
   if (!security) {
@@ -43,6 +48,7 @@ int main(int argc, char** argv) {
     if (!config->web.config_file.empty()) {
       std::printf("%s: web configuration is valid\n", config->web.config_file.c_str());
     }
+    for (const std::string& w : (*security)->warnings) std::fprintf(stderr, "%s\n", w.c_str());
     return 0;
   }
   mcb::setup_logging(config->log.level, config->log.format);

@@ -6,9 +6,16 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cctype>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include <boost/asio/post.hpp>
 
@@ -84,17 +91,70 @@ bool bcrypt_matches(const std::string& password, const std::string& hash) {
          CRYPTO_memcmp(result.data(), hash.data(), hash.size()) == 0;
 }
 
+// Shared by the loop and the detached worker thread; `mutex` guards everything in it.
+struct VerifyWorker::Shared {
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::deque<std::pair<std::uint64_t, Work>> queue;
+  std::optional<boost::asio::any_io_executor> loop;  // reset by stop(): nothing is posted after
+  std::shared_ptr<Waiting> waiting;                  // reset by stop()
+};
+
+struct VerifyWorker::Waiting {
+  std::uint64_t next_id = 0;
+  std::map<std::uint64_t, Then> then;
+};
+
+namespace {
+
+// The worker thread's loop. It holds the shared state alone, so stop() need not wait for it.
+void run_worker(const std::shared_ptr<VerifyWorker::Shared>& shared) {
+  pthread_setname_np(pthread_self(), "mcb-bcrypt");
+  for (;;) {
+    std::pair<std::uint64_t, VerifyWorker::Work> job;
+    {
+      std::unique_lock lock(shared->mutex);
+      shared->wake.wait(lock, [&] { return !shared->loop || !shared->queue.empty(); });
+      if (!shared->loop) return;
+      job = std::move(shared->queue.front());
+      shared->queue.pop_front();
+    }
+    const bool result = job.second();
+    job.second = nullptr;
+    std::lock_guard lock(shared->mutex);
+    if (!shared->loop) return;
+    // The loop finds the check's `then` and runs it there: whatever it owns stays on the loop.
+    boost::asio::post(*shared->loop, [waiting = shared->waiting, id = job.first, result] {
+      auto it = waiting->then.find(id);
+      if (it == waiting->then.end()) return;  // stopped meanwhile
+      auto then = std::move(it->second);
+      waiting->then.erase(it);
+      then(result);
+    });
+  }
+}
+
+}  // namespace
+
 VerifyWorker::VerifyWorker(boost::asio::any_io_executor loop, std::size_t max_queued)
-    : loop_(std::move(loop)), max_queued_(max_queued), thread_([this] { run(); }) {}
+    : max_queued_(max_queued),
+      shared_(std::make_shared<Shared>()),
+      waiting_(std::make_shared<Waiting>()) {
+  shared_->loop = std::move(loop);
+  shared_->waiting = waiting_;
+  std::thread([shared = shared_] { run_worker(shared); }).detach();
+}
 
 VerifyWorker::~VerifyWorker() { stop(); }
 
 void VerifyWorker::submit(Work work, Then then) {
   {
-    std::lock_guard lock(mutex_);
-    if (!stopping_ && queue_.size() < max_queued_) {
-      queue_.emplace_back(std::move(work), std::move(then));
-      wake_.notify_one();
+    std::lock_guard lock(shared_->mutex);
+    if (shared_->loop && shared_->queue.size() < max_queued_) {
+      const std::uint64_t id = waiting_->next_id++;
+      waiting_->then.emplace(id, std::move(then));
+      shared_->queue.emplace_back(id, std::move(work));
+      shared_->wake.notify_one();
       return;
     }
   }
@@ -102,32 +162,16 @@ void VerifyWorker::submit(Work work, Then then) {
 }
 
 void VerifyWorker::stop() {
-  std::deque<std::pair<Work, Then>> dropped;
+  std::deque<std::pair<std::uint64_t, Work>> dropped;
   {
-    std::lock_guard lock(mutex_);
-    if (stopping_) return;
-    stopping_ = true;
-    dropped.swap(queue_);
-    wake_.notify_one();
+    std::lock_guard lock(shared_->mutex);
+    if (!shared_->loop) return;
+    shared_->loop.reset();
+    shared_->waiting.reset();
+    dropped.swap(shared_->queue);
+    shared_->wake.notify_one();
   }
-  thread_.join();
-}
-
-void VerifyWorker::run() {
-  for (;;) {
-    std::pair<Work, Then> job;
-    {
-      std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (stopping_) return;
-      job = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    const bool result = job.first();
-    job.first = nullptr;
-    // The loop runs `then` and destroys it: whatever it owns stays on the loop thread.
-    boost::asio::post(loop_, [then = std::move(job.second), result] { then(result); });
-  }
+  waiting_->then.clear();
 }
 
 BasicAuth::BasicAuth(std::map<std::string, std::string, std::less<>> users)

@@ -1,25 +1,23 @@
 #pragma once
 // HTTP basic authentication against the bcrypt hashes of the web config's basic_auth_users.
 //
-// bcrypt is slow on purpose (tens of milliseconds at cost 10), so it never runs on the event loop:
-// it runs on the one thread of a VerifyWorker, behind a bounded queue, and the verdict is posted
-// back to the loop. A user's last accepted password is remembered as a keyed SHA-256 digest, so a
-// scraper sending the same credentials every few seconds is checked in microseconds; a wrong
+// bcrypt is slow on purpose (tens of milliseconds at cost 10, about a second at 14, the most the
+// web configuration allows), so it never runs on the event loop: it runs on the one thread of a
+// VerifyWorker, behind a bounded queue, and the verdict is posted back to the loop. Stopping the
+// worker never waits for a check in progress: the thread is detached and finishes (or is ended by
+// the exit) on its own. A user's last accepted password is remembered as a keyed SHA-256 digest, so
+// a scraper sending the same credentials every few seconds is checked in microseconds; a wrong
 // password costs a full bcrypt every time, and so does an unknown user (checked against a
 // configured user's hash and then refused, so timing does not tell who exists).
 
 #include <array>
-#include <condition_variable>
 #include <cstddef>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -38,8 +36,9 @@ std::optional<BasicCredentials> parse_basic_authorization(std::string_view value
 // strings differ). False for a password holding a NUL byte, which crypt would cut short.
 bool bcrypt_matches(const std::string& password, const std::string& hash);
 
-// One thread that runs blocking checks in order, behind a queue of at most `max_queued`, and
-// hands each result back to the loop. Thread-safe.
+// One detached thread that runs blocking checks in order, behind a queue of at most
+// `max_queued`, and hands each result back to the loop. submit() and stop() are called on the
+// loop thread; the queue they share with the worker is thread-safe.
 class VerifyWorker {
  public:
   using Work = std::function<bool()>;                     // runs on the worker thread
@@ -52,23 +51,22 @@ class VerifyWorker {
 
   // Queues `work`; `then(result)` is later posted to the loop. When the queue is full or the
   // worker has stopped, `then(nullopt)` runs at once instead. `work` must own nothing that has to
-  // be destroyed on the loop thread: it is destroyed on the worker.
+  // be destroyed on the loop thread: it is destroyed on the worker. `then` stays on the loop side.
   void submit(Work work, Then then);
 
-  // Drops the queued checks (their `then` is destroyed on the calling thread, never called),
-  // waits for the running one and joins the thread. Idempotent. The loop must outlive this call.
+  // Drops the queued checks and forgets every `then` (destroyed here, never called), and returns
+  // at once: a check in progress runs to its end on the detached thread, which then posts
+  // nothing and exits. Idempotent. After it, the loop may go away.
   void stop();
 
- private:
-  void run();
+  struct Shared;  // the queue and the worker's link to the loop
 
-  boost::asio::any_io_executor loop_;
-  const std::size_t max_queued_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<std::pair<Work, Then>> queue_;  // guarded by mutex_
-  bool stopping_ = false;                    // guarded by mutex_
-  std::thread thread_;
+ private:
+  std::size_t max_queued_;
+  std::shared_ptr<Shared> shared_;
+  // Loop side: the `then` of every check submitted and not yet answered, by id.
+  struct Waiting;
+  std::shared_ptr<Waiting> waiting_;
 };
 
 // The users of one web config and the digests of their last accepted passwords. check() and the

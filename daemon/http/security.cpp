@@ -115,6 +115,7 @@ Result<std::shared_ptr<const HttpSecurity>> make_http_security(const WebConfigFi
     s->auth = std::make_shared<BasicAuth>(config.basic_auth_users);
   }
   s->summary = summary_of(config);
+  s->warnings = config.warnings;
   return std::shared_ptr<const HttpSecurity>(std::move(s));
 }
 

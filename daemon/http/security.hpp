@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/asio/ssl/context.hpp>
 
@@ -20,6 +21,7 @@ struct HttpSecurity {
   std::shared_ptr<boost::asio::ssl::context> tls;  // null: plain HTTP
   std::shared_ptr<BasicAuth> auth;                 // null: no authentication
   std::string summary;  // for the log, e.g. "TLS (TLS13 or later), basic auth (2 users)"
+  std::vector<std::string> warnings;  // the web config file's (WebConfigFile::warnings)
 };
 
 // Loads the certificate, key and client CAs the file names; every error names the file, the key

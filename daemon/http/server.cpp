@@ -1,5 +1,10 @@
 #include "daemon/http/server.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <deque>
 #include <list>
 #include <optional>
 #include <type_traits>
@@ -13,6 +18,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
@@ -26,8 +32,17 @@ using tcp = asio::ip::tcp;
 class HttpSession;
 
 struct HttpServer::Shared {
+  using Clock = std::chrono::steady_clock;
+
   Shared(asio::io_context& io, Handler h, HttpLimits l, std::shared_ptr<const HttpSecurity> s)
-      : io(io), handler(std::move(h)), limits(l), security(std::move(s)), retry(io) {}
+      : io(io), handler(std::move(h)), limits(l), security(std::move(s)) {
+    spare = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+  ~Shared() {
+    if (spare >= 0) ::close(spare);
+  }
+  Shared(const Shared&) = delete;
+  Shared& operator=(const Shared&) = delete;
 
   // The thread that checks passwords, started when a first check is asked for. Only open
   // sessions ask, so never after stop().
@@ -39,18 +54,77 @@ struct HttpServer::Shared {
     return *verify_worker;
   }
 
+  // The oldest idle session, of client `key` only when one is given; null when none is idle.
+  HttpSession* oldest_idle(const std::string* key) const;
+  // A newcomer could be taken now: a free place, or an idle session to make room.
+  bool has_room() const;
+
+  // One listening socket, and whether an accept is pending on it.
+  struct Listener {
+    explicit Listener(asio::io_context& io) : acceptor(io), retry(io) {}
+    tcp::acceptor acceptor;
+    asio::steady_timer retry;  // pauses accepting after an accept error (e.g. out of fds)
+    bool accepting = false;
+  };
+
   asio::io_context& io;
   Handler handler;
   HttpLimits limits;
   std::shared_ptr<const HttpSecurity> security;  // for connections accepted from now on
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::vector<std::unique_ptr<Listener>> listeners;
   std::list<HttpSession*> sessions;  // every open session; each removes itself when it closes
-  asio::steady_timer retry;          // pauses accepting after an accept error (e.g. out of fds)
+  // Connections accepted when a place seemed free that another took first: they wait, unread,
+  // for the next free place, as they would in the kernel's queue.
+  std::deque<std::pair<tcp::socket, std::string>> parked;
+  bool resuming = false;
   std::unique_ptr<VerifyWorker> verify_worker;
   bool stopped = false;
+
+  // A descriptor kept free, so that a newcomer can still be accepted and closed when the process
+  // is out of them.
+  int spare = -1;
+  // "HTTP accept failed" is logged at most once a minute, with the count of failures since.
+  std::optional<Clock::time_point> accept_logged;
+  std::uint64_t accept_failures = 0;
 };
 
 namespace {
+
+// What the per-address share counts by: an IPv4 address, or the /64 of an IPv6 one (a host
+// usually holds a whole /64). IPv4 clients of an IPv6 wildcard listener count as IPv4.
+std::string address_key(const tcp::endpoint& e) {
+  auto a = e.address();
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  }
+  if (a.is_v4()) {
+    const auto bytes = a.to_v4().to_bytes();
+    return std::string(bytes.begin(), bytes.end());
+  }
+  const auto bytes = a.to_v6().to_bytes();
+  return std::string(bytes.begin(), bytes.begin() + 8);
+}
+
+void accept_on(const std::shared_ptr<HttpServer::Shared>& shared, std::size_t index);
+bool admit(const std::shared_ptr<HttpServer::Shared>& shared, tcp::socket& socket, std::string key);
+
+// Room may have come: takes the connections parked for want of it, then accepts again on every
+// listener that is not accepting.
+void resume_accepting(const std::shared_ptr<HttpServer::Shared>& shared) {
+  if (shared->stopped || shared->resuming) return;
+  shared->resuming = true;
+  while (!shared->parked.empty() && shared->has_room()) {
+    auto [socket, key] = std::move(shared->parked.front());
+    shared->parked.pop_front();
+    if (!admit(shared, socket, std::move(key))) {
+      shared->parked.emplace_front(std::move(socket), std::string());  // cannot happen: room
+      break;
+    }
+  }
+  shared->resuming = false;
+  if (!shared->parked.empty()) return;
+  for (std::size_t i = 0; i < shared->listeners.size(); ++i) accept_on(shared, i);
+}
 
 std::string to_text(const tcp::endpoint& e) {
   const auto a = e.address();
@@ -79,8 +153,8 @@ class HttpSession {
  public:
   using Clock = std::chrono::steady_clock;
 
-  explicit HttpSession(std::shared_ptr<HttpServer::Shared> shared)
-      : shared_(std::move(shared)), security_(shared_->security) {
+  HttpSession(std::shared_ptr<HttpServer::Shared> shared, std::string key)
+      : shared_(std::move(shared)), security_(shared_->security), key_(std::move(key)) {
     in_list_ = shared_->sessions.insert(shared_->sessions.end(), this);
   }
   virtual ~HttpSession() { unlist(); }
@@ -93,19 +167,28 @@ class HttpSession {
   // Lets the exchange in progress finish, then closes.
   void retire() { retired_ = true; }
 
-  // Handshaking, waiting for or receiving a request (not checking a password or writing): may be
-  // evicted.
-  bool evictable() const { return waiting_; }
+  // Waiting for a request and nothing of it has come (no byte read or in the kernel's buffer):
+  // may be evicted to make room for a newcomer.
+  bool idle() const { return waiting_ && nothing_received(); }
   Clock::time_point waiting_since() const { return since_; }
+  const std::string& key() const { return key_; }
 
  protected:
+  virtual bool nothing_received() const = 0;
+
   void unlist() {
     if (listed_) shared_->sessions.erase(in_list_);
     listed_ = false;
   }
+  // Ends the session's place: newcomers waiting in the kernel's queue may be taken now.
+  void release() {
+    unlist();
+    resume_accepting(shared_);
+  }
   void start_waiting() {
     waiting_ = true;
     since_ = Clock::now();
+    resume_accepting(shared_);  // now idle, it can make room
   }
 
   std::shared_ptr<HttpServer::Shared> shared_;
@@ -115,6 +198,7 @@ class HttpSession {
   bool retired_ = false;
 
  private:
+  std::string key_;  // address_key() of the client
   std::list<HttpSession*>::iterator in_list_;
   bool listed_ = true;
   Clock::time_point since_;
@@ -133,10 +217,15 @@ class HttpStreamSession final : public HttpSession,
 
   // `stream_args` construct the stream: a socket, and for TLS the context.
   template <class... Args>
-  explicit HttpStreamSession(std::shared_ptr<HttpServer::Shared> shared, Args&&... stream_args)
-      : HttpSession(std::move(shared)), stream_(std::forward<Args>(stream_args)...) {}
+  HttpStreamSession(std::shared_ptr<HttpServer::Shared> shared, std::string key,
+                    Args&&... stream_args)
+      : HttpSession(std::move(shared), std::move(key)),
+        stream_(std::forward<Args>(stream_args)...) {}
 
   void start() {
+    // Every end but a complete answer's resets the connection (see close_gracefully()).
+    beast::error_code ec;
+    lowest().socket().set_option(asio::socket_base::linger(true, 0), ec);
     if constexpr (kTls) {
       start_waiting();
       lowest().expires_after(shared_->limits.request_timeout);
@@ -159,14 +248,22 @@ class HttpStreamSession final : public HttpSession,
     if (closed_) return;
     closed_ = true;
     waiting_ = false;
-    unlist();
     beast::error_code ec;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
     lowest().close();
+    release();
   }
 
  private:
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  const beast::tcp_stream& lowest() const { return beast::get_lowest_layer(stream_); }
+
+  bool nothing_received() const override {
+    if (buffer_.size() != 0 || (parser_ && parser_->got_some())) return false;
+    beast::error_code ec;
+    const std::size_t pending = lowest().socket().available(ec);
+    return !ec && pending == 0;
+  }
 
   void read() {
     if (retired_) {
@@ -233,21 +330,38 @@ class HttpStreamSession final : public HttpSession,
 
   void respond(HttpResponse response) {
     response_ = std::move(response);
-    const bool close_after = !response_.keep_alive() || retired_;
-    if (close_after) response_.keep_alive(false);
-    lowest().expires_after(shared_->limits.write_timeout);
-    http::async_write(
-        stream_, response_,
-        [self = this->shared_from_this(), close_after](beast::error_code ec, std::size_t) {
-          if (ec) {
-            self->close();
-          } else if (close_after) {
-            self->finish();
-          } else {
-            self->first_ = false;
-            self->read();
-          }
-        });
+    close_after_ = !response_.keep_alive() || retired_;
+    if (close_after_) response_.keep_alive(false);
+    serializer_.emplace(response_);
+    write_deadline_ = Clock::now() + shared_->limits.write_timeout;
+    write_some();
+  }
+
+  // Writes what the socket takes, again and again: each step must move a byte within the stall
+  // timeout, and the whole response must be out by the write deadline.
+  void write_some() {
+    const auto left = write_deadline_ - Clock::now();
+    if (left <= Clock::duration::zero()) {
+      close();
+      return;
+    }
+    lowest().expires_after(std::min<Clock::duration>(left, shared_->limits.write_stall_timeout));
+    http::async_write_some(stream_, *serializer_,
+                           [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                             if (ec) {
+                               self->close();
+                             } else if (!self->serializer_->is_done()) {
+                               self->write_some();
+                             } else {
+                               self->serializer_.reset();
+                               if (self->close_after_) {
+                                 self->finish();
+                               } else {
+                                 self->first_ = false;
+                                 self->read();
+                               }
+                             }
+                           });
   }
 
   // Closes after a complete exchange: TLS says goodbye first (close_notify), within the write
@@ -256,11 +370,26 @@ class HttpStreamSession final : public HttpSession,
     if constexpr (kTls) {
       start_waiting();
       lowest().expires_after(shared_->limits.write_timeout);
-      stream_.async_shutdown(
-          [self = this->shared_from_this()](beast::error_code) { self->close(); });
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code ec) {
+        if (ec) {
+          self->close();
+        } else {
+          self->close_gracefully();
+        }
+      });
     } else {
-      close();
+      close_gracefully();
     }
+  }
+
+  // A complete answer ends with FIN, so the client reads all of it. Any other end (a deadline, an
+  // eviction, an error, a stop) is a reset: the kernel then drops what the client did not read
+  // instead of holding it, orphaned, for minutes (a client reading a byte a second could otherwise
+  // make it hold megabytes per connection).
+  void close_gracefully() {
+    beast::error_code ec;
+    lowest().socket().set_option(asio::socket_base::linger(false, 0), ec);
+    close();
   }
 
   Stream stream_;
@@ -268,9 +397,127 @@ class HttpStreamSession final : public HttpSession,
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpRequest request_;
   HttpResponse response_;
+  std::optional<http::response_serializer<http::string_body>> serializer_;
+  Clock::time_point write_deadline_;
+  bool close_after_ = false;
   bool first_ = true;
   bool closed_ = false;
 };
+
+HttpSession* HttpServer::Shared::oldest_idle(const std::string* key) const {
+  HttpSession* oldest = nullptr;
+  for (HttpSession* s : sessions) {
+    if ((key == nullptr || s->key() == *key) && s->idle() &&
+        (oldest == nullptr || s->waiting_since() < oldest->waiting_since())) {
+      oldest = s;
+    }
+  }
+  return oldest;
+}
+
+bool HttpServer::Shared::has_room() const {
+  return sessions.size() < limits.max_sessions || oldest_idle(nullptr) != nullptr;
+}
+
+namespace {
+
+// Out of descriptors: the spare one is given up for a moment to take the newcomer off the queue
+// and close it, so that it hears "closed" now instead of waiting for a timeout.
+void shed_one(HttpServer::Shared& shared, tcp::acceptor& acceptor) {
+  if (shared.spare < 0) return;
+  ::close(shared.spare);
+  const int fd = ::accept4(acceptor.native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd >= 0) ::close(fd);
+  shared.spare = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+void log_accept_failure(HttpServer::Shared& shared, const beast::error_code& ec) {
+  const auto now = HttpServer::Shared::Clock::now();
+  ++shared.accept_failures;
+  if (shared.accept_logged && now - *shared.accept_logged < std::chrono::minutes(1)) return;
+  if (shared.accept_failures > 1) {
+    spdlog::warn("HTTP accept failed: {} ({} failures in the last minute; logged once a minute)",
+                 ec.message(), shared.accept_failures);
+  } else {
+    spdlog::warn("HTTP accept failed: {}", ec.message());
+  }
+  shared.accept_logged = now;
+  shared.accept_failures = 0;
+}
+
+// Takes a new connection within its address's share and the cap, evicting an idle session where
+// it must. A newcomer whose address holds its whole share busy is closed at once. Returns false,
+// leaving `socket` open, when every session is busy: the caller parks it.
+bool admit(const std::shared_ptr<HttpServer::Shared>& shared, tcp::socket& socket,
+           std::string key) {
+  beast::error_code ec;
+  std::size_t same = 0;
+  for (const HttpSession* s : shared->sessions) same += s->key() == key ? 1 : 0;
+  if (same >= shared->limits.max_sessions_per_address) {
+    HttpSession* own = shared->oldest_idle(&key);
+    if (own == nullptr) {
+      socket.close(ec);
+      return true;
+    }
+    own->close();
+  }
+  if (shared->sessions.size() >= shared->limits.max_sessions) {
+    HttpSession* oldest = shared->oldest_idle(nullptr);
+    if (oldest == nullptr) return false;
+    oldest->close();
+  }
+  if (const auto& tls = shared->security->tls) {
+    std::make_shared<HttpStreamSession<TlsStream>>(shared, std::move(key), std::move(socket), *tls)
+        ->start();
+  } else {
+    std::make_shared<HttpStreamSession<PlainStream>>(shared, std::move(key), std::move(socket))
+        ->start();
+  }
+  return true;
+}
+
+void accept_on(const std::shared_ptr<HttpServer::Shared>& shared, std::size_t index) {
+  auto& listener = *shared->listeners[index];
+  if (shared->stopped || listener.accepting || !shared->has_room()) return;
+  listener.accepting = true;
+  listener.acceptor.async_accept([shared, index](beast::error_code ec, tcp::socket socket) {
+    auto& l = *shared->listeners[index];
+    l.accepting = false;
+    if (shared->stopped) return;
+    if (ec) {
+      log_accept_failure(*shared, ec);
+      if (ec == boost::system::errc::too_many_files_open ||
+          ec == boost::system::errc::too_many_files_open_in_system) {
+        shed_one(*shared, l.acceptor);
+      }
+      // Pause, so the loop does not spin on the error.
+      l.accepting = true;
+      l.retry.expires_after(std::chrono::milliseconds(100));
+      l.retry.async_wait([shared, index](beast::error_code wait_ec) {
+        shared->listeners[index]->accepting = false;
+        if (!wait_ec) accept_on(shared, index);
+      });
+      return;
+    }
+    beast::error_code peer_ec;
+    const tcp::endpoint peer = socket.remote_endpoint(peer_ec);
+    if (peer_ec) {
+      accept_on(shared, index);  // gone already
+      return;
+    }
+    std::string key = address_key(peer);
+    shared->resuming = true;  // evictions below must not take parked connections first
+    const bool taken = admit(shared, socket, key);
+    shared->resuming = false;
+    if (!taken) {
+      shared->parked.emplace_back(std::move(socket), std::move(key));
+      return;  // accepting resumes when a place frees
+    }
+    resume_accepting(shared);
+  });
+}
+
+}  // namespace
 
 HttpServer::HttpServer(asio::io_context& io, Handler handler, HttpLimits limits,
                        std::shared_ptr<const HttpSecurity> security)
@@ -294,7 +541,8 @@ Result<std::vector<std::string>> HttpServer::listen(const Endpoint& where) {
   }
   std::vector<std::string> bound;
   for (tcp::endpoint ep : endpoints) {
-    auto acceptor = std::make_unique<tcp::acceptor>(shared_->io);
+    auto listener = std::make_unique<Shared::Listener>(shared_->io);
+    tcp::acceptor* acceptor = &listener->acceptor;
     beast::error_code ec;
     acceptor->open(ep.protocol(), ec);
     if (ec && where.host.empty()) {
@@ -312,54 +560,17 @@ Result<std::vector<std::string>> HttpServer::listen(const Endpoint& where) {
     if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return fail("cannot listen on " + to_text(ep) + ": " + ec.message());
     bound.push_back(to_text(acceptor->local_endpoint()));
-    shared_->acceptors.push_back(std::move(acceptor));
-    accept(shared_->acceptors.size() - 1);
+    shared_->listeners.push_back(std::move(listener));
+    accept_on(shared_, shared_->listeners.size() - 1);
   }
   return bound;
-}
-
-void HttpServer::accept(std::size_t index) {
-  auto& acceptor = *shared_->acceptors[index];
-  acceptor.async_accept([this, shared = shared_, index](beast::error_code ec, tcp::socket socket) {
-    if (shared->stopped) return;
-    if (ec) {
-      // Out of file descriptors and the like: pause, so the loop does not spin on the error.
-      spdlog::warn("HTTP accept failed: {}", ec.message());
-      shared->retry.expires_after(std::chrono::milliseconds(100));
-      shared->retry.async_wait([this, shared, index](beast::error_code wait_ec) {
-        if (!wait_ec && !shared->stopped) accept(index);
-      });
-      return;
-    }
-    if (shared->sessions.size() >= shared->limits.max_sessions) {
-      HttpSession* oldest = nullptr;
-      for (HttpSession* s : shared->sessions) {
-        if (s->evictable() && (oldest == nullptr || s->waiting_since() < oldest->waiting_since())) {
-          oldest = s;
-        }
-      }
-      if (oldest == nullptr) {
-        beast::error_code ignored;
-        socket.close(ignored);  // every session is busy: refuse the newcomer
-        accept(index);
-        return;
-      }
-      oldest->close();
-    }
-    if (const auto& tls = shared->security->tls) {
-      std::make_shared<HttpStreamSession<TlsStream>>(shared, std::move(socket), *tls)->start();
-    } else {
-      std::make_shared<HttpStreamSession<PlainStream>>(shared, std::move(socket))->start();
-    }
-    accept(index);
-  });
 }
 
 void HttpServer::set_security(std::shared_ptr<const HttpSecurity> security) {
   shared_->security = security ? std::move(security) : std::make_shared<const HttpSecurity>();
   for (HttpSession* s :
        std::vector<HttpSession*>(shared_->sessions.begin(), shared_->sessions.end())) {
-    if (s->evictable()) {
+    if (s->idle()) {
       s->close();
     } else {
       s->retire();
@@ -370,11 +581,12 @@ void HttpServer::set_security(std::shared_ptr<const HttpSecurity> security) {
 void HttpServer::stop() {
   if (shared_->stopped) return;
   shared_->stopped = true;
-  shared_->retry.cancel();
-  for (auto& a : shared_->acceptors) {
+  for (auto& l : shared_->listeners) {
+    l->retry.cancel();
     beast::error_code ec;
-    a->close(ec);
+    l->acceptor.close(ec);
   }
+  shared_->parked.clear();
   // First: the password checks it drops release the sessions waiting for them.
   if (shared_->verify_worker) shared_->verify_worker->stop();
   for (HttpSession* s :

@@ -2,10 +2,21 @@
 // HttpServer: Boost.Beast HTTP/1.1 on the daemon's io_context, for the endpoints of
 // http_handler.hpp, over plain TCP or TLS, with optional basic authentication (HttpSecurity,
 // from the web config file). It keeps connections alive for scrapers, and bounds what a client
-// can cost: a deadline on the TLS handshake and on every read and write, header and body limits,
-// a cap on concurrent sessions where a new connection evicts the session that has been waiting
-// for a request the longest, and a bounded queue of password checks (bcrypt runs on a worker
-// thread, never on the loop).
+// can cost: a deadline on the TLS handshake and on every read and write, a shorter one on a
+// write that moves no byte (a client that reads nothing), header and body limits, and a bounded
+// queue of password checks (bcrypt runs on a worker thread, never on the loop).
+//
+// Sessions are shared fairly: at most max_sessions in all and max_sessions_per_address from one
+// client address (IPv6 addresses by their /64). A newcomer may evict an idle session (one that
+// has sent nothing since it connected or since its last answer; never one with a request in),
+// first its own address's oldest, else the oldest of all. When every session is busy the server
+// stops accepting and newcomers wait in the kernel's accept queue until one ends, so a client
+// holding its share of sessions open cannot lock out a scraper from another address. Accept
+// errors (out of descriptors) pause accepting briefly and are logged once a minute at most; a
+// spare descriptor lets the server answer such a newcomer with a close rather than leave it
+// hanging. A connection ends with FIN after a complete answer and with a reset otherwise (a
+// deadline, an eviction, an error), so the kernel never keeps the unread answers of a client it
+// dropped.
 //
 // Loop thread only; not thread-safe. The io_context must outlive the server. Sessions may outlive
 // the server object briefly (until their pending handlers run); they share its state through a
@@ -30,10 +41,12 @@ namespace mcb {
 struct HttpLimits {
   std::chrono::milliseconds request_timeout = std::chrono::seconds(10);  // first request
   std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);  // between keep-alive requests
-  std::chrono::milliseconds write_timeout = std::chrono::seconds(10);
+  std::chrono::milliseconds write_timeout = std::chrono::seconds(10);       // a whole response
+  std::chrono::milliseconds write_stall_timeout = std::chrono::seconds(3);  // no byte moved
   std::size_t header_limit = 8 * 1024;
   std::size_t body_limit = 4 * 1024;
   std::size_t max_sessions = 64;
+  std::size_t max_sessions_per_address = 16;
   std::size_t max_queued_password_checks = 16;  // beyond: 503 until the queue drains
 };
 
@@ -66,8 +79,6 @@ class HttpServer {
   struct Shared;
 
  private:
-  void accept(std::size_t index);
-
   std::shared_ptr<Shared> shared_;
 };
 

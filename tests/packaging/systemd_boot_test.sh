@@ -7,7 +7,7 @@
 #     upgrade restarts it;
 #   - the daemon runs as a dynamic user with no capabilities, no new privileges and a seccomp
 #     filter, and still reads every source: each collector succeeds (memcached.service runs next
-#     to it, as on a real host);
+#     to it, as on a real host); it raised its soft descriptor limit to the unit's hard one;
 #   - systemd-analyze verify is clean and security rates the loaded unit 2.0 or lower;
 #   - ARGS from /etc/default/mcbacklogd reach the daemon; systemctl reload rereads the
 #     configuration (RELOADING=1 then READY=1 with the new status);
@@ -158,6 +158,14 @@ grep -q '^CapEff:[[:space:]]*0000000000000000$' <<<"$status" || fail "has capabi
 grep -q '^CapBnd:[[:space:]]*0000000000000000$' <<<"$status" || fail "capability bounding set"
 grep -q '^NoNewPrivs:[[:space:]]*1$' <<<"$status" || fail "NoNewPrivs is not set"
 grep -q '^Seccomp:[[:space:]]*2$' <<<"$status" || fail "no seccomp filter"
+# LimitNOFILE=1024:65536 starts it at a soft limit of 1024 (the hard one is 65536, or less where
+# the machine allows less); the daemon raised its soft limit to the hard one through the filter.
+limits=$(inside cat "/proc/$main_pid/limits" || true)
+soft=$(awk '/^Max open files/ {print $4}' <<<"$limits")
+hard=$(awk '/^Max open files/ {print $5}' <<<"$limits")
+[ "$(show LimitNOFILESoft)" = 1024 ] || fail "LimitNOFILESoft is $(show LimitNOFILESoft)"
+[ "${hard:-0}" -gt 1024 ] && [ "$soft" = "$hard" ] ||
+  fail "the soft descriptor limit was not raised to the hard one: $(grep 'open files' <<<"$limits")"
 [ "$(inside curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9741/-/ready)" = 200 ] ||
   fail "/-/ready is not 200"
 

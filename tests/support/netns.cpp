@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -71,5 +73,48 @@ PrivateSysfs::PrivateSysfs() {
 
 // Unmounted before the directory is removed, so the removal never walks into sysfs.
 PrivateSysfs::~PrivateSysfs() { ::umount2(dir_.path().c_str(), MNT_DETACH); }
+
+SilentResolver::SilentResolver() {
+  fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_port = htons(53);
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd_ < 0 || ::bind(fd_, reinterpret_cast<const sockaddr*>(&at), sizeof at) != 0) {
+    throw std::runtime_error(std::string("cannot bind a UDP socket to 127.0.0.1:53 (call "
+                                         "enter_private_netns() first): ") +
+                             std::strerror(errno));
+  }
+  if (::unshare(CLONE_NEWNS) != 0) {
+    throw std::runtime_error(std::string("cannot create a mount namespace: ") +
+                             std::strerror(errno));
+  }
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    throw std::runtime_error(std::string("cannot make / private: ") + std::strerror(errno));
+  }
+  const std::string resolv =
+      dir_.write("resolv.conf", "nameserver 127.0.0.1\noptions timeout:30 attempts:5\n");
+  const std::string nsswitch = dir_.write("nsswitch.conf", "hosts: dns\n");
+  for (const auto& [from, onto] :
+       {std::pair{resolv, "/etc/resolv.conf"}, std::pair{nsswitch, "/etc/nsswitch.conf"}}) {
+    if (::mount(from.c_str(), onto, nullptr, MS_BIND, nullptr) != 0) {
+      throw std::runtime_error("cannot bind " + from + " onto " + onto + ": " +
+                               std::strerror(errno));
+    }
+  }
+}
+
+SilentResolver::~SilentResolver() {
+  ::umount2("/etc/resolv.conf", MNT_DETACH);
+  ::umount2("/etc/nsswitch.conf", MNT_DETACH);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool SilentResolver::wait_for_query(std::chrono::milliseconds timeout) {
+  pollfd p{fd_, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+  char buf[512];
+  return ::recv(fd_, buf, sizeof buf, 0) > 0;
+}
 
 }  // namespace mcb::test

@@ -4,6 +4,7 @@
 // its own, and every child it starts (memcached, the daemon) shares them.
 // Call first thing in a test case, before any thread is started.
 
+#include <chrono>
 #include <string>
 
 #include "tests/support/process.hpp"
@@ -30,6 +31,30 @@ class PrivateSysfs {
 
  private:
   TempDir dir_;
+};
+
+// A DNS server that never answers, for the calling process and every child it starts later: a
+// UDP socket on 127.0.0.1:53 of the private network namespace that takes queries and drops them,
+// and /etc/resolv.conf and /etc/nsswitch.conf replaced (bind mounts in a private mount
+// namespace) so that host names are looked up there alone, with the longest timeouts glibc
+// allows (30 s per try, 5 tries). Create after enter_private_netns(), before any thread starts.
+class SilentResolver {
+ public:
+  // Throws std::runtime_error naming the reason.
+  SilentResolver();
+  ~SilentResolver();
+  SilentResolver(const SilentResolver&) = delete;
+  SilentResolver& operator=(const SilentResolver&) = delete;
+
+  // Waits until a query arrives (and drops it); false after `timeout`.
+  bool wait_for_query(std::chrono::milliseconds timeout);
+
+  // How long a lookup waits for its first try to time out, at the least.
+  static constexpr std::chrono::seconds kFirstTimeout{30};
+
+ private:
+  TempDir dir_;
+  int fd_ = -1;
 };
 
 }  // namespace mcb::test

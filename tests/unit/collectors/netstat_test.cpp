@@ -120,6 +120,19 @@ TEST_CASE(
   CHECK(c.Collect().empty());
 }
 
+TEST_CASE("sysctl: the collector fails when none of its files exist", "[collectors][sysctl]") {
+  test::TempDir dir;
+  SysctlCollector c(dir.path());
+  Status result = ok_status();
+  c.collect([&](Status s) { result = std::move(s); });
+  REQUIRE_FALSE(result.ok());
+  CHECK_THAT(result.error().message,
+             Contains("none of net.core.somaxconn") &&
+                 Contains(dir.path() + "/sys/net: is paths.procfs a procfs?"));
+  CHECK_FALSE(c.last().has_value());
+  CHECK(c.Collect().empty());
+}
+
 TEST_CASE("netstat: the collector fails with the path when a file is missing",
           "[collectors][netstat]") {
   test::TempDir dir;

@@ -3,7 +3,12 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <atomic>
+#include <future>
+#include <thread>
+
 #include "daemon/http/basic_auth.hpp"
+#include "tests/support/process.hpp"
 #include "tests/support/tls.hpp"
 
 using namespace mcb;
@@ -169,7 +174,35 @@ TEST_CASE("basic auth: stop() drops queued checks without calling them", "[daemo
   worker.stop();
   io.restart();
   io.run_for(std::chrono::milliseconds(200));
-  // At most the one running when stop() came has answered; every dropped `done` was destroyed.
-  CHECK(answered <= 1);
+  // None has answered, not even the one running when stop() came; every `done` was destroyed.
+  CHECK(answered == 0);
   CHECK(counted.use_count() == 1);
+}
+
+TEST_CASE("basic auth: stop() returns while a check still runs, and that check posts nothing",
+          "[daemon][auth]") {
+  boost::asio::io_context io;
+  VerifyWorker worker(io.get_executor(), 4);
+  std::atomic<int> stage{0};  // 1: the check runs, 2: it may end, 3: it has ended
+  auto owned = std::make_shared<int>(0);
+  bool called = false;
+  worker.submit(
+      [&stage] {
+        stage = 1;
+        while (stage.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        stage = 3;
+        return true;
+      },
+      [owned, &called](std::optional<bool>) { called = true; });
+  REQUIRE(test::eventually([&] { return stage.load() == 1; }));
+  // A stop() that waited for the check would never return while the check is held.
+  auto stopped = std::async(std::launch::async, [&worker] { worker.stop(); });
+  CHECK(stopped.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  CHECK(stage.load() == 1);       // stopped with the check still running
+  CHECK(owned.use_count() == 1);  // its `then` was destroyed by stop()
+  stage = 2;
+  REQUIRE(test::eventually([&] { return stage.load() == 3; }));
+  io.restart();
+  io.run_for(std::chrono::milliseconds(100));
+  CHECK_FALSE(called);
 }

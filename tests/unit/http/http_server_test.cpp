@@ -1,10 +1,12 @@
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <future>
 #include <thread>
 
@@ -400,4 +402,139 @@ TEST_CASE("http server: new security applies to new connections and closes idle 
   auto plain = test::http_get("127.0.0.1", s.port, "/plain-again");
   REQUIRE(plain.ok());
   CHECK(plain->body == "/plain-again");
+}
+
+TEST_CASE("http server: a connection with part of a request is never evicted, an idle one is",
+          "[daemon][http][fairness]") {
+  HttpLimits limits;
+  limits.max_sessions = 2;
+  Server s(limits);
+  const int partial = connect_to(s.port);
+  send_all(partial, "GET /partial HTTP/1.1\r\nHost: x\r\n");
+  REQUIRE(test::eventually([&] { return s.sessions() == 1; }));
+  const int idle = connect_to(s.port);
+  REQUIRE(test::eventually([&] { return s.sessions() == 2; }));
+
+  auto reply = test::http_get("127.0.0.1", s.port, "/newcomer", {}, 5s);
+  REQUIRE(reply.ok());
+  CHECK(reply->body == "/newcomer");
+  CHECK(read_until_close(idle, 5s).second);  // the idle one made room
+  // The one with half a request is still there and gets its answer.
+  send_all(partial, "Connection: close\r\n\r\n");
+  auto [out, closed] = read_until_close(partial, 5s);
+  CHECK(closed);
+  CHECK(out.find("/partial") != std::string::npos);
+  ::close(partial);
+  ::close(idle);
+}
+
+TEST_CASE("http server: when every session is busy, newcomers wait in the kernel's queue",
+          "[daemon][http][fairness]") {
+  HttpLimits limits;
+  limits.max_sessions = 2;
+  Server s(limits);
+  std::vector<int> busy;
+  for (int i = 0; i < 2; ++i) {
+    busy.push_back(connect_to(s.port));
+    send_all(busy.back(), "GET /busy HTTP/1.1\r\nHost: x\r\n");
+    REQUIRE(test::eventually([&] { return s.sessions() == busy.size(); }));
+  }
+  // Connected by the kernel, not accepted: neither answered nor closed while both are busy.
+  const int waiting = connect_to(s.port);
+  send_all(waiting, "GET /waited HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  auto early = read_until_close(waiting, 500ms);
+  CHECK(early.first.empty());
+  CHECK_FALSE(early.second);
+  CHECK(s.requests == 0);
+  // One busy session ends: the newcomer is taken and answered.
+  send_all(busy[0], "Connection: close\r\n\r\n");
+  CHECK(read_until_close(busy[0], 5s).second);
+  auto [out, closed] = read_until_close(waiting, 5s);
+  CHECK(closed);
+  CHECK(out.find("/waited") != std::string::npos);
+  for (int fd : busy) ::close(fd);
+  ::close(waiting);
+}
+
+TEST_CASE("http server: one address gets its share of sessions, its idle ones make room",
+          "[daemon][http][fairness]") {
+  HttpLimits limits;
+  limits.max_sessions_per_address = 2;
+  Server s(limits);
+  const int a = connect_to(s.port);
+  send_all(a, "GET /a HTTP/1.1\r\nHost: x\r\n");
+  REQUIRE(test::eventually([&] { return s.sessions() == 1; }));
+  const int idle = connect_to(s.port);
+  REQUIRE(test::eventually([&] { return s.sessions() == 2; }));
+  // A third from the same address: its idle one makes room.
+  const int third = connect_to(s.port);
+  send_all(third, "GET /c HTTP/1.1\r\nHost: x\r\n");
+  CHECK(read_until_close(idle, 5s).second);
+  REQUIRE(test::eventually([&] { return s.sessions() == 2; }));
+  // A fourth finds both busy: closed at once, unanswered, while the others go on.
+  const int fourth = connect_to(s.port);
+  auto [refused, closed] = read_until_close(fourth, 5s);
+  CHECK(closed);
+  CHECK(refused.empty());
+  CHECK(s.sessions() == 2);
+  for (int fd : {a, idle, third, fourth}) ::close(fd);
+}
+
+TEST_CASE("http server: a client that reads nothing is reset at the stall timeout",
+          "[daemon][http][fairness]") {
+  HttpLimits limits;
+  limits.write_stall_timeout = 300ms;
+  limits.write_timeout = 60s;
+  // Answers big enough to fill any socket buffer.
+  boost::asio::io_context io;
+  HttpServer server(
+      io,
+      [](const HttpRequest& req) {
+        HttpResponse res{http::status::ok, req.version()};
+        res.body() = std::string(std::size_t{16} << 20, 'x');
+        res.prepare_payload();
+        return res;
+      },
+      limits);
+  auto bound = server.listen(*parse_listen_address("127.0.0.1:0"));
+  REQUIRE(bound.ok());
+  const auto port = static_cast<std::uint16_t>(std::stoi(bound->at(0).substr(10)));
+  std::thread loop([&] { io.run_for(20s); });
+  // The smallest receive buffer, set before the handshake: the answer cannot hide in it.
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int tiny = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &tiny, sizeof tiny);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
+  send_all(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto sessions = [&] {
+    std::promise<std::size_t> p;
+    boost::asio::post(io, [&] { p.set_value(server.session_count()); });
+    return p.get_future().get();
+  };
+  REQUIRE(test::eventually([&] { return sessions() == 1; }));
+  // Reads nothing; the server gives up long before its 60 s write deadline.
+  CHECK(test::eventually([&] { return sessions() == 0; }, 15s));
+  // Reset, not closed after the answer: what the kernel held for the client is dropped, so
+  // reading now ends in ECONNRESET well before the 16 MiB answer.
+  std::size_t read = 0;
+  int error = 0;
+  char buf[65536];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 5000) <= 0) break;
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0) error = errno;
+    if (n <= 0) break;
+    read += static_cast<std::size_t>(n);
+  }
+  CHECK(error == ECONNRESET);
+  CHECK(read < (std::size_t{8} << 20));
+  boost::asio::post(io, [&] { server.stop(); });
+  io.stop();
+  loop.join();
+  ::close(fd);
 }

@@ -1,0 +1,123 @@
+#include "config/bounded_regex.hpp"
+
+#include <charconv>
+#include <string>
+
+#include "config/limits.hpp"
+
+namespace mcb {
+
+namespace {
+
+std::string at_byte(std::size_t i) { return " (at byte " + std::to_string(i + 1) + ")"; }
+
+// The end of the bracket expression opened at `open` ('['), or npos when it is not closed (the
+// compiler then says so). Inside, '\' escapes one character and "[:", "[." and "[=" open a class
+// that ends at ":]", ".]" or "=]"; a ']' first (after an optional '^') is literal.
+std::size_t bracket_end(std::string_view p, std::size_t open) {
+  std::size_t i = open + 1;
+  if (i < p.size() && p[i] == '^') ++i;
+  if (i < p.size() && p[i] == ']') ++i;
+  while (i < p.size() && p[i] != ']') {
+    if (p[i] == '\\') {
+      i += 2;
+    } else if (p[i] == '[' && i + 1 < p.size() &&
+               (p[i + 1] == ':' || p[i + 1] == '.' || p[i + 1] == '=')) {
+      const char close[] = {p[i + 1], ']', '\0'};
+      const auto end = p.find(close, i + 2);
+      if (end == std::string_view::npos) return end;
+      i = end + 2;
+    } else {
+      ++i;
+    }
+  }
+  return i < p.size() ? i : std::string_view::npos;
+}
+
+// Reads "{n}", "{n,}" or "{n,m}" at `open`; false when the text there is not one (ECMAScript
+// then takes the brace literally or refuses it).
+bool repeat_bounds(std::string_view p, std::size_t open, std::size_t& largest, std::size_t& end) {
+  std::size_t i = open + 1;
+  auto number = [&](std::size_t& out) {
+    const auto [ptr, ec] = std::from_chars(p.data() + i, p.data() + p.size(), out);
+    if (ptr == p.data() + i) return false;
+    // Too large for size_t is larger than any limit.
+    if (ec == std::errc::result_out_of_range) out = static_cast<std::size_t>(-1);
+    i = static_cast<std::size_t>(ptr - p.data());
+    return true;
+  };
+  std::size_t n = 0;
+  std::size_t m = 0;
+  if (!number(n)) return false;
+  if (i < p.size() && p[i] == ',') {
+    ++i;
+    if (i < p.size() && p[i] != '}' && !number(m)) return false;
+  }
+  if (i >= p.size() || p[i] != '}') return false;
+  largest = std::max(n, m);
+  end = i;
+  return true;
+}
+
+}  // namespace
+
+Status check_regex_bounds(std::string_view p) {
+  if (p.size() > kMaxRegexBytes) {
+    return fail("a regular expression of " + std::to_string(p.size()) + " bytes; at most " +
+                std::to_string(kMaxRegexBytes) + " are allowed");
+  }
+  std::size_t depth = 0;
+  auto deeper = [&](std::size_t i) -> Status {
+    if (++depth > kMaxRegexNesting) {
+      return fail("groups and bracket expressions nested deeper than " +
+                  std::to_string(kMaxRegexNesting) + " levels" + at_byte(i));
+    }
+    return ok_status();
+  };
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    switch (p[i]) {
+      case '\\':
+        ++i;
+        break;
+      case '[': {
+        if (auto st = deeper(i); !st) return st;
+        --depth;  // a bracket expression holds no group
+        const auto end = bracket_end(p, i);
+        if (end == std::string_view::npos) return ok_status();  // the compiler reports it
+        i = end;
+        break;
+      }
+      case '(':
+        if (auto st = deeper(i); !st) return st;
+        break;
+      case ')':
+        if (depth > 0) --depth;
+        break;
+      case '{': {
+        std::size_t largest = 0;
+        std::size_t end = 0;
+        if (repeat_bounds(p, i, largest, end)) {
+          if (largest > kMaxRegexRepeat) {
+            return fail("a repetition count above " + std::to_string(kMaxRegexRepeat) + at_byte(i));
+          }
+          i = end;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return ok_status();
+}
+
+Result<std::regex> compile_bounded_regex(std::string_view pattern) {
+  if (auto st = check_regex_bounds(pattern); !st) return st.error();
+  try {
+    return std::regex(pattern.begin(), pattern.end(), std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    return fail(std::string("invalid regular expression: ") + e.what());
+  }
+}
+
+}  // namespace mcb

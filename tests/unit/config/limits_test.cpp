@@ -1,0 +1,231 @@
+// The bounds of config/limits.hpp, each with the example that found it missing: a file that would
+// crash the daemon, stall its loop, switch an alert off or break /metrics is refused at load with
+// its position and the limit.
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <string>
+
+#include "config/bounded_regex.hpp"
+#include "config/config.hpp"
+#include "config/limits.hpp"
+#include "config/web_config_file.hpp"
+#include "daemon/alerts/rules.hpp"
+#include "tests/support/process.hpp"
+
+using namespace mcb;
+using namespace std::string_literals;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// The loader as the daemon runs it, with the alert rule table's names and defaults.
+Result<Config> parse_config(std::string_view yaml, std::string_view file) {
+  return mcb::parse_config(yaml, file, alert_schemas());
+}
+Result<Config> load_config(const std::string& path) {
+  return mcb::load_config(path, alert_schemas());
+}
+
+std::string error_of(const std::string& yaml) {
+  auto c = parse_config(yaml, "test.yaml");
+  REQUIRE_FALSE(c.ok());
+  return c.error().message;
+}
+
+std::string nested(std::size_t depth) {
+  return std::string(depth, '(') + "a" + std::string(depth, ')');
+}
+
+// A cost-`cost` bcrypt hash of the right form (its digest is never checked here).
+std::string hash_of_cost(int cost) {
+  const std::string c = (cost < 10 ? "0" : "") + std::to_string(cost);
+  return "$2b$" + c + "$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
+}
+
+}  // namespace
+
+TEST_CASE("limits: 20,000 nested groups in netdev.include are refused, not compiled",
+          "[config][limits]") {
+  const std::string yaml = "collectors:\n  netdev:\n    include: \"" + nested(20000) + "\"\n";
+  const std::string e = error_of(yaml);
+  CHECK_THAT(e, Contains("test.yaml:3:14: collectors.netdev.include: a regular expression of "
+                         "40001 bytes; at most 256 are allowed"));
+  CHECK(e.size() < 300);
+}
+
+TEST_CASE("limits: regexes are bounded in nesting and repetition, and ordinary ones pass",
+          "[config][limits]") {
+  CHECK(check_regex_bounds(nested(kMaxRegexNesting)).ok());
+  CHECK_THAT(check_regex_bounds(nested(kMaxRegexNesting + 1)).error().message,
+             Contains("nested deeper than 16 levels (at byte 17)"));
+  // A bracket expression is one level more.
+  CHECK_THAT(check_regex_bounds(std::string(kMaxRegexNesting, '(') + "[a]" +
+                                std::string(kMaxRegexNesting, ')'))
+                 .error()
+                 .message,
+             Contains("nested deeper than 16 levels (at byte 17)"));
+  CHECK_THAT(check_regex_bounds("a{1000}").error().message,
+             Contains("a repetition count above 100 (at byte 2)"));
+  CHECK_THAT(check_regex_bounds("a{1,99999999999999999999999}").error().message,
+             Contains("repetition count above"));
+  CHECK(check_regex_bounds("a{2,100}").ok());
+  // Escaped and bracketed parentheses are no groups.
+  CHECK(check_regex_bounds(std::string(40, '\\') + "(" + "[(((((((((((((((((((]").ok());
+  CHECK(check_regex_bounds("[[:alpha:]](x)").ok());
+  for (const char* good : {"^lo$", "^(eth|ens|enp)[0-9]+", "^veth", "^docker[0-9]*$", ""}) {
+    INFO(good);
+    CHECK(compile_bounded_regex(good).ok());
+  }
+  CHECK_THAT(compile_bounded_regex("(unclosed").error().message,
+             Contains("invalid regular expression"));
+  auto c = parse_config("collectors: { netdev: { exclude: \"" + nested(17) + "\" } }\n", "t.yaml");
+  REQUIRE_FALSE(c.ok());
+  CHECK_THAT(c.error().message, Contains("t.yaml:1:34: collectors.netdev.exclude: groups and "
+                                         "bracket expressions nested deeper than 16 levels"));
+}
+
+TEST_CASE("limits: nan and inf are refused for every number, so no alert is switched off",
+          "[config][limits]") {
+  CHECK_THAT(error_of("thresholds: { MaxConnectionsNear: { warning: nan } }\n"),
+             Contains("test.yaml:1:46: thresholds.MaxConnectionsNear.warning: expected a finite "
+                      "number, got \"nan\""));
+  for (const char* v : {"inf", "-inf", "infinity", "NAN", "-nan"}) {
+    INFO(v);
+    CHECK_THAT(error_of("thresholds: { ProbeSlow: { critical: "s + v + " } }\n"),
+               Contains("expected a finite number"));
+  }
+  CHECK_THAT(error_of("thresholds: { ConnectionSprawl: { connections_warning: nan } }\n"),
+             Contains("expected a finite number"));
+}
+
+TEST_CASE("limits: a target name that is not UTF-8 or holds control characters is refused",
+          "[config][limits]") {
+  CHECK_THAT(error_of("targets:\n  - { name: \"a\xff"
+                      "b\", address: 127.0.0.1:1 }\n"),
+             Contains("test.yaml:2:13: targets[0].name: \"a\\xffb\" is not UTF-8"));
+  CHECK_THAT(error_of("targets:\n  - { name: \"a\\x1b[2Jb\", address: 127.0.0.1:1 }\n"),
+             Contains(R"("a\x1b[2Jb": a name must not hold control characters)"));
+  CHECK_THAT(error_of("targets:\n  - { name: \"a\\nb\", address: 127.0.0.1:1 }\n"),
+             Contains("must not hold control characters"));
+  CHECK_THAT(error_of("targets:\n  - { name: \"\", address: 127.0.0.1:1 }\n"),
+             Contains("a name must not be empty"));
+  // Any string of the file: a key, a path, a word.
+  CHECK_THAT(error_of("paths: { procfs: \"/pr\xc3oc\" }\n"), Contains("is not UTF-8"));
+  CHECK_THAT(error_of("log: { level: \"\xff\" }\n"), Contains("is not UTF-8"));
+  CHECK_THAT(error_of("\xff: 1\n"), Contains("is not UTF-8"));
+  // UTF-8 names are fine.
+  auto ok = parse_config("targets:\n  - { name: \"caf\xc3\xa9\", address: 127.0.0.1:1 }\n", "t");
+  REQUIRE(ok.ok());
+  CHECK(ok->targets[0].name == "caf\xc3\xa9");
+  // A unix path names a target by default: it must make a printable name too.
+  CHECK_THAT(error_of("targets:\n  - { address: \"unix:/run/a\\x07b\" }\n"),
+             Contains("cannot name the target"));
+}
+
+TEST_CASE("limits: names, host names and unix socket paths are bounded", "[config][limits]") {
+  const std::string long_name(kMaxNameBytes + 1, 'n');
+  CHECK_THAT(error_of("targets:\n  - { name: " + long_name + ", address: 127.0.0.1:1 }\n"),
+             Contains("targets[0].name: a name of 257 bytes; at most 256 are allowed"));
+  CHECK(parse_config("targets:\n  - { name: " + std::string(kMaxNameBytes, 'n') +
+                         ", address: 127.0.0.1:1 }\n",
+                     "t")
+            .ok());
+  CHECK_THAT(error_of("targets:\n  - { address: \"" + std::string(254, 'h') + ":11211\" }\n"),
+             Contains("a host name of 254 bytes; at most 253 are allowed"));
+  // sun_path holds 108 bytes with the NUL: 107 is the longest path, and 108 fails at load, not
+  // when the first connection is attempted.
+  const std::string at_limit = "/" + std::string(kMaxUnixPathBytes - 1, 's');
+  CHECK(parse_config("targets:\n  - { name: s, address: \"unix:" + at_limit + "\" }\n", "t").ok());
+  CHECK_THAT(error_of("targets:\n  - { name: s, address: \"unix:" + at_limit + "x\" }\n"),
+             Contains("test.yaml:2:25: targets[0].address: address \"unix:/sss") &&
+                 Contains("a unix socket path of 108 bytes; at most 107 fit in a socket address "
+                          "(sun_path)"));
+  CHECK_THAT(error_of("paths: { sysfs: /" + std::string(kMaxPathBytes, 'p') + " }\n"),
+             Contains("paths.sysfs: a name of 4096 bytes; at most 4095 are allowed"));
+}
+
+TEST_CASE("limits: probe_interval is 0 or at least 100ms, and 1ms is refused", "[config][limits]") {
+  CHECK_THAT(error_of("targets:\n  - { address: 127.0.0.1:1, probe_interval: 1ms }\n"),
+             Contains("test.yaml:2:45: targets[0].probe_interval: 1ms is too short: 0 turns the "
+                      "probe off, else it runs at most every 100ms"));
+  CHECK_THAT(error_of("targets:\n  - { address: 127.0.0.1:1, probe_interval: 99ms }\n"),
+             Contains("too short"));
+  for (const char* ok : {"0", "100ms", "5s"}) {
+    INFO(ok);
+    CHECK(parse_config("targets:\n  - { address: 127.0.0.1:1, probe_interval: "s + ok + " }\n", "t")
+              .ok());
+  }
+}
+
+TEST_CASE("limits: a huge bad file reports 50 errors, then says there are more",
+          "[config][limits]") {
+  std::string yaml = "targets:\n";
+  for (int i = 0; i < 3500; ++i) {
+    yaml += "  - { name: t" + std::to_string(i) + ", address: bad, probe_interval: 1ms }\n";
+  }
+  REQUIRE(yaml.size() < kMaxConfigFileBytes);
+  const std::string e = error_of(yaml);
+  std::size_t lines = 1;
+  for (const char c : e) lines += c == '\n' ? 1 : 0;
+  CHECK(lines == kMaxReportedErrors + 1);
+  CHECK_THAT(e, Contains("test.yaml: more errors not shown; at most 50 are reported"));
+  CHECK(e.size() < 20000);
+}
+
+TEST_CASE("limits: a configuration file over 256 KiB is refused before it is parsed",
+          "[config][limits]") {
+  test::TempDir dir;
+  const std::string big =
+      dir.write("big.yaml", "# " + std::string(kMaxConfigFileBytes, 'x') + "\n");
+  auto c = load_config(big);
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().message == big +
+                                 ": larger than 256 KiB; a configuration file is at most 262144 "
+                                 "bytes");
+  // A file exactly at the limit is read.
+  const std::string fits =
+      dir.write("fits.yaml", "#" + std::string(kMaxConfigFileBytes - 2, 'x') + "\n");
+  CHECK(load_config(fits).ok());
+  // A device that never ends is not read for ever.
+  auto zero = load_config("/dev/zero");
+  REQUIRE_FALSE(zero.ok());
+  CHECK_THAT(zero.error().message, Contains("larger than 256 KiB"));
+  auto web = load_web_config_file(big);
+  REQUIRE_FALSE(web.ok());
+  CHECK_THAT(web.error().message, Contains("larger than 256 KiB"));
+}
+
+TEST_CASE("limits: a bcrypt cost above 14 is refused, above 12 it warns, 10 is quiet",
+          "[config][limits][web]") {
+  auto huge = parse_web_config_file("basic_auth_users:\n  p: " + hash_of_cost(31) + "\n", "w.yml");
+  REQUIRE_FALSE(huge.ok());
+  CHECK_THAT(huge.error().message,
+             Contains("w.yml:2:6: basic_auth_users.p: bcrypt cost 31 would hold every check") &&
+                 Contains("at most 14 is allowed"));
+  CHECK_FALSE(
+      parse_web_config_file("basic_auth_users:\n  p: " + hash_of_cost(15) + "\n", "w").ok());
+  auto high = parse_web_config_file("basic_auth_users:\n  p: " + hash_of_cost(13) + "\n", "w.yml");
+  REQUIRE(high.ok());
+  REQUIRE(high->warnings.size() == 1);
+  CHECK_THAT(high->warnings[0], Contains("w.yml:2:6: basic_auth_users.p: bcrypt cost 13 is above "
+                                         "the usual 12"));
+  auto usual = parse_web_config_file("basic_auth_users:\n  p: " + hash_of_cost(10) + "\n", "w");
+  REQUIRE(usual.ok());
+  CHECK(usual->warnings.empty());
+}
+
+TEST_CASE("limits: basic-auth user names are names: printable UTF-8, bounded",
+          "[config][limits][web]") {
+  auto bad = parse_web_config_file("basic_auth_users:\n  \"a\\x1bb\": " + hash_of_cost(10) + "\n",
+                                   "w.yml");
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.error().message, Contains("must not hold control characters"));
+  auto long_user =
+      parse_web_config_file("basic_auth_users:\n  " + std::string(kMaxNameBytes + 1, 'u') + ": " +
+                                hash_of_cost(10) + "\n",
+                            "w.yml");
+  REQUIRE_FALSE(long_user.ok());
+  CHECK_THAT(long_user.error().message, Contains("at most 256 are allowed"));
+}
