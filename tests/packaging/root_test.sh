@@ -16,8 +16,8 @@ work=$(mktemp -d /tmp/mcb-root-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/root"
 
-DEB=$deb unshare --mount --propagation private bash -c \
-  "set -e; $(declare -f overlay_root); overlay_root '$work/root'; exec chroot '$work/root/merged' bash -s" <<'INSIDE'
+DEB=/var/cache/mcbacklogd-test/$(basename "$deb") unshare --mount --propagation private bash -c \
+  "set -e; $(declare -f overlay_root); overlay_root '$work/root' '$deb'; exec chroot '$work/root/merged' bash -s" <<'INSIDE'
 set -uo pipefail
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }

@@ -26,6 +26,8 @@ set -euo pipefail
 
 source "$(dirname "$0")/lib.sh"
 deb=$(package_in "$1")
+# Where overlay_root puts the package inside the booted root.
+inside_deb=/var/cache/mcbacklogd-test/$(basename "$deb")
 work=$(mktemp -d /tmp/mcb-systemd-XXXXXX)
 name=mcbacklogd-test-$$
 failures=0
@@ -99,7 +101,7 @@ enter_test_cgroups() {
 # starts nothing but memcached, then systemd.
 boot() {
   set -eu
-  overlay_root "$work/root"
+  overlay_root "$work/root" "$deb"
   local m=$work/root/merged
   mount --bind "$work/console" "$m/dev/console"
   # Only what the test starts runs; none of this machine's enabled services.
@@ -118,7 +120,7 @@ mkdir "$work/root"
 (
   enter_test_cgroups
   exec unshare --pid --fork --kill-child --mount --net --uts --ipc --cgroup \
-    --propagation private bash -c "work='$work'; $(declare -f overlay_root boot); boot"
+    --propagation private bash -c "work='$work' deb='$deb'; $(declare -f overlay_root boot); boot"
 ) &
 boot_pid=$!
 wait_for 10 pgrep -P "$boot_pid" -x systemd || die "systemd did not start"
@@ -135,14 +137,14 @@ unit_state() { inside systemctl "$1" mcbacklogd.service || true; }
 
 echo "--- dpkg -i where policy-rc.d forbids starting services (as while building an image)"
 inside sh -c 'printf "#!/bin/sh\nexit 101\n" >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d'
-inside dpkg -i "$deb" || die "dpkg -i failed"
+inside dpkg -i "$inside_deb" || die "dpkg -i failed"
 [ "$(unit_state is-enabled)" = enabled ] || fail "postinst did not enable the unit"
 [ "$(unit_state is-active)" = inactive ] || fail "postinst started the unit against policy-rc.d"
 inside dpkg --purge mcbacklogd >/dev/null || die "dpkg --purge failed"
 inside rm /usr/sbin/policy-rc.d
 
 echo "--- dpkg -i"
-inside dpkg -i "$deb" || die "dpkg -i failed"
+inside dpkg -i "$inside_deb" || die "dpkg -i failed"
 [ "$(unit_state is-enabled)" = enabled ] || fail "postinst did not enable the unit"
 [ "$(unit_state is-active)" = active ] || fail "postinst did not start the unit"
 
@@ -261,7 +263,7 @@ echo "watchdog: restarted after a stall ($(show NRestarts) restart)"
 
 echo "--- an upgrade (the same package again) restarts the running service"
 old_pid=$(show MainPID)
-inside dpkg -i "$deb" >/dev/null || fail "reinstall failed"
+inside dpkg -i "$inside_deb" >/dev/null || fail "reinstall failed"
 [ "$(unit_state is-active)" = active ] && [ "$(show MainPID)" != "$old_pid" ] ||
   fail "postinst did not restart the service on upgrade"
 
