@@ -86,10 +86,47 @@ def open_fds(pid):
 
 
 def cpu_seconds(pid):
-    """User plus system CPU time of the process, in seconds (clock-tick resolution)."""
+    """User plus system CPU time of the process, threads that ended included, in seconds
+    (clock-tick resolution: a cross-check of CpuMeter, not a measurement)."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def thread_runtimes(pid):
+    """{thread id: nanoseconds it has run on a CPU, user and kernel} of every thread of the
+    process, from /proc/<pid>/task/<tid>/schedstat (the scheduler's own clock)."""
+    runtimes = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as schedstat:
+                runtimes[int(tid)] = int(schedstat.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended since the listing
+            continue
+    return runtimes
+
+
+class CpuMeter:
+    """CPU time a process spends from now on, in nanoseconds, summed over its threads'
+    schedstat. Call poll() every second or so: a thread that ends between two polls takes the
+    time it ran since the last one with it (Go runtimes rarely end threads; the caller can
+    compare with cpu_seconds, which keeps them)."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.start = thread_runtimes(pid)
+        self.latest = dict(self.start)
+        self.ticks_start = cpu_seconds(pid)
+
+    def poll(self):
+        self.latest.update(thread_runtimes(self.pid))
+
+    def nanoseconds(self):
+        """Since construction; threads started since then count from zero."""
+        return sum(ns - self.start.get(tid, 0) for tid, ns in self.latest.items())
+
+    def tick_seconds(self):
+        return cpu_seconds(self.pid) - self.ticks_start
 
 
 # ---- peers ------------------------------------------------------------------------------------
@@ -116,6 +153,23 @@ def stop(process):
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+# memcached's -c must stay above the connections it holds: its own descriptors (listener, thread
+# pipes), the daemon's stats connection and probe, and its reserve.
+MEMCACHED_HEADROOM = 1024
+
+
+def open_files_hard_limit():
+    """The most files one process may open here (RLIMIT_NOFILE's hard limit; raising it needs
+    CAP_SYS_RESOURCE)."""
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+
+def memcached_capacity():
+    """The most client connections memcached can hold on this machine: one descriptor each,
+    under the hard open-files limit."""
+    return open_files_hard_limit() - MEMCACHED_HEADROOM
 
 
 def start_memcached(max_connections=1024, extra=()):
@@ -155,15 +209,14 @@ def start_mcbacklogd(binary, config_path):
 NODE_EXPORTER_COLLECTORS = ["netstat", "netdev", "tcpstat", "sockstat"]
 
 
-def start_node_exporter():
+def start_node_exporter(port=NODE_EXPORTER_PORT):
     binary = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
     if binary is None:
         raise RuntimeError("prometheus-node-exporter is not installed (scripts/bootstrap)")
-    argv = [binary, f"--web.listen-address=127.0.0.1:{NODE_EXPORTER_PORT}",
-            "--collector.disable-defaults"]
+    argv = [binary, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults"]
     argv += [f"--collector.{name}" for name in NODE_EXPORTER_COLLECTORS]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(NODE_EXPORTER_PORT, process, "node_exporter")
+    wait_port(port, process, "node_exporter")
     return process
 
 
