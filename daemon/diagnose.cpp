@@ -95,8 +95,8 @@ void render_listener(std::string& out, const ListenerSample& l, const std::strin
                 : fmt::format("{} waiting of a max {} (peak {})", num(l.queue_length),
                               num(l.queue_max), num(l.queue_peak));
     if (l.drops) {
-      queue += fmt::format("; {} since it opened",
-                           plural(static_cast<double>(*l.drops), "connection dropped"));
+      queue += fmt::format("; {} dropped since it opened",
+                           plural(static_cast<double>(*l.drops), "connection"));
     }
   }
   line(out, indent + "listener " + listener_name(l), queue);

@@ -99,6 +99,26 @@ TEST_CASE("diagnosis: two memcached on one port at different addresses are judge
   CHECK(test::alerts_of(test::alerts(d), "full").at("MemcachedDown").state == Level::kOk);
 }
 
+TEST_CASE("diagnosis: diagnose past -c says the listener stopped accepting and counts its drops",
+          "[integration][diagnosis]") {
+  test::enter_private_netns();
+  test::Memcached full({"-c", "64", "-o", "no_maxconns_fast", "-b", "4"});
+  test::Daemon d(config_for({{"full", full.address()}}));
+  wait_up(d, "full");
+  const auto clients = fill_past_limit("127.0.0.1", full.port());
+  test::wait_for_alert(d, "ListenQueueOverflow", Level::kWarning, {"memcached's listener"});
+  const test::Report r = test::diagnose(d);
+  INFO(r.output);
+  CHECK(r.exit_code == 2);
+  CHECK(test::reports_firing(r, "MaxConnectionsNear", "full"));
+  // "N connections dropped", in words a person reads: the noun takes the plural.
+  CHECK_THAT(r.output,
+             Catch::Matchers::Matches(
+                 "[\\s\\S]*listener 127\\.0\\.0\\.1:[0-9]+ +[0-9]+ waiting, max queue 0: "
+                 "not accepting; [0-9]+ connections? dropped since it opened\n[\\s\\S]*"));
+  CHECK_THAT(r.output, !Contains("droppeds"));
+}
+
 TEST_CASE("diagnosis: two memcached on one port at different IPv6 addresses are judged apart",
           "[integration][diagnosis]") {
   test::enter_private_netns();
