@@ -8,7 +8,6 @@
 
 namespace mcb::test {
 
-// The base of every runbook_url annotation: the README as the package installs it.
 // The runbook_url of a memcached alert: the page of the daemon that raised it, unless the
 // external label mcbacklogd_runbooks says where they are.
 inline std::string runbook_url_template(const std::string& alert) {

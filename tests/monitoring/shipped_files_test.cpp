@@ -1,8 +1,8 @@
 // The shipped Prometheus rules and Grafana dashboard read as files, against the daemon's own
 // alert catalogue: every alert in both alert sets with its labels and annotations, promtool unit
-// tests that see each alert fire and stay silent, runbook links that land in the README, and a
-// dashboard with the variables, rows and panels operators expect. What Prometheus makes of them
-// is prometheus_test.cpp's business.
+// tests that see each alert fire and stay silent, runbook links that land on the daemon's pages
+// and docs/operations.md, and a dashboard with the variables, rows and panels operators expect.
+// What Prometheus makes of them is prometheus_test.cpp's business.
 
 #include <catch2/catch.hpp>
 
@@ -51,8 +51,6 @@ std::string text(const YAML::Node& node, const char* key) {
   return node[key] ? node[key].as<std::string>() : "";
 }
 
-// The anchors a Markdown renderer makes of the README: headings in GitHub's slug form, and
-// explicit <a id="..."> / <a name="...">.
 // The anchors of a Markdown file of the source tree: its headings as GitHub slugs them, and
 // explicit <a id> or <a name>.
 std::set<std::string> markdown_anchors(const std::string& file) {

@@ -208,7 +208,7 @@ TEST_CASE("memcached: families use memcached_exporter's names with a target labe
   CHECK(v(R"(memcached_threads{target="main"})") == 2);
   CHECK(v(R"(memcached_uptime_seconds{target="main"})") == 4);
   CHECK(v(R"(mcbacklog_memcached_cpu_utilization_ratio{target="main"})") == 0.25);
-  // Types as memcached_exporter declares them (uptime aside: see README).
+  // Types as memcached_exporter declares them (uptime aside: see docs/metrics.md).
   CHECK_THAT(text, Contains("# TYPE memcached_connections_total counter"));
   CHECK_THAT(text, Contains("# TYPE memcached_current_connections gauge"));
   CHECK_THAT(text, Contains("# TYPE memcached_version gauge"));
