@@ -15,6 +15,7 @@
 #include <cctype>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <regex>
 #include <set>
 
@@ -23,6 +24,7 @@
 #include "tests/monitoring/shipped_files.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/load.hpp"
 #include "tests/support/memcached.hpp"
 #include "tests/support/netns.hpp"
 #include "tests/support/process.hpp"
@@ -285,10 +287,11 @@ TEST_CASE("prometheus: it scrapes the daemon, evaluates every rule and runs ever
       ++rules;
     }
   }
-  const std::set<std::string> expected{"mcbacklogd-recording", "mcbacklogd-self",
-                                       "mcbacklogd-alerts", "mcbacklogd-alerts-promql"};
+  const std::set<std::string> expected{"mcbacklogd-recording", "mcbacklogd-fleet",
+                                       "mcbacklogd-self", "mcbacklogd-alerts",
+                                       "mcbacklogd-alerts-promql"};
   CHECK(names == expected);
-  CHECK(rules == 40);
+  CHECK(rules == 44);
 
   // The dashboard's variables find the instance and both targets.
   const json instances =
@@ -418,4 +421,93 @@ TEST_CASE(
       30s);
   INFO(s.alertmanager("/api/v2/alerts").dump(2));
   CHECK(routed);
+}
+
+TEST_CASE(
+    "prometheus: the fleet rules rank clients over two daemons and every fleet dashboard query "
+    "has data",
+    "[monitoring][prometheus][grafana][fleet]") {
+  // Two memcached hosts, each with its daemon; the same application host (127.0.0.2) connects
+  // to both, another (127.0.0.3) to one.
+  test::enter_private_netns();
+  test::TempDir dir;
+  test::Memcached one;
+  test::Memcached two;
+  auto daemon_for = [](const test::Memcached& mc) {
+    return "targets: [{ name: mc, address: " + mc.address() +
+           " }]\ncollectors: { sockdiag: { connections_interval: 1s } }\n";
+  };
+  test::Daemon first(daemon_for(one));
+  test::Daemon second(daemon_for(two));
+  std::vector<test::Socket> clients;
+  auto connect = [&](const test::Memcached& mc, const std::string& from, int n) {
+    for (int i = 0; i < n; ++i)
+      clients.push_back(test::connect_tcp("127.0.0.1", mc.port(), {.source = from}));
+  };
+  connect(one, "127.0.0.2", 5);
+  connect(one, "127.0.0.3", 2);
+  connect(two, "127.0.0.2", 3);
+
+  const std::string yaml =
+      "global: { scrape_interval: 1s, evaluation_interval: 1s }\nrule_files: [" +
+      test::rules_dir() + "/mcbacklogd.rules.yml]\nscrape_configs:\n  - job_name: mcbacklogd\n" +
+      "    static_configs: [{ targets: ['127.0.0.1:" + std::to_string(first.port()) +
+      "', '127.0.0.1:" + std::to_string(second.port()) + "'] }]\n";
+  test::Child prometheus(
+      {"/usr/bin/prometheus", "--config.file=" + dir.write("prometheus.yml", yaml),
+       "--storage.tsdb.path=" + dir.path() + "/data",
+       "--web.listen-address=127.0.0.1:" + std::to_string(kPrometheusPort), "--log.level=warn"});
+  auto value = [&](const std::string& promql) -> std::optional<double> {
+    json r = get_json(kPrometheusPort, "/api/v1/query?query=" + url_encode(promql));
+    if (r.is_null() || r["data"]["result"].size() != 1) return std::nullopt;
+    return std::stod(r["data"]["result"][0]["value"][1].get<std::string>());
+  };
+
+  // 127.0.0.2 holds 5 + 3 connections on two hosts; 127.0.0.3 holds 2 on one.
+  const bool ranked = test::eventually(
+      [&] {
+        return value("mcbacklog:client_connections:sum_fleet{client=\"127.0.0.2\"}") == 8.0 &&
+               value("mcbacklog:client_connections:sum_fleet{client=\"127.0.0.3\"}") == 2.0 &&
+               value("mcbacklog:client_memcached_hosts:count_fleet{client=\"127.0.0.2\"}") == 2.0 &&
+               value("mcbacklog:client_memcached_hosts:count_fleet{client=\"127.0.0.3\"}") == 1.0;
+      },
+      45s);
+  INFO(prometheus.output() << "\n"
+                           << get_json(kPrometheusPort,
+                                       "/api/v1/query?query=" +
+                                           url_encode("mcbacklog_client_connections"))
+                                  .dump(2));
+  REQUIRE(ranked);
+  // The top client of the fleet is first in the dashboard's ranking.
+  const json top =
+      get_json(kPrometheusPort, "/api/v1/query?query=" +
+                                    url_encode("topk(1, mcbacklog:client_connections:sum_fleet)"));
+  CHECK(top["data"]["result"][0]["metric"]["client"] == "127.0.0.2");
+  // Both hosts' states, per alert, on one screen.
+  const json states =
+      get_json(kPrometheusPort,
+               "/api/v1/query?query=" +
+                   url_encode("count by (instance) (mcbacklog:alert_state:max_by_instance)"));
+  CHECK(states["data"]["result"].size() == 2);
+
+  // Every query of the fleet dashboard runs and has data, as Grafana sends it.
+  const json d = json::parse(test::read_text_file(test::fleet_dashboard_path()));
+  std::string missing;
+  const bool all = test::eventually(
+      [&] {
+        missing.clear();
+        for (const auto& p : d["panels"]) {
+          for (const auto& t : p.value("targets", json::array())) {
+            std::string expr = std::regex_replace(t["expr"].get<std::string>(),
+                                                  std::regex(R"(\$__rate_interval)"), "5s");
+            expr = std::regex_replace(expr, std::regex(R"(\$job\b)"), ".*");
+            const json r = get_json(kPrometheusPort, "/api/v1/query?query=" + url_encode(expr));
+            if (r.is_null() || r["data"]["result"].empty()) missing += "\n  " + expr;
+          }
+        }
+        return missing.empty();
+      },
+      30s);
+  INFO("fleet dashboard queries without data:" << missing);
+  CHECK(all);
 }

@@ -24,5 +24,8 @@ inline std::string docs_url_template(const std::string& anchor) {
 
 inline std::string rules_dir() { return source_dir() + "/packaging/prometheus"; }
 inline std::string dashboard_path() { return source_dir() + "/packaging/grafana/mcbacklogd.json"; }
+inline std::string fleet_dashboard_path() {
+  return source_dir() + "/packaging/grafana/mcbacklogd-fleet.json";
+}
 
 }  // namespace mcb::test

@@ -265,3 +265,39 @@ TEST_CASE("dashboard: variables, a top row of alert states, a row per cause, eve
     CHECK_THAT(all, Catch::Contains(metric));
   }
 }
+
+TEST_CASE(
+    "dashboard: the fleet dashboard shows every host's alerts with runbook links and the "
+    "clients across hosts",
+    "[monitoring][grafana][fleet]") {
+  const nlohmann::json d =
+      nlohmann::json::parse(test::read_text_file(test::fleet_dashboard_path()));
+  CHECK(d["schemaVersion"] == 41);
+  CHECK(d["uid"] == "mcbacklogd-fleet");
+  std::set<int> ids;
+  std::vector<std::string> exprs;
+  collect_exprs(d["panels"], exprs);
+  int linked = 0;
+  for (const auto& p : d["panels"]) {
+    INFO(p["title"]);
+    CHECK(ids.insert(p["id"].get<int>()).second);
+    if (p["type"] == "row") continue;
+    CHECK_FALSE(p.value("description", "").empty());
+    CHECK(p["datasource"]["uid"] == "${datasource}");
+    for (const auto& link : p["fieldConfig"]["defaults"].value("links", nlohmann::json::array())) {
+      if (link["url"] == "http://${__field.labels.instance}/runbooks/${__field.labels.alert}") {
+        ++linked;
+      }
+    }
+  }
+  // Both the state and the condition panels open the host's runbook of the alert clicked.
+  CHECK(linked == 2);
+  std::string all;
+  for (const std::string& e : exprs) all += e + "\n";
+  for (const char* series :
+       {"mcbacklog:alert_state:max_by_instance", "mcbacklog:alert_condition:max_by_instance",
+        "mcbacklog:client_connections:sum_fleet", "mcbacklog:client_memcached_hosts:count_fleet",
+        "mcbacklog:memcached_connections:usage_ratio"}) {
+    CHECK_THAT(all, Catch::Contains(series));
+  }
+}
