@@ -335,9 +335,11 @@ Result<std::string> fetch_alerts(const std::string& listen_address) {
   x->parser.body_limit(kMaxAlertsJsonBytes);
   x->stream.expires_after(kFromDaemonTimeout);
   auto failed = [x, at](const char* step, const boost::system::error_code& ec) {
-    if (!x->result) {
-      x->result = fail(fmt::format("no daemon answered at {}: {}: {}", at, step, ec.message()));
-    }
+    if (x->result) return;
+    x->result = ec == beast::error::timeout
+                    ? fail(fmt::format("no daemon answered at {} within {} ({})", at,
+                                       format_duration(kFromDaemonTimeout), step))
+                    : fail(fmt::format("no daemon answered at {}: {}: {}", at, step, ec.message()));
   };
   auto read = [x, failed](const boost::system::error_code& ec, std::size_t) {
     if (ec) return failed("reading the reply", ec);

@@ -278,3 +278,41 @@ TEST_CASE("diagnosis: diagnose exits 3 when a target could not be evaluated at a
   CHECK_THAT(r.output, Contains("Result: UNKNOWN (exit code 3)"));
   CHECK_THAT(r.output, Contains("1 target could not be evaluated"));
 }
+
+TEST_CASE("diagnosis: --from-daemon at a daemon that never answers exits 3 within its deadline",
+          "[integration][diagnosis][deadline]") {
+  // A peer that accepts, reads the request and never answers: a stuck daemon.
+  test::enter_private_netns();
+  std::atomic<bool> asked{false};
+  test::FakeServer stuck([&](test::FakeConnection& c) {
+    // Reads the request and then waits, holding the connection far beyond diagnose's deadline.
+    while (c.read_line(120s)) asked = true;
+  });
+  test::Child diagnose({test::daemon_binary(), "diagnose", "--from-daemon",
+                        "--web.listen-address=" + stuck.address()});
+  // Generous: the deadline is 5 s, and the peer would hold the connection for 120 s.
+  const auto code = diagnose.wait_exit(60s);
+  INFO(diagnose.output());
+  CHECK(asked);
+  CHECK(code == 3);
+  CHECK_THAT(diagnose.output(), Contains("within 5s"));
+}
+
+TEST_CASE("diagnosis: --from-daemon refuses a deeply nested body and exits 3",
+          "[integration][diagnosis][hostile]") {
+  test::enter_private_netns();
+  const std::string body = std::string(100000, '[') + std::string(100000, ']');
+  test::FakeServer hostile([&](test::FakeConnection& c) {
+    while (auto line = c.read_line()) {
+      if (line->empty() || *line == "\r") break;  // the end of the request's header
+    }
+    (void)c.send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                 std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+  });
+  test::Child diagnose({test::daemon_binary(), "diagnose", "--from-daemon",
+                        "--web.listen-address=" + hostile.address()});
+  const auto code = diagnose.wait_exit(30s);
+  INFO(diagnose.output());
+  CHECK(code == 3);
+  CHECK_THAT(diagnose.output(), Contains("nested deeper than"));
+}
