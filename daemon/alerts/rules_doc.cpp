@@ -67,4 +67,13 @@ std::string rules_markdown() {
   return out;
 }
 
+std::string readme_alert_table() {
+  std::string out = "| alert | cause | what it means |\n|-------|-------|---------------|\n";
+  for (const Rule& r : rules()) {
+    out += fmt::format("| [{}](docs/alerts.md#alert-{}) | {} | {} |\n", r.name, lower(r.name),
+                       r.cause, r.meaning);
+  }
+  return out;
+}
+
 }  // namespace mcb

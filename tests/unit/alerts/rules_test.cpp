@@ -50,22 +50,36 @@ TEST_CASE("rule table: the configuration loader's names and defaults are the tab
   CHECK_THAT(bad.error().message, Contains("t.yaml:2:3: thresholds.MaxConnectionNear"));
 }
 
-TEST_CASE("rule table: docs/alerts.md holds the reference generated from the table",
-          "[alerts][rules]") {
-  const std::string path = test::source_dir() + "/docs/alerts.md";
+namespace {
+
+// Holds the part of `file` (relative to the source tree) between its "generated" markers to
+// `generated`; with MCBACKLOGD_UPDATE_DOCS set, rewrites it first.
+void check_generated(const std::string& file, const std::string& generated) {
+  const std::string path = test::source_dir() + "/" + file;
   std::string doc = test::read_text_file(path);
   const std::string begin = "<!-- BEGIN GENERATED";
   const std::string end = "<!-- END GENERATED -->";
   const auto b = doc.find(begin);
   const auto e = doc.find(end);
+  INFO(file);
   REQUIRE(b != std::string::npos);
   REQUIRE(e != std::string::npos);
   const auto body_start = doc.find("-->\n", b) + 4;
-  const std::string generated = rules_markdown();
   if (std::getenv("MCBACKLOGD_UPDATE_DOCS") != nullptr) {
     doc = doc.substr(0, body_start) + generated + doc.substr(e);
     std::ofstream(path) << doc;
     WARN("rewritten: " + path);
   }
   CHECK(doc.substr(body_start, e - body_start) == generated);
+}
+
+}  // namespace
+
+TEST_CASE("rule table: docs/alerts.md holds the reference generated from the table",
+          "[alerts][rules]") {
+  check_generated("docs/alerts.md", rules_markdown());
+}
+
+TEST_CASE("rule table: the README's alert list is generated from the table", "[alerts][rules]") {
+  check_generated("README.md", readme_alert_table());
 }
