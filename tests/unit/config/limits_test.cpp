@@ -13,6 +13,7 @@
 #include "config/web_config_file.hpp"
 #include "daemon/alerts/rules.hpp"
 #include "tests/support/process.hpp"
+#include "tests/unit/config/loader.hpp"
 
 using namespace mcb;
 using namespace std::string_literals;
@@ -20,19 +21,9 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-// The loader as the daemon runs it, with the alert rule table's names and defaults.
-Result<Config> parse_config(std::string_view yaml, std::string_view file) {
-  return mcb::parse_config(yaml, file, alert_schemas());
-}
-Result<Config> load_config(const std::string& path) {
-  return mcb::load_config(path, alert_schemas());
-}
-
-std::string error_of(const std::string& yaml) {
-  auto c = parse_config(yaml, "test.yaml");
-  REQUIRE_FALSE(c.ok());
-  return c.error().message;
-}
+using test::error_of;
+using test::load_config;
+using test::parse_config;
 
 std::string nested(std::size_t depth) {
   return std::string(depth, '(') + "a" + std::string(depth, ')');
