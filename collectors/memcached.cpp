@@ -192,6 +192,9 @@ Families memcached_families(const std::vector<MemcachedSample>& samples) {
                        "1 if the last fresh-connection probe got memcached's version, 0 if not.");
   auto duration = gauge("mcbacklog_probe_duration_seconds",
                         "Connect-to-reply time of the last probe, or time to its failure.");
+  auto connect = gauge("mcbacklog_probe_connect_duration_seconds",
+                       "TCP handshake time of the last probe, which the kernels answer without "
+                       "memcached: a round-trip time of the network. TCP targets only.");
   auto failures = counter("mcbacklog_probe_failures_total", "Probes that failed.");
   prometheus::MetricFamily latency;
   latency.name = "mcbacklog_probe_latency_seconds";
@@ -202,6 +205,7 @@ Families memcached_families(const std::vector<MemcachedSample>& samples) {
     if (s.probe) {
       success.add(s.probe->success ? 1 : 0, target_label(s));
       duration.add(s.probe->duration_seconds, target_label(s));
+      if (s.probe->connect_seconds) connect.add(*s.probe->connect_seconds, target_label(s));
     }
     failures.add(static_cast<double>(s.probe_failures), target_label(s));
     prometheus::ClientMetric m;
@@ -215,6 +219,7 @@ Families memcached_families(const std::vector<MemcachedSample>& samples) {
   }
   std::move(success).into(out);
   std::move(duration).into(out);
+  std::move(connect).into(out);
   std::move(failures).into(out);
   if (!latency.metric.empty()) out.push_back(std::move(latency));
   return out;

@@ -386,6 +386,7 @@ void Probe::run(SteadyClock::time_point deadline) {
                             return;
                           }
                           self->connected_ = true;
+                          self->connected_at_ = SteadyClock::now();
                           static constexpr std::string_view kVersion = "version\r\n";
                           asio::async_write(self->socket_,
                                             asio::buffer(kVersion.data(), kVersion.size()),
@@ -439,6 +440,9 @@ void Probe::end(bool success, std::string text) {
   r.at = SteadyClock::now();
   r.success = success;
   r.duration_seconds = std::chrono::duration<double>(r.at - connect_started_).count();
+  if (connected_ && !endpoint_.is_unix()) {
+    r.connect_seconds = std::chrono::duration<double>(connected_at_ - connect_started_).count();
+  }
   (success ? r.version : r.error) = std::move(text);
   Handler handler = std::move(handler_);
   handler_ = nullptr;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -151,6 +152,9 @@ struct ProbeResult {
   std::string version;          // on success
   std::string error;            // on failure
   SteadyClock::time_point at;   // when the probe ended
+  // The TCP handshake alone, which the kernels answer without memcached: a round-trip time of
+  // the network. Absent over a unix socket, and when the connect failed.
+  std::optional<double> connect_seconds;
 };
 
 // The fresh-connection probe: opens a new connection, sends `version`, times from the start of
@@ -183,6 +187,7 @@ class Probe : public std::enable_shared_from_this<Probe> {
   std::shared_ptr<NameLookup> lookup_;  // the host-name lookup in flight, if any
   boost::asio::steady_timer timer_;
   SteadyClock::time_point connect_started_;
+  SteadyClock::time_point connected_at_;
   bool connected_ = false;
   std::string in_;
   std::array<char, 512> chunk_{};

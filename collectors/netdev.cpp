@@ -1,8 +1,12 @@
 #include "collectors/netdev.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
+#include <cstring>
 
 #include "collectors/procfs.hpp"
 #include "collectors/sysctl.hpp"
@@ -135,14 +139,44 @@ void compute_utilization(NetdevSample& current, const NetdevSample& previous, do
   }
 }
 
+DeviceFacts read_device_facts(const std::string& sysfs, const std::string& name) {
+  DeviceFacts f;
+  f.name = name;
+  const std::string dir = sysfs + "/class/net/" + name;
+  auto exists = [](const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0;
+  };
+  f.known = exists(dir);
+  if (!f.known) return f;
+  f.backed = exists(dir + "/device");
+  f.bond = exists(dir + "/bonding");
+  f.bond_member = exists(dir + "/bonding_slave");
+  return f;
+}
+
+std::set<std::string, std::less<>> default_selection(std::span<const DeviceFacts> devices) {
+  std::set<std::string, std::less<>> out;
+  for (const DeviceFacts& d : devices) {
+    if ((d.backed && !d.bond_member) || d.bond) out.insert(d.name);
+  }
+  if (!out.empty()) return out;
+  // No NIC of its own: a pod's or container's namespace, whose way out is a veth (or a macvlan,
+  // ipvlan) paired with or stacked on a device of another namespace.
+  for (const DeviceFacts& d : devices) {
+    if (d.driver == "veth" || d.driver == "macvlan" || d.driver == "ipvlan") out.insert(d.name);
+  }
+  return out;
+}
+
 Families netdev_families(const NetdevSample& s) {
   auto rx_bytes = counter("mcbacklog_network_receive_bytes_total",
                           "Bytes received by the device (/proc/net/dev).");
   auto tx_bytes = counter("mcbacklog_network_transmit_bytes_total",
                           "Bytes transmitted by the device (/proc/net/dev).");
   auto speed = gauge("mcbacklog_network_speed_bytes",
-                     "Link speed in bytes per second (/sys/class/net/<device>/speed); absent "
-                     "where the driver does not know it.");
+                     "Link speed in bytes per second: collectors.netdev.speeds where configured, "
+                     "else /sys/class/net/<device>/speed; absent where neither knows it.");
   auto utilization = gauge("mcbacklog_network_utilization_ratio",
                            "Throughput over the last interval divided by the link speed, per "
                            "direction; absent where the speed is unknown.");
@@ -151,6 +185,17 @@ Families netdev_families(const NetdevSample& s) {
                        "drop).");
   auto errors = counter("mcbacklog_network_errors_total",
                         "Packets with errors, per direction (/proc/net/dev errs).");
+  auto allowance = counter("mcbacklog_network_allowance_exceeded_total",
+                           "Packets the cloud provider queued or dropped because the instance "
+                           "went past a network allowance (AWS ENA's <allowance>"
+                           "_allowance_exceeded driver counters, read with the ethtool ioctl).");
+  auto conntrack = gauge("mcbacklog_network_conntrack_allowance_available",
+                         "Tracked connections the instance may still open before "
+                         "conntrack_allowance_exceeded rises (AWS ENA).");
+  auto driver_drops = counter("mcbacklog_network_driver_drops_total",
+                              "Packets the driver counts as dropped, per direction: its rx_drops/"
+                              "tx_drops, else the sum of its per-queue drop counters (ethtool "
+                              "statistics; XDP drops excluded).");
   for (const NetdevDevice& d : s.devices) {
     const NetdevCounters& c = d.counters;
     const Labels device{{"device", c.device}};
@@ -165,9 +210,23 @@ Families netdev_families(const NetdevSample& s) {
     drops.add(static_cast<double>(c.transmit_drops), tx);
     errors.add(static_cast<double>(c.receive_errors), rx);
     errors.add(static_cast<double>(c.transmit_errors), tx);
+    if (!d.driver) continue;
+    const DriverCounters& dc = *d.driver;
+    for (std::size_t a = 0; a < kAllowanceCount; ++a) {
+      if (!dc.allowance_exceeded[a]) continue;
+      allowance.add(static_cast<double>(*dc.allowance_exceeded[a]),
+                    {{"allowance", std::string(allowance_label(static_cast<Allowance>(a)))},
+                     {"device", c.device}});
+    }
+    if (dc.conntrack_allowance_available) {
+      conntrack.add(static_cast<double>(*dc.conntrack_allowance_available), device);
+    }
+    if (dc.receive_drops) driver_drops.add(static_cast<double>(*dc.receive_drops), rx);
+    if (dc.transmit_drops) driver_drops.add(static_cast<double>(*dc.transmit_drops), tx);
   }
   Families out;
-  for (FamilyBuilder* f : {&rx_bytes, &tx_bytes, &speed, &utilization, &drops, &errors}) {
+  for (FamilyBuilder* f : {&rx_bytes, &tx_bytes, &speed, &utilization, &drops, &errors, &allowance,
+                           &conntrack, &driver_drops}) {
     std::move(*f).into(out);
   }
   return out;
@@ -175,7 +234,11 @@ Families netdev_families(const NetdevSample& s) {
 
 NetdevCollector::NetdevCollector(const NetdevConfig& config, std::string procfs, std::string sysfs,
                                  std::function<Clock::time_point()> now)
-    : procfs_(std::move(procfs)), sysfs_(std::move(sysfs)), now_(std::move(now)) {
+    : procfs_(std::move(procfs)),
+      sysfs_(std::move(sysfs)),
+      speeds_(config.speeds),
+      driver_stats_(config.driver_stats),
+      now_(std::move(now)) {
   // Compiled within the configuration's bounds, as the configuration checked them: a pattern
   // that did not pass fails every run with the reason instead of ending the process.
   for (auto [pattern, into] :
@@ -191,8 +254,31 @@ NetdevCollector::NetdevCollector(const NetdevConfig& config, std::string procfs,
 }
 
 bool NetdevCollector::selected(const std::string& device) const {
-  if (include_ && !std::regex_search(device, *include_)) return false;
+  if (include_ ? !std::regex_search(device, *include_) : !default_.contains(device)) return false;
   return !(exclude_ && std::regex_search(device, *exclude_));
+}
+
+void NetdevCollector::refresh_default(const std::vector<NetdevCounters>& devices,
+                                      Clock::time_point now) {
+  constexpr auto kRefresh = std::chrono::minutes(1);
+  std::vector<std::string> names;
+  names.reserve(devices.size());
+  for (const NetdevCounters& c : devices) names.push_back(c.device);
+  if (default_at_ && names == default_of_ && now < *default_at_ + kRefresh) return;
+  std::vector<DeviceFacts> facts;
+  facts.reserve(names.size());
+  for (const std::string& name : names) {
+    DeviceFacts f = read_device_facts(sysfs_, name);
+    // The driver's name matters only where nothing backs the device. A device the ioctl cannot
+    // describe (gone meanwhile, or not in this namespace) has no driver here.
+    if (f.known && !f.backed && !f.bond) {
+      if (auto driver = ethtool_.driver(name); driver && *driver) f.driver = **driver;
+    }
+    facts.push_back(std::move(f));
+  }
+  default_ = default_selection(facts);
+  default_of_ = std::move(names);
+  default_at_ = now;
 }
 
 Result<NetdevSample> NetdevCollector::read() {
@@ -203,10 +289,13 @@ Result<NetdevSample> NetdevCollector::read() {
   auto parsed = parse_net_dev(*text);
   if (!parsed) return fail(path + ": " + parsed.error().message);
   const auto at = now_();
+  if (!include_) refresh_default(*parsed, at);
   NetdevSample sample;
+  std::vector<std::string> watched;
   for (NetdevCounters& c : *parsed) {
     if (!selected(c.device)) continue;
     NetdevDevice d;
+    watched.push_back(c.device);
     // Virtual devices and devices that are down fail the read with EINVAL (or EOPNOTSUPP,
     // ENODEV): their speed is unknown, which is not an error.
     const std::string speed_path = sysfs_ + "/class/net/" + c.device + "/speed";
@@ -216,6 +305,19 @@ Result<NetdevSample> NetdevCollector::read() {
       auto speed = parse_link_speed(**speed_text);
       if (!speed) return fail(escape_untrusted(speed_path, 4096) + ": " + speed.error().message);
       d.speed_bytes = *speed;
+      if (d.speed_bytes) d.speed_source = SpeedSource::kDriver;
+    }
+    if (const auto configured = speeds_.find(c.device); configured != speeds_.end()) {
+      d.speed_bytes = static_cast<std::uint64_t>(std::llround(configured->second / 8));
+      d.speed_source = SpeedSource::kConfigured;
+    }
+    if (driver_stats_) {
+      auto driver = ethtool_.read(c.device);
+      if (driver) {
+        d.driver = std::move(*driver);
+      } else {
+        d.driver_error = driver.error().message;
+      }
     }
     d.counters = std::move(c);
     sample.devices.push_back(std::move(d));
@@ -224,6 +326,7 @@ Result<NetdevSample> NetdevCollector::read() {
     compute_utilization(sample, previous_->second,
                         std::chrono::duration<double>(at - previous_->first).count());
   }
+  if (driver_stats_) ethtool_.keep_only(watched);
   previous_.emplace(at, sample);
   return sample;
 }

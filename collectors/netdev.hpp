@@ -1,19 +1,27 @@
 #pragma once
 // The netdev collector: NIC throughput, link speed, utilisation, drops and errors, from
-// <procfs>/net/dev (per network namespace) and <sysfs>/class/net/<device>/speed. Devices are
-// chosen by the `include` and `exclude` regexes (searched in the name; loopback excluded by
-// default). Utilisation is measured over the time between two runs, so the first run has none.
-// Loop thread only.
+// <procfs>/net/dev (per network namespace) and <sysfs>/class/net/<device>/speed, and the drivers'
+// own counters (collectors/ethtool.hpp: cloud allowances, driver drops). Utilisation is measured
+// over the time between two runs, so the first run has none.
+//
+// Which devices: by default those that carry traffic off the host (default_selection below); a
+// non-empty `include` regex replaces that default, and `exclude` narrows either. The speed is the
+// one configured under `speeds` for the device, else the driver's; a device with neither has no
+// utilisation (never a 0 that reads as measured). Loop thread only.
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <regex>
+#include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "collectors/ethtool.hpp"
 #include "collectors/file_collector.hpp"
 #include "config/config.hpp"
 
@@ -40,9 +48,38 @@ Result<std::vector<NetdevCounters>> parse_net_dev(std::string_view text);
 // driver reports the speed as unknown (-1, or any value not above 0). Errors: not an integer.
 Result<std::optional<std::uint64_t>> parse_link_speed(std::string_view text);
 
+// What a device is: what the sysfs of its network namespace says, and its driver's name.
+struct DeviceFacts {
+  std::string name;
+  bool known = false;        // <sysfs>/class/net/<name> exists
+  bool backed = false;       // it has a `device` link: a bus device (PCI, virtio, VMBus, Xen)
+  bool bond = false;         // a bonding master (`bonding` directory)
+  bool bond_member = false;  // enslaved to a bond (`bonding_slave` directory)
+  std::string driver;        // ETHTOOL_GDRVINFO's: "veth", "macvlan", "bridge"; "" unknown
+};
+
+// Reads what <sysfs>/class/net/<name> says of a device (not its driver); a device that sysfs does
+// not show (a sysfs of another network namespace) is not `known`.
+DeviceFacts read_device_facts(const std::string& sysfs, const std::string& name);
+
+// Pure: the devices watched by default, those that carry traffic off the host:
+//  - those backed by a device (physical NICs, virtio, ENA, gVNIC, Hyper-V, Xen), except bond
+//    members, and the bonds themselves (a bond instead of its members);
+//  - where there are none of these (a pod's or container's network namespace), its veth,
+//    macvlan and ipvlan devices: a pod's eth0 and the like, whose other end is outside.
+// Never loopback, bridges, ifb, dummy, tun/tap, VLANs, vxlan, or a veth or macvlan beside a NIC.
+std::set<std::string, std::less<>> default_selection(std::span<const DeviceFacts> devices);
+
+enum class SpeedSource { kNone, kDriver, kConfigured };
+
 struct NetdevDevice {
   NetdevCounters counters;
   std::optional<std::uint64_t> speed_bytes;  // per second; absent when unknown
+  SpeedSource speed_source = SpeedSource::kNone;
+  // The driver's own counters; absent when not read (driver_stats off), when the driver has
+  // none, or when reading them failed (driver_error says why).
+  std::optional<DriverCounters> driver;
+  std::string driver_error;
   // Bytes per second over the last interval divided by the speed; absent on the first run, when
   // the speed is unknown, or when the counter went backwards (the device was reset or re-made).
   std::optional<double> receive_utilization;
@@ -76,11 +113,20 @@ class NetdevCollector final : public FileCollector<NetdevSample> {
   Families families(const NetdevSample& s) const override { return netdev_families(s); }
   bool selected(const std::string& device) const;
 
+  // Re-reads the devices' facts when the set of devices changed or a minute has passed.
+  void refresh_default(const std::vector<NetdevCounters>& devices, Clock::time_point now);
+
   std::string procfs_;
   std::string sysfs_;
-  std::optional<std::regex> include_;  // absent: every device
-  std::optional<std::regex> exclude_;  // absent: none
+  std::optional<std::regex> include_;                  // absent: the default selection
+  std::optional<std::regex> exclude_;                  // absent: none
   std::optional<std::string> regex_error_;
+  std::map<std::string, double, std::less<>> speeds_;  // bits per second
+  EthtoolReader ethtool_;  // drivers' names for the default selection, and their counters
+  bool driver_stats_;
+  std::set<std::string, std::less<>> default_;  // the default selection
+  std::vector<std::string> default_of_;         // the devices it was made from
+  std::optional<Clock::time_point> default_at_;
   std::function<Clock::time_point()> now_;
   std::optional<std::pair<Clock::time_point, NetdevSample>> previous_;
 };

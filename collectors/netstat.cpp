@@ -71,6 +71,8 @@ NetstatSample netstat_sample(const NetstatTable& t) {
   s.syncookies_sent = find(t, "TcpExt", "SyncookiesSent");
   s.passive_opens = find(t, "Tcp", "PassiveOpens");
   s.established = find(t, "Tcp", "CurrEstab");
+  s.out_segments = find(t, "Tcp", "OutSegs");
+  s.retransmitted_segments = find(t, "Tcp", "RetransSegs");
   return s;
 }
 
@@ -100,6 +102,13 @@ Families netstat_families(const NetstatSample& s) {
   put(gauge("mcbacklog_tcp_established_connections",
             "TCP connections currently in ESTABLISHED or CLOSE_WAIT (Tcp CurrEstab)."),
       s.established);
+  put(counter("mcbacklog_tcp_sent_segments_total",
+              "TCP segments sent, retransmissions excluded (Tcp OutSegs), this network namespace."),
+      s.out_segments);
+  put(counter("mcbacklog_tcp_retransmitted_segments_total",
+              "TCP segments retransmitted (Tcp RetransSegs), this network namespace: over "
+              "mcbacklog_tcp_sent_segments_total, the share of packets lost on the way."),
+      s.retransmitted_segments);
   return out;
 }
 

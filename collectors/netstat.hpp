@@ -1,6 +1,7 @@
 #pragma once
 // The netstat collector: the kernel's TCP listen-queue counters from /proc/net/netstat and
-// /proc/net/snmp (per network namespace). Loop thread only.
+// /proc/net/snmp (per network namespace), and the TCP segments sent and retransmitted (packet
+// loss, for NetworkSaturated). Loop thread only.
 
 #include <cstdint>
 #include <map>
@@ -30,6 +31,9 @@ struct NetstatSample {
   std::optional<std::int64_t> syncookies_sent;   // TcpExt SyncookiesSent
   std::optional<std::int64_t> passive_opens;     // Tcp PassiveOpens
   std::optional<std::int64_t> established;       // Tcp CurrEstab
+  std::optional<std::int64_t> out_segments;      // Tcp OutSegs: segments sent, retransmissions
+                                                 // excluded
+  std::optional<std::int64_t> retransmitted_segments;  // Tcp RetransSegs
 };
 
 NetstatSample netstat_sample(const NetstatTable& table);

@@ -8,10 +8,13 @@
 #include <boost/asio/io_context.hpp>
 
 #include "collectors/collector.hpp"
+#include "collectors/cpu.hpp"
 #include "collectors/memcached.hpp"
+#include "collectors/memcached_threads.hpp"
 #include "collectors/netdev.hpp"
 #include "collectors/netstat.hpp"
 #include "collectors/sockdiag.hpp"
+#include "collectors/softnet.hpp"
 #include "collectors/sysctl.hpp"
 #include "config/config.hpp"
 
@@ -24,6 +27,10 @@ struct CollectorSet {
   std::shared_ptr<MemcachedCollector> memcached;  // null when there are no targets
   std::shared_ptr<SockdiagCollector> sockdiag;
   std::shared_ptr<NetdevCollector> netdev;
+  std::shared_ptr<CpuCollector> cpu;
+  std::shared_ptr<SoftnetCollector> softnet;
+  // Null when there are no targets; reads the memcached collector's samples.
+  std::shared_ptr<MemcachedThreadsCollector> memcached_threads;
 
   // Every enabled collector, in a stable order.
   std::vector<std::shared_ptr<Collector>> all() const;

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/text.hpp"
+#include "config/bit_rate.hpp"
 #include "config/limits.hpp"
 #include "config/yaml_walker.hpp"
 
@@ -73,6 +74,28 @@ void walk_target(Walker& w, const YAML::Node& node, const std::string& path, Tar
                   " bytes): give it a name");
     }
   }
+}
+
+// collectors.netdev.speeds: device name -> bits per second ("10Gbit").
+void walk_speeds(Walker& w, const YAML::Node& node, const std::string& path, NetdevConfig& n) {
+  n.speeds.clear();
+  w.entries(node, path, [&](const YAML::Node& key, const YAML::Node& value, const std::string& p) {
+    const std::string& device = key.Scalar();
+    // Linux device names: 1 to 15 bytes (IFNAMSIZ less its NUL), no '/', ':' or white space.
+    if (device.empty() || device.size() > 15 ||
+        device.find_first_of("/: \t\n") != std::string::npos) {
+      w.error(key.Mark(), p,
+              "not a network device name (1 to 15 characters, no '/', ':' or space)");
+      return;
+    }
+    if (!w.scalar(value, p, "a speed such as \"10Gbit\"")) return;
+    auto bps = parse_bit_rate(value.Scalar());
+    if (bps) {
+      n.speeds[device] = *bps;
+    } else {
+      w.error(value.Mark(), p, bps.error().message);
+    }
+  });
 }
 
 void walk_thresholds(Walker& w, const YAML::Node& node, const std::string& path, Config& c,
@@ -173,12 +196,22 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
                                                          std::uint64_t{1} << 40);
                               }}});
                 }},
-               {"netdev", [&](auto& m, auto& q) {
+               {"netdev",
+                [&](auto& m, auto& q) {
                   w.mapping(
                       m, q,
                       {enabled(c.netdev.enabled),
                        {"include", [&](auto& v, auto& r) { w.regex(v, r, c.netdev.include); }},
-                       {"exclude", [&](auto& v, auto& r) { w.regex(v, r, c.netdev.exclude); }}});
+                       {"exclude", [&](auto& v, auto& r) { w.regex(v, r, c.netdev.exclude); }},
+                       {"speeds", [&](auto& v, auto& r) { walk_speeds(w, v, r, c.netdev); }},
+                       {"driver_stats",
+                        [&](auto& v, auto& r) { w.boolean(v, r, c.netdev.driver_stats); }}});
+                }},
+               {"cpu", [&](auto& m, auto& q) { w.mapping(m, q, {enabled(c.cpu.enabled)}); }},
+               {"softnet",
+                [&](auto& m, auto& q) { w.mapping(m, q, {enabled(c.softnet.enabled)}); }},
+               {"memcached_threads", [&](auto& m, auto& q) {
+                  w.mapping(m, q, {enabled(c.memcached_threads.enabled)});
                 }}});
         }},
        {"thresholds", [&](auto& n, auto& p) { walk_thresholds(w, n, p, c, alerts); }},

@@ -37,6 +37,21 @@ struct SysctlConfig {
   bool enabled = true;
 };
 
+// The host's CPU time by mode (/proc/stat): steal and iowait.
+struct CpuConfig {
+  bool enabled = true;
+};
+
+// The per-CPU receive backlogs' drops and squeezes (/proc/net/softnet_stat).
+struct SoftnetConfig {
+  bool enabled = true;
+};
+
+// The CPU of each memcached worker thread (/proc/<pid>/task), for targets on this host.
+struct MemcachedThreadsConfig {
+  bool enabled = true;
+};
+
 struct SockdiagConfig {
   // The most ports one kernel-side filter holds (collectors/inet_diag.hpp).
   static constexpr std::size_t kMaxPorts = 4096;
@@ -54,8 +69,15 @@ struct SockdiagConfig {
 
 struct NetdevConfig {
   bool enabled = true;
-  std::string include;  // ECMAScript regex over device names; empty matches all
-  std::string exclude = "^lo$";
+  // ECMAScript regex over device names; empty: the devices that carry traffic off the host
+  // (collectors/netdev.hpp, default_selection).
+  std::string include;
+  std::string exclude = "^lo$";  // narrows either
+  // Link speeds in bits per second by device name, for NICs whose driver reports none (most
+  // cloud NICs) or reports more than the network gives; they override the driver's.
+  std::map<std::string, double, std::less<>> speeds;
+  // Read the drivers' own counters (cloud allowances, driver drops) with the ethtool ioctl.
+  bool driver_stats = true;
 };
 
 // One alert's levels. What the value measures (a ratio, seconds, a count) is the alert's own;
@@ -75,6 +97,18 @@ struct AlertThreshold {
   // MaxConnectionsNear: seconds left before connections, growing as they are, reach the limit.
   double time_left_warning = 0;
   double time_left_critical = 0;
+  // MemcachedCpuSaturated: the share of the host's CPU time the hypervisor steals at which the
+  // verdict blames the VM.
+  double steal_warning = 0;
+  // NetworkSaturated: TCP segments retransmitted over those sent (a ratio), packets the CPUs'
+  // receive backlogs dropped (a count over the window), and the stats connections' round-trip
+  // time (seconds).
+  double retransmit_warning = 0;
+  double retransmit_critical = 0;
+  double softnet_drops_warning = 0;
+  double softnet_drops_critical = 0;
+  double rtt_warning = 0;
+  double rtt_critical = 0;
 };
 
 // A level an alert takes beside warning, critical, clear, for and window.
@@ -120,6 +154,9 @@ struct Config {
   SysctlConfig sysctl;
   SockdiagConfig sockdiag;
   NetdevConfig netdev;
+  CpuConfig cpu;
+  SoftnetConfig softnet;
+  MemcachedThreadsConfig memcached_threads;
   std::map<std::string, AlertThreshold, std::less<>> thresholds;  // every alert of the schemas
   PathsConfig paths;
   WebConfig web;

@@ -4,21 +4,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <charconv>
-#include <vector>
-
 #include "collectors/procfs.hpp"
 #include "common/families.hpp"
 
 namespace mcb {
 namespace {
-
-std::optional<double> field_number(std::string_view s) {
-  double v = 0;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
-  return v;
-}
 
 std::optional<double> count_open_fds() {
   DIR* dir = ::opendir("/proc/self/fd");
@@ -32,42 +22,6 @@ std::optional<double> count_open_fds() {
 }
 
 }  // namespace
-
-Result<ProcessStat> parse_proc_stat(std::string_view text) {
-  const auto close = text.rfind(')');
-  if (close == std::string_view::npos) return fail("stat: no command name in parentheses");
-  std::vector<std::string_view> f;  // f[0] is field 3 (state)
-  std::string_view rest = text.substr(close + 1);
-  while (!rest.empty()) {
-    while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\n')) rest.remove_prefix(1);
-    const auto end = rest.find_first_of(" \n");
-    if (!rest.empty()) f.push_back(rest.substr(0, end));
-    rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end);
-  }
-  // Fields (1-based as in proc(5)): utime 14, stime 15, starttime 22, vsize 23, rss 24.
-  if (f.size() < 22) return fail("stat: only " + std::to_string(f.size() + 2) + " fields");
-  ProcessStat s;
-  auto get = [&f](std::size_t field, double& out) {
-    auto v = field_number(f[field - 3]);
-    if (v) out = *v;
-    return v.has_value();
-  };
-  if (!get(14, s.utime_ticks) || !get(15, s.stime_ticks) || !get(22, s.start_ticks) ||
-      !get(23, s.virtual_bytes) || !get(24, s.rss_pages)) {
-    return fail("stat: a field is not a number");
-  }
-  return s;
-}
-
-Result<double> parse_boot_time(std::string_view text) {
-  const auto pos = text.find("\nbtime ");
-  if (pos == std::string_view::npos) return fail("/proc/stat: no btime line");
-  std::string_view rest = text.substr(pos + 7);
-  rest = rest.substr(0, rest.find('\n'));
-  auto v = field_number(rest);
-  if (!v) return fail("/proc/stat: btime is not a number");
-  return *v;
-}
 
 ProcessMetrics::ProcessMetrics() {
   refresh();

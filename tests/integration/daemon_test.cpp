@@ -35,6 +35,8 @@ std::string fixture_config(const std::string& extra = "") {
          "targets: []\n"
          "collectors:\n"
          "  sockdiag: { enabled: false }\n"
+         // The fixture's sysfs holds speeds only, so no device is chosen by what backs it.
+         "  netdev: { include: \".\" }\n"
          "paths: { procfs: " +
          fixtures + "/proc, sysfs: " + fixtures + "/sys }\n" + extra;
 }

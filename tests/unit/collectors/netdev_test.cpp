@@ -3,8 +3,10 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <set>
 
 #include "collectors/netdev.hpp"
+#include "common/families.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/process.hpp"
 
@@ -150,32 +152,47 @@ TEST_CASE("netdev: a counter that went backwards gives no rate rather than a neg
   CHECK(after.devices[0].transmit_utilization == Approx(0.2));
 }
 
-TEST_CASE("netdev: the collector selects devices, reads speeds and measures between runs",
+TEST_CASE("netdev: by default the NICs a device backs and bonds are watched, not their members",
           "[collectors][netdev]") {
   test::TempDir root;
   const std::string procfs = root.path() + "/proc";
   const std::string sysfs = root.path() + "/sys";
   auto write_dev = [&](std::uint64_t eth_rx, std::uint64_t eth_tx) {
-    root.write("proc/net/dev", std::string(kHeader) + dev_line("lo", 5, 5) +
-                                   dev_line("eth0", eth_rx, eth_tx) + dev_line("veth7", 1, 1) +
-                                   dev_line("br0", 1, 1));
+    root.write("proc/net/dev",
+               std::string(kHeader) + dev_line("lo", 5, 5) + dev_line("eth0", eth_rx, eth_tx) +
+                   dev_line("veth7", 1, 1) + dev_line("br0", 1, 1) + dev_line("ifb0", 1, 1) +
+                   dev_line("bond0", 1, 1) + dev_line("eth1", 1, 1) + dev_line("eth2", 1, 1));
+  };
+  auto dir = [&](const std::string& path) {
+    std::filesystem::create_directories(root.path() + "/sys/class/net/" + path);
   };
   write_dev(1000, 1000);
+  // eth0 and eth2 are backed by devices, eth1 too but it is bond0's member.
+  for (const char* d : {"lo", "veth7", "br0", "ifb0"}) dir(d);
+  for (const char* d :
+       {"eth0/device", "eth1/device", "eth1/bonding_slave", "eth2/device", "bond0/bonding"}) {
+    dir(d);
+  }
   root.write("sys/class/net/eth0/speed", "1\n");  // 125000 bytes/s
-  root.write("sys/class/net/br0/speed", "-1\n");  // veth7 has no speed file at all
+  root.write("sys/class/net/br0/speed", "-1\n");  // eth2 has no speed file at all
   FakeClock clock;
   NetdevConfig config;
-  config.exclude = "^(lo|veth)";
+  config.speeds["eth2"] = 8e6;  // 8 Mbit/s: 1,000,000 bytes/s
+  config.driver_stats = false;
   NetdevCollector c(config, procfs, sysfs, clock.fn());
 
   REQUIRE(run(c).ok());
   REQUIRE(c.last().has_value());
-  REQUIRE(c.last()->devices.size() == 2);
-  CHECK(c.last()->devices[0].counters.device == "eth0");
-  CHECK(c.last()->devices[0].speed_bytes == std::optional<std::uint64_t>{125000});
-  CHECK_FALSE(c.last()->devices[0].receive_utilization.has_value());  // first run
-  CHECK(c.last()->devices[1].counters.device == "br0");
+  std::vector<std::string> watched;
+  for (const NetdevDevice& d : c.last()->devices) watched.push_back(d.counters.device);
+  CHECK(watched == std::vector<std::string>{"eth0", "bond0", "eth2"});
+  const NetdevDevice& eth0 = c.last()->devices[0];
+  CHECK(eth0.speed_bytes == std::optional<std::uint64_t>{125000});
+  CHECK(eth0.speed_source == SpeedSource::kDriver);
+  CHECK_FALSE(eth0.receive_utilization.has_value());  // first run
   CHECK_FALSE(c.last()->devices[1].speed_bytes.has_value());
+  CHECK(c.last()->devices[2].speed_bytes == std::optional<std::uint64_t>{1'000'000});
+  CHECK(c.last()->devices[2].speed_source == SpeedSource::kConfigured);
 
   clock.now += 2s;
   write_dev(1000 + 125000, 1000 + 25000);
@@ -183,22 +200,108 @@ TEST_CASE("netdev: the collector selects devices, reads speeds and measures betw
   CHECK(c.last()->devices[0].receive_utilization == Approx(0.5));
   CHECK(c.last()->devices[0].transmit_utilization == Approx(0.1));
 
-  config.include = "^veth";
-  config.exclude = "";
+  // A configured speed wins over the driver's.
+  config.speeds["eth0"] = 2e6;  // 250000 bytes/s
+  config.exclude = "^eth2$";    // exclude narrows the default
+  NetdevCollector configured(config, procfs, sysfs, clock.fn());
+  REQUIRE(run(configured).ok());
+  REQUIRE(configured.last()->devices.size() == 2);
+  CHECK(configured.last()->devices[0].speed_bytes == std::optional<std::uint64_t>{250000});
+
+  // A non-empty include replaces the default.
+  config.include = "^(veth|br)";
+  config.exclude = "^br";
   NetdevCollector only_veth(config, procfs, sysfs, clock.fn());
   REQUIRE(run(only_veth).ok());
   REQUIRE(only_veth.last()->devices.size() == 1);
   CHECK(only_veth.last()->devices[0].counters.device == "veth7");
 }
 
+TEST_CASE("netdev: a device that appears is classified at once, not a minute later",
+          "[collectors][netdev]") {
+  test::TempDir root;
+  FakeClock clock;
+  NetdevConfig config;
+  config.driver_stats = false;
+  NetdevCollector c(config, root.path() + "/proc", root.path() + "/sys", clock.fn());
+  root.write("proc/net/dev", std::string(kHeader) + dev_line("lo", 1, 1));
+  REQUIRE(run(c).ok());
+  CHECK(c.last()->devices.empty());
+  root.write("proc/net/dev", std::string(kHeader) + dev_line("lo", 1, 1) + dev_line("ens5", 1, 1));
+  std::filesystem::create_directories(root.path() + "/sys/class/net/ens5/device");
+  clock.now += 1s;
+  REQUIRE(run(c).ok());
+  REQUIRE(c.last()->devices.size() == 1);
+  CHECK(c.last()->devices[0].counters.device == "ens5");
+}
+
+TEST_CASE("netdev: the default selection from what each device is", "[collectors][netdev]") {
+  auto facts = [](std::string name, bool backed, std::string driver) {
+    DeviceFacts f;
+    f.name = std::move(name);
+    f.known = true;
+    f.backed = backed;
+    f.driver = std::move(driver);
+    return f;
+  };
+  using Set = std::set<std::string, std::less<>>;
+  // A host: its NIC; not the containers' veths, a VLAN, a macvlan, a bridge, ifb, tun.
+  std::vector<DeviceFacts> host{facts("lo", false, ""),
+                                facts("ens5", true, "ena"),
+                                facts("docker0", false, "bridge"),
+                                facts("veth1a2b", false, "veth"),
+                                facts("ens5.100", false, "802.1Q VLAN Support"),
+                                facts("mv0", false, "macvlan"),
+                                facts("ifb0", false, "ifb"),
+                                facts("tun0", false, "tun"),
+                                facts("vxlan.calico", false, "vxlan")};
+  CHECK(default_selection(host) == Set{"ens5"});
+  // A pod: no NIC of its own; its eth0 is a veth whose peer lives on the host. A VLAN on it or a
+  // tunnel beside it are not watched.
+  std::vector<DeviceFacts> pod{facts("lo", false, ""), facts("eth0", false, "veth"),
+                               facts("eth0.5", false, "802.1Q VLAN Support"),
+                               facts("tunl0", false, "ipip")};
+  CHECK(default_selection(pod) == Set{"eth0"});
+  // A pod whose eth0 is a macvlan or an ipvlan.
+  CHECK(default_selection(std::vector<DeviceFacts>{facts("net1", false, "macvlan"),
+                                                   facts("net2", false, "ipvlan")}) ==
+        Set{"net1", "net2"});
+  // Bonds instead of their members.
+  DeviceFacts member = facts("eth1", true, "ixgbe");
+  member.bond_member = true;
+  DeviceFacts bond = facts("bond0", false, "bonding");
+  bond.bond = true;
+  CHECK(default_selection(std::vector<DeviceFacts>{member, bond}) == Set{"bond0"});
+  // Devices this sysfs does not show (another namespace's sysfs) are never chosen.
+  DeviceFacts unknown;
+  unknown.name = "eth0";
+  CHECK(default_selection(std::vector<DeviceFacts>{unknown}).empty());
+}
+
+TEST_CASE("netdev: what sysfs says of a device is read from its files", "[collectors][netdev]") {
+  test::TempDir root;
+  std::filesystem::create_directories(root.path() + "/class/net/eth0/device");
+  std::filesystem::create_directories(root.path() + "/class/net/eth1/bonding_slave");
+  std::filesystem::create_directories(root.path() + "/class/net/bond0/bonding");
+  const DeviceFacts eth0 = read_device_facts(root.path(), "eth0");
+  CHECK(eth0.known);
+  CHECK(eth0.backed);
+  CHECK_FALSE(eth0.bond);
+  CHECK(read_device_facts(root.path(), "eth1").bond_member);
+  CHECK(read_device_facts(root.path(), "bond0").bond);
+  CHECK_FALSE(read_device_facts(root.path(), "eth9").known);
+}
+
 TEST_CASE("netdev: an unreadable file fails the run naming the path, and no stale series stay",
           "[collectors][netdev]") {
   test::TempDir root;
   NetdevConfig config;
+  config.driver_stats = false;
   NetdevCollector c(config, root.path() + "/proc", root.path() + "/sys");
   CHECK_THAT(run(c).error().message, Contains("/proc/net/dev: no such file"));
 
   root.write("proc/net/dev", std::string(kHeader) + dev_line("eth0", 1, 2));
+  std::filesystem::create_directories(root.path() + "/sys/class/net/eth0/device");
   REQUIRE(run(c).ok());
   CHECK_FALSE(c.Collect().empty());
   // A speed "file" that is a directory cannot be read: an error, unlike an unknown speed.
@@ -226,4 +329,28 @@ TEST_CASE("netdev: families per device and direction, utilisation and speed only
   CHECK(series["mcbacklog_network_utilization_ratio"] == 2);
   CHECK(series["mcbacklog_network_drops_total"] == 4);
   CHECK(series["mcbacklog_network_errors_total"] == 4);
+  CHECK(series.count("mcbacklog_network_allowance_exceeded_total") == 0);  // no driver counters
+
+  DriverCounters ena;
+  ena.allowance_exceeded[static_cast<int>(Allowance::kBwOut)] = 12;
+  ena.allowance_exceeded[static_cast<int>(Allowance::kPps)] = 0;
+  ena.conntrack_allowance_available = 4000;
+  ena.receive_drops = 3;
+  s.devices[0].driver = ena;
+  const std::string text = render_families(netdev_families(s));
+  CHECK_THAT(
+      text,
+      Contains(
+          R"(mcbacklog_network_allowance_exceeded_total{allowance="bw_out",device="eth0"} 12)"));
+  CHECK_THAT(
+      text,
+      Contains(R"(mcbacklog_network_allowance_exceeded_total{allowance="pps",device="eth0"} 0)"));
+  CHECK_THAT(text,
+             Contains(R"(mcbacklog_network_conntrack_allowance_available{device="eth0"} 4000)"));
+  CHECK_THAT(
+      text,
+      Contains(R"(mcbacklog_network_driver_drops_total{device="eth0",direction="receive"} 3)"));
+  CHECK_THAT(
+      text,
+      !Contains(R"(mcbacklog_network_driver_drops_total{device="eth0",direction="transmit"})"));
 }

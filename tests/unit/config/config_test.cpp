@@ -61,7 +61,11 @@ collectors:
   sysctl: { enabled: false }
   sockdiag: { ports: [11211, 11311], top_clients: 3, sample_interval: 50ms, peak_window: 30s,
               send_queue_threshold_bytes: 1024 }
-  netdev: { include: "^eth", exclude: "^veth" }
+  netdev: { include: "^eth", exclude: "^veth", speeds: { eth0: 10Gbit, ens5: 2.5Gbps },
+            driver_stats: false }
+  cpu: { enabled: false }
+  softnet: { enabled: false }
+  memcached_threads: { enabled: false }
 thresholds:
   SlowClients: { warning: 2, critical: 20, clear: 1, for: 1m, window: 2m }
 paths: { procfs: /tmp/proc, sysfs: /tmp/sys }
@@ -83,6 +87,12 @@ log: { level: debug, format: json }
   CHECK(c->sockdiag.top_clients == 3);
   CHECK(c->sockdiag.send_queue_threshold_bytes == 1024);
   CHECK(c->netdev.include == "^eth");
+  CHECK(c->netdev.speeds.at("eth0") == 10e9);
+  CHECK(c->netdev.speeds.at("ens5") == 2.5e9);
+  CHECK_FALSE(c->netdev.driver_stats);
+  CHECK_FALSE(c->cpu.enabled);
+  CHECK_FALSE(c->softnet.enabled);
+  CHECK_FALSE(c->memcached_threads.enabled);
   CHECK(c->thresholds.at("SlowClients").window == std::chrono::minutes(2));
   CHECK(c->thresholds.at("SlowClients").for_ == std::chrono::minutes(1));
   CHECK(c->paths.procfs == "/tmp/proc");
@@ -217,4 +227,45 @@ TEST_CASE("config: a missing file is an error naming it", "[config]") {
   auto c = load_config("/nonexistent/mcbacklogd.yaml");
   REQUIRE_FALSE(c.ok());
   CHECK_THAT(c.error().message, Contains("/nonexistent/mcbacklogd.yaml: cannot open"));
+}
+
+TEST_CASE("config: NIC speeds are bits per second with the usual units", "[config]") {
+  auto c = parse_config(
+      "collectors:\n  netdev:\n    speeds: { eth0: 10Gbit, eth1: 100Mbit, eth2: 25G, eth3: "
+      "1000000000, eth4: 1.5gbit, eth5: 100kbps, eth6: 1Tbit/s }\n",
+      "speeds.yaml");
+  REQUIRE(c.ok());
+  const auto& s = c->netdev.speeds;
+  CHECK(s.at("eth0") == 10e9);
+  CHECK(s.at("eth1") == 100e6);
+  CHECK(s.at("eth2") == 25e9);
+  CHECK(s.at("eth3") == 1e9);
+  CHECK(s.at("eth4") == 1.5e9);
+  CHECK(s.at("eth5") == 100e3);
+  CHECK(s.at("eth6") == 1e12);
+  CHECK(default_config().netdev.speeds.empty());
+  CHECK(default_config().netdev.driver_stats);
+}
+
+TEST_CASE("config: a speed in bytes, without a number, or out of range is refused", "[config]") {
+  auto speeds = [](const std::string& value) {
+    return error_of("collectors:\n  netdev:\n    speeds: { eth0: \"" + value + "\" }\n");
+  };
+  CHECK_THAT(speeds("10GB"), Contains("test.yaml:3:21: collectors.netdev.speeds.eth0: a speed in "
+                                      "bytes: write it in bits per second"));
+  CHECK_THAT(speeds("10GBps"), Contains("a speed in bytes"));
+  CHECK_THAT(speeds("1Mbyte"), Contains("a speed in bytes"));
+  CHECK_THAT(speeds("fast"), Contains("not a speed: expected bits per second"));
+  CHECK_THAT(speeds("10 Gbit"), Contains("unknown unit of speed"));
+  CHECK_THAT(speeds("10Gfurlongs"), Contains("unknown unit of speed"));
+  CHECK_THAT(speeds("0"), Contains("a speed must be above 0"));
+  CHECK_THAT(speeds("11Tbit"), Contains("a speed above 10Tbit"));
+  CHECK_THAT(error_of("collectors:\n  netdev:\n    speeds: { eth0: [1] }\n"),
+             Contains("expected a speed such as \"10Gbit\""));
+  CHECK_THAT(error_of("collectors:\n  netdev:\n    speeds: { a/b: 1Gbit }\n"),
+             Contains("not a network device name"));
+  CHECK_THAT(error_of("collectors:\n  netdev:\n    speeds: { averyveryverylongname: 1Gbit }\n"),
+             Contains("not a network device name"));
+  CHECK_THAT(error_of("collectors:\n  netdev:\n    speeds: 10Gbit\n"),
+             Contains("expected a mapping of keys"));
 }
