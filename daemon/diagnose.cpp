@@ -19,6 +19,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include "collectors/table.hpp"
+#include "config/bit_rate.hpp"
 #include "daemon/alerts/alerts_json.hpp"
 #include "daemon/alerts/rules.hpp"
 #include "daemon/scheduler.hpp"
@@ -141,6 +142,18 @@ void render_target(std::string& out, const TargetView& view) {
                  : "stops accepting (-o no_maxconns_fast)");
     }
     line(out, "  CPU per worker thread", opt(m.cpu_utilization_ratio, "not yet measured"));
+    if (const MemcachedThreads* t = view.threads) {
+      if (t->view == ThreadView::kPerThread) {
+        line(out, "  busiest worker thread",
+             t->busiest
+                 ? fmt::format("{} CPU s/s ({} {}), average {} over {}", num(*t->busiest),
+                               kWorkerThreadName, t->busiest_tid, num(t->average.value_or(0)),
+                               plural(static_cast<double>(t->workers), "worker thread"))
+                 : std::string("not yet measured"));
+      } else if (!t->reason.empty()) {
+        line(out, "  busiest worker thread", "not read: " + t->reason);
+      }
+    }
     if (st.bytes && st.limit_maxbytes) {
       line(out, "  memory",
            bytes(static_cast<double>(*st.bytes)) + " of " +
@@ -153,7 +166,10 @@ void render_target(std::string& out, const TargetView& view) {
     line(out, "  fresh-connection probe", "no result yet");
   } else if (m.probe->success) {
     line(out, "  fresh-connection probe",
-         fmt::format("answered in {:.2f} ms", m.probe->duration_seconds * 1000));
+         fmt::format("answered in {:.2f} ms", m.probe->duration_seconds * 1000) +
+             (m.probe->connect_seconds
+                  ? fmt::format(" (TCP handshake {:.2f} ms)", *m.probe->connect_seconds * 1000)
+                  : std::string()));
   } else {
     line(out, "  fresh-connection probe",
          fmt::format("FAILED after {:.2f} s: {}", m.probe->duration_seconds, m.probe->error));
@@ -185,16 +201,57 @@ void render_signals(std::string& out, const Observation& o) {
       if (std::find(shown.begin(), shown.end(), &l) == shown.end()) render_listener(out, l, "");
     }
   }
+  if (o.netstat != nullptr && o.netstat->out_segments && o.netstat->retransmitted_segments) {
+    line(out, "kernel TCP segments sent / retransmitted",
+         num(static_cast<double>(*o.netstat->out_segments)) + " / " +
+             num(static_cast<double>(*o.netstat->retransmitted_segments)) +
+             " since the network namespace started");
+  }
+  if (o.softnet != nullptr) {
+    line(out, "receive backlogs (softnet_stat)",
+         fmt::format("{} dropped, {} squeezed since boot, {}", num(o.softnet->dropped),
+                     plural(static_cast<double>(o.softnet->time_squeeze), "time"),
+                     plural(o.softnet->cpus, "CPU")));
+  }
+  if (o.cpu != nullptr) {
+    const CpuTimes& t = o.cpu->times;
+    const double total = static_cast<double>(std::max<std::uint64_t>(t.total(), 1));
+    line(out, "host CPU since boot",
+         fmt::format("{:.1f}% steal, {:.1f}% iowait over {}",
+                     static_cast<double>(t.steal) / total * 100,
+                     static_cast<double>(t.iowait) / total * 100, plural(o.cpu->cpus, "CPU")));
+  }
   if (o.netdev != nullptr) {
+    if (o.netdev->devices.empty()) {
+      line(out, "NICs",
+           "none watched (collectors.netdev.include and exclude, docs/network-and-cpu.md)");
+    }
     for (const NetdevDevice& d : o.netdev->devices) {
       auto pct = [](const std::optional<double>& v) {
         return v ? fmt::format("{:.0f}%", *v * 100) : std::string("?");
       };
+      std::string speed = "no known link speed";
+      if (d.speed_bytes) {
+        speed = format_bit_rate(static_cast<double>(*d.speed_bytes) * 8) +
+                (d.speed_source == SpeedSource::kConfigured ? " (configured)" : "");
+      }
       line(out, "NIC " + d.counters.device,
            fmt::format(
-               "receive {}, transmit {} of link speed; {} drops", pct(d.receive_utilization),
-               pct(d.transmit_utilization),
+               "receive {}, transmit {} of {}; {} drops", pct(d.receive_utilization),
+               pct(d.transmit_utilization), speed,
                num(static_cast<double>(d.counters.receive_drops + d.counters.transmit_drops))));
+      if (d.driver) {
+        std::string allowances;
+        for (std::size_t a = 0; a < kAllowanceCount; ++a) {
+          if (!d.driver->allowance_exceeded[a]) continue;
+          allowances += fmt::format("{}{} {}", allowances.empty() ? "" : ", ",
+                                    allowance_stat(static_cast<Allowance>(a)),
+                                    num(static_cast<double>(*d.driver->allowance_exceeded[a])));
+        }
+        if (!allowances.empty()) line(out, "  cloud allowances since boot", allowances);
+      } else if (!d.driver_error.empty()) {
+        line(out, "  driver counters", "not read: " + d.driver_error);
+      }
     }
   }
   out += "\n";

@@ -48,7 +48,7 @@ std::vector<const ListenerSample*> listeners_of(const Endpoint& e, const ByPort&
 Observation observe(std::chrono::steady_clock::time_point now,
                     std::chrono::system_clock::time_point wall, const NetstatSample* netstat,
                     const SysctlSample* sysctl, std::span<const MemcachedSample> memcached,
-                    const SockdiagSample* sockets, const NetdevSample* netdev) {
+                    const SockdiagSample* sockets, const NetdevSample* netdev, HostSamples host) {
   Observation o;
   o.now = now;
   o.wall = wall;
@@ -56,13 +56,21 @@ Observation observe(std::chrono::steady_clock::time_point now,
   o.sysctl = sysctl;
   o.sockets = sockets;
   o.netdev = netdev;
+  o.cpu = host.cpu;
+  o.softnet = host.softnet;
   ByPort by_port;
   if (sockets != nullptr) {
     for (const ListenerSample& l : sockets->listeners) by_port.emplace(l.port, &l);
   }
   o.targets.reserve(memcached.size());
+  std::map<std::string_view, const MemcachedThreads*> threads;
+  if (host.threads != nullptr) {
+    for (const MemcachedThreads& t : host.threads->targets) threads.emplace(t.target, &t);
+  }
   for (const MemcachedSample& m : memcached) {
-    o.targets.push_back(TargetView{&m, listeners_of(m.endpoint, by_port)});
+    const auto t = threads.find(m.target);
+    o.targets.push_back(TargetView{&m, listeners_of(m.endpoint, by_port),
+                                   t == threads.end() ? nullptr : t->second});
   }
   return o;
 }
@@ -72,7 +80,8 @@ Observation observe(const CollectorSet& c, std::chrono::steady_clock::time_point
   std::span<const MemcachedSample> memcached;
   if (c.memcached) memcached = c.memcached->samples();
   return observe(now, wall, last_of(c.netstat), last_of(c.sysctl), memcached, last_of(c.sockdiag),
-                 last_of(c.netdev));
+                 last_of(c.netdev),
+                 HostSamples{last_of(c.cpu), last_of(c.softnet), last_of(c.memcached_threads)});
 }
 
 }  // namespace mcb

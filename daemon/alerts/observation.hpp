@@ -17,10 +17,13 @@
 #include <span>
 #include <vector>
 
+#include "collectors/cpu.hpp"
 #include "collectors/memcached.hpp"
+#include "collectors/memcached_threads.hpp"
 #include "collectors/netdev.hpp"
 #include "collectors/netstat.hpp"
 #include "collectors/sockdiag.hpp"
+#include "collectors/softnet.hpp"
 #include "collectors/sysctl.hpp"
 
 namespace mcb {
@@ -30,6 +33,9 @@ struct CollectorSet;
 struct TargetView {
   const MemcachedSample* memcached = nullptr;
   std::vector<const ListenerSample*> listeners;  // see above; listening ones first
+  // Its worker threads' CPU (joined by target name); null when that collector is off or has not
+  // seen the target yet.
+  const MemcachedThreads* threads = nullptr;
 };
 
 struct Observation {
@@ -40,14 +46,24 @@ struct Observation {
   const SysctlSample* sysctl = nullptr;
   const SockdiagSample* sockets = nullptr;
   const NetdevSample* netdev = nullptr;
+  const CpuSample* cpu = nullptr;
+  const SoftnetSample* softnet = nullptr;
   std::vector<TargetView> targets;  // one per memcached target, in configuration order
+};
+
+// The host-wide samples beside the ones every observation has.
+struct HostSamples {
+  const CpuSample* cpu = nullptr;
+  const SoftnetSample* softnet = nullptr;
+  const MemcachedThreadsSample* threads = nullptr;
 };
 
 // The observation of these samples at `now`; the pointers must outlive it.
 Observation observe(std::chrono::steady_clock::time_point now,
                     std::chrono::system_clock::time_point wall, const NetstatSample* netstat,
                     const SysctlSample* sysctl, std::span<const MemcachedSample> memcached,
-                    const SockdiagSample* sockets, const NetdevSample* netdev);
+                    const SockdiagSample* sockets, const NetdevSample* netdev,
+                    HostSamples host = {});
 
 // The observation of the collectors' last samples.
 Observation observe(const CollectorSet& collectors, std::chrono::steady_clock::time_point now,

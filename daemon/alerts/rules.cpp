@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "config/bit_rate.hpp"
+
 namespace mcb {
 
 std::string format_number(double v) {
@@ -497,42 +499,214 @@ std::optional<Verdict> check_max_connections_near(const RuleInput& in) {
   return v;
 }
 
+// The host's CPU time the hypervisor stole and that waited for I/O, as shares of all its CPU
+// time over the alert's window; nullopt without two readings of /proc/stat.
+struct HostCpu {
+  double steal = 0;
+  double iowait = 0;
+};
+
+std::optional<HostCpu> host_cpu(const RuleInput& in) {
+  if (in.observation.cpu == nullptr) return std::nullopt;
+  const SubjectWindows& host = in.windows.host();
+  const Steady now = in.observation.now;
+  const Duration window = in.threshold.window;
+  const double total = at(host, Series::kCpuTotal).increase(now, window);
+  if (total <= 0) return std::nullopt;
+  return HostCpu{at(host, Series::kCpuSteal).increase(now, window) / total,
+                 at(host, Series::kCpuIowait).increase(now, window) / total};
+}
+
 std::optional<Verdict> check_cpu_saturated(const RuleInput& in) {
   const MemcachedSample& m = memcached(in);
-  if (!m.up || !m.cpu_utilization_ratio) return std::nullopt;
-  Verdict v = graded_verdict(*m.cpu_utilization_ratio, in);
-  const auto threads = worker_threads(m);
-  v.evidence = threads
-                   ? fmt::format(
-                         "memcached used {} CPU seconds per second over {}: {} per "
-                         "thread",
-                         num(*v.value * *threads), plural(*threads, "worker thread"), num(*v.value))
-                   : fmt::format("{} CPU seconds per second per worker thread", num(*v.value));
+  if (!m.up) return std::nullopt;
+  const MemcachedThreads* t = in.target->threads;
+  const bool per_thread = t != nullptr && t->view == ThreadView::kPerThread && t->busiest;
+  if (!per_thread && !m.cpu_utilization_ratio) return std::nullopt;
+  Verdict v;
+  if (per_thread) {
+    v = graded_verdict(*t->busiest, in);
+    v.evidence = fmt::format(
+        "the busiest worker thread ({} {}) used {} CPU seconds per second; the average over {} "
+        "was {}",
+        kWorkerThreadName, t->busiest_tid, num(*t->busiest),
+        plural(static_cast<double>(t->workers), "worker thread"), num(t->average.value_or(0)));
+    if (m.cpu_utilization_ratio) {
+      append(v.evidence, fmt::format("memcached's rusage: {} per worker thread",
+                                     num(*m.cpu_utilization_ratio)));
+    }
+    // One thread saturated while the others idle: one hot connection (or a few on one thread).
+    if (v.level != Level::kOk && t->average && *t->busiest >= 2 * *t->average) {
+      v.fix = fmt::format(
+          "One worker thread is saturated while the others are not (busiest {}, average {}): "
+          "memcached serves each connection on one thread, so more threads (-t) do not help a "
+          "hot connection. Spread the heavy client's requests over more connections (a pool "
+          "rather than one shared connection), or shard its hot keys over more instances.",
+          num(*t->busiest), num(t->average.value_or(0)));
+    }
+  } else {
+    v = graded_verdict(*m.cpu_utilization_ratio, in);
+    const auto threads = worker_threads(m);
+    v.evidence =
+        threads
+            ? fmt::format(
+                  "memcached used {} CPU seconds per second over {}: {} per "
+                  "thread on average",
+                  num(*v.value * *threads), plural(*threads, "worker thread"), num(*v.value))
+            : fmt::format("{} CPU seconds per second per worker thread on average", num(*v.value));
+    if (t != nullptr && !t->reason.empty()) {
+      append(v.evidence, "each thread's CPU is not read: " + t->reason);
+    }
+  }
+  if (const auto host = host_cpu(in)) {
+    append(v.evidence,
+           fmt::format("over the last {} the hypervisor took {} of this host's CPU time (steal) "
+                       "and {} waited for I/O",
+                       dur(in.threshold.window), pct(host->steal), pct(host->iowait)));
+    if (v.level != Level::kOk && host->steal >= in.threshold.steal_warning) {
+      v.fix = fmt::format(
+          "The hypervisor takes {} of this VM's CPU time (steal): memcached's threads wait for "
+          "CPU the VM was never given, and look slow. Move memcached to a larger or dedicated "
+          "instance (no CPU credits, no noisy neighbours) before tuning memcached itself.",
+          pct(host->steal));
+    }
+  }
   return v;
+}
+
+// The level of `value` on a pair of extra levels (no hysteresis: they read window increases).
+Level extra_level(double value, double warning, double critical) {
+  if (value >= critical) return Level::kCritical;
+  if (value >= warning) return Level::kWarning;
+  return Level::kOk;
+}
+
+// Fewer segments than this in the window make no retransmission ratio: 3 retransmitted of 20
+// sent is no loss rate.
+constexpr double kMinSegments = 1000;
+
+std::string allowance_fix(const std::vector<Allowance>& exceeded) {
+  std::string limits;
+  bool packets = false;
+  bool conntrack = false;
+  bool linklocal = false;
+  for (Allowance a : exceeded) {
+    limits += (limits.empty() ? "" : ", ") + std::string(allowance_meaning(a));
+    packets = packets || a == Allowance::kPps;
+    conntrack = conntrack || a == Allowance::kConntrack;
+    linklocal = linklocal || a == Allowance::kLinklocal;
+  }
+  std::string fix =
+      "The cloud provider queued or dropped this instance's packets: it went past "
+      "its allowance of " +
+      limits +
+      ", whatever the link speed says. Move to an instance type with a larger "
+      "network allowance, or send fewer packets: multi-get instead of single gets, "
+      "fewer and larger values, batched requests.";
+  if (conntrack) {
+    fix += " For tracked connections: pool client connections (fewer, long-lived ones).";
+  }
+  if (linklocal) {
+    fix += " For link-local traffic: cache DNS answers on the host (a local resolver).";
+  }
+  if (packets) fix += " For packets per second: pipeline and batch small requests.";
+  return fix;
 }
 
 std::optional<Verdict> check_network_saturated(const RuleInput& in) {
   const NetdevDevice& d = *in.device;
   const AlertThreshold& th = in.threshold;
+  const Steady now = in.observation.now;
   const SubjectWindows& w = in.windows.device(d.counters.device);
-  const double drops = at(w, Series::kNicDrops).increase(in.observation.now, th.window);
+  const double drops = at(w, Series::kNicDrops).increase(now, th.window);
   Verdict v;
   if (d.receive_utilization || d.transmit_utilization) {
     v = graded_verdict(
         std::max(d.receive_utilization.value_or(0), d.transmit_utilization.value_or(0)), in);
-    v.evidence = fmt::format("{} receive {}, transmit {} of its link speed", d.counters.device,
-                             pct(d.receive_utilization.value_or(0)),
-                             pct(d.transmit_utilization.value_or(0)));
+    v.evidence = fmt::format(
+        "{} receive {}, transmit {} of its link speed ({} {})", d.counters.device,
+        pct(d.receive_utilization.value_or(0)), pct(d.transmit_utilization.value_or(0)),
+        format_bit_rate(static_cast<double>(d.speed_bytes.value_or(0)) * 8),
+        d.speed_source == SpeedSource::kConfigured ? "as configured" : "as the driver reports");
   } else {
-    // No link speed, no utilisation: never a 0 that reads as measured.
+    // No utilisation: never a 0 that reads as measured.
     v.threshold = th.warning;
-    v.evidence = d.counters.device +
-                 " reports no link speed (most virtual and cloud NICs), so its utilisation is not "
-                 "measured";
+    v.evidence = d.speed_bytes
+                     ? d.counters.device + ": utilisation needs a second sample"
+                     : d.counters.device +
+                           " reports no link speed (most virtual and cloud NICs do not know "
+                           "theirs), so its utilisation is not measured: give it under "
+                           "collectors.netdev.speeds";
   }
   append(v.evidence,
          fmt::format("{} dropped in the last {}", plural(drops, "packet"), dur(th.window)));
   if (drops > 0) v.level = worse(v.level, Level::kWarning);
+  const Level by_utilisation = v.level;
+
+  // The cloud's own limits: packets shaped or dropped past an allowance, whatever the speed.
+  std::vector<Allowance> exceeded;
+  for (std::size_t i = 0; i < kAllowanceCount; ++i) {
+    const auto a = static_cast<Allowance>(i);
+    const double rose = at(w, allowance_series(a)).increase(now, th.window);
+    if (rose <= 0) continue;
+    exceeded.push_back(a);
+    append(v.evidence,
+           fmt::format("{} rose by {} in the last {}: past the instance's {} allowance",
+                       allowance_stat(a), num(rose), dur(th.window), allowance_meaning(a)));
+  }
+  if (!exceeded.empty()) {
+    v.level = Level::kCritical;
+    v.threshold = th.critical;
+  }
+
+  // Loss and latency, host-wide: every watched NIC's verdict carries them.
+  Level by_loss = Level::kOk;
+  const SubjectWindows& host = in.windows.host();
+  if (in.observation.netstat != nullptr && in.observation.netstat->out_segments) {
+    const double sent = at(host, Series::kSentSegments).increase(now, th.window);
+    const double again = at(host, Series::kRetransmittedSegments).increase(now, th.window);
+    if (sent >= kMinSegments) {
+      const double ratio = again / sent;
+      by_loss = worse(by_loss, extra_level(ratio, th.retransmit_warning, th.retransmit_critical));
+      append(v.evidence, fmt::format("the host's TCP retransmitted {} of {} sent in the last {}",
+                                     pct(ratio), plural(sent, "segment"), dur(th.window)));
+    }
+  }
+  if (in.observation.softnet != nullptr) {
+    const double dropped = at(host, Series::kSoftnetDropped).increase(now, th.window);
+    const double squeezed = at(host, Series::kSoftnetSqueezed).increase(now, th.window);
+    by_loss =
+        worse(by_loss, extra_level(dropped, th.softnet_drops_warning, th.softnet_drops_critical));
+    if (dropped > 0 || squeezed > 0) {
+      append(v.evidence,
+             fmt::format("the CPUs' receive backlogs dropped {} and ran out of budget {} in the "
+                         "last {} (softnet_stat)",
+                         plural(dropped, "packet"), plural(squeezed, "time"), dur(th.window)));
+    }
+  }
+  std::string rtts;
+  double slowest = 0;
+  for (const TargetView& t : in.observation.targets) {
+    const MemcachedSample& m = *t.memcached;
+    if (!m.probe || !m.probe->connect_seconds) continue;
+    slowest = std::max(slowest, *m.probe->connect_seconds);
+    append(rtts, fmt::format("{} {:.2f} ms", m.target, *m.probe->connect_seconds * 1000));
+  }
+  if (!rtts.empty()) {
+    by_loss = worse(by_loss, extra_level(slowest, th.rtt_warning, th.rtt_critical));
+    append(v.evidence, "TCP handshake of the last fresh-connection probe: " + rtts);
+  }
+  if (by_loss > v.level) {
+    v.level = by_loss;
+    if (by_utilisation == Level::kOk) v.threshold = crossed_threshold(by_loss, th);
+    v.fix =
+        "Packets are lost or delayed on the way: retransmissions, backlog drops or a slow "
+        "handshake. If this NIC is near its capacity, move memcached traffic to a dedicated or "
+        "faster NIC; if the CPUs' receive backlogs drop packets, spread the NIC's interrupts over "
+        "more CPUs (RSS, RPS, irqbalance) and raise net.core.netdev_max_backlog; otherwise look "
+        "for loss on the path (switch ports, the peer's NIC).";
+  }
+  if (!exceeded.empty()) v.fix = allowance_fix(exceeded);
   return v;
 }
 
@@ -631,6 +805,38 @@ constexpr std::array<ThresholdKey, 2> kMaxConnectionsKeys{{
     {"time_left_warning", &AlertThreshold::time_left_warning, 86400},
     {"time_left_critical", &AlertThreshold::time_left_critical, 86400},
 }};
+
+constexpr std::array<ThresholdKey, 1> kCpuKeys{{
+    {"steal_warning", &AlertThreshold::steal_warning, 1},
+}};
+constexpr std::array<ThresholdKey, 6> kNetworkKeys{{
+    {"retransmit_warning", &AlertThreshold::retransmit_warning, 1},
+    {"retransmit_critical", &AlertThreshold::retransmit_critical, 1},
+    {"softnet_drops_warning", &AlertThreshold::softnet_drops_warning, 1e12},
+    {"softnet_drops_critical", &AlertThreshold::softnet_drops_critical, 1e12},
+    {"rtt_warning", &AlertThreshold::rtt_warning, 3600},
+    {"rtt_critical", &AlertThreshold::rtt_critical, 3600},
+}};
+
+constexpr AlertThreshold cpu_levels() {
+  // The busiest worker thread's CPU seconds per second; steal share of the host's CPU time.
+  AlertThreshold t = levels(0.8, 0.95, 0.7, seconds(30), seconds(60));
+  t.steal_warning = 0.1;
+  return t;
+}
+
+constexpr AlertThreshold network_levels() {
+  // Utilisation of the link; retransmitted over sent segments; softnet drops in the window; the
+  // probe's TCP handshake in seconds.
+  AlertThreshold t = levels(0.8, 0.95, 0.7, seconds(30), seconds(60));
+  t.retransmit_warning = 0.01;
+  t.retransmit_critical = 0.05;
+  t.softnet_drops_warning = 1;
+  t.softnet_drops_critical = 100;
+  t.rtt_warning = 0.01;
+  t.rtt_critical = 0.1;
+  return t;
+}
 
 constexpr AlertThreshold sprawl_levels() {
   // New connections per second over 10 s; plus connections held, as a share of the limit, while
@@ -773,40 +979,51 @@ constexpr std::array<Rule, kAlertCount> kRules{{
      "connection sprawl.",
      "connections / effective limit", Subject::kTarget, false, max_connections_levels(),
      kMaxConnectionsKeys, check_max_connections_near},
-    {Alert::kMemcachedCpuSaturated,
-     "MemcachedCpuSaturated",
+    {Alert::kMemcachedCpuSaturated, "MemcachedCpuSaturated",
      "cause 3: memcached's worker threads are out of CPU",
      "memcached's worker threads are busy all the time: requests and new connections wait for "
-     "CPU.",
-     "CPU seconds per second memcached used (rusage_user + rusage_system) per worker thread: "
-     "warning from 0.8, critical from 0.95, clears below 0.7.",
+     "CPU. memcached serves each connection on one thread, so one heavy client can saturate one "
+     "thread while the others idle.",
+     "The CPU seconds per second of the busiest worker thread (mc-worker, from "
+     "/proc/<pid>/task/<tid>/schedstat) where the daemon sees memcached's process: warning from "
+     "0.8, critical from 0.95, clears below 0.7. For a remote memcached, one in another pid "
+     "namespace, or one that does not name its threads, the average per worker thread of "
+     "rusage_user + rusage_system instead, and the evidence says so. The evidence gives the "
+     "busiest and the average, and the host's steal and iowait over the window; from "
+     "steal_warning (0.1) of steal the fix blames the VM.",
      "Fires after `for` (30 s): CPU saturation is judged over a sustained span.",
-     "`top -H -p $(pidof memcached)` for the busy threads; the clients' request rate.",
+     "`top -H -p $(pidof memcached)` for the busy threads; the clients' request rate; `vmstat 1` "
+     "for steal (st).",
      "Give memcached more CPU: more worker threads (-t) on more or faster cores, fewer round "
-     "trips (multi-get), or shard the cache over more instances.",
-     "CPU seconds per second per worker thread",
-     Subject::kTarget,
-     false,
-     levels(0.8, 0.95, 0.7, seconds(30), seconds(60)),
-     {},
-     check_cpu_saturated},
-    {Alert::kNetworkSaturated,
-     "NetworkSaturated",
-     "cause 4: the network interface is near its capacity",
-     "The NIC carrying memcached's traffic is near its capacity or dropping packets: handshakes "
-     "and replies are delayed or lost.",
-     "Utilisation of the link speed, the higher of receive and transmit (a ratio): warning from "
-     "0.8, critical from 0.95, clears below 0.7. Packets dropped in the window make it at least a "
-     "warning. A NIC without a known link speed has no utilisation (value null), never 0.",
+     "trips (multi-get), or shard the cache over more instances. When one thread is saturated "
+     "and the others are not, more threads do not help: spread the heavy client over more "
+     "connections, or shard its hot keys.",
+     "CPU seconds per second of the busiest worker thread (else per worker thread on average)",
+     Subject::kTarget, false, cpu_levels(), kCpuKeys, check_cpu_saturated},
+    {Alert::kNetworkSaturated, "NetworkSaturated",
+     "cause 4: the network interface is near its capacity, or loses packets",
+     "The NIC carrying memcached's traffic is near its capacity, past the cloud's allowance, or "
+     "packets are lost or delayed: handshakes and replies are delayed or lost.",
+     "Utilisation of the link speed (collectors.netdev.speeds where configured, else the "
+     "driver's), the higher of receive and transmit (a ratio): warning from 0.8, critical from "
+     "0.95, clears below 0.7. A NIC without a known speed has no utilisation (value null, the "
+     "reason in the evidence), never 0. Packets the NIC dropped in the window make it at least a "
+     "warning; a cloud allowance counter rising (AWS ENA's bw_in_, bw_out_, pps_, conntrack_ or "
+     "linklocal_allowance_exceeded) makes it "
+     "critical whatever the utilisation, naming the limit. Host-wide, on every watched NIC: TCP "
+     "retransmissions over segments sent from retransmit_warning (0.01) / retransmit_critical "
+     "(0.05) when at least 1000 were sent, packets the CPUs' receive backlogs dropped from "
+     "softnet_drops_warning (1) / softnet_drops_critical (100) in the window, and the TCP "
+     "handshake time of the fresh-connection probes from rtt_warning (0.01 s) / rtt_critical "
+     "(0.1 s).",
      "Fires after `for` (30 s).",
-     "`ip -s link show DEVICE`, `sar -n DEV 1`, the NIC's driver counters (`ethtool -S DEVICE`).",
+     "`ip -s link show DEVICE`, `sar -n DEV 1`, the NIC's driver counters (`ethtool -S DEVICE`: "
+     "allowance_exceeded on ENA), `nstat -az TcpRetransSegs TcpOutSegs`, "
+     "/proc/net/softnet_stat.",
      "Move memcached traffic to a dedicated or faster NIC or network, or send less across it "
-     "(smaller values, only the data needed).",
-     "utilisation of link speed",
-     Subject::kDevice,
-     false,
-     levels(0.8, 0.95, 0.7, seconds(30), seconds(60)),
-     {},
+     "(smaller values, only the data needed); on a cloud instance past its allowance, a larger "
+     "instance or fewer packets.",
+     "utilisation of link speed", Subject::kDevice, false, network_levels(), kNetworkKeys,
      check_network_saturated},
     {Alert::kSomaxconnTooLow,
      "SomaxconnTooLow",

@@ -5,6 +5,12 @@
 #include "daemon/alerts/observation.hpp"
 
 namespace mcb {
+
+static_assert(static_cast<std::size_t>(Series::kAllowanceLinklocal) -
+                      static_cast<std::size_t>(Series::kAllowanceBwIn) + 1 ==
+                  kAllowanceCount,
+              "one series per allowance, in Allowance order");
+
 namespace {
 
 template <class T>
@@ -128,10 +134,26 @@ const SubjectWindows& Windows::device(const std::string& name) const {
 
 void Windows::feed(const Observation& o, Duration retention) {
   const Steady now = o.now;
-  if (o.netstat != nullptr) {
+  if (o.netstat != nullptr || o.softnet != nullptr || o.cpu != nullptr) {
     SubjectWindows& w = fed("host", now).windows;
-    put(w, Series::kListenOverflows, as_double(o.netstat->listen_overflows), now, retention);
-    put(w, Series::kListenDrops, as_double(o.netstat->listen_drops), now, retention);
+    if (o.netstat != nullptr) {
+      const NetstatSample& n = *o.netstat;
+      put(w, Series::kListenOverflows, as_double(n.listen_overflows), now, retention);
+      put(w, Series::kListenDrops, as_double(n.listen_drops), now, retention);
+      put(w, Series::kSentSegments, as_double(n.out_segments), now, retention);
+      put(w, Series::kRetransmittedSegments, as_double(n.retransmitted_segments), now, retention);
+    }
+    if (o.softnet != nullptr) {
+      put(w, Series::kSoftnetDropped, static_cast<double>(o.softnet->dropped), now, retention);
+      put(w, Series::kSoftnetSqueezed, static_cast<double>(o.softnet->time_squeeze), now,
+          retention);
+    }
+    if (o.cpu != nullptr) {
+      const CpuTimes& t = o.cpu->times;
+      put(w, Series::kCpuSteal, static_cast<double>(t.steal), now, retention);
+      put(w, Series::kCpuIowait, static_cast<double>(t.iowait), now, retention);
+      put(w, Series::kCpuTotal, static_cast<double>(t.total()), now, retention);
+    }
   }
   for (const TargetView& t : o.targets) {
     const MemcachedSample& m = *t.memcached;
@@ -173,11 +195,21 @@ void Windows::feed(const Observation& o, Duration retention) {
       put(w, Series::kNicDrops,
           static_cast<double>(d.counters.receive_drops + d.counters.transmit_drops), now,
           retention);
+      if (!d.driver) continue;
+      for (std::size_t a = 0; a < kAllowanceCount; ++a) {
+        put(w, allowance_series(static_cast<Allowance>(a)),
+            as_double(d.driver->allowance_exceeded[a]), now, retention);
+      }
     }
   }
   // Subjects not fed for a day (a target removed on reload, a NIC unplugged) are forgotten.
   std::erase_if(subjects_,
                 [&](const auto& kv) { return kv.second.fed < now - std::chrono::hours(24); });
+}
+
+Series allowance_series(Allowance a) {
+  return static_cast<Series>(static_cast<std::size_t>(Series::kAllowanceBwIn) +
+                             static_cast<std::size_t>(a));
 }
 
 }  // namespace mcb

@@ -20,6 +20,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "collectors/ethtool.hpp"
 #include "config/duration.hpp"
 
 namespace mcb {
@@ -44,6 +45,22 @@ enum class Series : std::uint8_t {
   kListenerPeak,
   // A NIC: receive and transmit drops.
   kNicDrops,
+  // Host (per network namespace): Tcp OutSegs and RetransSegs of /proc/net/snmp.
+  kSentSegments,
+  kRetransmittedSegments,
+  // Host: /proc/net/softnet_stat, all CPUs.
+  kSoftnetDropped,
+  kSoftnetSqueezed,
+  // Host: /proc/stat CPU ticks, all CPUs: steal, iowait, and every mode together.
+  kCpuSteal,
+  kCpuIowait,
+  kCpuTotal,
+  // A NIC: the cloud allowance counters of its driver, in Allowance order.
+  kAllowanceBwIn,
+  kAllowanceBwOut,
+  kAllowancePps,
+  kAllowanceConntrack,
+  kAllowanceLinklocal,
   kCount,
 };
 
@@ -86,6 +103,9 @@ class SeriesWindow {
 
 // The windows of one subject.
 using SubjectWindows = std::array<SeriesWindow, static_cast<std::size_t>(Series::kCount)>;
+
+// The series of one of a NIC's allowance counters.
+Series allowance_series(Allowance a);
 
 inline const SeriesWindow& at(const SubjectWindows& w, Series s) {
   return w[static_cast<std::size_t>(s)];

@@ -68,6 +68,8 @@ collectors:
   memcached_threads: { enabled: false }
 thresholds:
   SlowClients: { warning: 2, critical: 20, clear: 1, for: 1m, window: 2m }
+  NetworkSaturated: { retransmit_warning: 0.02, rtt_critical: 0.5, softnet_drops_warning: 10 }
+  MemcachedCpuSaturated: { steal_warning: 0.2 }
 paths: { procfs: /tmp/proc, sysfs: /tmp/sys }
 web: { listen_address: "127.0.0.1:9999" }
 log: { level: debug, format: json }
@@ -93,6 +95,12 @@ log: { level: debug, format: json }
   CHECK_FALSE(c->cpu.enabled);
   CHECK_FALSE(c->softnet.enabled);
   CHECK_FALSE(c->memcached_threads.enabled);
+  const AlertThreshold& net = c->thresholds.at("NetworkSaturated");
+  CHECK(net.retransmit_warning == 0.02);
+  CHECK(net.retransmit_critical == 0.05);  // the default stays
+  CHECK(net.rtt_critical == 0.5);
+  CHECK(net.softnet_drops_warning == 10);
+  CHECK(c->thresholds.at("MemcachedCpuSaturated").steal_warning == 0.2);
   CHECK(c->thresholds.at("SlowClients").window == std::chrono::minutes(2));
   CHECK(c->thresholds.at("SlowClients").for_ == std::chrono::minutes(1));
   CHECK(c->paths.procfs == "/tmp/proc");
