@@ -2,8 +2,8 @@
 // into it by real clients, watched by the built daemon, each test in its own network namespace
 // (its own kernel counters and somaxconn). Each asserts the alert of that cause in /alerts and
 // mcbacklog_alert_state, that the alerts of the other causes stay ok, and that `diagnose` names
-// the cause in its report and exit code. CPU and NIC saturation cannot be driven here and are
-// covered with synthetic samples (tests/unit/evaluator_test.cpp).
+// the cause in its report and exit code. CPU and NIC saturation are driven in cpu_test.cpp and
+// nic_test.cpp.
 
 #include <catch2/catch.hpp>
 
