@@ -1,7 +1,10 @@
 // Micro-benchmarks (Google Benchmark) of what one sampling cycle and one scrape cost in user space:
-// the parsers of memcached's replies, /proc/net/netstat + snmp and /proc/net/dev over the real
-// captures in tests/fixtures; the sock_diag reply parser and the aggregation of a dump into the
-// per-client sample at 1k to 18k connections; and the rendering of a whole /metrics body.
+// the parsers of memcached's replies, /proc/net/netstat + snmp, /proc/net/dev, /proc/stat,
+// softnet_stat, a thread's schedstat and the ethtool replies over the real captures in
+// tests/fixtures; the sock_diag reply parser and the aggregation of a dump into the per-client
+// sample at 1k to 18k connections; and the rendering of a whole /metrics body. Two measure the
+// system calls too, as a run makes them: the worker threads' CPU (one schedstat read per thread,
+// on this process's own threads named mc-worker) and a NIC's driver counters (two ioctls).
 //
 // Run: build/bench/micro_bench (add --benchmark_min_time=0.01 for a quick pass).
 
@@ -10,23 +13,34 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/tcp.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include <benchmark/benchmark.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "collectors/cpu.hpp"
+#include "collectors/ethtool.hpp"
 #include "collectors/inet_diag.hpp"
 #include "collectors/memcached.hpp"
 #include "collectors/memcached_protocol.hpp"
+#include "collectors/memcached_threads.hpp"
 #include "collectors/netdev.hpp"
 #include "collectors/netstat.hpp"
+#include "collectors/proc_stat.hpp"
+#include "collectors/procfs.hpp"
 #include "collectors/sockdiag.hpp"
+#include "collectors/softnet.hpp"
 #include "common/families.hpp"
 
 namespace {
@@ -80,6 +94,120 @@ void BM_NetDev(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_NetDev);
+
+void BM_CpuStat(benchmark::State& state) {
+  const std::string stat = fixture("proc/stat");
+  for (auto _ : state) {
+    auto cpu = must(mcb::parse_cpu_stat(stat));
+    benchmark::DoNotOptimize(cpu);
+  }
+}
+BENCHMARK(BM_CpuStat);
+
+void BM_SoftnetStat(benchmark::State& state) {
+  const std::string text = fixture("proc/net/softnet_stat");
+  for (auto _ : state) {
+    auto cpus = must(mcb::parse_softnet_stat(text));
+    benchmark::DoNotOptimize(cpus);
+  }
+}
+BENCHMARK(BM_SoftnetStat);
+
+std::vector<std::byte> bytes_of(const std::string& s) {
+  std::vector<std::byte> out(s.size());
+  std::memcpy(out.data(), s.data(), s.size());
+  return out;
+}
+
+// The steady reading of a driver's counters in user space: its values, mapped to the kept set.
+void BM_EthtoolStats(benchmark::State& state) {
+  const auto names =
+      must(mcb::parse_gstrings(bytes_of(fixture("ethtool/virtio_net-eth0.strings"))));
+  const auto stats = bytes_of(fixture("ethtool/virtio_net-eth0.stats"));
+  const mcb::DriverCounterMap map(names);
+  for (auto _ : state) {
+    auto counters = map.apply(must(mcb::parse_gstats(stats)));
+    benchmark::DoNotOptimize(counters);
+  }
+}
+BENCHMARK(BM_EthtoolStats);
+
+// A steady read of one NIC's driver counters, system calls included: the first device of this
+// network namespace whose driver has statistics.
+void BM_EthtoolRead(benchmark::State& state) {
+  mcb::EthtoolReader reader;
+  std::string device;
+  for (const auto& entry : std::filesystem::directory_iterator("/sys/class/net")) {
+    const std::string name = entry.path().filename();
+    auto read = reader.read(name);
+    if (read && read->has_value()) {
+      device = name;
+      break;
+    }
+  }
+  if (device.empty()) throw std::runtime_error("no device here has driver statistics");
+  for (auto _ : state) {
+    auto counters = must(reader.read(device));
+    benchmark::DoNotOptimize(counters);
+  }
+  state.SetLabel(device);
+}
+BENCHMARK(BM_EthtoolRead)->Unit(benchmark::kMicrosecond);
+
+void BM_ThreadSchedstat(benchmark::State& state) {
+  const std::string text = fixture("process/task_schedstat");
+  for (auto _ : state) {
+    auto ns = must(mcb::parse_schedstat(text));
+    benchmark::DoNotOptimize(ns);
+  }
+}
+BENCHMARK(BM_ThreadSchedstat);
+
+// A steady run of the memcached_threads collector on this process, with `range(0)` threads named
+// mc-worker (memcached's -t): one schedstat read per worker thread.
+void BM_WorkerThreadsRun(benchmark::State& state) {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> workers;
+  for (int i = 0; i < state.range(0); ++i) {
+    workers.emplace_back([&stop] {
+      ::prctl(PR_SET_NAME, "mc-worker");
+      while (!stop) std::this_thread::sleep_for(1ms);
+    });
+  }
+  std::this_thread::sleep_for(50ms);  // every thread has named itself
+  const auto stat = must(mcb::parse_proc_stat(must(mcb::read_file("/proc/self/stat"))));
+  const double boot = must(mcb::parse_boot_time(must(mcb::read_file("/proc/stat"))));
+  const double started = boot + stat.start_ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  std::vector<mcb::MemcachedSample> samples(1);
+  mcb::MemcachedSample& m = samples[0];
+  m.target = "bench";
+  m.up = true;
+  m.time = std::chrono::steady_clock::now();
+  m.stats.pid = ::getpid();
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  m.stats.uptime = static_cast<std::int64_t>(now - started) + 62;
+  mcb::MemcachedThreadsCollector collector(
+      [&] { return std::span<const mcb::MemcachedSample>(samples); }, "/proc");
+  auto run = [&] {
+    std::optional<mcb::Status> result;
+    collector.collect([&](mcb::Status s) { result = std::move(s); });
+    if (!result || !*result) throw std::runtime_error("the memcached_threads run failed");
+  };
+  run();  // the process check and the thread list
+  if (collector.last()->targets.at(0).view != mcb::ThreadView::kPerThread ||
+      collector.last()->targets.at(0).workers != static_cast<std::size_t>(state.range(0))) {
+    throw std::runtime_error("the benchmark's threads were not found: " +
+                             collector.last()->targets.at(0).reason);
+  }
+  const auto reads = collector.thread_reads();
+  for (auto _ : state) run();
+  state.counters["reads_per_run"] = static_cast<double>(collector.thread_reads() - reads) /
+                                    static_cast<double>(state.iterations());
+  stop = true;
+  for (auto& t : workers) t.join();
+}
+BENCHMARK(BM_WorkerThreadsRun)->Arg(4)->Arg(16)->Arg(64)->Unit(benchmark::kMicrosecond);
 
 // `count` established IPv4 connections to port 11211 from `clients` distinct addresses
 // (10.0.x.y), as parsed DiagSockets, after one listener.
@@ -203,6 +331,9 @@ mcb::Families all_families() {
     netdev.devices.push_back(std::move(device));
   }
   append(mcb::netdev_families(netdev));
+  append(mcb::cpu_families(must(mcb::parse_cpu_stat(fixture("proc/stat"))), 100));
+  append(mcb::softnet_families(
+      mcb::sum_softnet(must(mcb::parse_softnet_stat(fixture("proc/net/softnet_stat"))))));
 
   const auto sockets = connections(18000, 1000);
   append(mcb::sockdiag_families(mcb::sockdiag_sample(sockets, watched_11211()), 100ms, 15s));
