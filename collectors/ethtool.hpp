@@ -4,7 +4,7 @@
 // names) and ETHTOOL_GSTATS (their values). None of the three needs a privilege.
 //
 // Of the hundreds of statistics drivers name, mcbacklogd keeps a bounded, documented set
-// (docs/network-and-cpu.md):
+// (docs/hosts.md):
 //  - the cloud limits AWS ENA counts: bw_in_allowance_exceeded, bw_out_allowance_exceeded,
 //    pps_allowance_exceeded, conntrack_allowance_exceeded, linklocal_allowance_exceeded (packets
 //    the hypervisor queued or dropped because the instance went past its allowance), and the

@@ -224,7 +224,7 @@ void render_signals(std::string& out, const Observation& o) {
   if (o.netdev != nullptr) {
     if (o.netdev->devices.empty()) {
       line(out, "NICs",
-           "none watched (collectors.netdev.include and exclude, docs/network-and-cpu.md)");
+           "none watched (collectors.netdev.include and exclude, docs/hosts.md)");
     }
     for (const NetdevDevice& d : o.netdev->devices) {
       auto pct = [](const std::optional<double>& v) {
