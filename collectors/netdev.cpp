@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 
 #include "collectors/procfs.hpp"
 #include "collectors/sysctl.hpp"
@@ -152,6 +153,13 @@ DeviceFacts read_device_facts(const std::string& sysfs, const std::string& name)
   f.backed = exists(dir + "/device");
   f.bond = exists(dir + "/bonding");
   f.bond_member = exists(dir + "/bonding_slave");
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename().string().starts_with("lower_")) {
+      f.stacked = true;
+      break;
+    }
+  }
   return f;
 }
 
@@ -164,7 +172,8 @@ std::set<std::string, std::less<>> default_selection(std::span<const DeviceFacts
   // No NIC of its own: a pod's or container's namespace, whose way out is a veth (or a macvlan,
   // ipvlan) paired with or stacked on a device of another namespace.
   for (const DeviceFacts& d : devices) {
-    if (d.driver == "veth" || d.driver == "macvlan" || d.driver == "ipvlan") out.insert(d.name);
+    const bool stackable = d.driver == "macvlan" || d.driver == "ipvlan";
+    if (d.driver == "veth" || (stackable && !d.stacked)) out.insert(d.name);
   }
   return out;
 }

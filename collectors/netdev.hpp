@@ -55,6 +55,10 @@ struct DeviceFacts {
   bool backed = false;       // it has a `device` link: a bus device (PCI, virtio, VMBus, Xen)
   bool bond = false;         // a bonding master (`bonding` directory)
   bool bond_member = false;  // enslaved to a bond (`bonding_slave` directory)
+  // Stacked on a device of this namespace (a `lower_<name>` link): a macvlan or VLAN whose
+  // traffic the device below already counts. A pod's macvlan eth0, whose lower device is in the
+  // host's namespace, has none.
+  bool stacked = false;
   std::string driver;        // ETHTOOL_GDRVINFO's: "veth", "macvlan", "bridge"; "" unknown
 };
 
@@ -65,8 +69,9 @@ DeviceFacts read_device_facts(const std::string& sysfs, const std::string& name)
 // Pure: the devices watched by default, those that carry traffic off the host:
 //  - those backed by a device (physical NICs, virtio, ENA, gVNIC, Hyper-V, Xen), except bond
 //    members, and the bonds themselves (a bond instead of its members);
-//  - where there are none of these (a pod's or container's network namespace), its veth,
-//    macvlan and ipvlan devices: a pod's eth0 and the like, whose other end is outside.
+//  - where there are none of these (a pod's or container's network namespace), its veth devices
+//    and the macvlan and ipvlan devices not stacked on a device of the namespace: a pod's eth0
+//    and the like, whose other end is outside.
 // Never loopback, bridges, ifb, dummy, tun/tap, VLANs, vxlan, or a veth or macvlan beside a NIC.
 std::set<std::string, std::less<>> default_selection(std::span<const DeviceFacts> devices);
 

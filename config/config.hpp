@@ -101,8 +101,8 @@ struct AlertThreshold {
   // verdict blames the VM.
   double steal_warning = 0;
   // NetworkSaturated: TCP segments retransmitted over those sent (a ratio), packets the CPUs'
-  // receive backlogs dropped (a count over the window), and the stats connections' round-trip
-  // time (seconds).
+  // receive backlogs dropped (a count over the window), and the TCP handshake of the
+  // fresh-connection probe, a round-trip time (seconds).
   double retransmit_warning = 0;
   double retransmit_critical = 0;
   double softnet_drops_warning = 0;

@@ -207,11 +207,15 @@ TEST_CASE("nic: in a namespace without a NIC of its own the veth to the outside 
   }));
   run("ip link add mcb0 type veth peer name mcb1 netns " + std::to_string(outside.pid()));
   run("ip link set mcb0 up");
-  // Devices that carry nothing off the host.
+  // Devices that carry nothing off the host, or nothing mcb0 does not count already.
   run("ip link add ifb7 type ifb");
   run("ip link set ifb7 up");
   run("ip link add br7 type bridge");
   run("ip tuntap add tap7 mode tap");
+  run("ip link add vx7 type vxlan id 7 dstport 4789 dev mcb0");
+  run("ip link add link mcb0 name mv7 type macvlan mode bridge");  // stacked on mcb0
+  run("ip link set vx7 up");
+  run("ip link set mv7 up");
   test::PrivateSysfs sysfs;
   test::Daemon d(
       "interval: 200ms\ntargets: []\ncollectors:\n  sockdiag: { enabled: false }\n"
@@ -222,7 +226,7 @@ TEST_CASE("nic: in a namespace without a NIC of its own the veth to the outside 
       [&](const std::string& text) { return test::metric_value(text, rx).has_value(); });
   INFO(d.output());
   REQUIRE(m.has_value());
-  for (const char* other : {"lo", "ifb7", "br7", "tap7"}) {
+  for (const char* other : {"lo", "ifb7", "br7", "tap7", "vx7", "mv7"}) {
     INFO(other);
     CHECK_FALSE(
         test::metric_value(

@@ -262,10 +262,15 @@ TEST_CASE("netdev: the default selection from what each device is", "[collectors
                                facts("eth0.5", false, "802.1Q VLAN Support"),
                                facts("tunl0", false, "ipip")};
   CHECK(default_selection(pod) == Set{"eth0"});
-  // A pod whose eth0 is a macvlan or an ipvlan.
+  // A pod whose eth0 is a macvlan or an ipvlan (of a device in the host's namespace).
   CHECK(default_selection(std::vector<DeviceFacts>{facts("net1", false, "macvlan"),
                                                    facts("net2", false, "ipvlan")}) ==
         Set{"net1", "net2"});
+  // A macvlan stacked on the pod's own veth: the veth counts its traffic already.
+  DeviceFacts stacked = facts("mv0", false, "macvlan");
+  stacked.stacked = true;
+  CHECK(default_selection(std::vector<DeviceFacts>{facts("eth0", false, "veth"), stacked}) ==
+        Set{"eth0"});
   // Bonds instead of their members.
   DeviceFacts member = facts("eth1", true, "ixgbe");
   member.bond_member = true;
@@ -283,12 +288,15 @@ TEST_CASE("netdev: what sysfs says of a device is read from its files", "[collec
   std::filesystem::create_directories(root.path() + "/class/net/eth0/device");
   std::filesystem::create_directories(root.path() + "/class/net/eth1/bonding_slave");
   std::filesystem::create_directories(root.path() + "/class/net/bond0/bonding");
+  std::filesystem::create_directories(root.path() + "/class/net/mv0/lower_eth0");
   const DeviceFacts eth0 = read_device_facts(root.path(), "eth0");
   CHECK(eth0.known);
   CHECK(eth0.backed);
   CHECK_FALSE(eth0.bond);
   CHECK(read_device_facts(root.path(), "eth1").bond_member);
   CHECK(read_device_facts(root.path(), "bond0").bond);
+  CHECK(read_device_facts(root.path(), "mv0").stacked);
+  CHECK_FALSE(eth0.stacked);
   CHECK_FALSE(read_device_facts(root.path(), "eth9").known);
 }
 
