@@ -59,7 +59,7 @@ struct DeviceFacts {
   // traffic the device below already counts. A pod's macvlan eth0, whose lower device is in the
   // host's namespace, has none.
   bool stacked = false;
-  std::string driver;        // ETHTOOL_GDRVINFO's: "veth", "macvlan", "bridge"; "" unknown
+  std::string driver;  // ETHTOOL_GDRVINFO's: "veth", "macvlan", "bridge"; "" unknown
 };
 
 // Reads what <sysfs>/class/net/<name> says of a device (not its driver); a device that sysfs does
@@ -123,8 +123,8 @@ class NetdevCollector final : public FileCollector<NetdevSample> {
 
   std::string procfs_;
   std::string sysfs_;
-  std::optional<std::regex> include_;                  // absent: the default selection
-  std::optional<std::regex> exclude_;                  // absent: none
+  std::optional<std::regex> include_;  // absent: the default selection
+  std::optional<std::regex> exclude_;  // absent: none
   std::optional<std::string> regex_error_;
   std::map<std::string, double, std::less<>> speeds_;  // bits per second
   EthtoolReader ethtool_;  // drivers' names for the default selection, and their counters

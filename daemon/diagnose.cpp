@@ -223,8 +223,7 @@ void render_signals(std::string& out, const Observation& o) {
   }
   if (o.netdev != nullptr) {
     if (o.netdev->devices.empty()) {
-      line(out, "NICs",
-           "none watched (collectors.netdev.include and exclude, docs/hosts.md)");
+      line(out, "NICs", "none watched (collectors.netdev.include and exclude, docs/hosts.md)");
     }
     for (const NetdevDevice& d : o.netdev->devices) {
       auto pct = [](const std::optional<double>& v) {
