@@ -323,7 +323,7 @@ Result<NetdevSample> NetdevCollector::read() {
     if (driver_stats_) {
       auto driver = ethtool_.read(c.device);
       if (driver) {
-        d.driver = std::move(*driver);
+        d.driver = *driver;
       } else {
         d.driver_error = driver.error().message;
       }

@@ -209,7 +209,8 @@ void render_signals(std::string& out, const Observation& o) {
   }
   if (o.softnet != nullptr) {
     line(out, "receive backlogs (softnet_stat)",
-         fmt::format("{} dropped, {} squeezed since boot, {}", num(o.softnet->dropped),
+         fmt::format("{} dropped, {} squeezed since boot, {}",
+                     num(static_cast<double>(o.softnet->dropped)),
                      plural(static_cast<double>(o.softnet->time_squeeze), "time"),
                      plural(o.softnet->cpus, "CPU")));
   }

@@ -1110,6 +1110,7 @@ std::optional<Alert> find_alert(std::string_view name) {
 AlertSchemas alert_schemas() {
   static const std::vector<AlertSchema> kSchemas = [] {
     std::vector<AlertSchema> out;
+    out.reserve(kRules.size());
     for (const Rule& r : kRules) {
       out.push_back(AlertSchema{r.name, r.defaults, r.lower_is_worse, r.extra_keys});
     }
