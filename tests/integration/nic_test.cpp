@@ -240,3 +240,42 @@ TEST_CASE("nic: in a namespace without a NIC of its own the veth to the outside 
   // veth reports a speed of its own (10 Gbit/s), so its utilisation is measured.
   CHECK(test::metric_value(*m, R"(mcbacklog_network_speed_bytes{device="mcb0"})").has_value());
 }
+
+TEST_CASE("nic: a device without a known speed has no utilisation, and the alert's value is null",
+          "[integration][netdev][nic]") {
+  test::enter_private_netns();
+  // A bridge without ports reports -1; ifb's speed read fails with EINVAL.
+  run("ip link add br7 type bridge");
+  run("ip link add ifb7 type ifb");
+  run("ip link set br7 up");
+  run("ip link set ifb7 up");
+  test::PrivateSysfs sysfs;
+  test::Daemon d(
+      "interval: 200ms\ntargets: []\n"
+      "collectors:\n  sockdiag: { enabled: false }\n"
+      "  netdev: { include: \"^(br7|ifb7)$\" }\n"
+      "paths: { sysfs: " +
+      sysfs.path() + " }\n");
+  for (const char* device : {"br7", "ifb7"}) {
+    INFO(device);
+    const AlertStatus a = wait_for_network(d, device, Level::kOk);
+    REQUIRE(a.verdict.has_value());
+    CHECK_FALSE(a.verdict->value.has_value());  // null in /alerts, never a measured-looking 0
+    CHECK_THAT(test::evidence(a), Contains(std::string(device) + " reports no link speed") &&
+                                      Contains("give it under collectors.netdev.speeds"));
+  }
+  const auto reply = d.get("/alerts");
+  REQUIRE(reply.ok());
+  CHECK_THAT(reply->body, Contains(R"("value":null)"));
+  const std::string m = d.metrics();
+  CHECK(
+      test::metric_value(m, R"(mcbacklog_network_receive_bytes_total{device="br7"})").has_value());
+  for (const char* series :
+       {R"(mcbacklog_network_speed_bytes{device="br7"})",
+        R"(mcbacklog_network_speed_bytes{device="ifb7"})",
+        R"(mcbacklog_network_utilization_ratio{device="br7",direction="receive"})",
+        R"(mcbacklog_network_utilization_ratio{device="ifb7",direction="transmit"})"}) {
+    INFO(series);
+    CHECK_FALSE(test::metric_value(m, series).has_value());
+  }
+}
