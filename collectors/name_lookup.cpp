@@ -138,10 +138,17 @@ class Pool {
       std::lock_guard lock(r->mutex);
       if (!r->active) continue;
       r->active = false;
-      asio::post(*r->loop, [handler = std::move(r->handler), error = std::move(error),
-                            addresses = std::move(addresses)]() mutable {
-        handler(std::move(error), std::move(addresses));
-      });
+      // The handler stays in the request until the answer runs on the loop, so a cancel() that
+      // comes between this post and that run still takes it, and it never runs after cancel().
+      asio::post(*r->loop,
+                 [r, error = std::move(error), addresses = std::move(addresses)]() mutable {
+                   NameLookup::Handler handler;
+                   {
+                     std::lock_guard lock(r->mutex);
+                     handler = std::move(r->handler);
+                   }
+                   if (handler) handler(std::move(error), std::move(addresses));
+                 });
       r->loop.reset();
     }
   }

@@ -69,6 +69,28 @@ TEST_CASE("name lookup: a cancelled lookup never calls its handler, which is des
   CHECK_FALSE(called);
 }
 
+TEST_CASE(
+    "name lookup: a cancel() after the answer was posted still keeps the handler from running",
+    "[collectors][lookup]") {
+  // The pool answers at some point after start(); cancelling at every moment from at once to
+  // well after the answer was posted (localhost answers from /etc/hosts in microseconds) must
+  // never let the handler run, and must destroy it in cancel().
+  boost::asio::io_context io;
+  int called = 0;
+  for (int round = 0; round < 300; ++round) {
+    auto owned = std::make_shared<int>(0);
+    auto lookup = NameLookup::start(io, "localhost", 1,
+                                    [owned, &called](const std::string&, auto) { ++called; });
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(round * 5);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    lookup->cancel();
+    CHECK(owned.use_count() == 1);
+  }
+  io.run_for(std::chrono::milliseconds(300));
+  CHECK(called == 0);
+}
+
 TEST_CASE("name lookup: destroying the io_context drops the handlers of lookups in flight",
           "[collectors][lookup]") {
   auto owned = std::make_shared<int>(0);
