@@ -34,8 +34,15 @@ echo "pod $pod at $address: containers $daemon, $memcached (up in $((SECONDS - s
 
 metrics=""
 scrape() { metrics=$(curl -sf --max-time 5 "http://$address:9741/metrics"); }
-up() { scrape && [ "$(metric "$metrics" 'memcached_up{target="memcached"}')" = 1 ]; }
-if ! wait_for 60 "memcached_up{target=\"memcached\"} 1 at http://$address:9741/metrics" up; then
+listener_max() {
+  metric "$metrics" 'mcbacklog_accept_queue_max{address="0.0.0.0",port="11211"}' ||
+    metric "$metrics" 'mcbacklog_accept_queue_max{address="::",port="11211"}'
+}
+# memcached answers, and the daemon has seen its listener (a sample after memcached started).
+up() {
+  scrape && [ "$(metric "$metrics" 'memcached_up{target="memcached"}')" = 1 ] && listener_max >/dev/null
+}
+if ! wait_for 60 "memcached_up{target=\"memcached\"} 1 and its listener at http://$address:9741/metrics" up; then
   podman logs "$daemon" >&2 || true
   podman logs "$memcached" >&2 || true
   exit 1
@@ -46,8 +53,7 @@ echo "--- the pod's kernel, not the host's"
 [ "$(cat /proc/sys/net/core/somaxconn)" = 333 ] || fail "the host's somaxconn is not 333"
 [ "$(metric "$metrics" mcbacklog_somaxconn)" = 4096 ] ||
   fail "mcbacklog_somaxconn is $(metric "$metrics" mcbacklog_somaxconn || echo absent), not the pod's 4096"
-max=$(metric "$metrics" 'mcbacklog_accept_queue_max{address="0.0.0.0",port="11211"}' ||
-  metric "$metrics" 'mcbacklog_accept_queue_max{address="::",port="11211"}' || true)
+max=$(listener_max || true)
 [ "$max" = 1024 ] || fail "memcached's listener max queue is '${max:-absent}', not min(-b 1024, somaxconn 4096)"
 
 podman kill --signal STOP "$memcached" >/dev/null
