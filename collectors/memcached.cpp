@@ -292,11 +292,14 @@ MemcachedSample MemcachedCollector::sample_of(Target& t) {
   s.endpoint = t.config.address;
   s.probe_enabled = t.config.probe_interval.count() > 0;
   s.time = SteadyClock::now();
-  const StatsReply reply = t.reply ? std::move(*t.reply) : StatsReply{};
+  StatsReply reply = t.reply ? std::move(*t.reply) : StatsReply{};
+  if (!t.reply) reply.failure = FailureKind::kNoReply;
   if (!reply.stats) {
     s.error = reply.stats.error().message;
+    s.failure = reply.failure;
   } else if (auto typed = memcached_stats(*reply.stats); !typed) {
     s.error = "stats: " + typed.error().message;
+    s.failure = FailureKind::kProtocol;
   } else {
     s.up = true;
     s.time = reply.received;
@@ -306,7 +309,10 @@ MemcachedSample MemcachedCollector::sample_of(Target& t) {
   const auto now = SteadyClock::now();
   if (!s.up) {
     if (t.stats_log.failed(s.error, now)) {
-      spdlog::warn("memcached target {} is down: {}", describe(t.config), s.error);
+      spdlog::warn("memcached target {} is down: {}{}{}", describe(t.config), s.error,
+                   s.failure == FailureKind::kNotTextProtocol ? "; " : "",
+                   s.failure == FailureKind::kNotTextProtocol ? failure_kind_causes(s.failure)
+                                                              : std::string_view());
     }
   } else {
     if (t.stats_log.succeeded()) spdlog::info("memcached target {} is up", describe(t.config));

@@ -48,14 +48,15 @@ struct ProbeHistogram {
 
 // One target as of the last run.
 struct MemcachedSample {
-  std::string target;            // the `target` label: the configured name, or the address
-  std::string address;           // "host:port", "[v6]:port" or "unix:/path"
-  Endpoint endpoint;             // the configured address, parsed
-  bool probe_enabled = false;    // the target has a probe_interval
-  bool up = false;               // `stats` answered in this run
-  std::string error;             // why not up
-  SteadyClock::time_point time;  // when `stats` answered, or when the run gave up
-  MemcachedStats stats;          // meaningful when up
+  std::string target;          // the `target` label: the configured name, or the address
+  std::string address;         // "host:port", "[v6]:port" or "unix:/path"
+  Endpoint endpoint;           // the configured address, parsed
+  bool probe_enabled = false;  // the target has a probe_interval
+  bool up = false;             // `stats` answered in this run
+  std::string error;           // why not up: what was seen
+  FailureKind failure = FailureKind::kNone;     // why not up: its kind
+  SteadyClock::time_point time;                 // when `stats` answered, or when the run gave up
+  MemcachedStats stats;                         // meaningful when up
   std::optional<MemcachedSettings> settings;    // absent when `stats settings` failed
   std::optional<double> cpu_utilization_ratio;  // needs two answers from the same process
 

@@ -168,6 +168,11 @@ Result<std::string> parse_version_reply(std::string_view line) {
   return std::string(text.substr(kPrefix.size()));
 }
 
+bool at_connection_limit(std::string_view reply) {
+  constexpr std::string_view kTooMany = "ERROR Too many open connections";
+  return reply.substr(0, kTooMany.size()) == kTooMany;
+}
+
 Result<MemcachedStats> memcached_stats(const StatsMap& m) {
   MemcachedStats s;
   if (auto v = m.find("version"); v != m.end()) s.version = v->second;

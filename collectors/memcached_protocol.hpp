@@ -49,6 +49,10 @@ Result<StatsMap> parse_stats(std::string_view reply);
 // connections").
 Result<std::string> parse_version_reply(std::string_view line);
 
+// Pure. True when `reply` is memcached's refusal at its connection limit in maxconns_fast mode:
+// it accepts the connection, sends "ERROR Too many open connections" and closes.
+bool at_connection_limit(std::string_view reply);
+
 // The stats mcbacklogd uses, typed. A stat this memcached does not report is absent
 // (rejected_connections with -o no_maxconns_fast, everything but a few on old versions).
 struct MemcachedStats {

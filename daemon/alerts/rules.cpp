@@ -154,9 +154,8 @@ std::optional<Verdict> check_memcached_down(const RuleInput& in) {
   }
   // Alive and at its connection limit: it said so, or its listener is open with a max queue of 0
   // (only a running memcached stops accepting). That is MaxConnectionsNear, not down.
-  const bool at_limit = classify_failure(m.error) == FailureKind::kAtLimit ||
-                        (m.probe && classify_failure(m.probe->error) == FailureKind::kAtLimit) ||
-                        closed != nullptr;
+  const bool at_limit = m.failure == FailureKind::kAtLimit ||
+                        (m.probe && m.probe->failure == FailureKind::kAtLimit) || closed != nullptr;
   Verdict v;
   v.value = !m.up && probe_failing && !at_limit ? 1 : 0;
   v.threshold = 1;
@@ -176,7 +175,7 @@ std::optional<Verdict> check_memcached_down(const RuleInput& in) {
   }
   if (v.level != Level::kOk) {
     const std::string& why = m.error;
-    if (classify_failure(why) == FailureKind::kProtocol) {
+    if (m.failure == FailureKind::kNotTextProtocol) {
       v.fix =
           "memcached accepted the connection but did not answer in the text protocol, the only "
           "one mcbacklogd reads: it runs with -B binary (or -S, which implies it), or with TLS "
@@ -458,8 +457,8 @@ std::optional<Verdict> check_max_connections_near(const RuleInput& in) {
   if (m.up && m.stats.accepting_conns && *m.stats.accepting_conns == 0) {
     seen.emplace_back("memcached is not accepting now (accepting_conns 0)");
   }
-  if (classify_failure(m.error) == FailureKind::kAtLimit ||
-      (m.probe && classify_failure(m.probe->error) == FailureKind::kAtLimit)) {
+  if (m.failure == FailureKind::kAtLimit ||
+      (m.probe && m.probe->failure == FailureKind::kAtLimit)) {
     seen.emplace_back(
         "memcached answered a new connection with \"ERROR Too many open connections\"");
   }

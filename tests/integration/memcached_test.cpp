@@ -285,9 +285,9 @@ TEST_CASE("memcached: hostile servers give up 0 with a reason and bounded memory
       "memcached target cut (" + cut.address() + ") is down: memcached closed the connection",
       "memcached target silent (" + silent.address() + ") is down: no reply to stats within 100ms",
       "memcached target garbage (" + garbage.address() +
-          ") is down: protocol error: unexpected line",
+          ") is down: connection accepted, but the reply is not text",
       "memcached target huge (" + huge.address() +
-          ") is down: protocol error: a reply longer than 65536 bytes",
+          ") is down: protocol error: a reply longer than 262144 bytes",
       "memcached target no_settings (" + no_settings.address() + "): stats settings failed"};
   for (const std::string& reason : reasons) {
     (void)test::eventually([&] { return d.output().find(reason) != std::string::npos; }, 30s);
@@ -326,4 +326,32 @@ TEST_CASE("memcached: a target removed on reload leaves /metrics and the probe h
   REQUIRE(after.has_value());
   CHECK(gaps == 0);
   CHECK_THAT(d.output(), Contains("configuration reloaded"));
+}
+
+TEST_CASE(
+    "memcached: memcached with -B binary is down as a connection accepted and closed without a "
+    "text reply, and the log names the fix",
+    "[integration][memcached]") {
+  test::enter_private_netns();
+  test::Memcached::Listen listen;
+  listen.text_protocol = false;
+  test::Memcached binary({"-B", "binary"}, listen);
+  test::Memcached text;
+  test::Daemon d(config({{"binary", binary.address(), "200ms"}, {"text", text.address()}}));
+  const auto m = d.wait_for_metrics([](const std::string& t) {
+    return up_is("binary", 0)(t) && up_is("text", 1)(t) &&
+           of(t, "mcbacklog_probe_success", "binary") == 0;
+  });
+  REQUIRE(m.has_value());
+  REQUIRE(test::eventually([&] {
+    return d.output().find("memcached target binary (" + binary.address() + ") is down") !=
+           std::string::npos;
+  }));
+  const std::string log = d.output();
+  INFO(log);
+  CHECK_THAT(log, Contains("is down: connection accepted, then closed without a text reply; "));
+  CHECK_THAT(log, Contains("-B auto"));
+  CHECK_THAT(log, Contains("notls:"));
+  CHECK_THAT(log, Contains("probe of memcached target binary (" + binary.address() +
+                           ") failed: connection accepted, then closed without a text reply"));
 }

@@ -77,6 +77,8 @@ bool reply_complete(const std::string& reply) {
   return false;
 }
 
+}  // namespace
+
 std::uint16_t free_port(const std::string& host) {
   const SocketAddress a =
       socket_address((host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":0");
@@ -94,8 +96,6 @@ std::uint16_t free_port(const std::string& host) {
   return ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                            : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
 }
-
-}  // namespace
 
 RawConnection::RawConnection(const std::string& address, std::chrono::milliseconds timeout)
     : address_(address), timeout_(timeout) {
@@ -196,6 +196,10 @@ void Memcached::start() {
       [&] {
         if (!child_->running()) return true;
         try {
+          if (!listen_.text_protocol) {
+            RawConnection accepted(address(), std::chrono::milliseconds(500));
+            return true;
+          }
           return memcached_request(address(), "version\r\n", std::chrono::milliseconds(500))
                      .rfind("VERSION ", 0) == 0;
         } catch (const std::exception& e) {
@@ -438,6 +442,18 @@ FakeServer::Script huge_reply(std::size_t bytes) {
 
 FakeServer::Script without_settings(const StatsMap& stats) {
   return serve([reply = stats_reply(stats)](FakeConnection& c) { return c.send(reply); });
+}
+
+FakeServer::Script replies(std::map<std::string, std::function<std::string()>> replies) {
+  return [replies = std::move(replies)](FakeConnection& c) {
+    while (auto line = c.read_line()) {
+      const auto it = replies.find(*line);
+      const bool sent = *line == "version"    ? c.send("VERSION fake\r\n")
+                        : it != replies.end() ? c.send(it->second())
+                                              : c.send("ERROR\r\n");
+      if (!sent) return;
+    }
+  };
 }
 
 }  // namespace fake

@@ -62,6 +62,9 @@ std::string memcached_request(const std::string& address, const std::string& req
 // Parses "STAT name value" lines. Throws if the reply is not a stats reply.
 StatsMap parse_stat_lines(const std::string& reply);
 
+// A TCP port of `host` that nothing listens on now.
+std::uint16_t free_port(const std::string& host);
+
 class Memcached {
  public:
   // Where it listens: a free port of `host`, or a unix socket (and no TCP).
@@ -69,6 +72,9 @@ class Memcached {
     std::string host = "127.0.0.1";
     std::uint16_t port = 0;  // 0: a free port of `host`
     std::string unix_path;
+    // False for a memcached that does not answer text on this listener (-B binary, -S, -Z): it
+    // is started once it accepts connections.
+    bool text_protocol = true;
 
     static Listen tcp(std::string host, std::uint16_t port = 0) {
       Listen l;
@@ -84,7 +90,8 @@ class Memcached {
   };
 
   // Starts memcached with extra arguments (e.g. {"-c", "64"}) and waits until it answers
-  // `version`. Throws with its output otherwise.
+  // `version` (or, without the text protocol, accepts a connection). Throws with its output
+  // otherwise.
   Memcached(std::vector<std::string> args, Listen listen);
   explicit Memcached(std::vector<std::string> args = {}) : Memcached(std::move(args), Listen{}) {}
 
@@ -185,6 +192,9 @@ FakeServer::Script binary_garbage();
 FakeServer::Script huge_reply(std::size_t bytes);
 // Answers `stats` with `stats` and `stats settings` with "ERROR", as servers without settings do.
 FakeServer::Script without_settings(const StatsMap& stats);
+// Answers each command (a line such as "stats settings") with the reply `replies` has for it, made
+// on each request, and "ERROR" for any other: to replay captured replies, or vary them.
+FakeServer::Script replies(std::map<std::string, std::function<std::string()>> replies);
 
 }  // namespace fake
 

@@ -17,8 +17,10 @@ using Catch::Matchers::Contains;
 namespace {
 
 // A finished probe: succeeded with `version`, or failed with `error`, after `seconds`.
-ProbeResult probe_result(bool success, double seconds, std::string version, std::string error) {
+ProbeResult probe_result(bool success, double seconds, std::string version, std::string error,
+                         FailureKind kind = FailureKind::kNone) {
   ProbeResult p;
+  p.failure = kind;
   p.success = success;
   p.duration_seconds = seconds;
   p.version = std::move(version);
@@ -296,8 +298,8 @@ TEST_CASE("evaluator: a rejection counter the daemon's own probes contradict sta
   CHECK_THAT(e, Contains("50 connections rejected"));
   CHECK_THAT(e, Contains("contradicts what mcbacklogd observed"));
   // Once a probe fails too, the counter is believed.
-  r.target().probe =
-      probe_result(false, 1, "", "memcached replied: ERROR Too many open connections");
+  r.target().probe = probe_result(
+      false, 1, "", "memcached replied: ERROR Too many open connections", FailureKind::kAtLimit);
   ++r.target().probe_failures;
   *r.stats().rejected_connections += 5;
   r.step();
@@ -378,8 +380,10 @@ TEST_CASE("evaluator: a server that does not speak the text protocol is named, w
           "[alerts][evaluator]") {
   Run r;
   r.target().up = false;
-  r.target().error = "protocol error: memcached replied with bytes that are not the text protocol";
-  r.target().probe = probe_result(false, 0.002, "", r.target().error);
+  r.target().error = "connection accepted, then closed without a text reply";
+  r.target().failure = FailureKind::kNotTextProtocol;
+  r.target().probe =
+      probe_result(false, 0.002, "", r.target().error, FailureKind::kNotTextProtocol);
   r.step(6);
   CHECK(r.state("MemcachedDown") == Level::kCritical);
   const std::string fix = r.status("MemcachedDown").remediation;

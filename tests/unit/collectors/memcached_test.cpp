@@ -146,6 +146,14 @@ TEST_CASE("memcached: a stat with a value of the wrong form is an error naming i
   CHECK_FALSE(few->curr_connections.has_value());
 }
 
+TEST_CASE("memcached: at the connection limit is told from other error replies",
+          "[collectors][memcached]") {
+  CHECK(at_connection_limit("ERROR Too many open connections\r\n"));
+  CHECK_FALSE(at_connection_limit("ERROR\r\n"));
+  CHECK_FALSE(at_connection_limit("SERVER_ERROR out of memory\r\n"));
+  CHECK_FALSE(at_connection_limit("STAT pid 1\r\nEND\r\n"));
+}
+
 TEST_CASE("memcached: replies are framed line by line with a cap on line length",
           "[collectors][memcached]") {
   using Kind = ReplyEnd::Kind;
