@@ -66,7 +66,8 @@ T must(mcb::Result<T> result) {
 void BM_MemcachedStats(benchmark::State& state) {
   const std::string reply = fixture("memcached/stats.txt");
   for (auto _ : state) {
-    auto stats = must(mcb::memcached_stats(must(mcb::parse_stats(reply))));
+    std::vector<mcb::UnreadableStat> unreadable;
+    auto stats = mcb::memcached_stats(must(mcb::parse_stats(reply)), unreadable);
     benchmark::DoNotOptimize(stats);
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * reply.size()));
@@ -341,10 +342,10 @@ mcb::Families all_families() {
   mcb::MemcachedSample memcached;
   memcached.target = memcached.address = "127.0.0.1:11211";
   memcached.up = true;
-  memcached.stats =
-      must(mcb::memcached_stats(must(mcb::parse_stats(fixture("memcached/stats.txt")))));
-  memcached.settings =
-      must(mcb::memcached_settings(must(mcb::parse_stats(fixture("memcached/settings.txt")))));
+  memcached.stats = mcb::memcached_stats(must(mcb::parse_stats(fixture("memcached/stats.txt"))),
+                                         memcached.unreadable);
+  memcached.settings = mcb::memcached_settings(
+      must(mcb::parse_stats(fixture("memcached/settings.txt"))), memcached.unreadable);
   append(mcb::memcached_families({memcached}));
   return families;
 }

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/families.hpp"
+#include "common/text.hpp"
 
 namespace mcb {
 namespace {
@@ -297,13 +298,15 @@ MemcachedSample MemcachedCollector::sample_of(Target& t) {
   if (!reply.stats) {
     s.error = reply.stats.error().message;
     s.failure = reply.failure;
-  } else if (auto typed = memcached_stats(*reply.stats); !typed) {
-    s.error = "stats: " + typed.error().message;
-    s.failure = FailureKind::kProtocol;
   } else {
     s.up = true;
     s.time = reply.received;
-    s.stats = std::move(*typed);
+    s.stats = memcached_stats(*reply.stats, s.unreadable);
+    if (reply.settings) {
+      s.settings = memcached_settings(*reply.settings, s.unreadable);
+    } else {
+      s.settings_error = reply.settings.error().message;
+    }
   }
 
   const auto now = SteadyClock::now();
@@ -321,19 +324,13 @@ MemcachedSample MemcachedCollector::sample_of(Target& t) {
     }
     t.previous = s.stats;
     t.previous_time = s.time;
-    std::string settings_error;
-    if (!reply.settings) {
-      settings_error = reply.settings.error().message;
-    } else if (auto typed = memcached_settings(*reply.settings); !typed) {
-      settings_error = typed.error().message;
-    } else {
-      s.settings = *typed;
+    if (s.settings) {
       t.settings_log.succeeded();
-    }
-    if (!settings_error.empty() && t.settings_log.failed(settings_error, now)) {
+    } else if (t.settings_log.failed(s.settings_error, now)) {
       spdlog::warn("memcached target {}: stats settings failed, its series are left out: {}",
-                   describe(t.config), settings_error);
+                   describe(t.config), s.settings_error);
     }
+    log_unreadable(t, s.unreadable, now);
   }
 
   if (t.probe_timer) {
@@ -342,6 +339,29 @@ MemcachedSample MemcachedCollector::sample_of(Target& t) {
     s.probe_failures = t.probe_failures;
   }
   return s;
+}
+
+void MemcachedCollector::log_unreadable(Target& t, const std::vector<UnreadableStat>& unreadable,
+                                        SteadyClock::time_point now) {
+  if (unreadable.empty()) {
+    t.unreadable_log.succeeded();
+    return;
+  }
+  // The names decide when to log again; the values (which a counter changes every run) do not.
+  std::string names;
+  std::string quoted;
+  for (const UnreadableStat& u : unreadable) {
+    names += (names.empty() ? "" : " ") + u.command + ":" + u.name;
+    quoted += (quoted.empty() ? "" : ", ") + u.name + " " + quote_untrusted(u.value) + " (" +
+              u.command + ")";
+  }
+  if (t.unreadable_log.failed(names, now)) {
+    spdlog::warn(
+        "memcached target {}: cannot read {}; {} left out, with what derives from {}, the rest "
+        "is read",
+        describe(t.config), quoted, unreadable.size() == 1 ? "this stat is" : "these stats are",
+        unreadable.size() == 1 ? "it" : "them");
+  }
 }
 
 void MemcachedCollector::start_probes() {

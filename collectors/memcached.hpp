@@ -58,7 +58,11 @@ struct MemcachedSample {
   SteadyClock::time_point time;                 // when `stats` answered, or when the run gave up
   MemcachedStats stats;                         // meaningful when up
   std::optional<MemcachedSettings> settings;    // absent when `stats settings` failed
+  std::string settings_error;                   // why `stats settings` failed, when up
   std::optional<double> cpu_utilization_ratio;  // needs two answers from the same process
+  // Stats of this run's replies whose values could not be read: each is absent from `stats` and
+  // `settings`, with what derives from it.
+  std::vector<UnreadableStat> unreadable;
 
   // The fresh-connection probe (all empty when it is disabled).
   std::optional<ProbeResult> probe;  // the last one to finish, if any has
@@ -131,12 +135,15 @@ class MemcachedCollector final : public Collector,
     std::uint64_t probe_failures = 0;
     FailureLog stats_log;
     FailureLog settings_log{FailureLog::Clock::duration::max()};
+    FailureLog unreadable_log{std::chrono::minutes(10)};
     FailureLog probe_log;
   };
 
   void on_reply(std::size_t index, std::uint64_t run, StatsReply reply);
   void end_run();
   MemcachedSample sample_of(Target& t);
+  static void log_unreadable(Target& t, const std::vector<UnreadableStat>& unreadable,
+                             SteadyClock::time_point now);
   void start_probes();
   void schedule_probe(std::size_t index);
   void on_probe(std::size_t index, const ProbeResult& result);

@@ -82,21 +82,31 @@ std::optional<bool> yes_no(const std::string& s) {
   return std::nullopt;
 }
 
-// Sets `out` from stat `name` when it is present; `convert` gives nullopt for a value that is not
-// `form`.
-template <class T, class Convert>
-Status field(const StatsMap& m, std::string_view name, std::optional<T>& out, const char* form,
-             Convert convert) {
-  const auto it = m.find(name);
-  if (it == m.end()) return ok_status();
-  out = convert(it->second);
-  if (!out) return fail("stat " + std::string(name) + ": " + quote(it->second) + " is not " + form);
-  return ok_status();
-}
+// Reads the stats of one reply into typed fields; a value of the wrong form is left absent and
+// recorded.
+class Reader {
+ public:
+  Reader(const StatsMap& m, std::string_view command, std::vector<UnreadableStat>& unreadable)
+      : m_(m), command_(command), unreadable_(unreadable) {}
 
-Status parse_int(const StatsMap& m, std::string_view name, std::optional<std::int64_t>& out) {
-  return field(m, name, out, "an integer", number<std::int64_t>);
-}
+  // Sets `out` from stat `name` when it is present; `convert` gives nullopt for a value of the
+  // wrong form.
+  template <class T, class Convert>
+  void read(std::string_view name, std::optional<T>& out, Convert convert) {
+    const auto it = m_.find(name);
+    if (it == m_.end()) return;
+    out = convert(it->second);
+    if (!out) unreadable_.push_back({std::string(command_), std::string(name), it->second});
+  }
+  void integer(std::string_view name, std::optional<std::int64_t>& out) {
+    read(name, out, number<std::int64_t>);
+  }
+
+ private:
+  const StatsMap& m_;
+  std::string_view command_;
+  std::vector<UnreadableStat>& unreadable_;
+};
 
 }  // namespace
 
@@ -173,47 +183,41 @@ bool at_connection_limit(std::string_view reply) {
   return reply.substr(0, kTooMany.size()) == kTooMany;
 }
 
-Result<MemcachedStats> memcached_stats(const StatsMap& m) {
+MemcachedStats memcached_stats(const StatsMap& m, std::vector<UnreadableStat>& unreadable) {
   MemcachedStats s;
   if (auto v = m.find("version"); v != m.end()) s.version = v->second;
-  for (const Status& st : {
-           parse_int(m, "pid", s.pid),
-           parse_int(m, "uptime", s.uptime),
-           field(m, "rusage_user", s.rusage_user, "a number of seconds", seconds),
-           field(m, "rusage_system", s.rusage_system, "a number of seconds", seconds),
-           parse_int(m, "threads", s.threads),
-           parse_int(m, "curr_connections", s.curr_connections),
-           parse_int(m, "max_connections", s.max_connections),
-           parse_int(m, "total_connections", s.total_connections),
-           parse_int(m, "rejected_connections", s.rejected_connections),
-           parse_int(m, "connection_structures", s.connection_structures),
-           parse_int(m, "reserved_fds", s.reserved_fds),
-           parse_int(m, "listen_disabled_num", s.listen_disabled_num),
-           parse_int(m, "time_in_listen_disabled_us", s.time_in_listen_disabled_us),
-           parse_int(m, "accepting_conns", s.accepting_conns),
-           parse_int(m, "conn_yields", s.conn_yields),
-           parse_int(m, "bytes", s.bytes),
-           parse_int(m, "limit_maxbytes", s.limit_maxbytes),
-           parse_int(m, "evictions", s.evictions),
-           parse_int(m, "bytes_read", s.bytes_read),
-           parse_int(m, "bytes_written", s.bytes_written),
-       }) {
-    if (!st) return st.error();
-  }
+  Reader r(m, "stats", unreadable);
+  r.integer("pid", s.pid);
+  r.integer("uptime", s.uptime);
+  r.read("rusage_user", s.rusage_user, seconds);
+  r.read("rusage_system", s.rusage_system, seconds);
+  r.integer("threads", s.threads);
+  r.integer("curr_connections", s.curr_connections);
+  r.integer("max_connections", s.max_connections);
+  r.integer("total_connections", s.total_connections);
+  r.integer("rejected_connections", s.rejected_connections);
+  r.integer("connection_structures", s.connection_structures);
+  r.integer("reserved_fds", s.reserved_fds);
+  r.integer("listen_disabled_num", s.listen_disabled_num);
+  r.integer("time_in_listen_disabled_us", s.time_in_listen_disabled_us);
+  r.integer("accepting_conns", s.accepting_conns);
+  r.integer("conn_yields", s.conn_yields);
+  r.integer("bytes", s.bytes);
+  r.integer("limit_maxbytes", s.limit_maxbytes);
+  r.integer("evictions", s.evictions);
+  r.integer("bytes_read", s.bytes_read);
+  r.integer("bytes_written", s.bytes_written);
   return s;
 }
 
-Result<MemcachedSettings> memcached_settings(const StatsMap& m) {
+MemcachedSettings memcached_settings(const StatsMap& m, std::vector<UnreadableStat>& unreadable) {
   MemcachedSettings s;
-  for (const Status& st : {
-           parse_int(m, "maxconns", s.maxconns),
-           parse_int(m, "tcp_backlog", s.tcp_backlog),
-           field(m, "maxconns_fast", s.maxconns_fast, "yes or no", yes_no),
-           parse_int(m, "num_threads", s.num_threads),
-           parse_int(m, "reqs_per_event", s.reqs_per_event),
-       }) {
-    if (!st) return st.error();
-  }
+  Reader r(m, "stats settings", unreadable);
+  r.integer("maxconns", s.maxconns);
+  r.integer("tcp_backlog", s.tcp_backlog);
+  r.read("maxconns_fast", s.maxconns_fast, yes_no);
+  r.integer("num_threads", s.num_threads);
+  r.integer("reqs_per_event", s.reqs_per_event);
   return s;
 }
 

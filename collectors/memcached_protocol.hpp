@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.hpp"
 
@@ -53,6 +54,14 @@ Result<std::string> parse_version_reply(std::string_view line);
 // it accepts the connection, sends "ERROR Too many open connections" and closes.
 bool at_connection_limit(std::string_view reply);
 
+// A stat whose value has not the form its name calls for (an integer, a decimal number, "yes" or
+// "no"): a memcached-compatible server that prints it its own way. Only that stat is lost.
+struct UnreadableStat {
+  std::string command;  // "stats", "stats settings", ...
+  std::string name;     // as the server sent it, e.g. "rusage_user"
+  std::string value;    // as the server sent it, e.g. "0:34530"
+};
+
 // The stats mcbacklogd uses, typed. A stat this memcached does not report is absent
 // (rejected_connections with -o no_maxconns_fast, everything but a few on old versions).
 struct MemcachedStats {
@@ -88,9 +97,10 @@ struct MemcachedSettings {
   std::optional<std::int64_t> reqs_per_event;  // -R
 };
 
-// Pure. Errors name the stat whose value has the wrong form (an integer, a decimal number, or
-// "yes"/"no"); unknown stats are ignored.
-Result<MemcachedStats> memcached_stats(const StatsMap& stats);
-Result<MemcachedSettings> memcached_settings(const StatsMap& settings);
+// Pure. A stat whose value has the wrong form is left absent and appended to `unreadable`;
+// unknown stats are ignored.
+MemcachedStats memcached_stats(const StatsMap& stats, std::vector<UnreadableStat>& unreadable);
+MemcachedSettings memcached_settings(const StatsMap& settings,
+                                     std::vector<UnreadableStat>& unreadable);
 
 }  // namespace mcb

@@ -106,17 +106,19 @@ std::string serialize(const mcb::StatsMap& stats) {
 }
 
 void typed(const mcb::StatsMap& map) {
-  auto stats = mcb::memcached_stats(map);
-  auto settings = mcb::memcached_settings(map);
-  if (!stats) return;
   mcb::MemcachedSample s;
   s.target = "fuzz";
   s.address = "127.0.0.1:11211";
   s.up = true;
-  s.stats = *stats;
-  if (settings) s.settings = *settings;
+  s.stats = mcb::memcached_stats(map, s.unreadable);
+  s.settings = mcb::memcached_settings(map, s.unreadable);
+  for (const mcb::UnreadableStat& u : s.unreadable) {
+    const auto it = map.find(u.name);
+    require(it != map.end() && it->second == u.value, "an unreadable stat is one of the reply's");
+  }
   const auto t0 = mcb::SteadyClock::time_point{};
-  const auto rate = mcb::cpu_utilization(s.stats, t0, s.stats, t0 + std::chrono::seconds(10));
+  const auto rate =
+      mcb::cpu_utilization(s.stats, t0, s.stats, t0 + std::chrono::seconds(10), mcb::threads(s));
   require(!rate || *rate == 0, "no CPU is used between two identical answers");
   s.cpu_utilization_ratio = rate;
   (void)mcb::memcached_families({s});

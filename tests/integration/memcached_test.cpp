@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <fstream>
 
@@ -326,6 +327,59 @@ TEST_CASE("memcached: a target removed on reload leaves /metrics and the probe h
   REQUIRE(after.has_value());
   CHECK(gaps == 0);
   CHECK_THAT(d.output(), Contains("configuration reloaded"));
+}
+
+namespace {
+
+std::string fixture(const std::string& name) {
+  return test::read_text_file(test::source_dir() + "/tests/fixtures/memcached/" + name);
+}
+
+std::size_t count(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  for (auto p = text.find(part); p != std::string::npos; p = text.find(part, p + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "memcached: a stat a compatible server prints its own way costs only that stat and what "
+    "derives from it, with one warning naming it",
+    "[integration][memcached]") {
+  test::enter_private_netns();
+  // rusage_user as "seconds:microseconds", a different value on every request; maxconns_fast
+  // neither yes nor no.
+  std::atomic<int> requests{0};
+  test::StatsMap settings = test::parse_stat_lines(fixture("settings.txt"));
+  settings["maxconns_fast"] = "maybe";
+  test::FakeServer odd(test::fake::replies({
+      {"stats",
+       [&] {
+         test::StatsMap stats = test::parse_stat_lines(fixture("stats.txt"));
+         stats["rusage_user"] = "0:" + std::to_string(34530 + requests++);
+         return test::fake::stats_reply(stats);
+       }},
+      {"stats settings", [&] { return test::fake::stats_reply(settings); }},
+  }));
+  test::Daemon d(config({{"odd", odd.address()}}));
+  const auto m =
+      d.wait_for_metrics([&](const std::string& t) { return up_is("odd", 1)(t) && requests >= 6; });
+  REQUIRE(m.has_value());
+  CHECK(of(*m, "memcached_current_connections", "odd") == 1);
+  CHECK(of(*m, "memcached_max_connections", "odd") == 64);
+  CHECK(of(*m, "memcached_process_system_cpu_seconds_total", "odd") == 0);
+  CHECK_FALSE(of(*m, "memcached_process_user_cpu_seconds_total", "odd").has_value());
+  CHECK_FALSE(of(*m, "mcbacklog_memcached_cpu_utilization_ratio", "odd").has_value());
+  CHECK_FALSE(of(*m, "memcached_maxconns_fast", "odd").has_value());
+  CHECK(test::metric_value(*m, R"(mcbacklog_collector_success{collector="memcached"})") == 1);
+  const std::string log = d.output();
+  INFO(log);
+  CHECK_THAT(log, Contains("memcached target odd (" + odd.address() + "): cannot read "));
+  CHECK_THAT(log, Contains(R"(rusage_user "0:3453)"));
+  CHECK_THAT(log, Contains(R"(maxconns_fast "maybe" (stats settings))"));
+  // Six runs, one line: the changing value is no new reason.
+  CHECK(count(log, "cannot read") == 1);
 }
 
 TEST_CASE(

@@ -25,13 +25,29 @@ std::string error_of(const Result<StatsMap>& r) {
   return r.error().message;
 }
 
+// The typed stats of a map, which must all be readable.
+MemcachedStats readable_stats(const StatsMap& map) {
+  std::vector<UnreadableStat> unreadable;
+  MemcachedStats s = memcached_stats(map, unreadable);
+  CHECK(unreadable.empty());
+  return s;
+}
+
+MemcachedSettings readable_settings(const StatsMap& map) {
+  std::vector<UnreadableStat> unreadable;
+  MemcachedSettings s = memcached_settings(map, unreadable);
+  CHECK(unreadable.empty());
+  return s;
+}
+
 MemcachedSample sample_from_fixtures(const std::string& stats, const std::string& settings) {
   MemcachedSample s;
   s.target = "main";
   s.address = "127.0.0.1:11211";
   s.up = true;
-  s.stats = *memcached_stats(*parse_stats(fixture(stats)));
-  s.settings = *memcached_settings(*parse_stats(fixture(settings)));
+  s.stats = memcached_stats(*parse_stats(fixture(stats)), s.unreadable);
+  s.settings = memcached_settings(*parse_stats(fixture(settings)), s.unreadable);
+  REQUIRE(s.unreadable.empty());
   return s;
 }
 
@@ -44,44 +60,42 @@ TEST_CASE("memcached: the captured stats of 1.6.18 parse into the typed stats",
   REQUIRE(stats.ok());
   CHECK(stats->size() == 92);
   CHECK(stats->at("libevent") == "2.1.12-stable");
-  auto s = memcached_stats(*stats);
-  REQUIRE(s.ok());
-  CHECK(s->version == "1.6.18");
-  CHECK(s->pid == 12043);
-  CHECK(s->uptime == 4);
-  CHECK(s->rusage_user == Approx(0.007843));
-  CHECK(s->rusage_system == 0.0);
-  CHECK(s->threads == 2);
-  CHECK(s->max_connections == 64);
-  CHECK(s->curr_connections == 1);
-  CHECK(s->total_connections == 51);
-  CHECK(s->rejected_connections == 32);  // 80 clients against -c 64 in maxconns_fast mode
-  CHECK(s->connection_structures == 49);
-  CHECK(s->reserved_fds == 10);
-  CHECK(s->listen_disabled_num == 0);
-  CHECK(s->time_in_listen_disabled_us == 0);
-  CHECK(s->accepting_conns == 1);
-  CHECK(s->conn_yields == 0);
-  CHECK(s->bytes == 0);
-  CHECK(s->limit_maxbytes == 32 * 1024 * 1024);
-  CHECK(s->evictions == 0);
-  CHECK(s->bytes_read == 7);
-  CHECK(s->bytes_written == 0);
+  const MemcachedStats s = readable_stats(*stats);
+  CHECK(s.version == "1.6.18");
+  CHECK(s.pid == 12043);
+  CHECK(s.uptime == 4);
+  CHECK(s.rusage_user == Approx(0.007843));
+  CHECK(s.rusage_system == 0.0);
+  CHECK(s.threads == 2);
+  CHECK(s.max_connections == 64);
+  CHECK(s.curr_connections == 1);
+  CHECK(s.total_connections == 51);
+  CHECK(s.rejected_connections == 32);  // 80 clients against -c 64 in maxconns_fast mode
+  CHECK(s.connection_structures == 49);
+  CHECK(s.reserved_fds == 10);
+  CHECK(s.listen_disabled_num == 0);
+  CHECK(s.time_in_listen_disabled_us == 0);
+  CHECK(s.accepting_conns == 1);
+  CHECK(s.conn_yields == 0);
+  CHECK(s.bytes == 0);
+  CHECK(s.limit_maxbytes == 32 * 1024 * 1024);
+  CHECK(s.evictions == 0);
+  CHECK(s.bytes_read == 7);
+  CHECK(s.bytes_written == 0);
 }
 
 TEST_CASE(
     "memcached: with no_maxconns_fast rejected_connections is absent and the listener "
     "counters move",
     "[collectors][memcached]") {
-  auto s = memcached_stats(*parse_stats(fixture("stats-no_maxconns_fast.txt")));
-  REQUIRE(s.ok());
-  CHECK_FALSE(s->rejected_connections.has_value());
-  CHECK(s->listen_disabled_num == 1);
-  CHECK(s->time_in_listen_disabled_us == 1007845);
-  CHECK(s->total_connections == 83);
-  auto settings = memcached_settings(*parse_stats(fixture("settings-no_maxconns_fast.txt")));
-  REQUIRE(settings.ok());
-  CHECK(settings->maxconns_fast == false);
+  const MemcachedStats s = readable_stats(*parse_stats(fixture("stats-no_maxconns_fast.txt")));
+  CHECK_FALSE(s.rejected_connections.has_value());
+  CHECK(s.listen_disabled_num == 1);
+  CHECK(s.time_in_listen_disabled_us == 1007845);
+  CHECK(s.total_connections == 83);
+  const MemcachedSettings settings =
+      readable_settings(*parse_stats(fixture("settings-no_maxconns_fast.txt")));
+  CHECK(settings.maxconns_fast == false);
 }
 
 TEST_CASE("memcached: the captured stats settings give -c, -b, -t and -R",
@@ -90,13 +104,12 @@ TEST_CASE("memcached: the captured stats settings give -c, -b, -t and -R",
   REQUIRE(map.ok());
   CHECK(map->at("domain_socket") == "NULL");
   CHECK(map->at("stat_key_prefix") == ":");
-  auto s = memcached_settings(*map);
-  REQUIRE(s.ok());
-  CHECK(s->maxconns == 64);
-  CHECK(s->tcp_backlog == 256);
-  CHECK(s->maxconns_fast == true);
-  CHECK(s->num_threads == 2);
-  CHECK(s->reqs_per_event == 20);
+  const MemcachedSettings s = readable_settings(*map);
+  CHECK(s.maxconns == 64);
+  CHECK(s.tcp_backlog == 256);
+  CHECK(s.maxconns_fast == true);
+  CHECK(s.num_threads == 2);
+  CHECK(s.reqs_per_event == 20);
 }
 
 TEST_CASE("memcached: error replies and garbage are errors that say what came",
@@ -123,27 +136,47 @@ TEST_CASE("memcached: error replies and garbage are errors that say what came",
   CHECK(parse_stats("END\r\n")->empty());
 }
 
-TEST_CASE("memcached: a stat with a value of the wrong form is an error naming it",
-          "[collectors][memcached]") {
-  auto stats = memcached_stats({{"curr_connections", "12abc"}});
-  REQUIRE_FALSE(stats.ok());
-  CHECK(stats.error().message == "stat curr_connections: \"12abc\" is not an integer");
-  CHECK_THAT(memcached_stats({{"rusage_user", "-1.5"}}).error().message,
-             Contains("rusage_user: \"-1.5\" is not a number of seconds"));
+TEST_CASE(
+    "memcached: a stat with a value of the wrong form is left out and named, the rest is read",
+    "[collectors][memcached]") {
+  std::vector<UnreadableStat> unreadable;
+  const MemcachedStats s = memcached_stats(
+      {{"curr_connections", "12abc"}, {"rusage_user", "0:34530"}, {"pid", "7"}}, unreadable);
+  CHECK_FALSE(s.curr_connections.has_value());
+  CHECK_FALSE(s.rusage_user.has_value());
+  CHECK(s.pid == 7);
+  REQUIRE(unreadable.size() == 2);
+  // In the order the typed stats list them.
+  CHECK(unreadable[0].command == "stats");
+  CHECK(unreadable[0].name == "rusage_user");
+  CHECK(unreadable[0].value == "0:34530");
+  CHECK(unreadable[1].name == "curr_connections");
+  CHECK(unreadable[1].value == "12abc");
+
+  auto unreadable_value = [](const StatsMap& m) {
+    std::vector<UnreadableStat> u;
+    (void)memcached_stats(m, u);
+    return u.size() == 1 ? u.front().value : "(" + std::to_string(u.size()) + " unreadable)";
+  };
+  CHECK(unreadable_value({{"rusage_user", "-1.5"}}) == "-1.5");
   // std::from_chars reads these as doubles; no memcached sends them.
   for (const char* value : {"inf", "infinity", "nan"}) {
     INFO(value);
-    CHECK_THAT(memcached_stats({{"rusage_system", value}}).error().message,
-               Contains("is not a number of seconds"));
+    CHECK(unreadable_value({{"rusage_system", value}}) == value);
   }
-  CHECK_THAT(memcached_settings({{"maxconns_fast", "maybe"}}).error().message,
-             Contains("maxconns_fast: \"maybe\" is not yes or no"));
+  std::vector<UnreadableStat> in_settings;
+  const MemcachedSettings settings =
+      memcached_settings({{"maxconns_fast", "maybe"}, {"maxconns", "64"}}, in_settings);
+  CHECK_FALSE(settings.maxconns_fast.has_value());
+  CHECK(settings.maxconns == 64);
+  REQUIRE(in_settings.size() == 1);
+  CHECK(in_settings[0].command == "stats settings");
+  CHECK(in_settings[0].name == "maxconns_fast");
   // Unknown stats and missing ones are fine: old versions and proxies report fewer.
-  auto few = memcached_stats({{"pid", "7"}, {"something_new", "x y z"}});
-  REQUIRE(few.ok());
-  CHECK(few->pid == 7);
-  CHECK(few->version.empty());
-  CHECK_FALSE(few->curr_connections.has_value());
+  const MemcachedStats few = readable_stats({{"pid", "7"}, {"something_new", "x y z"}});
+  CHECK(few.pid == 7);
+  CHECK(few.version.empty());
+  CHECK_FALSE(few.curr_connections.has_value());
 }
 
 TEST_CASE("memcached: at the connection limit is told from other error replies",
@@ -249,6 +282,30 @@ TEST_CASE("memcached: without stats settings the settings series are absent, max
   CHECK(test::metric_value(text, R"(memcached_max_connections{target="main"})") == 64);
   CHECK(text.find("memcached_listen_backlog") == std::string::npos);
   CHECK(text.find("memcached_maxconns_fast") == std::string::npos);
+}
+
+TEST_CASE(
+    "memcached: an unreadable stat loses its own series and what derives from it, the target "
+    "stays up",
+    "[collectors][memcached]") {
+  StatsMap map = *parse_stats(fixture("stats.txt"));
+  map["rusage_user"] = "0:34530";
+  MemcachedSample s;
+  s.target = "main";
+  s.up = true;
+  s.stats = memcached_stats(map, s.unreadable);
+  s.settings = readable_settings(*parse_stats(fixture("settings.txt")));
+  REQUIRE(s.unreadable.size() == 1);
+  CHECK(s.unreadable[0].name == "rusage_user");
+  const std::string text = render_families(memcached_families({s}));
+  auto v = [&](const std::string& series) { return test::metric_value(text, series); };
+  CHECK(v(R"(memcached_up{target="main"})") == 1);
+  CHECK_FALSE(v(R"(memcached_process_user_cpu_seconds_total{target="main"})").has_value());
+  CHECK(v(R"(memcached_process_system_cpu_seconds_total{target="main"})") == 0);
+  CHECK(v(R"(memcached_current_connections{target="main"})") == 1);
+  CHECK(v(R"(memcached_max_connections{target="main"})") == 64);
+  // The CPU ratio needs both rusages.
+  CHECK_FALSE(cpu_utilization(s.stats, {}, s.stats, SteadyClock::time_point{} + 1s).has_value());
 }
 
 TEST_CASE("memcached: probe series include the histogram with buckets 100us to 10s",
