@@ -73,9 +73,10 @@ void ProbeHistogram::observe(double seconds) {
 }
 
 std::optional<double> cpu_utilization(const MemcachedStats& before, SteadyClock::time_point t0,
-                                      const MemcachedStats& after, SteadyClock::time_point t1) {
+                                      const MemcachedStats& after, SteadyClock::time_point t1,
+                                      std::optional<double> threads) {
   if (!before.rusage_user || !before.rusage_system || !after.rusage_user || !after.rusage_system ||
-      !after.threads || *after.threads <= 0 || before.pid != after.pid) {
+      !threads || !(*threads > 0) || before.pid != after.pid) {
     return std::nullopt;
   }
   const double seconds = std::chrono::duration<double>(t1 - t0).count();
@@ -84,7 +85,7 @@ std::optional<double> cpu_utilization(const MemcachedStats& before, SteadyClock:
   // Rusages too large for a double (no memcached has them) make the sums infinite, and the
   // difference NaN: no rate rather than one that is not a number.
   if (seconds <= 0 || !(cpu >= 0)) return std::nullopt;
-  const double rate = cpu / seconds / static_cast<double>(*after.threads);
+  const double rate = cpu / seconds / *threads;
   if (!std::isfinite(rate)) return std::nullopt;
   return rate;
 }
@@ -150,7 +151,8 @@ Families memcached_families(const std::vector<MemcachedSample>& samples) {
   put(gauge("memcached_reserved_fds",
             "File descriptors memcached keeps for its own use out of -c (reserved_fds)."),
       stat(&S::reserved_fds));
-  put(gauge("memcached_threads", "Worker threads, memcached's -t (threads)."),
+  put(gauge("memcached_threads",
+            "Worker threads, memcached's -t (threads, else num_threads of stats settings)."),
       [](const MemcachedSample& s) { return worker_threads(s); });
   put(counter("memcached_process_user_cpu_seconds_total",
               "CPU seconds memcached spent in user mode (rusage_user)."),
@@ -320,7 +322,8 @@ MemcachedSample MemcachedCollector::sample_of(Target& t) {
   } else {
     if (t.stats_log.succeeded()) spdlog::info("memcached target {} is up", describe(t.config));
     if (t.previous) {
-      s.cpu_utilization_ratio = cpu_utilization(*t.previous, t.previous_time, s.stats, s.time);
+      s.cpu_utilization_ratio =
+          cpu_utilization(*t.previous, t.previous_time, s.stats, s.time, worker_threads(s));
     }
     t.previous = s.stats;
     t.previous_time = s.time;

@@ -73,7 +73,7 @@ struct MemcachedSample {
 // Values with a fallback, in one place: /metrics and the alert rules both read them through
 // these, so they never disagree. Each is nullopt while the target is down or when memcached
 // reports neither source.
-// -c: `max_connections` of `stats`, else `maxconns` of `stats settings` (memcached before 1.5.x
+// -c: `max_connections` of `stats`, else `maxconns` of `stats settings` (memcached before 1.5.1
 // reports only the latter).
 std::optional<double> max_connections(const MemcachedSample& s);
 // The connections memcached serves before it refuses: -c less the `reserved_fds` it keeps for
@@ -88,10 +88,12 @@ std::optional<double> listen_backlog(const MemcachedSample& s);
 std::optional<bool> maxconns_fast(const MemcachedSample& s);
 
 // Pure. CPU seconds (user + system) memcached used per second between two answers, divided by
-// its worker threads. Absent without both rusages and threads, across a restart (another pid or
-// less CPU than before), when no time passed, or when the rate is not a finite number.
+// its worker threads (`threads`: worker_threads() of the later sample). Absent without both
+// rusages and threads, across a restart (another pid or less CPU than before), when no time
+// passed, or when the rate is not a finite number.
 std::optional<double> cpu_utilization(const MemcachedStats& before, SteadyClock::time_point t0,
-                                      const MemcachedStats& after, SteadyClock::time_point t1);
+                                      const MemcachedStats& after, SteadyClock::time_point t1,
+                                      std::optional<double> threads);
 
 // Pure. The families of all targets; a stat a target did not report has no series.
 Families memcached_families(const std::vector<MemcachedSample>& samples);

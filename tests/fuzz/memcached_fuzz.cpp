@@ -117,8 +117,8 @@ void typed(const mcb::StatsMap& map) {
     require(it != map.end() && it->second == u.value, "an unreadable stat is one of the reply's");
   }
   const auto t0 = mcb::SteadyClock::time_point{};
-  const auto rate =
-      mcb::cpu_utilization(s.stats, t0, s.stats, t0 + std::chrono::seconds(10), mcb::threads(s));
+  const auto rate = mcb::cpu_utilization(s.stats, t0, s.stats, t0 + std::chrono::seconds(10),
+                                         mcb::worker_threads(s));
   require(!rate || *rate == 0, "no CPU is used between two identical answers");
   s.cpu_utilization_ratio = rate;
   (void)mcb::memcached_families({s});

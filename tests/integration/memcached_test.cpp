@@ -344,6 +344,28 @@ std::size_t count(const std::string& text, const std::string& part) {
 }  // namespace
 
 TEST_CASE(
+    "memcached: memcached 1.4.15, which reports -c only in stats settings, shows "
+    "memcached_max_connections 64",
+    "[integration][memcached]") {
+  test::enter_private_netns();
+  // Its captured replies; an empty 1.4.15 answers `stats items` with END alone.
+  test::FakeServer old(test::fake::replies({
+      {"stats", [] { return fixture("stats-1.4.15.txt"); }},
+      {"stats settings", [] { return fixture("settings-1.4.15.txt"); }},
+      {"stats items", [] { return std::string("END\r\n"); }},
+      {"stats slabs",
+       [] { return std::string("STAT active_slabs 0\r\nSTAT total_malloced 0\r\nEND\r\n"); }},
+  }));
+  test::Daemon d(config({{"old", old.address()}}));
+  const auto m = d.wait_for_metrics(up_is("old", 1));
+  REQUIRE(m.has_value());
+  CHECK(test::metric_value(*m, R"(memcached_version{target="old",version="1.4.15"})") == 1);
+  CHECK(of(*m, "memcached_max_connections", "old") == 64);
+  CHECK(of(*m, "memcached_connections_listener_disabled_total", "old") == 1);
+  CHECK_FALSE(of(*m, "memcached_connections_rejected_total", "old").has_value());
+}
+
+TEST_CASE(
     "memcached: a stat a compatible server prints its own way costs only that stat and what "
     "derives from it, with one warning naming it",
     "[integration][memcached]") {

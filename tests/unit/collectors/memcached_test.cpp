@@ -285,6 +285,48 @@ TEST_CASE("memcached: without stats settings the settings series are absent, max
 }
 
 TEST_CASE(
+    "memcached: 1.4.15 reports -c only as maxconns of stats settings, and every reader gets it",
+    "[collectors][memcached]") {
+  const MemcachedSample s = sample_from_fixtures("stats-1.4.15.txt", "settings-1.4.15.txt");
+  CHECK(s.stats.version == "1.4.15");
+  CHECK_FALSE(s.stats.max_connections.has_value());
+  CHECK_FALSE(s.stats.rejected_connections.has_value());
+  CHECK(max_connections(s) == 64);
+  CHECK(worker_threads(s) == 2);
+  CHECK(listen_backlog(s) == 256);
+  CHECK(maxconns_fast(s) == false);
+  const std::string text = render_families(memcached_families({s}));
+  CHECK(test::metric_value(text, R"(memcached_max_connections{target="main"})") == 64);
+
+  // Without stats settings there is no -c to give.
+  MemcachedSample no_settings = s;
+  no_settings.settings.reset();
+  CHECK_FALSE(max_connections(no_settings).has_value());
+  CHECK_FALSE(listen_backlog(no_settings).has_value());
+  CHECK_FALSE(maxconns_fast(no_settings).has_value());
+  CHECK(worker_threads(no_settings) == 2);
+  // A target that is down has no values, whatever its last stats said.
+  MemcachedSample down = s;
+  down.up = false;
+  CHECK_FALSE(max_connections(down).has_value());
+  CHECK_FALSE(worker_threads(down).has_value());
+  CHECK_FALSE(maxconns_fast(down).has_value());
+}
+
+TEST_CASE("memcached: stats win over stats settings, and threads falls back to num_threads",
+          "[collectors][memcached]") {
+  MemcachedSample s = sample_from_fixtures("stats.txt", "settings.txt");
+  s.stats.max_connections = 100;
+  s.settings->maxconns = 64;
+  CHECK(max_connections(s) == 100);
+  s.stats.threads.reset();
+  s.settings->num_threads = 6;
+  CHECK(worker_threads(s) == 6);
+  const std::string text = render_families(memcached_families({s}));
+  CHECK(test::metric_value(text, R"(memcached_threads{target="main"})") == 6);
+}
+
+TEST_CASE(
     "memcached: an unreadable stat loses its own series and what derives from it, the target "
     "stays up",
     "[collectors][memcached]") {
@@ -305,7 +347,9 @@ TEST_CASE(
   CHECK(v(R"(memcached_current_connections{target="main"})") == 1);
   CHECK(v(R"(memcached_max_connections{target="main"})") == 64);
   // The CPU ratio needs both rusages.
-  CHECK_FALSE(cpu_utilization(s.stats, {}, s.stats, SteadyClock::time_point{} + 1s).has_value());
+  CHECK_FALSE(
+      cpu_utilization(s.stats, {}, s.stats, SteadyClock::time_point{} + 1s, worker_threads(s))
+          .has_value());
 }
 
 TEST_CASE("memcached: probe series include the histogram with buckets 100us to 10s",
@@ -343,24 +387,27 @@ TEST_CASE("memcached: CPU utilisation is the rusage rate per worker thread",
   b.rusage_user = 2.5;
   b.rusage_system = 1.0;  // 2 CPU seconds over 1 s on 4 threads
   const SteadyClock::time_point t0{};
-  CHECK(cpu_utilization(a, t0, b, t0 + 1s) == Approx(0.5));
-  CHECK(cpu_utilization(a, t0, b, t0 + 2s) == Approx(0.25));
-  CHECK_FALSE(cpu_utilization(a, t0, b, t0).has_value());  // no time passed
+  CHECK(cpu_utilization(a, t0, b, t0 + 1s, 4) == Approx(0.5));
+  CHECK(cpu_utilization(a, t0, b, t0 + 2s, 4) == Approx(0.25));
+  CHECK(cpu_utilization(a, t0, b, t0 + 1s, 2) == Approx(1.0));
+  CHECK_FALSE(cpu_utilization(a, t0, b, t0, 4).has_value());  // no time passed
   MemcachedStats restarted = b;
   restarted.pid = 11;
-  CHECK_FALSE(cpu_utilization(a, t0, restarted, t0 + 1s).has_value());
-  CHECK_FALSE(cpu_utilization(b, t0, a, t0 + 1s).has_value());  // CPU went backwards
-  MemcachedStats no_threads = b;
-  no_threads.threads.reset();
-  CHECK_FALSE(cpu_utilization(a, t0, no_threads, t0 + 1s).has_value());
+  CHECK_FALSE(cpu_utilization(a, t0, restarted, t0 + 1s, 4).has_value());
+  CHECK_FALSE(cpu_utilization(b, t0, a, t0 + 1s, 4).has_value());  // CPU went backwards
+  CHECK_FALSE(cpu_utilization(a, t0, b, t0 + 1s, std::nullopt).has_value());
+  CHECK_FALSE(cpu_utilization(a, t0, b, t0 + 1s, 0).has_value());
+  MemcachedStats unreadable = b;
+  unreadable.rusage_user.reset();
+  CHECK_FALSE(cpu_utilization(a, t0, unreadable, t0 + 1s, 4).has_value());
   // Rusages whose sum is too large for a double give no rate rather than NaN.
   MemcachedStats huge = a;
   huge.rusage_user = 1e308;
   huge.rusage_system = 1e308;
-  CHECK_FALSE(cpu_utilization(huge, t0, huge, t0 + 1s).has_value());
+  CHECK_FALSE(cpu_utilization(huge, t0, huge, t0 + 1s, 4).has_value());
   MemcachedStats more = huge;
   more.rusage_user = 1.5e308;
-  CHECK_FALSE(cpu_utilization(a, t0, more, t0 + 1s).has_value());
+  CHECK_FALSE(cpu_utilization(a, t0, more, t0 + 1s, 4).has_value());
 }
 
 TEST_CASE("memcached: reconnect delays double up to the cap with jitter",
