@@ -355,8 +355,10 @@ void StatsConnection::on_reply(Command command, std::string_view reply) {
       return;
     }
     failures_ = 0;
+  } else if (command == Command::kSettings) {
+    reply_.settings = parse_stats(reply);
   } else {
-    slot(command) = parse_stats(reply);
+    (command == Command::kItems ? reply_.items : reply_.slabs) = std::string(reply);
   }
   if (unanswered_.empty()) finish();
 }
@@ -375,7 +377,7 @@ void StatsConnection::on_deadline() {
     fail_unanswered("still waiting for the reply to an earlier stats", FailureKind::kNoReply);
   } else {
     for (const Command c : unanswered_) {
-      slot(c) = fail("no reply to " + std::string(kStatsCommands[static_cast<int>(c)]) + within);
+      fail_command(c, "no reply to " + std::string(kStatsCommands[static_cast<int>(c)]) + within);
       if (c == Command::kStats) reply_.failure = FailureKind::kNoReply;
     }
     unanswered_.clear();
@@ -385,24 +387,27 @@ void StatsConnection::on_deadline() {
 
 void StatsConnection::fail_unanswered(const std::string& reason, FailureKind kind) {
   for (const Command c : unanswered_) {
-    slot(c) = fail(reason);
+    fail_command(c, reason);
     if (c == Command::kStats) reply_.failure = kind;
   }
   unanswered_.clear();
 }
 
-Result<StatsMap>& StatsConnection::slot(Command command) {
+void StatsConnection::fail_command(Command command, const std::string& reason) {
   switch (command) {
     case Command::kStats:
-      return reply_.stats;
+      reply_.stats = fail(reason);
+      return;
     case Command::kSettings:
-      return reply_.settings;
+      reply_.settings = fail(reason);
+      return;
     case Command::kItems:
-      return reply_.items;
+      reply_.items = fail(reason);
+      return;
     case Command::kSlabs:
-      return reply_.slabs;
+      reply_.slabs = fail(reason);
+      return;
   }
-  return reply_.stats;
 }
 
 void StatsConnection::drop(const std::string& reason, FailureKind kind, bool peer_closed) {

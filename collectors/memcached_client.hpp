@@ -89,10 +89,12 @@ struct StatsRequest {
 struct StatsReply {
   Result<StatsMap> stats = fail("not asked");
   Result<StatsMap> settings = fail("not asked");  // asked with every `stats`
-  Result<StatsMap> items = fail("not asked");     // `stats items`, when asked
-  Result<StatsMap> slabs = fail("not asked");     // `stats slabs`, when asked
-  FailureKind failure = FailureKind::kNone;       // why `stats` failed
-  SteadyClock::time_point received;               // when the `stats` reply was complete
+  // `stats items` and `stats slabs`, when asked: the complete replies as they came, for
+  // parse_stats_items and parse_stats_slabs (an error line is a reply too).
+  Result<std::string> items = fail("not asked");
+  Result<std::string> slabs = fail("not asked");
+  FailureKind failure = FailureKind::kNone;  // why `stats` failed
+  SteadyClock::time_point received;          // when the `stats` reply was complete
 };
 
 // One persistent connection to a memcached target, reused for every query. A query writes its
@@ -151,7 +153,8 @@ class StatsConnection : public std::enable_shared_from_this<StatsConnection> {
   void drop(const std::string& reason, FailureKind kind, bool peer_closed);
   // Sets the result of every command of this query still unanswered.
   void fail_unanswered(const std::string& reason, FailureKind kind);
-  Result<StatsMap>& slot(Command command);
+  // Sets the result of `command` to an error.
+  void fail_command(Command command, const std::string& reason);
   void finish();
 
   boost::asio::io_context& io_;
