@@ -19,6 +19,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -60,8 +62,12 @@ struct MemcachedSample {
   std::optional<MemcachedSettings> settings;    // absent when `stats settings` failed
   std::string settings_error;                   // why `stats settings` failed, when up
   std::optional<double> cpu_utilization_ratio;  // needs two answers from the same process
-  // Stats of this run's replies whose values could not be read: each is absent from `stats` and
-  // `settings`, with what derives from it.
+  // `stats items` and `stats slabs` as of their last answer: they are asked every
+  // slab_stats_interval, not every run. Null until they answered, or when turned off. Shared
+  // with the collector, which keeps it until the next answer; never modified.
+  std::shared_ptr<const SlabStats> slabs;
+  // Stats whose values could not be read, in this run's replies and in the answer `slabs` came
+  // from: each is absent from `stats`, `settings` or `slabs`, with what derives from it.
   std::vector<UnreadableStat> unreadable;
 
   // The fresh-connection probe (all empty when it is disabled).
@@ -95,8 +101,15 @@ std::optional<double> cpu_utilization(const MemcachedStats& before, SteadyClock:
                                       const MemcachedStats& after, SteadyClock::time_point t1,
                                       std::optional<double> threads);
 
-// Pure. The families of all targets; a stat a target did not report has no series.
+// Pure. The families of all targets; a stat a target did not report has no series. They are
+// memcached_exporter's families (names, types and label names, plus the `target` label), and
+// mcbacklogd's own under mcbacklog_. The union of the two functions below.
 Families memcached_families(const std::vector<MemcachedSample>& samples);
+// Pure. The families read from `stats items` and `stats slabs` (memcached_slab_*,
+// memcached_malloced_bytes): a series per slab class, which change only when those are asked.
+Families memcached_slab_families(const std::vector<MemcachedSample>& samples);
+// Pure. All the others.
+Families memcached_target_families(const std::vector<MemcachedSample>& samples);
 
 // Deadlines and backoff of a collector, derived from the sampling interval.
 struct MemcachedTiming {
@@ -123,12 +136,21 @@ class MemcachedCollector final : public Collector,
   // One sample per target, in configuration order, as of the last completed run (empty before).
   const std::vector<MemcachedSample>& samples() const { return samples_; }
 
+  // The series of the last run's families whose `target` label is that of the target named
+  // `target`, or of the target whose address is `target` ("127.0.0.1:11211"): one memcached's
+  // view. Nullopt when no target has that name or address.
+  std::optional<Families> target_families(std::string_view target) const;
+
  private:
   struct Target {
     TargetConfig config;
     std::shared_ptr<StatsConnection> connection;
-    std::optional<StatsReply> reply;         // of the run in flight
-    std::optional<MemcachedStats> previous;  // the last good answer, for the CPU rate
+    std::optional<StatsReply> reply;               // of the run in flight
+    std::shared_ptr<const SlabStats> slabs;        // the last answer to stats items and stats slabs
+    std::vector<UnreadableStat> slabs_unreadable;  // of that answer
+    SteadyClock::time_point slabs_due;             // when to ask them next
+    bool slabs_asked = false;                      // by the run in flight
+    std::optional<MemcachedStats> previous;        // the last good answer, for the CPU rate
     SteadyClock::time_point previous_time;
     std::unique_ptr<boost::asio::steady_timer> probe_timer;
     std::shared_ptr<Probe> probe;  // in flight
@@ -138,12 +160,15 @@ class MemcachedCollector final : public Collector,
     FailureLog stats_log;
     FailureLog settings_log{FailureLog::Clock::duration::max()};
     FailureLog unreadable_log{std::chrono::minutes(10)};
+    FailureLog slabs_log{FailureLog::Clock::duration::max()};
     FailureLog probe_log;
   };
 
   void on_reply(std::size_t index, std::uint64_t run, StatsReply reply);
   void end_run();
   MemcachedSample sample_of(Target& t);
+  // Reads this run's answers to stats items and stats slabs, if any came, into t.slabs.
+  static void read_slabs(Target& t, StatsReply& reply, SteadyClock::time_point now);
   static void log_unreadable(Target& t, const std::vector<UnreadableStat>& unreadable,
                              SteadyClock::time_point now);
   void start_probes();
@@ -154,6 +179,9 @@ class MemcachedCollector final : public Collector,
   MemcachedTiming timing_;
   std::vector<Target> targets_;
   std::vector<MemcachedSample> samples_;
+  // The slab families of the last runs, rebuilt only when a target's slab stats or up changed.
+  Families slab_families_;
+  std::vector<std::pair<const SlabStats*, bool>> slab_families_of_;
   Done done_;
   std::uint64_t run_ = 0;
   std::size_t pending_ = 0;

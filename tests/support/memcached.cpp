@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -161,6 +162,39 @@ StatsMap parse_stat_lines(const std::string& reply) {
     stats[line.substr(5, space - 5)] = line.substr(space + 1);
   }
   throw std::runtime_error("stats reply without END: " + reply.substr(0, 200));
+}
+
+void store_items(const std::string& address, const std::string& prefix, int count,
+                 std::size_t size) {
+  RawConnection c(address, std::chrono::seconds(30));
+  const std::string value(size, 'v');
+  std::string batch;
+  for (int i = 0; i < count; ++i) {
+    batch += "set " + prefix + std::to_string(i) + " 0 0 " + std::to_string(size) + " noreply\r\n" +
+             value + "\r\n";
+    if (batch.size() > (1 << 20) || i + 1 == count) {
+      const std::string reply = c.request(batch + "version\r\n");
+      if (reply.rfind("VERSION ", 0) != 0) {
+        throw std::runtime_error("storing items at " + address + ": " + reply.substr(0, 200));
+      }
+      batch.clear();
+    }
+  }
+}
+
+int fill_slab_classes(const std::string& address, std::size_t largest) {
+  RawConnection c(address, std::chrono::seconds(30));
+  int stored = 0;
+  for (std::size_t size = 1; size <= largest; size = std::max(size + 1, size * 104 / 100)) {
+    const std::string key = "class" + std::to_string(size);
+    const std::string reply = c.request("set " + key + " 0 0 " + std::to_string(size) + "\r\n" +
+                                        std::string(size, 'c') + "\r\nversion\r\n");
+    if (reply.rfind("STORED\r\nVERSION ", 0) != 0) {
+      throw std::runtime_error("storing " + key + " at " + address + ": " + reply.substr(0, 200));
+    }
+    ++stored;
+  }
+  return stored;
 }
 
 // ---- Memcached ----------------------------------------------------------------------------

@@ -65,6 +65,16 @@ StatsMap parse_stat_lines(const std::string& reply);
 // A TCP port of `host` that nothing listens on now.
 std::uint16_t free_port(const std::string& host);
 
+// Stores `count` items of `size` bytes under keys "<prefix><n>" without a reply each (noreply),
+// then waits until memcached has read them all. Refusals (out of memory with -M) are memcached's
+// to count: store_no_memory, and outofmemory of the item's slab class. Throws on failure.
+void store_items(const std::string& address, const std::string& prefix, int count,
+                 std::size_t size);
+
+// One item of each size from 1 byte to `largest`, the sizes at most 4% apart: an item in every
+// slab class of a memcached whose growth factor (-f) is 1.08 or more. Returns how many.
+int fill_slab_classes(const std::string& address, std::size_t largest = 400 * 1024);
+
 class Memcached {
  public:
   // Where it listens: a free port of `host`, or a unix socket (and no TCP).
