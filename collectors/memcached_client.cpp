@@ -23,7 +23,8 @@ using Socket = asio::generic::stream_protocol::socket;
 using GenericEndpoint = asio::generic::stream_protocol::endpoint;
 using Endpoints = std::vector<GenericEndpoint>;
 using ResolveHandler = std::function<void(std::string error, Endpoints endpoints)>;
-using ConnectHandler = std::function<void(std::string error)>;
+// `kind` says why the connect failed (kUnreachable, or kPermissionDenied); kNone on success.
+using ConnectHandler = std::function<void(std::string error, FailureKind kind)>;
 
 std::string millis(Duration d) { return std::to_string(d.count()) + "ms"; }
 
@@ -74,13 +75,17 @@ void connect_any(Socket& socket, const std::shared_ptr<const Endpoints>& eps, st
   socket.async_connect(
       ep, [&socket, eps, index, address, done = std::move(done)](const error_code& ec) mutable {
         if (ec == asio::error::operation_aborted) {
-          done("connect to " + address + ": cancelled");
+          done("connect to " + address + ": cancelled", FailureKind::kUnreachable);
         } else if (!ec) {
-          done("");
+          done("", FailureKind::kNone);
         } else if (index + 1 < eps->size()) {
           connect_any(socket, eps, index + 1, address, std::move(done));
         } else {
-          done("connect to " + address + ": " + ec.message());
+          // EACCES or EPERM: a unix socket whose mode keeps this user out, or a firewall rule
+          // that rejects with a prohibition.
+          const bool denied = ec == asio::error::access_denied || ec == asio::error::no_permission;
+          done("connect to " + address + ": " + ec.message(),
+               denied ? FailureKind::kPermissionDenied : FailureKind::kUnreachable);
         }
       });
 }
@@ -113,6 +118,8 @@ std::string_view failure_kind_name(FailureKind kind) {
       return "no_reply";
     case FailureKind::kUnreachable:
       return "unreachable";
+    case FailureKind::kPermissionDenied:
+      return "permission_denied";
     case FailureKind::kNotTextProtocol:
       return "not_text_protocol";
     case FailureKind::kProtocol:
@@ -135,6 +142,10 @@ std::string_view failure_kind_causes(FailureKind kind) {
     case FailureKind::kUnreachable:
       return "nothing accepts connections at this address: memcached is not running, listens "
              "elsewhere (-l, -p, -s) or a firewall refuses; read its log for why it stopped.";
+    case FailureKind::kPermissionDenied:
+      return "the connect was refused for want of permission: a unix socket whose mode "
+             "(memcached's -a, default 0700) does not let the daemon's user in, or a firewall "
+             "rule that rejects with a prohibition.";
     case FailureKind::kNotTextProtocol:
       return "something accepts connections here but does not speak memcached's text protocol "
              "on them: memcached started with -B binary, or with -S (SASL, which allows only "
@@ -237,10 +248,11 @@ void StatsConnection::connect() {
               return;
             }
             connect_any(self->socket_, std::make_shared<const Endpoints>(std::move(eps)), 0,
-                        self->endpoint_.to_string(), [self, gen](const std::string& cerror) {
+                        self->endpoint_.to_string(),
+                        [self, gen](const std::string& cerror, FailureKind kind) {
                           if (gen != self->generation_) return;
                           if (!cerror.empty()) {
-                            self->drop(cerror, FailureKind::kUnreachable, false);
+                            self->drop(cerror, kind, false);
                             return;
                           }
                           ++self->connects_;
@@ -494,10 +506,10 @@ void Probe::run(SteadyClock::time_point deadline) {
             self->connect_started_ = SteadyClock::now();
             connect_any(
                 self->socket_, std::make_shared<const Endpoints>(std::move(eps)), 0,
-                self->endpoint_.to_string(), [self](const std::string& cerror) {
+                self->endpoint_.to_string(), [self](const std::string& cerror, FailureKind kind) {
                   if (!self->handler_) return;
                   if (!cerror.empty()) {
-                    self->end(false, cerror, FailureKind::kUnreachable);
+                    self->end(false, cerror, kind);
                     return;
                   }
                   self->connected_ = true;

@@ -62,6 +62,10 @@ enum class FailureKind {
   // The connect failed (refused, unreachable, name not resolved), or the peer reset or closed a
   // connection that had answered before.
   kUnreachable,
+  // The connect failed for want of permission (EACCES, EPERM): a unix socket whose mode,
+  // memcached's
+  // `-a`, keeps the daemon's user out.
+  kPermissionDenied,
   // The connection was accepted, but the peer closed or reset it without a byte of reply, or its
   // first bytes were not text: no memcached text protocol on this port. memcached with
   // `-B binary` or `-S` (SASL) reads every request as a binary header and closes on a text one;
@@ -72,7 +76,7 @@ enum class FailureKind {
 };
 
 // Pure. A short name for logs and JSON: "none", "at_limit", "no_reply", "unreachable",
-// "not_text_protocol", "protocol".
+// "permission_denied", "not_text_protocol", "protocol".
 std::string_view failure_kind_name(FailureKind kind);
 
 // Pure. What usually causes a failure of this kind and what fixes it, in a sentence or two for a

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "tests/support/alerts.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/memcached.hpp"
 #include "tests/support/memcached_exporter_families.hpp"
@@ -441,6 +442,19 @@ TEST_CASE(
   CHECK_THAT(log, Contains("notls:"));
   CHECK_THAT(log, Contains("probe of memcached target binary (" + binary.address() +
                            ") failed: connection accepted, then closed without a text reply"));
+
+  // MemcachedDown says what was seen and names the likely causes and their fixes, not "read its
+  // log"; the text target beside it is not down.
+  const test::Alerts view = test::wait_for_alert(
+      d, "MemcachedDown", Level::kCritical,
+      {"connection accepted, then closed without a text reply", "sent no text reply", "-B binary"},
+      "binary", /*condition=*/true);
+  const AlertStatus& down = view.at("MemcachedDown");
+  INFO(test::evidence(down) << "\nfix: " << down.remediation);
+  CHECK_THAT(down.remediation, Contains("-B auto"));
+  CHECK_THAT(down.remediation, Contains("notls:"));
+  CHECK_THAT(down.remediation, !Contains("read its log"));
+  CHECK(test::alerts_of(test::alerts(d), "text").at("MemcachedDown").condition == Level::kOk);
 }
 
 namespace {

@@ -390,6 +390,32 @@ TEST_CASE("evaluator: a server that does not speak the text protocol is named, w
   CHECK_THAT(fix, Contains("-B auto"));
   CHECK_THAT(fix, Contains("notls:"));
   CHECK_THAT(fix, !Contains("read its log"));
+  // The evidence says what was seen and what usually causes it.
+  const std::string evidence = r.evidence("MemcachedDown");
+  CHECK_THAT(evidence, Contains("connection accepted, then closed without a text reply"));
+  CHECK_THAT(evidence, Contains("accepted the connection but sent no text reply"));
+  CHECK_THAT(evidence, Contains("-B binary"));
+}
+
+TEST_CASE("evaluator: the fix follows the failure's kind, whatever its message says",
+          "[alerts][evaluator]") {
+  Run r;
+  r.target().up = false;
+  // A message that reads like another kind: the kind decides.
+  r.target().error = "connect to 127.0.0.1:11211: Permission denied (not text protocol)";
+  r.target().failure = FailureKind::kUnreachable;
+  r.target().probe = probe_result(false, 0.0001, "", r.target().error, FailureKind::kUnreachable);
+  r.step(6);
+  CHECK(r.state("MemcachedDown") == Level::kCritical);
+  CHECK_THAT(r.status("MemcachedDown").remediation, !Contains("-B auto"));
+  CHECK_THAT(r.status("MemcachedDown").remediation, !Contains("-a 0770"));
+  CHECK_THAT(r.evidence("MemcachedDown"), !Contains("sent no text reply"));
+  // Only the probe saw a listener without the text protocol: that is named too.
+  r.target().probe =
+      probe_result(false, 0.002, "", "connection accepted, then closed without a text reply",
+                   FailureKind::kNotTextProtocol);
+  r.step();
+  CHECK_THAT(r.status("MemcachedDown").remediation, Contains("-B auto"));
 }
 
 TEST_CASE("evaluator: a unix socket refused with Permission denied names its mode and -a",
@@ -398,7 +424,9 @@ TEST_CASE("evaluator: a unix socket refused with Permission denied names its mod
   r.targets = {healthy_target("sock", "unix:/run/memcached/memcached.sock")};
   r.target().up = false;
   r.target().error = "connect to unix:/run/memcached/memcached.sock: Permission denied";
-  r.target().probe = probe_result(false, 0.0001, "", r.target().error);
+  r.target().failure = FailureKind::kPermissionDenied;
+  r.target().probe =
+      probe_result(false, 0.0001, "", r.target().error, FailureKind::kPermissionDenied);
   r.step(6);
   const AlertLabels sock{{"target", "sock"}};
   CHECK(r.state("MemcachedDown", sock) == Level::kCritical);
