@@ -4,6 +4,7 @@
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
 
+#include "common/text.hpp"
 #include "daemon/http/gzip.hpp"
 
 namespace mcb {
@@ -80,7 +81,7 @@ HttpResponse scrape(const HttpRequest& req, const HttpContent& c, std::string_vi
   auto body = c.target_metrics(*name);
   if (!body) {
     return make(req, http::status::not_found, "text/plain; charset=utf-8",
-                "mcbacklogd watches no memcached named " + *name +
+                "mcbacklogd watches no memcached named " + quote_untrusted(*name) +
                     " (its targets are on /metrics, label target)\n");
   }
   const auto accept = req[http::field::accept_encoding];

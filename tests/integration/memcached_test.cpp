@@ -535,7 +535,7 @@ TEST_CASE(
   auto unknown = d.get("/scrape?target=nope");
   REQUIRE(unknown.ok());
   CHECK(unknown->status == 404);
-  CHECK_THAT(unknown->body, Contains("no memcached named nope"));
+  CHECK_THAT(unknown->body, Contains(R"(no memcached named "nope")"));
 }
 
 TEST_CASE(

@@ -154,7 +154,12 @@ TEST_CASE("http handler: /scrape serves one target's series, by memcached_export
 
   auto unknown = handle_http(request(http::verb::get, "/scrape?target=other"), c);
   CHECK(unknown.result() == http::status::not_found);
-  CHECK(unknown.body().find("no memcached named other") != std::string::npos);
+  CHECK(unknown.body().find(R"(no memcached named "other")") != std::string::npos);
+  // A name from the request is quoted as every outside byte is: no raw control bytes come back.
+  auto hostile = handle_http(request(http::verb::get, "/scrape?target=a%1b%5B2J%0Ab"), c);
+  CHECK(hostile.result() == http::status::not_found);
+  CHECK(hostile.body().find('\x1b') == std::string::npos);
+  CHECK(hostile.body().find(R"("a\x1b[2J\nb")") != std::string::npos);
   for (const char* target : {"/scrape", "/scrape?target=", "/scrape?targets=main"}) {
     INFO(target);
     auto missing = handle_http(request(http::verb::get, target), c);
