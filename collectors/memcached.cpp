@@ -885,33 +885,22 @@ void MemcachedCollector::start_probes() {
   for (std::size_t i = 0; i < targets_.size(); ++i) {
     Target& t = targets_[i];
     if (t.config.probe_interval.count() <= 0) continue;
-    t.probe_timer = std::make_unique<boost::asio::steady_timer>(io_);
-    t.probe_timer->expires_at(SteadyClock::now());
-    schedule_probe(i);
+    t.probe_timer =
+        std::make_unique<PeriodicTimer>(io_, t.config.probe_interval, [weak = weak_from_this(), i] {
+          if (auto self = weak.lock(); self && !self->stopped_) self->start_probe(i);
+        });
+    t.probe_timer->start();
   }
 }
 
-void MemcachedCollector::schedule_probe(std::size_t index) {
-  targets_[index].probe_timer->async_wait(
-      [weak = weak_from_this(), index](const boost::system::error_code& ec) {
-        auto self = weak.lock();
-        if (ec || !self || self->stopped_) return;
-        Target& t = self->targets_[index];
-        const Duration interval = t.config.probe_interval;
-        if (!t.probe) {
-          const Duration timeout = std::min(interval, self->timing_.probe_timeout_cap);
-          t.probe = Probe::start(self->io_, t.config.address, SteadyClock::now() + timeout,
-                                 [weak, index](const ProbeResult& r) {
-                                   if (auto s = weak.lock()) s->on_probe(index, r);
-                                 });
-        }
-        // Drift-free, skipping ticks a stalled loop missed.
-        const auto now = SteadyClock::now();
-        auto next = t.probe_timer->expiry() + interval;
-        while (next <= now) next += interval;
-        t.probe_timer->expires_at(next);
-        self->schedule_probe(index);
-      });
+void MemcachedCollector::start_probe(std::size_t index) {
+  Target& t = targets_[index];
+  if (t.probe) return;  // the last one is still out: it ends by its own deadline
+  const Duration timeout = std::min(t.config.probe_interval, timing_.probe_timeout_cap);
+  t.probe = Probe::start(io_, t.config.address, SteadyClock::now() + timeout,
+                         [weak = weak_from_this(), index](const ProbeResult& r) {
+                           if (auto s = weak.lock()) s->on_probe(index, r);
+                         });
 }
 
 void MemcachedCollector::on_probe(std::size_t index, const ProbeResult& result) {
@@ -937,7 +926,7 @@ void MemcachedCollector::stop() {
   done_ = nullptr;
   for (Target& t : targets_) {
     t.connection->close();
-    if (t.probe_timer) t.probe_timer->cancel();
+    if (t.probe_timer) t.probe_timer->stop();
     if (t.probe) t.probe->cancel();
     t.probe.reset();
   }

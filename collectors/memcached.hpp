@@ -24,7 +24,6 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "collectors/collector.hpp"
 #include "collectors/failure_log.hpp"
@@ -152,8 +151,8 @@ class MemcachedCollector final : public Collector,
     bool slabs_asked = false;                      // by the run in flight
     std::optional<MemcachedStats> previous;        // the last good answer, for the CPU rate
     SteadyClock::time_point previous_time;
-    std::unique_ptr<boost::asio::steady_timer> probe_timer;
-    std::shared_ptr<Probe> probe;  // in flight
+    std::unique_ptr<PeriodicTimer> probe_timer;  // while the probe is enabled
+    std::shared_ptr<Probe> probe;                // in flight
     std::optional<ProbeResult> last_probe;
     ProbeHistogram probe_latency;
     std::uint64_t probe_failures = 0;
@@ -172,7 +171,7 @@ class MemcachedCollector final : public Collector,
   static void log_unreadable(Target& t, const std::vector<UnreadableStat>& unreadable,
                              SteadyClock::time_point now);
   void start_probes();
-  void schedule_probe(std::size_t index);
+  void start_probe(std::size_t index);  // unless one is still out
   void on_probe(std::size_t index, const ProbeResult& result);
 
   boost::asio::io_context& io_;

@@ -25,16 +25,18 @@
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "collectors/memcached_protocol.hpp"
 #include "collectors/name_lookup.hpp"
+#include "common/clock.hpp"
 #include "config/address.hpp"
 #include "config/duration.hpp"
 
 namespace mcb {
 
-using SteadyClock = std::chrono::steady_clock;
+// The loop's clock (common/clock.hpp): steady_clock, or a test's ManualTime. Every deadline of
+// the stats connection and the probe waits on it.
+using SteadyClock = LoopClock;
 
 // Bounds on what a peer can make the client buffer. A reply beyond them is a protocol error and
 // the connection is closed, so memory stays bounded whatever the peer sends.
@@ -166,7 +168,7 @@ class StatsConnection : public std::enable_shared_from_this<StatsConnection> {
   Options options_;
   boost::asio::generic::stream_protocol::socket socket_;
   std::shared_ptr<NameLookup> lookup_;  // the host-name lookup in flight, if any
-  boost::asio::steady_timer timer_;
+  LoopTimer timer_;
   std::minstd_rand random_;
 
   State state_ = State::kDisconnected;
@@ -243,7 +245,7 @@ class Probe : public std::enable_shared_from_this<Probe> {
   std::size_t max_line_;
   boost::asio::generic::stream_protocol::socket socket_;
   std::shared_ptr<NameLookup> lookup_;  // the host-name lookup in flight, if any
-  boost::asio::steady_timer timer_;
+  LoopTimer timer_;
   SteadyClock::time_point connect_started_;
   SteadyClock::time_point connected_at_;
   bool connected_ = false;
