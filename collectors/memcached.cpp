@@ -690,12 +690,13 @@ void MemcachedCollector::collect(Done done) {
     Target& t = targets_[i];
     t.reply.reset();
     t.slabs_asked = t.config.slab_stats_interval.count() > 0 && now >= t.slabs_due;
+    t.settings_asked = now >= t.settings_due;
     t.connection->query(
         deadline,
         [weak = weak_from_this(), i, run = run_](StatsReply reply) {
           if (auto self = weak.lock()) self->on_reply(i, run, std::move(reply));
         },
-        StatsRequest{.slabs = t.slabs_asked});
+        StatsRequest{.settings = t.settings_asked, .slabs = t.slabs_asked});
   }
   if (targets_.empty()) end_run();
 }
@@ -744,19 +745,30 @@ MemcachedSample MemcachedCollector::sample_of(Target& t) {
   if (!reply.stats) {
     s.error = reply.stats.error().message;
     s.failure = reply.failure;
-    // A target that is down gets its slab stats afresh when it is back.
+    // A target that is down gets its settings and slab stats afresh when it is back.
     t.slabs.reset();
     t.slabs_unreadable.clear();
     t.slabs_due = {};
+    t.settings.reset();
+    t.settings_unreadable.clear();
+    t.settings_error.clear();
+    t.settings_due = {};
   } else {
     s.up = true;
     s.time = reply.received;
     s.stats = memcached_stats(*reply.stats, s.unreadable);
-    if (reply.settings) {
-      s.settings = memcached_settings(*reply.settings, s.unreadable);
-    } else {
-      s.settings_error = reply.settings.error().message;
+    read_settings(t, reply, SteadyClock::now());
+    // A memcached that restarted behind a connection that stayed (a proxy in front of it, say):
+    // its settings and slab stats are asked again in the next run, unless this one brought them.
+    if (t.previous && (t.previous->pid != s.stats.pid || (s.stats.uptime && t.previous->uptime &&
+                                                          *s.stats.uptime < *t.previous->uptime))) {
+      if (!reply.settings) t.settings_due = {};
+      if (!reply.items) t.slabs_due = {};
     }
+    s.settings = t.settings;
+    s.settings_error = t.settings_error;
+    s.unreadable.insert(s.unreadable.end(), t.settings_unreadable.begin(),
+                        t.settings_unreadable.end());
     read_slabs(t, reply, SteadyClock::now());
     s.unreadable.insert(s.unreadable.end(), t.slabs_unreadable.begin(), t.slabs_unreadable.end());
   }
@@ -778,11 +790,12 @@ MemcachedSample MemcachedCollector::sample_of(Target& t) {
     }
     t.previous = s.stats;
     t.previous_time = s.time;
-    if (s.settings) {
+    if (s.settings_error.empty()) {
       t.settings_log.succeeded();
     } else if (t.settings_log.failed(s.settings_error, now)) {
-      spdlog::warn("memcached target {}: stats settings failed, its series are left out: {}",
-                   describe(t.config), s.settings_error);
+      spdlog::warn("memcached target {}: stats settings failed, {}: {}", describe(t.config),
+                   s.settings ? "the values of its last answer stand" : "its series are left out",
+                   s.settings_error);
     }
     log_unreadable(t, s.unreadable, now);
   }
@@ -793,6 +806,22 @@ MemcachedSample MemcachedCollector::sample_of(Target& t) {
     s.probe_failures = t.probe_failures;
   }
   return s;
+}
+
+void MemcachedCollector::read_settings(Target& t, StatsReply& reply, SteadyClock::time_point now) {
+  // A new connection's first query asks them whether due or not: take them then too.
+  if (reply.settings) {
+    t.settings_unreadable.clear();
+    t.settings = memcached_settings(*reply.settings, t.settings_unreadable);
+    t.settings_error.clear();
+  } else if (t.settings_asked) {
+    // The last answer, if any, stands (settings change only with a restart, which asks again);
+    // a server without `stats settings` has none, and is asked again in a minute.
+    t.settings_error = reply.settings.error().message;
+  } else {
+    return;  // not asked: the last answer stands
+  }
+  t.settings_due = now + kSettingsInterval;
 }
 
 void MemcachedCollector::read_slabs(Target& t, StatsReply& reply, SteadyClock::time_point now) {

@@ -55,11 +55,13 @@ struct MemcachedSample {
   bool probe_enabled = false;  // the target has a probe_interval
   bool up = false;             // `stats` answered in this run
   std::string error;           // why not up: what was seen
-  FailureKind failure = FailureKind::kNone;     // why not up: its kind
-  SteadyClock::time_point time;                 // when `stats` answered, or when the run gave up
-  MemcachedStats stats;                         // meaningful when up
-  std::optional<MemcachedSettings> settings;    // absent when `stats settings` failed
-  std::string settings_error;                   // why `stats settings` failed, when up
+  FailureKind failure = FailureKind::kNone;  // why not up: its kind
+  SteadyClock::time_point time;              // when `stats` answered, or when the run gave up
+  MemcachedStats stats;                      // meaningful when up
+  // `stats settings` as of its last answer (it is asked once a minute, on a new connection and
+  // after a restart, not every run); absent when it never answered.
+  std::optional<MemcachedSettings> settings;
+  std::string settings_error;                   // why the last `stats settings` failed, when up
   std::optional<double> cpu_utilization_ratio;  // needs two answers from the same process
   // `stats items` and `stats slabs` as of their last answer: they are asked every
   // slab_stats_interval, not every run. Null until they answered, or when turned off. Shared
@@ -110,6 +112,10 @@ Families memcached_slab_families(const std::vector<MemcachedSample>& samples);
 // Pure. All the others.
 Families memcached_target_families(const std::vector<MemcachedSample>& samples);
 
+// How often `stats settings` is asked on a connection that stays open to a memcached that did not
+// restart: the settings change only with a restart (or a rare `lru_crawler` or `-o` command).
+inline constexpr Duration kSettingsInterval = std::chrono::minutes(1);
+
 // Deadlines and backoff of a collector, derived from the sampling interval.
 struct MemcachedTiming {
   Duration run_timeout;                                   // a run ends by then
@@ -144,7 +150,14 @@ class MemcachedCollector final : public Collector,
   struct Target {
     TargetConfig config;
     std::shared_ptr<StatsConnection> connection;
-    std::optional<StatsReply> reply;               // of the run in flight
+    std::optional<StatsReply> reply;  // of the run in flight
+    // `stats settings` as of its last answer: asked on a new connection, when memcached's pid or
+    // uptime says it restarted, and every kSettingsInterval, not every run.
+    std::optional<MemcachedSettings> settings;
+    std::vector<UnreadableStat> settings_unreadable;  // of that answer
+    std::string settings_error;                       // why the last ask failed, if it did
+    SteadyClock::time_point settings_due;             // when to ask next
+    bool settings_asked = false;                      // by the run in flight
     std::shared_ptr<const SlabStats> slabs;        // the last answer to stats items and stats slabs
     std::vector<UnreadableStat> slabs_unreadable;  // of that answer
     SteadyClock::time_point slabs_due;             // when to ask them next
@@ -166,6 +179,8 @@ class MemcachedCollector final : public Collector,
   void on_reply(std::size_t index, std::uint64_t run, StatsReply reply);
   void end_run();
   MemcachedSample sample_of(Target& t);
+  // Reads this run's answer to stats settings, if one came or it was asked, into t.settings.
+  static void read_settings(Target& t, StatsReply& reply, SteadyClock::time_point now);
   // Reads this run's answers to stats items and stats slabs, if any came, into t.slabs.
   static void read_slabs(Target& t, StatsReply& reply, SteadyClock::time_point now);
   static void log_unreadable(Target& t, const std::vector<UnreadableStat>& unreadable,

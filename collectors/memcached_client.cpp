@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <utility>
 
 #include <boost/asio/local/stream_protocol.hpp>
@@ -196,7 +197,8 @@ void StatsConnection::query(SteadyClock::time_point deadline, Handler handler,
   deadline_ = deadline;
   query_started_ = SteadyClock::now();
   reply_ = StatsReply{};
-  unanswered_ = {Command::kStats, Command::kSettings};
+  unanswered_ = {Command::kStats};
+  if (request_.settings) unanswered_.push_back(Command::kSettings);
   if (request_.slabs) unanswered_.insert(unanswered_.end(), {Command::kItems, Command::kSlabs});
   timer_.expires_at(deadline);
   timer_.async_wait([self = shared_from_this(), id = query_id_](const error_code& ec) {
@@ -264,10 +266,17 @@ void StatsConnection::connect() {
 }
 
 void StatsConnection::send() {
-  std::vector<Command> commands{Command::kStats, Command::kSettings};
   // A new connection's first write asks everything: at least 24 bytes (see the class comment).
-  const bool slabs = request_.slabs || !asked_;
-  if (slabs) commands.insert(commands.end(), {Command::kItems, Command::kSlabs});
+  // What the request did not ask for is then awaited too, so that its reply is not lost.
+  const bool fresh = !asked_;
+  std::vector<Command> commands{Command::kStats};
+  auto ask = [&](bool requested, std::initializer_list<Command> cs) {
+    if (!requested && !fresh) return;
+    commands.insert(commands.end(), cs);
+    if (!requested) unanswered_.insert(unanswered_.end(), cs);
+  };
+  ask(request_.settings, {Command::kSettings});
+  ask(request_.slabs, {Command::kItems, Command::kSlabs});
   out_.clear();
   for (const Command c : commands) {
     out_ += kStatsCommands[static_cast<int>(c)];
@@ -276,9 +285,6 @@ void StatsConnection::send() {
   due_.assign(commands.begin(), commands.end());
   due_query_ = query_id_;
   due_since_ = SteadyClock::now();
-  if (slabs && !request_.slabs) {
-    unanswered_.insert(unanswered_.end(), {Command::kItems, Command::kSlabs});
-  }
   asked_ = true;
   state_ = State::kBusy;
   asio::async_write(

@@ -85,16 +85,18 @@ std::string_view failure_kind_name(FailureKind kind);
 // person (empty for kNone).
 std::string_view failure_kind_causes(FailureKind kind);
 
-// Which replies a query asks for besides `stats` and `stats settings`.
+// Which replies a query asks for besides `stats`. The first query on a new connection asks all
+// of them whatever the request says, and its reply holds them.
 struct StatsRequest {
-  bool slabs = true;  // `stats items` and `stats slabs`
+  bool settings = true;  // `stats settings`
+  bool slabs = true;     // `stats items` and `stats slabs`
 };
 
 // The result of one exchange on the stats connection. A reply that was not asked for, or did not
 // come, is an error saying why.
 struct StatsReply {
   Result<StatsMap> stats = fail("not asked");
-  Result<StatsMap> settings = fail("not asked");  // asked with every `stats`
+  Result<StatsMap> settings = fail("not asked");  // `stats settings`, when asked
   // `stats items` and `stats slabs`, when asked: the complete replies as they came, for
   // parse_stats_items and parse_stats_slabs (an error line is a reply too).
   Result<std::string> items = fail("not asked");
@@ -104,7 +106,7 @@ struct StatsReply {
 };
 
 // One persistent connection to a memcached target, reused for every query. A query writes its
-// commands at once (`stats`, `stats settings`, and `stats items`, `stats slabs` when asked) and
+// commands at once (`stats`, and `stats settings`, `stats items`, `stats slabs` when asked) and
 // reads the replies in order. Never holds more than one socket: a new connection is opened only
 // after the old one is closed, and only during a query.
 //

@@ -5,11 +5,14 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 
 #include <boost/asio/io_context.hpp>
 
+#include "collectors/memcached.hpp"
 #include "collectors/memcached_client.hpp"
+#include "common/clock.hpp"
 #include "tests/support/memcached.hpp"
 #include "tests/support/netns.hpp"
 #include "tests/support/process.hpp"
@@ -353,4 +356,61 @@ TEST_CASE("memcached client: failures carry the kind of what happened",
   CHECK_THAT(error_of(refused_at_limit.stats), Contains("ERROR Too many open connections"));
   CHECK(refused_at_limit.failure == FailureKind::kAtLimit);
   CHECK(probe(io, full.address(), 2s).failure == FailureKind::kAtLimit);
+}
+
+TEST_CASE(
+    "memcached collector: on a connection that stays, stats settings once a minute of the loop's "
+    "clock and the probe every probe_interval of it",
+    "[integration][memcached][clock]") {
+  test::enter_private_netns();
+  std::atomic<int> stats_asked{0};
+  std::atomic<int> settings_asked{0};
+  test::FakeServer mc([&](test::FakeConnection& c) {
+    while (auto line = c.read_line()) {
+      std::string reply = "ERROR\r\n";
+      if (*line == "stats") {
+        ++stats_asked;
+        reply = "STAT pid 7\r\nSTAT uptime 100\r\nSTAT curr_connections 2\r\nEND\r\n";
+      } else if (*line == "stats settings") {
+        ++settings_asked;
+        reply = "STAT maxconns 1024\r\nSTAT tcp_backlog 256\r\nEND\r\n";
+      } else if (*line == "version") {
+        reply = "VERSION fake\r\n";
+      }
+      if (!c.send(reply)) return;
+    }
+  });
+  ManualTime time;
+  boost::asio::io_context io;
+  TargetConfig target;
+  target.name = "mc";
+  target.address = endpoint(mc.address());
+  target.probe_interval = 10s;
+  target.slab_stats_interval = Duration{0};
+  auto collector = std::make_shared<MemcachedCollector>(io, std::vector<TargetConfig>{target},
+                                                        MemcachedTiming::for_interval(1s));
+  // One run per second of the manual clock; the replies come over real sockets meanwhile.
+  auto run = [&] {
+    bool done = false;
+    collector->collect([&](const Status&) { done = true; });
+    const auto end = std::chrono::steady_clock::now() + 20s;
+    while (!done && std::chrono::steady_clock::now() < end) io.run_one_for(10ms);
+    REQUIRE(done);
+    REQUIRE(collector->samples().at(0).up);
+    time.advance(1s);
+  };
+  for (int i = 0; i < 59; ++i) run();
+  CHECK(stats_asked.load() == 59);
+  CHECK(settings_asked.load() == 1);  // with the first write
+  CHECK(collector->samples().at(0).settings->tcp_backlog == 256);
+  // The probe ran at 0 s and every 10 s of the manual clock since, each on a connection of its
+  // own beside the one stats connection: 6 times by 59 s.
+  const auto probes_done = [&] { return mc.connections() - 1; };
+  const auto settle = std::chrono::steady_clock::now() + 20s;
+  while (probes_done() < 6 && std::chrono::steady_clock::now() < settle) io.run_one_for(10ms);
+  CHECK(probes_done() == 6);
+  for (int i = 0; i < 3; ++i) run();
+  CHECK(settings_asked.load() == 2);  // a minute after the first answer
+  CHECK(collector->samples().at(0).settings->tcp_backlog == 256);
+  collector->stop();
 }

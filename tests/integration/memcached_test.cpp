@@ -132,11 +132,12 @@ TEST_CASE("memcached: memcached's own total_connections shows one daemon connect
     ++reads;
     return mc.stats();
   };
-  // Every run sends "stats\r\n" and "stats settings\r\n": 23 bytes in memcached's bytes_read
-  // (and "stats items\r\nstats slabs\r\n", 26 more, on the first and every 15 s).
+  // Every run sends "stats\r\n": 7 bytes in memcached's bytes_read (the first write adds
+  // "stats settings\r\nstats items\r\nstats slabs\r\n", 42 more; stats settings comes again once a
+  // minute, the slab stats every 15 s), so this counts up to six runs too many, never too few.
   auto runs_since = [&](const test::StatsMap& before, int reads_before) {
     const test::StatsMap now = read();
-    return (stat(now, "bytes_read") - stat(before, "bytes_read") - 7 * (reads - reads_before)) / 23;
+    return (stat(now, "bytes_read") - stat(before, "bytes_read") - 7 * (reads - reads_before)) / 7;
   };
   // Connections memcached accepted since `before` that were not raw reads.
   auto opened_since = [&](const test::StatsMap& before, int reads_before) {
@@ -375,6 +376,52 @@ TEST_CASE(
   CHECK(of(*m, "memcached_max_connections", "old") == 64);
   CHECK(of(*m, "memcached_connections_listener_disabled_total", "old") == 1);
   CHECK_FALSE(of(*m, "memcached_connections_rejected_total", "old").has_value());
+}
+
+TEST_CASE(
+    "memcached: stats settings is asked on a new connection and when memcached's pid says it "
+    "restarted, not every run, and its series stay between",
+    "[integration][memcached]") {
+  test::enter_private_netns();
+  std::atomic<int> stats_asked{0};
+  std::atomic<int> settings_asked{0};
+  std::atomic<int> pid{1000};
+  const test::StatsMap stats = test::parse_stat_lines(fixture("stats.txt"));
+  test::FakeServer mc(test::fake::replies({
+      {"stats",
+       [&] {
+         ++stats_asked;
+         test::StatsMap s = stats;
+         s["pid"] = std::to_string(pid.load());
+         return test::fake::stats_reply(s);
+       }},
+      {"stats settings",
+       [&] {
+         ++settings_asked;
+         return fixture("settings.txt");
+       }},
+      {"stats items", [] { return std::string("END\r\n"); }},
+      {"stats slabs",
+       [] { return std::string("STAT active_slabs 0\r\nSTAT total_malloced 0\r\nEND\r\n"); }},
+  }));
+  test::Daemon d(config({{"mc", mc.address()}}, "100ms"));
+  // 20 runs on one connection: stats every run, stats settings with the first write only.
+  REQUIRE(test::eventually([&] { return stats_asked.load() >= 20; }));
+  const std::string m = d.metrics();
+  CHECK(mc.connections() == 1);
+  CHECK(settings_asked.load() == 1);
+  // The settings' series are there in every run meanwhile.
+  CHECK(of(m, "mcbacklog_memcached_listen_backlog", "mc") == 256);
+  CHECK(of(m, "mcbacklog_memcached_maxconns_fast", "mc") == 1);
+
+  // Another pid behind the same connection: memcached restarted, its settings are asked again.
+  pid = 2000;
+  REQUIRE(test::eventually([&] { return settings_asked.load() == 2; }));
+  const int stats_then = stats_asked.load();
+  REQUIRE(test::eventually([&] { return stats_asked.load() >= stats_then + 10; }));
+  CHECK(settings_asked.load() == 2);
+  CHECK(mc.connections() == 1);
+  CHECK(of(d.metrics(), "mcbacklog_memcached_listen_backlog", "mc") == 256);
 }
 
 TEST_CASE(
