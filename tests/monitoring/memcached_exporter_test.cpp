@@ -1,4 +1,5 @@
-// mcbacklogd in memcached_exporter's place, end to end: a real Prometheus (Debian's) scrapes the
+// mcbacklogd in memcached_exporter's place, end to end: a real Prometheus (Debian's, started as
+// prometheus_test.cpp starts it, tests/monitoring/prometheus_server.hpp) scrapes the
 // daemon's per-target view /scrape?target=NAME with memcached_exporter's multi-target relabelling,
 // one `instance` per memcached, and runs the kinds of queries memcached dashboards and alerts run
 // (hit rate from memcached_commands_total, items, evictions, connections against
@@ -8,14 +9,13 @@
 
 #include <catch2/catch.hpp>
 
-#include <cctype>
 #include <cmath>
-#include <cstdio>
 #include <map>
 #include <set>
 
 #include <nlohmann/json.hpp>
 
+#include "tests/monitoring/prometheus_server.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/memcached.hpp"
@@ -28,21 +28,8 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::uint16_t kPrometheusPort = 9090;
-
-std::string url_encode(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
+using test::kPrometheusPort;
+using test::url_encode;
 
 // The Prometheus scrape configuration docs/memcached-exporter.md gives, for `daemon`.
 std::string scrape_config(const std::string& daemon, const std::vector<std::string>& targets) {
@@ -70,12 +57,7 @@ std::string scrape_config(const std::string& daemon, const std::vector<std::stri
 class Stack {
  public:
   Stack() : small_({"-M", "-m", "8"}), daemon_(daemon_config()), prometheus_(prometheus_argv()) {
-    const bool ready = test::eventually(
-        [] {
-          auto r = test::http_get("127.0.0.1", kPrometheusPort, "/-/ready", {}, 2s);
-          return r && r->status == 200;
-        },
-        30s);
+    const bool ready = test::eventually([] { return test::ready(kPrometheusPort); }, 30s);
     INFO(prometheus_.output());
     REQUIRE(ready);
   }
@@ -119,10 +101,7 @@ class Stack {
     const std::string yaml =
         "global: { scrape_interval: 1s, evaluation_interval: 1s }\nscrape_configs:\n" +
         scrape_config("127.0.0.1:" + std::to_string(daemon_.port()), {"cache", "small"});
-    return {"/usr/bin/prometheus", "--config.file=" + dir_.write("prometheus.yml", yaml),
-            "--storage.tsdb.path=" + dir_.path() + "/data",
-            "--web.listen-address=127.0.0.1:" + std::to_string(kPrometheusPort),
-            "--log.level=warn"};
+    return test::prometheus_argv(dir_, yaml);
   }
 
   // Declaration order is start order: the namespace first, Prometheus last.
