@@ -104,7 +104,7 @@ std::optional<double> max_connections(const MemcachedSample& s) {
 
 std::optional<double> connection_limit(const MemcachedSample& s) {
   auto limit = max_connections(s);
-  if (limit && s.stats.reserved_fds && *s.stats.reserved_fds < *limit) {
+  if (limit && s.stats.reserved_fds && static_cast<double>(*s.stats.reserved_fds) < *limit) {
     *limit -= static_cast<double>(*s.stats.reserved_fds);
   }
   return limit;
