@@ -46,8 +46,14 @@ echo "--- the pod's kernel, not the host's"
 [ "$(cat /proc/sys/net/core/somaxconn)" = 333 ] || fail "the host's somaxconn is not 333"
 [ "$(metric "$metrics" mcbacklog_somaxconn)" = 4096 ] ||
   fail "mcbacklog_somaxconn is $(metric "$metrics" mcbacklog_somaxconn || echo absent), not the pod's 4096"
-max=$(metric "$metrics" 'mcbacklog_accept_queue_max{address="0.0.0.0",port="11211"}' ||
-  metric "$metrics" 'mcbacklog_accept_queue_max{address="::",port="11211"}' || true)
+# The listener is found by the sample after memcached listens, which may come a scrape after the
+# one that saw memcached_up 1.
+max=""
+listener() {
+  scrape && max=$(metric "$metrics" 'mcbacklog_accept_queue_max{address="0.0.0.0",port="11211"}' ||
+    metric "$metrics" 'mcbacklog_accept_queue_max{address="::",port="11211"}')
+}
+wait_for 30 "memcached's listener on /metrics" listener || true
 [ "$max" = 1024 ] || fail "memcached's listener max queue is '${max:-absent}', not min(-b 1024, somaxconn 4096)"
 
 podman kill --signal STOP "$memcached" >/dev/null
