@@ -745,14 +745,12 @@ MemcachedSample MemcachedCollector::sample_of(Target& t) {
   if (!reply.stats) {
     s.error = reply.stats.error().message;
     s.failure = reply.failure;
-    // A target that is down gets its settings and slab stats afresh when it is back.
+    // A target that is down gets its slab stats afresh when it is back. Its settings stay: a new
+    // connection's first write asks them again, and a restart behind the same connection shows in
+    // its pid.
     t.slabs.reset();
     t.slabs_unreadable.clear();
     t.slabs_due = {};
-    t.settings.reset();
-    t.settings_unreadable.clear();
-    t.settings_error.clear();
-    t.settings_due = {};
   } else {
     s.up = true;
     s.time = reply.received;
@@ -815,9 +813,10 @@ void MemcachedCollector::read_settings(Target& t, StatsReply& reply, SteadyClock
     t.settings = memcached_settings(*reply.settings, t.settings_unreadable);
     t.settings_error.clear();
   } else if (t.settings_asked) {
-    // The last answer, if any, stands (settings change only with a restart, which asks again);
-    // a server without `stats settings` has none, and is asked again in a minute.
+    // The last answer stands (settings change only with a restart, which asks again) and is asked
+    // again in a minute; without one, in the next run, as before they were cached.
     t.settings_error = reply.settings.error().message;
+    if (!t.settings) return;
   } else {
     return;  // not asked: the last answer stands
   }
