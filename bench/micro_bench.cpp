@@ -1,10 +1,12 @@
 // Micro-benchmarks (Google Benchmark) of what one sampling cycle and one scrape cost in user space:
-// the parsers of memcached's replies, /proc/net/netstat + snmp, /proc/net/dev, /proc/stat,
-// softnet_stat, a thread's schedstat and the ethtool replies over the real captures in
-// tests/fixtures; the sock_diag reply parser and the aggregation of a dump into the per-client
-// sample at 1k to 18k connections; and the rendering of a whole /metrics body. Two measure the
-// system calls too, as a run makes them: the worker threads' CPU (one schedstat read per thread,
-// on this process's own threads named mc-worker) and a NIC's driver counters (two ioctls).
+// the parsers of memcached's replies (`stats`, `stats settings`, and `stats items` with
+// `stats slabs` at 63 slab classes) and the families of one memcached with and without those,
+// /proc/net/netstat + snmp, /proc/net/dev, /proc/stat, softnet_stat, a thread's schedstat and the
+// ethtool replies over the real captures in tests/fixtures; the sock_diag reply parser and the
+// aggregation of a dump into the per-client sample at 1k to 18k connections; and the rendering of
+// a whole /metrics body, with and without the slab classes. Two measure the system calls too, as a
+// run makes them: the worker threads' CPU (one schedstat read per thread, on this process's own
+// threads named mc-worker) and a NIC's driver counters (two ioctls).
 //
 // Run: build/bench/micro_bench (add --benchmark_min_time=0.01 for a quick pass).
 
@@ -23,6 +25,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -57,6 +60,10 @@ std::string fixture(const std::string& relative) {
 }
 
 // A parse that fails on its own fixture is a broken benchmark: it ends the run with the reason.
+void must(const mcb::Status& status) {
+  if (!status) throw std::runtime_error(status.error().message);
+}
+
 template <class T>
 T must(mcb::Result<T> result) {
   if (!result) throw std::runtime_error(result.error().message);
@@ -66,12 +73,74 @@ T must(mcb::Result<T> result) {
 void BM_MemcachedStats(benchmark::State& state) {
   const std::string reply = fixture("memcached/stats.txt");
   for (auto _ : state) {
-    auto stats = must(mcb::memcached_stats(must(mcb::parse_stats(reply))));
+    std::vector<mcb::UnreadableStat> unreadable;
+    auto stats = mcb::memcached_stats(must(mcb::parse_stats(reply)), unreadable);
     benchmark::DoNotOptimize(stats);
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * reply.size()));
 }
 BENCHMARK(BM_MemcachedStats);
+
+void BM_MemcachedSettings(benchmark::State& state) {
+  const std::string reply = fixture("memcached/settings.txt");
+  for (auto _ : state) {
+    std::vector<mcb::UnreadableStat> unreadable;
+    auto settings = mcb::memcached_settings(must(mcb::parse_stats(reply)), unreadable);
+    benchmark::DoNotOptimize(settings);
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * reply.size()));
+}
+BENCHMARK(BM_MemcachedSettings);
+
+// `stats items` and `stats slabs` of a memcached with items in all 63 slab classes.
+void BM_MemcachedSlabs(benchmark::State& state) {
+  const std::string items = fixture("memcached/items-slabs.txt");
+  const std::string slabs = fixture("memcached/slabs-slabs.txt");
+  for (auto _ : state) {
+    std::vector<mcb::UnreadableStat> unreadable;
+    mcb::SlabStats typed;
+    must(mcb::parse_stats_items(items, typed, unreadable));
+    must(mcb::parse_stats_slabs(slabs, typed, unreadable));
+    benchmark::DoNotOptimize(typed);
+  }
+  state.SetBytesProcessed(
+      static_cast<std::int64_t>(state.iterations() * (items.size() + slabs.size())));
+}
+BENCHMARK(BM_MemcachedSlabs)->Unit(benchmark::kMicrosecond);
+
+// One target's sample as the collector makes it from the replies of the 63-class capture, with or
+// without the slab stats.
+mcb::MemcachedSample memcached_sample(bool with_slabs) {
+  mcb::MemcachedSample s;
+  s.target = s.address = "127.0.0.1:11211";
+  s.up = true;
+  s.stats = mcb::memcached_stats(must(mcb::parse_stats(fixture("memcached/stats-slabs.txt"))),
+                                 s.unreadable);
+  s.settings = mcb::memcached_settings(
+      must(mcb::parse_stats(fixture("memcached/settings-slabs.txt"))), s.unreadable);
+  if (with_slabs) {
+    auto slabs = std::make_shared<mcb::SlabStats>();
+    must(mcb::parse_stats_items(fixture("memcached/items-slabs.txt"), *slabs, s.unreadable));
+    must(mcb::parse_stats_slabs(fixture("memcached/slabs-slabs.txt"), *slabs, s.unreadable));
+    s.slabs = std::move(slabs);
+  }
+  return s;
+}
+
+// The families of one target, with all 63 slab classes (1) or without slab stats (0); the
+// collector builds the slab families again only when the slab stats were asked.
+void BM_MemcachedFamilies(benchmark::State& state) {
+  const std::vector<mcb::MemcachedSample> samples{memcached_sample(state.range(0) != 0)};
+  std::size_t series = 0;
+  for (auto _ : state) {
+    auto families = mcb::memcached_families(samples);
+    series = 0;
+    for (const auto& f : families) series += f.metric.size();
+    benchmark::DoNotOptimize(families);
+  }
+  state.counters["series"] = static_cast<double>(series);
+}
+BENCHMARK(BM_MemcachedFamilies)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 void BM_Netstat(benchmark::State& state) {
   const std::string netstat = fixture("proc/net/netstat");
@@ -313,8 +382,9 @@ BENCHMARK(BM_SockdiagSample)
     ->Args({18000, 18000})
     ->Unit(benchmark::kMicrosecond);
 
-// The families of one sample of every collector, as the exposition renders them per sample.
-mcb::Families all_families() {
+// The families of one sample of every collector, as the exposition renders them per sample; the
+// memcached one with or without its 63 slab classes.
+mcb::Families all_families(bool with_slabs) {
   mcb::Families families;
   auto append = [&](mcb::Families more) {
     for (auto& f : more) families.push_back(std::move(f));
@@ -338,19 +408,13 @@ mcb::Families all_families() {
   const auto sockets = connections(18000, 1000);
   append(mcb::sockdiag_families(mcb::sockdiag_sample(sockets, watched_11211()), 100ms, 15s));
 
-  mcb::MemcachedSample memcached;
-  memcached.target = memcached.address = "127.0.0.1:11211";
-  memcached.up = true;
-  memcached.stats =
-      must(mcb::memcached_stats(must(mcb::parse_stats(fixture("memcached/stats.txt")))));
-  memcached.settings =
-      must(mcb::memcached_settings(must(mcb::parse_stats(fixture("memcached/settings.txt")))));
-  append(mcb::memcached_families({memcached}));
+  append(mcb::memcached_families({memcached_sample(with_slabs)}));
   return families;
 }
 
+// The whole body, with one memcached whose 63 slab classes are reported (1) or not (0).
 void BM_RenderMetrics(benchmark::State& state) {
-  const auto families = all_families();
+  const auto families = all_families(state.range(0) != 0);
   std::size_t bytes = 0;
   for (auto _ : state) {
     auto text = mcb::render_families(families);
@@ -359,7 +423,7 @@ void BM_RenderMetrics(benchmark::State& state) {
   }
   state.counters["body_bytes"] = static_cast<double>(bytes);
 }
-BENCHMARK(BM_RenderMetrics)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_RenderMetrics)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -19,10 +19,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "collectors/collector.hpp"
 #include "collectors/failure_log.hpp"
@@ -48,16 +49,27 @@ struct ProbeHistogram {
 
 // One target as of the last run.
 struct MemcachedSample {
-  std::string target;            // the `target` label: the configured name, or the address
-  std::string address;           // "host:port", "[v6]:port" or "unix:/path"
-  Endpoint endpoint;             // the configured address, parsed
-  bool probe_enabled = false;    // the target has a probe_interval
-  bool up = false;               // `stats` answered in this run
-  std::string error;             // why not up
-  SteadyClock::time_point time;  // when `stats` answered, or when the run gave up
-  MemcachedStats stats;          // meaningful when up
-  std::optional<MemcachedSettings> settings;    // absent when `stats settings` failed
+  std::string target;          // the `target` label: the configured name, or the address
+  std::string address;         // "host:port", "[v6]:port" or "unix:/path"
+  Endpoint endpoint;           // the configured address, parsed
+  bool probe_enabled = false;  // the target has a probe_interval
+  bool up = false;             // `stats` answered in this run
+  std::string error;           // why not up: what was seen
+  FailureKind failure = FailureKind::kNone;  // why not up: its kind
+  SteadyClock::time_point time;              // when `stats` answered, or when the run gave up
+  MemcachedStats stats;                      // meaningful when up
+  // `stats settings` as of its last answer (it is asked once a minute, on a new connection and
+  // after a restart, not every run); absent when it never answered.
+  std::optional<MemcachedSettings> settings;
+  std::string settings_error;                   // why the last `stats settings` failed, when up
   std::optional<double> cpu_utilization_ratio;  // needs two answers from the same process
+  // `stats items` and `stats slabs` as of their last answer: they are asked every
+  // slab_stats_interval, not every run. Null until they answered, or when turned off. Shared
+  // with the collector, which keeps it until the next answer; never modified.
+  std::shared_ptr<const SlabStats> slabs;
+  // Stats whose values could not be read, in this run's replies and in the answer `slabs` came
+  // from: each is absent from `stats`, `settings` or `slabs`, with what derives from it.
+  std::vector<UnreadableStat> unreadable;
 
   // The fresh-connection probe (all empty when it is disabled).
   std::optional<ProbeResult> probe;  // the last one to finish, if any has
@@ -68,7 +80,7 @@ struct MemcachedSample {
 // Values with a fallback, in one place: /metrics and the alert rules both read them through
 // these, so they never disagree. Each is nullopt while the target is down or when memcached
 // reports neither source.
-// -c: `max_connections` of `stats`, else `maxconns` of `stats settings` (memcached before 1.5.x
+// -c: `max_connections` of `stats`, else `maxconns` of `stats settings` (memcached before 1.5.1
 // reports only the latter).
 std::optional<double> max_connections(const MemcachedSample& s);
 // The connections memcached serves before it refuses: -c less the `reserved_fds` it keeps for
@@ -83,13 +95,26 @@ std::optional<double> listen_backlog(const MemcachedSample& s);
 std::optional<bool> maxconns_fast(const MemcachedSample& s);
 
 // Pure. CPU seconds (user + system) memcached used per second between two answers, divided by
-// its worker threads. Absent without both rusages and threads, across a restart (another pid or
-// less CPU than before), when no time passed, or when the rate is not a finite number.
+// its worker threads (`threads`: worker_threads() of the later sample). Absent without both
+// rusages and threads, across a restart (another pid or less CPU than before), when no time
+// passed, or when the rate is not a finite number.
 std::optional<double> cpu_utilization(const MemcachedStats& before, SteadyClock::time_point t0,
-                                      const MemcachedStats& after, SteadyClock::time_point t1);
+                                      const MemcachedStats& after, SteadyClock::time_point t1,
+                                      std::optional<double> threads);
 
-// Pure. The families of all targets; a stat a target did not report has no series.
+// Pure. The families of all targets; a stat a target did not report has no series. They are
+// memcached_exporter's families (names, types and label names, plus the `target` label), and
+// mcbacklogd's own under mcbacklog_. The union of the two functions below.
 Families memcached_families(const std::vector<MemcachedSample>& samples);
+// Pure. The families read from `stats items` and `stats slabs` (memcached_slab_*,
+// memcached_malloced_bytes): a series per slab class, which change only when those are asked.
+Families memcached_slab_families(const std::vector<MemcachedSample>& samples);
+// Pure. All the others.
+Families memcached_target_families(const std::vector<MemcachedSample>& samples);
+
+// How often `stats settings` is asked on a connection that stays open to a memcached that did not
+// restart: the settings change only with a restart (or a rare `lru_crawler` or `-o` command).
+inline constexpr Duration kSettingsInterval = std::chrono::minutes(1);
 
 // Deadlines and backoff of a collector, derived from the sampling interval.
 struct MemcachedTiming {
@@ -116,34 +141,61 @@ class MemcachedCollector final : public Collector,
   // One sample per target, in configuration order, as of the last completed run (empty before).
   const std::vector<MemcachedSample>& samples() const { return samples_; }
 
+  // The series of the last run's families whose `target` label is that of the target named
+  // `target`, or of the target whose address is `target` ("127.0.0.1:11211"): one memcached's
+  // view. Nullopt when no target has that name or address.
+  std::optional<Families> target_families(std::string_view target) const;
+
  private:
   struct Target {
     TargetConfig config;
     std::shared_ptr<StatsConnection> connection;
-    std::optional<StatsReply> reply;         // of the run in flight
-    std::optional<MemcachedStats> previous;  // the last good answer, for the CPU rate
+    std::optional<StatsReply> reply;  // of the run in flight
+    // `stats settings` as of its last answer: asked on a new connection, when memcached's pid or
+    // uptime says it restarted, and every kSettingsInterval, not every run.
+    std::optional<MemcachedSettings> settings;
+    std::vector<UnreadableStat> settings_unreadable;  // of that answer
+    std::string settings_error;                       // why the last ask failed, if it did
+    SteadyClock::time_point settings_due;             // when to ask next
+    bool settings_asked = false;                      // by the run in flight
+    std::shared_ptr<const SlabStats> slabs;        // the last answer to stats items and stats slabs
+    std::vector<UnreadableStat> slabs_unreadable;  // of that answer
+    SteadyClock::time_point slabs_due;             // when to ask them next
+    bool slabs_asked = false;                      // by the run in flight
+    std::optional<MemcachedStats> previous;        // the last good answer, for the CPU rate
     SteadyClock::time_point previous_time;
-    std::unique_ptr<boost::asio::steady_timer> probe_timer;
-    std::shared_ptr<Probe> probe;  // in flight
+    std::unique_ptr<PeriodicTimer> probe_timer;  // while the probe is enabled
+    std::shared_ptr<Probe> probe;                // in flight
     std::optional<ProbeResult> last_probe;
     ProbeHistogram probe_latency;
     std::uint64_t probe_failures = 0;
     FailureLog stats_log;
     FailureLog settings_log{FailureLog::Clock::duration::max()};
+    FailureLog unreadable_log{std::chrono::minutes(10)};
+    FailureLog slabs_log{FailureLog::Clock::duration::max()};
     FailureLog probe_log;
   };
 
   void on_reply(std::size_t index, std::uint64_t run, StatsReply reply);
   void end_run();
   MemcachedSample sample_of(Target& t);
+  // Reads this run's answer to stats settings, if one came or it was asked, into t.settings.
+  static void read_settings(Target& t, StatsReply& reply, SteadyClock::time_point now);
+  // Reads this run's answers to stats items and stats slabs, if any came, into t.slabs.
+  static void read_slabs(Target& t, StatsReply& reply, SteadyClock::time_point now);
+  static void log_unreadable(Target& t, const std::vector<UnreadableStat>& unreadable,
+                             SteadyClock::time_point now);
   void start_probes();
-  void schedule_probe(std::size_t index);
+  void start_probe(std::size_t index);  // unless one is still out
   void on_probe(std::size_t index, const ProbeResult& result);
 
   boost::asio::io_context& io_;
   MemcachedTiming timing_;
   std::vector<Target> targets_;
   std::vector<MemcachedSample> samples_;
+  // The slab families of the last runs, rebuilt only when a target's slab stats or up changed.
+  Families slab_families_;
+  std::vector<std::pair<const SlabStats*, bool>> slab_families_of_;
   Done done_;
   std::uint64_t run_ = 0;
   std::size_t pending_ = 0;

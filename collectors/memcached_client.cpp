@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <utility>
 
 #include <boost/asio/local/stream_protocol.hpp>
@@ -23,7 +24,8 @@ using Socket = asio::generic::stream_protocol::socket;
 using GenericEndpoint = asio::generic::stream_protocol::endpoint;
 using Endpoints = std::vector<GenericEndpoint>;
 using ResolveHandler = std::function<void(std::string error, Endpoints endpoints)>;
-using ConnectHandler = std::function<void(std::string error)>;
+// `kind` says why the connect failed (kUnreachable, or kPermissionDenied); kNone on success.
+using ConnectHandler = std::function<void(std::string error, FailureKind kind)>;
 
 std::string millis(Duration d) { return std::to_string(d.count()) + "ms"; }
 
@@ -74,33 +76,99 @@ void connect_any(Socket& socket, const std::shared_ptr<const Endpoints>& eps, st
   socket.async_connect(
       ep, [&socket, eps, index, address, done = std::move(done)](const error_code& ec) mutable {
         if (ec == asio::error::operation_aborted) {
-          done("connect to " + address + ": cancelled");
+          done("connect to " + address + ": cancelled", FailureKind::kUnreachable);
         } else if (!ec) {
-          done("");
+          done("", FailureKind::kNone);
         } else if (index + 1 < eps->size()) {
           connect_any(socket, eps, index + 1, address, std::move(done));
         } else {
-          done("connect to " + address + ": " + ec.message());
+          // EACCES or EPERM: a unix socket whose mode keeps this user out, or a firewall rule
+          // that rejects with a prohibition.
+          const bool denied = ec == asio::error::access_denied || ec == asio::error::no_permission;
+          done("connect to " + address + ": " + ec.message(),
+               denied ? FailureKind::kPermissionDenied : FailureKind::kUnreachable);
         }
       });
 }
 
-// Names a command in messages.
-const char* command_name(bool settings) { return settings ? "stats settings" : "stats"; }
+bool printable_start(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return (u >= 0x20 && u <= 0x7e) || u == '\r' || u == '\n';
+}
+
+// What a peer that closed or reset a connection before its first byte did, for messages.
+std::string closed_without_reply(const error_code& ec) {
+  return ec == asio::error::eof
+             ? "connection accepted, then closed without a text reply"
+             : "connection accepted, then reset without a text reply (" + ec.message() + ")";
+}
+
+bool closed_or_reset(const error_code& ec) {
+  return ec == asio::error::eof || ec == asio::error::connection_reset;
+}
 
 }  // namespace
 
-FailureKind classify_failure(std::string_view error) {
-  if (error.empty()) return FailureKind::kNone;
-  auto has = [error](std::string_view part) { return error.find(part) != std::string_view::npos; };
-  if (has("Too many open connections")) return FailureKind::kAtLimit;
-  if (has("by the deadline") || has("no reply") || has("still waiting"))
-    return FailureKind::kNoReply;
-  if (has("protocol error") || has("memcached replied") || has("unexpected")) {
-    return FailureKind::kProtocol;
+std::string_view failure_kind_name(FailureKind kind) {
+  switch (kind) {
+    case FailureKind::kNone:
+      return "none";
+    case FailureKind::kAtLimit:
+      return "at_limit";
+    case FailureKind::kNoReply:
+      return "no_reply";
+    case FailureKind::kUnreachable:
+      return "unreachable";
+    case FailureKind::kPermissionDenied:
+      return "permission_denied";
+    case FailureKind::kNotTextProtocol:
+      return "not_text_protocol";
+    case FailureKind::kProtocol:
+      return "protocol";
   }
-  return FailureKind::kUnreachable;
+  return "unknown";
 }
+
+std::string_view failure_kind_causes(FailureKind kind) {
+  switch (kind) {
+    case FailureKind::kNone:
+      return "";
+    case FailureKind::kAtLimit:
+      return "memcached is at its connection limit (-c) and turns new connections away: find "
+             "who holds the connections (a client without pooling, a leak) before raising -c.";
+    case FailureKind::kNoReply:
+      return "memcached accepted no connection or answered nothing in time: it is stopped, hung "
+             "or saturated, or its accept queue is full or its listener disabled; see its CPU, "
+             "its accept queue and its log.";
+    case FailureKind::kUnreachable:
+      return "nothing accepts connections at this address: memcached is not running, listens "
+             "elsewhere (-l, -p, -s) or a firewall refuses; read its log for why it stopped.";
+    case FailureKind::kPermissionDenied:
+      return "the connect was refused for want of permission: a unix socket whose mode "
+             "(memcached's -a, default 0700) does not let the daemon's user in, or a firewall "
+             "rule that rejects with a prohibition.";
+    case FailureKind::kNotTextProtocol:
+      return "something accepts connections here but does not speak memcached's text protocol "
+             "on them: memcached started with -B binary, or with -S (SASL, which allows only "
+             "authenticated binary clients): start it with -B auto (the default), or without "
+             "-S for the daemon to read it; a memcached with TLS (-Z): add a plain listener "
+             "for the daemon, -l notls:127.0.0.1:PORT, and point the target at it; or a TCP "
+             "proxy in front whose backend is down.";
+    case FailureKind::kProtocol:
+      return "the peer answers in text, but not as memcached does: another service on this "
+             "port, or a memcached-compatible server the daemon cannot read; the message quotes "
+             "what came.";
+  }
+  return "";
+}
+
+namespace {
+
+// Names a command in messages, and what is sent for it.
+constexpr std::string_view kStatsCommands[] = {"stats", "stats settings", "stats items",
+                                               "stats slabs"};
+
+}  // namespace
 
 Duration reconnect_delay(int failures, Duration base, Duration cap, double unit_random) {
   if (failures <= 0) return Duration{0};
@@ -121,12 +189,17 @@ StatsConnection::StatsConnection(asio::io_context& io, Endpoint endpoint, Option
       timer_(io),
       random_(std::random_device{}()) {}
 
-void StatsConnection::query(SteadyClock::time_point deadline, Handler handler) {
+void StatsConnection::query(SteadyClock::time_point deadline, Handler handler,
+                            StatsRequest request) {
   handler_ = std::move(handler);
+  request_ = request;
   ++query_id_;
   deadline_ = deadline;
   query_started_ = SteadyClock::now();
   reply_ = StatsReply{};
+  unanswered_ = {Command::kStats};
+  if (request_.settings) unanswered_.push_back(Command::kSettings);
+  if (request_.slabs) unanswered_.insert(unanswered_.end(), {Command::kItems, Command::kSlabs});
   timer_.expires_at(deadline);
   timer_.async_wait([self = shared_from_this(), id = query_id_](const error_code& ec) {
     if (!ec && id == self->query_id_ && self->handler_) self->on_deadline();
@@ -141,7 +214,8 @@ void StatsConnection::start() {
   switch (state_) {
     case State::kDisconnected:
       if (SteadyClock::now() < next_attempt_) {
-        reply_.stats = fail(last_error_);  // unchanged, so the log line is rate-limited
+        // Unchanged, so the log line is rate-limited.
+        fail_unanswered(last_error_, last_kind_);
         finish();
         return;
       }
@@ -149,15 +223,15 @@ void StatsConnection::start() {
       return;
     case State::kIdle:
       retry_stale_ = true;
-      send(Command::kStats);
+      send();
       return;
     case State::kBusy:
-      // A reply asked for by an earlier query is still due: wait for it (read_more runs), unless
-      // it has been due for too long.
-      if (SteadyClock::now() - outstanding_since_ >= options_.stall_limit) {
-        drop(std::string("no reply to ") + command_name(outstanding_ == Command::kSettings) +
-                 " for " + millis_since(outstanding_since_) + "; connection closed",
-             false);
+      // Replies asked for by an earlier query are still due: wait for them (read_more runs),
+      // unless they have been due for too long.
+      if (SteadyClock::now() - due_since_ >= options_.stall_limit) {
+        drop("no reply to " + std::string(kStatsCommands[static_cast<int>(due_.front())]) +
+                 " for " + millis_since(due_since_) + "; connection closed",
+             FailureKind::kNoReply, false);
       }
       return;
     case State::kConnecting:
@@ -172,38 +246,53 @@ void StatsConnection::connect() {
           [self = shared_from_this(), gen](const std::string& error, Endpoints eps) {
             if (gen != self->generation_) return;
             if (!error.empty()) {
-              self->drop(error, false);
+              self->drop(error, FailureKind::kUnreachable, false);
               return;
             }
             connect_any(self->socket_, std::make_shared<const Endpoints>(std::move(eps)), 0,
-                        self->endpoint_.to_string(), [self, gen](const std::string& cerror) {
+                        self->endpoint_.to_string(),
+                        [self, gen](const std::string& cerror, FailureKind kind) {
                           if (gen != self->generation_) return;
                           if (!cerror.empty()) {
-                            self->drop(cerror, false);
+                            self->drop(cerror, kind, false);
                             return;
                           }
                           ++self->connects_;
                           self->state_ = State::kIdle;
                           self->in_.clear();
-                          if (self->handler_) self->send(Command::kStats);
+                          if (self->handler_) self->send();
                         });
           });
 }
 
-void StatsConnection::send(Command command) {
+void StatsConnection::send() {
+  // A new connection's first write asks everything: at least 24 bytes (see the class comment).
+  // What the request did not ask for is then awaited too, so that its reply is not lost.
+  const bool fresh = !asked_;
+  std::vector<Command> commands{Command::kStats};
+  auto ask = [&](bool requested, std::initializer_list<Command> cs) {
+    if (!requested && !fresh) return;
+    commands.insert(commands.end(), cs);
+    if (!requested) unanswered_.insert(unanswered_.end(), cs);
+  };
+  ask(request_.settings, {Command::kSettings});
+  ask(request_.slabs, {Command::kItems, Command::kSlabs});
+  out_.clear();
+  for (const Command c : commands) {
+    out_ += kStatsCommands[static_cast<int>(c)];
+    out_ += "\r\n";
+  }
+  due_.assign(commands.begin(), commands.end());
+  due_query_ = query_id_;
+  due_since_ = SteadyClock::now();
+  asked_ = true;
   state_ = State::kBusy;
-  outstanding_ = command;
-  outstanding_query_ = query_id_;
-  outstanding_since_ = SteadyClock::now();
-  static constexpr std::string_view kStats = "stats\r\n";
-  static constexpr std::string_view kSettings = "stats settings\r\n";
-  const std::string_view text = command == Command::kStats ? kStats : kSettings;
   asio::async_write(
-      socket_, asio::buffer(text.data(), text.size()),
+      socket_, asio::buffer(out_),
       [self = shared_from_this(), gen = generation_](const error_code& ec, std::size_t /*n*/) {
         if (gen != self->generation_) return;
         if (ec) {
-          self->drop("write: " + ec.message(), true);
+          self->drop("write: " + ec.message(), FailureKind::kUnreachable, true);
           return;
         }
         self->read_more();
@@ -214,98 +303,142 @@ void StatsConnection::read_more() {
   socket_.async_read_some(asio::buffer(chunk_), [self = shared_from_this(), gen = generation_](
                                                     const error_code& ec, std::size_t n) {
     if (gen != self->generation_) return;
-    if (ec) {
+    if (ec && !self->received_ && closed_or_reset(ec)) {
+      self->drop(closed_without_reply(ec), FailureKind::kNotTextProtocol, false);
+    } else if (ec) {
       self->drop(ec == asio::error::eof ? std::string("memcached closed the connection")
                                         : "read: " + ec.message(),
-                 true);
-      return;
-    }
-    self->retry_stale_ = false;
-    self->in_.append(self->chunk_.data(), n);
-    const ClientLimits& limits = self->options_.limits;
-    if (self->in_.size() > limits.max_reply) {
-      self->drop(
-          "protocol error: a reply longer than " + std::to_string(limits.max_reply) + " bytes",
-          false);
-      return;
-    }
-    const ReplyEnd end = find_reply_end(self->in_, limits.max_line);
-    switch (end.kind) {
-      case ReplyEnd::Kind::kIncomplete:
-        self->read_more();
-        return;
-      case ReplyEnd::Kind::kMalformed:
-        self->drop("protocol error: " + end.error, false);
-        return;
-      case ReplyEnd::Kind::kComplete:
-        if (end.length != self->in_.size()) {
-          // memcached sends nothing it was not asked for: the stream cannot be trusted.
-          self->drop("protocol error: bytes after the end of a reply", false);
-          return;
-        }
-        const std::string reply = std::move(self->in_);
-        self->in_.clear();
-        self->on_reply(reply);
-        return;
+                 FailureKind::kUnreachable, true);
+    } else {
+      self->on_bytes(n);
     }
   });
 }
 
-void StatsConnection::on_reply(std::string_view reply) {
-  const Command command = outstanding_;
-  const bool ours = handler_ && outstanding_query_ == query_id_;
-  outstanding_ = Command::kNone;
+void StatsConnection::on_bytes(std::size_t n) {
+  const std::string_view bytes(chunk_.data(), n);
+  if (!received_) {
+    received_ = true;
+    if (!printable_start(bytes.front())) {
+      drop("connection accepted, but the reply is not text: " + quote_untrusted(bytes),
+           FailureKind::kNotTextProtocol, false);
+      return;
+    }
+  }
+  retry_stale_ = false;
+  in_.append(bytes);
+  const ClientLimits& limits = options_.limits;
+  const std::uint64_t gen = generation_;
+  while (!due_.empty()) {
+    const ReplyEnd end = find_reply_end(in_, limits.max_line);
+    if (end.kind == ReplyEnd::Kind::kIncomplete && in_.size() <= limits.max_reply) {
+      read_more();
+      return;
+    }
+    if (end.kind == ReplyEnd::Kind::kMalformed) {
+      drop("protocol error: " + end.error, FailureKind::kProtocol, false);
+      return;
+    }
+    if (end.kind == ReplyEnd::Kind::kIncomplete || end.length > limits.max_reply) {
+      drop("protocol error: a reply longer than " + std::to_string(limits.max_reply) + " bytes",
+           FailureKind::kProtocol, false);
+      return;
+    }
+    const Command command = due_.front();
+    due_.pop_front();
+    const std::string reply = in_.substr(0, end.length);
+    in_.erase(0, end.length);
+    on_reply(command, reply);
+    if (gen != generation_) return;
+  }
   state_ = State::kIdle;
-  if (!handler_) return;
-  if (!ours) {
-    send(Command::kStats);  // the late reply of an earlier query is in: now ask for ours
+  if (!in_.empty()) {
+    // memcached sends nothing it was not asked for: the stream cannot be trusted.
+    drop("protocol error: bytes after the end of a reply", FailureKind::kProtocol, false);
     return;
   }
+  // The late replies of an earlier query are in: now ask for ours.
+  if (handler_ && due_query_ != query_id_) send();
+}
+
+void StatsConnection::on_reply(Command command, std::string_view reply) {
+  if (!handler_ || due_query_ != query_id_) return;  // of an earlier query: dropped
+  std::erase(unanswered_, command);
   if (command == Command::kStats) {
     reply_.received = SteadyClock::now();
     reply_.stats = parse_stats(reply);
     if (!reply_.stats) {
+      reply_.failure = at_connection_limit(reply) ? FailureKind::kAtLimit : FailureKind::kProtocol;
       finish();
       return;
     }
     failures_ = 0;
-    send(Command::kSettings);
-    return;
+  } else if (command == Command::kSettings) {
+    reply_.settings = parse_stats(reply);
+  } else {
+    (command == Command::kItems ? reply_.items : reply_.slabs) = std::string(reply);
   }
-  reply_.settings = parse_stats(reply);
-  finish();
+  if (unanswered_.empty()) finish();
 }
 
 void StatsConnection::on_deadline() {
   if (state_ == State::kConnecting) {
-    drop("connect to " + endpoint_.to_string() + ": no connection by the deadline", false);
+    drop("connect to " + endpoint_.to_string() + ": no connection by the deadline",
+         FailureKind::kNoReply, false);
     return;
   }
   const std::string within =
       " within " + millis(std::chrono::round<Duration>(deadline_ - query_started_));
-  if (state_ != State::kBusy) {
-    reply_.stats =
-        fail(state_ == State::kDisconnected && !last_error_.empty() ? last_error_
-                                                                    : "no reply to stats" + within);
-  } else if (outstanding_query_ != query_id_) {
-    reply_.stats = fail("still waiting for the reply to an earlier stats");
-  } else if (outstanding_ == Command::kSettings) {
-    reply_.settings = fail("no reply to stats settings" + within);
+  if (state_ == State::kDisconnected && !last_error_.empty()) {
+    fail_unanswered(last_error_, last_kind_);
+  } else if (state_ == State::kBusy && due_query_ != query_id_) {
+    fail_unanswered("still waiting for the reply to an earlier stats", FailureKind::kNoReply);
   } else {
-    reply_.stats = fail("no reply to stats" + within);
+    for (const Command c : unanswered_) {
+      fail_command(c, "no reply to " + std::string(kStatsCommands[static_cast<int>(c)]) + within);
+      if (c == Command::kStats) reply_.failure = FailureKind::kNoReply;
+    }
+    unanswered_.clear();
   }
   finish();
 }
 
-void StatsConnection::drop(const std::string& reason, bool peer_closed) {
+void StatsConnection::fail_unanswered(const std::string& reason, FailureKind kind) {
+  for (const Command c : unanswered_) {
+    fail_command(c, reason);
+    if (c == Command::kStats) reply_.failure = kind;
+  }
+  unanswered_.clear();
+}
+
+void StatsConnection::fail_command(Command command, const std::string& reason) {
+  switch (command) {
+    case Command::kStats:
+      reply_.stats = fail(reason);
+      return;
+    case Command::kSettings:
+      reply_.settings = fail(reason);
+      return;
+    case Command::kItems:
+      reply_.items = fail(reason);
+      return;
+    case Command::kSlabs:
+      reply_.slabs = fail(reason);
+      return;
+  }
+}
+
+void StatsConnection::drop(const std::string& reason, FailureKind kind, bool peer_closed) {
   ++generation_;
   error_code ignored;
   socket_.close(ignored);
   if (lookup_) lookup_->cancel();
   lookup_.reset();
   state_ = State::kDisconnected;
-  outstanding_ = Command::kNone;
+  due_.clear();
   in_.clear();
+  received_ = false;
+  asked_ = false;
   if (closed_) return;
   if (handler_ && peer_closed && retry_stale_) {
     // The connection sat idle since the last query and the peer closed it meanwhile (memcached
@@ -319,12 +452,9 @@ void StatsConnection::drop(const std::string& reason, bool peer_closed) {
       SteadyClock::now() + reconnect_delay(failures_, options_.backoff_base, options_.backoff_cap,
                                            std::uniform_real_distribution<double>(0, 1)(random_));
   last_error_ = reason;
+  last_kind_ = kind;
   if (!handler_) return;
-  if (reply_.stats) {
-    reply_.settings = fail(reason);
-  } else {
-    reply_.stats = fail(reason);
-  }
+  fail_unanswered(reason, kind);
   finish();
 }
 
@@ -340,7 +470,7 @@ void StatsConnection::close() {
   closed_ = true;
   handler_ = nullptr;
   timer_.cancel();
-  drop("closed", false);
+  drop("closed", FailureKind::kNone, false);
 }
 
 // ---- Probe --------------------------------------------------------------------------------
@@ -366,39 +496,43 @@ void Probe::run(SteadyClock::time_point deadline) {
   timer_.expires_at(deadline);
   timer_.async_wait([self = shared_from_this()](const error_code& ec) {
     if (ec) return;
-    self->end(false, self->connected_ ? "no reply to version by the deadline"
-                                      : "connect to " + self->endpoint_.to_string() +
-                                            ": no connection by the deadline");
+    self->end(false,
+              self->connected_
+                  ? "no reply to version by the deadline"
+                  : "connect to " + self->endpoint_.to_string() + ": no connection by the deadline",
+              FailureKind::kNoReply);
   });
   resolve(io_, lookup_, endpoint_,
           [self = shared_from_this()](const std::string& error, Endpoints eps) {
             if (!self->handler_) return;
             if (!error.empty()) {
-              self->end(false, error);
+              self->end(false, error, FailureKind::kUnreachable);
               return;
             }
             self->connect_started_ = SteadyClock::now();
-            connect_any(self->socket_, std::make_shared<const Endpoints>(std::move(eps)), 0,
-                        self->endpoint_.to_string(), [self](const std::string& cerror) {
-                          if (!self->handler_) return;
-                          if (!cerror.empty()) {
-                            self->end(false, cerror);
-                            return;
-                          }
-                          self->connected_ = true;
-                          self->connected_at_ = SteadyClock::now();
-                          static constexpr std::string_view kVersion = "version\r\n";
-                          asio::async_write(self->socket_,
-                                            asio::buffer(kVersion.data(), kVersion.size()),
-                                            [self](const error_code& ec, std::size_t /*n*/) {
-                                              if (!self->handler_) return;
-                                              if (ec) {
-                                                self->end(false, "write: " + ec.message());
-                                                return;
-                                              }
-                                              self->read_more();
-                                            });
-                        });
+            connect_any(
+                self->socket_, std::make_shared<const Endpoints>(std::move(eps)), 0,
+                self->endpoint_.to_string(), [self](const std::string& cerror, FailureKind kind) {
+                  if (!self->handler_) return;
+                  if (!cerror.empty()) {
+                    self->end(false, cerror, kind);
+                    return;
+                  }
+                  self->connected_ = true;
+                  self->connected_at_ = SteadyClock::now();
+                  // Three requests in one write: 27 bytes, more than a binary request header.
+                  static constexpr std::string_view kVersion = "version\r\nversion\r\nversion\r\n";
+                  asio::async_write(self->socket_, asio::buffer(kVersion.data(), kVersion.size()),
+                                    [self](const error_code& ec, std::size_t /*n*/) {
+                                      if (!self->handler_) return;
+                                      if (ec) {
+                                        self->end(false, "write: " + ec.message(),
+                                                  FailureKind::kUnreachable);
+                                        return;
+                                      }
+                                      self->read_more();
+                                    });
+                });
           });
 }
 
@@ -406,39 +540,55 @@ void Probe::read_more() {
   socket_.async_read_some(
       asio::buffer(chunk_), [self = shared_from_this()](const error_code& ec, std::size_t n) {
         if (!self->handler_) return;
+        if (ec && self->in_.empty() && closed_or_reset(ec)) {
+          self->end(false, closed_without_reply(ec), FailureKind::kNotTextProtocol);
+          return;
+        }
         if (ec) {
-          self->end(false, ec == asio::error::eof
-                               ? "memcached closed the connection" +
-                                     (self->in_.empty() ? std::string()
-                                                        : " after " + quote_untrusted(self->in_))
-                               : "read: " + ec.message());
+          self->end(false,
+                    ec == asio::error::eof
+                        ? "memcached closed the connection after " + quote_untrusted(self->in_)
+                        : "read: " + ec.message(),
+                    FailureKind::kUnreachable);
+          return;
+        }
+        if (self->in_.empty() && !printable_start(self->chunk_[0])) {
+          self->end(false,
+                    "connection accepted, but the reply is not text: " +
+                        quote_untrusted(std::string_view(self->chunk_.data(), n)),
+                    FailureKind::kNotTextProtocol);
           return;
         }
         self->in_.append(self->chunk_.data(), n);
         const auto nl = self->in_.find('\n');
         if (nl == std::string::npos) {
           if (self->in_.size() > self->max_line_) {
-            self->end(false, "protocol error: a line longer than " +
-                                 std::to_string(self->max_line_) + " bytes");
+            self->end(
+                false,
+                "protocol error: a line longer than " + std::to_string(self->max_line_) + " bytes",
+                FailureKind::kProtocol);
           } else {
             self->read_more();
           }
           return;
         }
-        auto version = parse_version_reply(std::string_view(self->in_).substr(0, nl + 1));
+        const std::string_view line = std::string_view(self->in_).substr(0, nl + 1);
+        auto version = parse_version_reply(line);
         if (version) {
           self->end(true, *version);
         } else {
-          self->end(false, version.error().message);
+          self->end(false, version.error().message,
+                    at_connection_limit(line) ? FailureKind::kAtLimit : FailureKind::kProtocol);
         }
       });
 }
 
-void Probe::end(bool success, std::string text) {
+void Probe::end(bool success, std::string text, FailureKind kind) {
   if (!handler_) return;
   ProbeResult r;
   r.at = SteadyClock::now();
   r.success = success;
+  r.failure = success ? FailureKind::kNone : kind;
   r.duration_seconds = std::chrono::duration<double>(r.at - connect_started_).count();
   if (connected_ && !endpoint_.is_unix()) {
     r.connect_seconds = std::chrono::duration<double>(connected_at_ - connect_started_).count();

@@ -1,7 +1,10 @@
 #include "collectors/memcached_protocol.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <limits>
+#include <span>
 
 #include "common/text.hpp"
 
@@ -76,27 +79,42 @@ std::optional<double> seconds(const std::string& s) {
   return v && std::isfinite(*v) && *v >= 0 ? v : std::nullopt;
 }
 
+std::optional<double> decimal(const std::string& s) {
+  auto v = number<double>(s);
+  return v && std::isfinite(*v) ? v : std::nullopt;
+}
+
 std::optional<bool> yes_no(const std::string& s) {
   if (s == "yes") return true;
   if (s == "no") return false;
   return std::nullopt;
 }
 
-// Sets `out` from stat `name` when it is present; `convert` gives nullopt for a value that is not
-// `form`.
-template <class T, class Convert>
-Status field(const StatsMap& m, std::string_view name, std::optional<T>& out, const char* form,
-             Convert convert) {
-  const auto it = m.find(name);
-  if (it == m.end()) return ok_status();
-  out = convert(it->second);
-  if (!out) return fail("stat " + std::string(name) + ": " + quote(it->second) + " is not " + form);
-  return ok_status();
-}
+// Reads the stats of one reply into typed fields; a value of the wrong form is left absent and
+// recorded.
+class Reader {
+ public:
+  Reader(const StatsMap& m, std::string_view command, std::vector<UnreadableStat>& unreadable)
+      : m_(m), command_(command), unreadable_(unreadable) {}
 
-Status parse_int(const StatsMap& m, std::string_view name, std::optional<std::int64_t>& out) {
-  return field(m, name, out, "an integer", number<std::int64_t>);
-}
+  // Sets `out` from stat `name` when it is present; `convert` gives nullopt for a value of the
+  // wrong form.
+  template <class T, class Convert>
+  void read(std::string_view name, std::optional<T>& out, Convert convert) {
+    const auto it = m_.find(name);
+    if (it == m_.end()) return;
+    out = convert(it->second);
+    if (!out) unreadable_.push_back({std::string(command_), std::string(name), it->second});
+  }
+  void integer(std::string_view name, std::optional<std::int64_t>& out) {
+    read(name, out, number<std::int64_t>);
+  }
+
+ private:
+  const StatsMap& m_;
+  std::string_view command_;
+  std::vector<UnreadableStat>& unreadable_;
+};
 
 }  // namespace
 
@@ -168,48 +186,296 @@ Result<std::string> parse_version_reply(std::string_view line) {
   return std::string(text.substr(kPrefix.size()));
 }
 
-Result<MemcachedStats> memcached_stats(const StatsMap& m) {
+bool at_connection_limit(std::string_view reply) {
+  constexpr std::string_view kTooMany = "ERROR Too many open connections";
+  return reply.substr(0, kTooMany.size()) == kTooMany;
+}
+
+MemcachedStats memcached_stats(const StatsMap& m, std::vector<UnreadableStat>& unreadable) {
   MemcachedStats s;
   if (auto v = m.find("version"); v != m.end()) s.version = v->second;
-  for (const Status& st : {
-           parse_int(m, "pid", s.pid),
-           parse_int(m, "uptime", s.uptime),
-           field(m, "rusage_user", s.rusage_user, "a number of seconds", seconds),
-           field(m, "rusage_system", s.rusage_system, "a number of seconds", seconds),
-           parse_int(m, "threads", s.threads),
-           parse_int(m, "curr_connections", s.curr_connections),
-           parse_int(m, "max_connections", s.max_connections),
-           parse_int(m, "total_connections", s.total_connections),
-           parse_int(m, "rejected_connections", s.rejected_connections),
-           parse_int(m, "connection_structures", s.connection_structures),
-           parse_int(m, "reserved_fds", s.reserved_fds),
-           parse_int(m, "listen_disabled_num", s.listen_disabled_num),
-           parse_int(m, "time_in_listen_disabled_us", s.time_in_listen_disabled_us),
-           parse_int(m, "accepting_conns", s.accepting_conns),
-           parse_int(m, "conn_yields", s.conn_yields),
-           parse_int(m, "bytes", s.bytes),
-           parse_int(m, "limit_maxbytes", s.limit_maxbytes),
-           parse_int(m, "evictions", s.evictions),
-           parse_int(m, "bytes_read", s.bytes_read),
-           parse_int(m, "bytes_written", s.bytes_written),
-       }) {
-    if (!st) return st.error();
+  Reader r(m, "stats", unreadable);
+  r.integer("pid", s.pid);
+  r.integer("uptime", s.uptime);
+  r.read("rusage_user", s.rusage_user, seconds);
+  r.read("rusage_system", s.rusage_system, seconds);
+  r.integer("threads", s.threads);
+  r.integer("curr_connections", s.curr_connections);
+  r.integer("max_connections", s.max_connections);
+  r.integer("total_connections", s.total_connections);
+  r.integer("rejected_connections", s.rejected_connections);
+  r.integer("connection_structures", s.connection_structures);
+  r.integer("reserved_fds", s.reserved_fds);
+  r.integer("listen_disabled_num", s.listen_disabled_num);
+  r.integer("time_in_listen_disabled_us", s.time_in_listen_disabled_us);
+  r.integer("accepting_conns", s.accepting_conns);
+  r.integer("conn_yields", s.conn_yields);
+  r.integer("bytes", s.bytes);
+  r.integer("limit_maxbytes", s.limit_maxbytes);
+  r.integer("evictions", s.evictions);
+  r.integer("bytes_read", s.bytes_read);
+  r.integer("bytes_written", s.bytes_written);
+
+  r.integer("time", s.time);
+  r.integer("cmd_set", s.cmd_set);
+  r.integer("cmd_flush", s.cmd_flush);
+  r.integer("get_hits", s.get_hits);
+  r.integer("get_misses", s.get_misses);
+  r.integer("delete_hits", s.delete_hits);
+  r.integer("delete_misses", s.delete_misses);
+  r.integer("incr_hits", s.incr_hits);
+  r.integer("incr_misses", s.incr_misses);
+  r.integer("decr_hits", s.decr_hits);
+  r.integer("decr_misses", s.decr_misses);
+  r.integer("cas_hits", s.cas_hits);
+  r.integer("cas_misses", s.cas_misses);
+  r.integer("cas_badval", s.cas_badval);
+  r.integer("touch_hits", s.touch_hits);
+  r.integer("touch_misses", s.touch_misses);
+  r.integer("curr_items", s.curr_items);
+  r.integer("total_items", s.total_items);
+  r.integer("reclaimed", s.reclaimed);
+  r.integer("store_too_large", s.store_too_large);
+  r.integer("store_no_memory", s.store_no_memory);
+  r.integer("direct_reclaims", s.direct_reclaims);
+  r.integer("lru_crawler_starts", s.lru_crawler_starts);
+  r.integer("crawler_items_checked", s.crawler_items_checked);
+  r.integer("crawler_reclaimed", s.crawler_reclaimed);
+  r.integer("moves_to_cold", s.moves_to_cold);
+  r.integer("moves_to_warm", s.moves_to_warm);
+  r.integer("moves_within_lru", s.moves_within_lru);
+
+  if (m.contains("extstore_limit_maxbytes")) {
+    ExtstoreStats& e = s.extstore.emplace();
+    r.integer("extstore_compact_lost", e.compact_lost);
+    r.integer("extstore_compact_rescues", e.compact_rescues);
+    r.integer("extstore_compact_skipped", e.compact_skipped);
+    r.integer("extstore_page_allocs", e.page_allocs);
+    r.integer("extstore_page_evictions", e.page_evictions);
+    r.integer("extstore_page_reclaims", e.page_reclaims);
+    r.integer("extstore_pages_free", e.pages_free);
+    r.integer("extstore_pages_used", e.pages_used);
+    r.integer("extstore_objects_evicted", e.objects_evicted);
+    r.integer("extstore_objects_read", e.objects_read);
+    r.integer("extstore_objects_written", e.objects_written);
+    r.integer("extstore_objects_used", e.objects_used);
+    r.integer("extstore_bytes_evicted", e.bytes_evicted);
+    r.integer("extstore_bytes_written", e.bytes_written);
+    r.integer("extstore_bytes_read", e.bytes_read);
+    r.integer("extstore_bytes_used", e.bytes_used);
+    r.integer("extstore_bytes_fragmented", e.bytes_fragmented);
+    r.integer("extstore_limit_maxbytes", e.limit_maxbytes);
+    r.integer("extstore_io_queue", e.io_queue);
+  }
+  if (m.contains("proxy_backend_total")) {
+    ProxyStats& p = s.proxy.emplace();
+    r.integer("proxy_conn_requests", p.conn_requests);
+    r.integer("proxy_conn_errors", p.conn_errors);
+    r.integer("proxy_conn_oom", p.conn_oom);
+    r.integer("proxy_req_active", p.req_active);
+    r.integer("proxy_config_reloads", p.config_reloads);
+    r.integer("proxy_config_reload_fails", p.config_reload_fails);
+    r.integer("proxy_config_cron_runs", p.config_cron_runs);
+    r.integer("proxy_config_cron_fails", p.config_cron_fails);
+    r.integer("proxy_backend_total", p.backend_total);
+    r.integer("proxy_backend_marked_bad", p.backend_marked_bad);
+    r.integer("proxy_backend_failed", p.backend_failed);
+    r.integer("proxy_request_failed_depth", p.request_failed_depth);
+    r.integer("round_robin_fallback", p.round_robin_fallback);
+    r.integer("unexpected_napi_ids", p.unexpected_napi_ids);
   }
   return s;
 }
 
-Result<MemcachedSettings> memcached_settings(const StatsMap& m) {
+MemcachedSettings memcached_settings(const StatsMap& m, std::vector<UnreadableStat>& unreadable) {
   MemcachedSettings s;
-  for (const Status& st : {
-           parse_int(m, "maxconns", s.maxconns),
-           parse_int(m, "tcp_backlog", s.tcp_backlog),
-           field(m, "maxconns_fast", s.maxconns_fast, "yes or no", yes_no),
-           parse_int(m, "num_threads", s.num_threads),
-           parse_int(m, "reqs_per_event", s.reqs_per_event),
-       }) {
-    if (!st) return st.error();
-  }
+  Reader r(m, "stats settings", unreadable);
+  r.integer("maxconns", s.maxconns);
+  r.integer("tcp_backlog", s.tcp_backlog);
+  r.read("maxconns_fast", s.maxconns_fast, yes_no);
+  r.integer("num_threads", s.num_threads);
+  r.integer("reqs_per_event", s.reqs_per_event);
+  r.read("lru_crawler", s.lru_crawler, yes_no);
+  r.integer("lru_crawler_sleep", s.lru_crawler_sleep);
+  r.integer("lru_crawler_tocrawl", s.lru_crawler_tocrawl);
+  r.read("lru_maintainer_thread", s.lru_maintainer_thread, yes_no);
+  r.integer("hot_lru_pct", s.hot_lru_pct);
+  r.integer("warm_lru_pct", s.warm_lru_pct);
+  r.read("hot_max_factor", s.hot_max_factor, decimal);
+  r.read("warm_max_factor", s.warm_max_factor, decimal);
   return s;
+}
+
+namespace {
+
+using SlabField = std::optional<std::int64_t> SlabClassStats::*;
+
+struct NamedSlabField {
+  std::string_view name;
+  SlabField field;
+};
+
+constexpr NamedSlabField kItemsFields[] = {
+    {"number", &SlabClassStats::number},
+    {"number_hot", &SlabClassStats::number_hot},
+    {"number_warm", &SlabClassStats::number_warm},
+    {"number_cold", &SlabClassStats::number_cold},
+    {"number_temp", &SlabClassStats::number_temp},
+    {"age_hot", &SlabClassStats::age_hot},
+    {"age_warm", &SlabClassStats::age_warm},
+    {"age", &SlabClassStats::age},
+    {"mem_requested", &SlabClassStats::mem_requested},
+    {"evicted", &SlabClassStats::evicted},
+    {"evicted_nonzero", &SlabClassStats::evicted_nonzero},
+    {"evicted_time", &SlabClassStats::evicted_time},
+    {"outofmemory", &SlabClassStats::outofmemory},
+    {"tailrepairs", &SlabClassStats::tailrepairs},
+    {"reclaimed", &SlabClassStats::reclaimed},
+    {"expired_unfetched", &SlabClassStats::expired_unfetched},
+    {"evicted_unfetched", &SlabClassStats::evicted_unfetched},
+    {"crawler_reclaimed", &SlabClassStats::crawler_reclaimed},
+    {"moves_to_cold", &SlabClassStats::moves_to_cold},
+    {"moves_to_warm", &SlabClassStats::moves_to_warm},
+    {"moves_within_lru", &SlabClassStats::moves_within_lru},
+    {"hits_to_hot", &SlabClassStats::hits_to_hot},
+    {"hits_to_warm", &SlabClassStats::hits_to_warm},
+    {"hits_to_cold", &SlabClassStats::hits_to_cold},
+    {"hits_to_temp", &SlabClassStats::hits_to_temp},
+};
+
+constexpr NamedSlabField kSlabsFields[] = {
+    {"chunk_size", &SlabClassStats::chunk_size},
+    {"chunks_per_page", &SlabClassStats::chunks_per_page},
+    {"total_pages", &SlabClassStats::total_pages},
+    {"total_chunks", &SlabClassStats::total_chunks},
+    {"used_chunks", &SlabClassStats::used_chunks},
+    {"free_chunks", &SlabClassStats::free_chunks},
+    {"free_chunks_end", &SlabClassStats::free_chunks_end},
+    {"mem_requested", &SlabClassStats::slab_mem_requested},
+    {"get_hits", &SlabClassStats::get_hits},
+    {"cmd_set", &SlabClassStats::cmd_set},
+    {"delete_hits", &SlabClassStats::delete_hits},
+    {"incr_hits", &SlabClassStats::incr_hits},
+    {"decr_hits", &SlabClassStats::decr_hits},
+    {"cas_hits", &SlabClassStats::cas_hits},
+    {"cas_badval", &SlabClassStats::cas_badval},
+    {"touch_hits", &SlabClassStats::touch_hits},
+};
+
+std::optional<std::int64_t> integer_of(std::string_view s) {
+  std::int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// Reads the STAT lines of one slab reply into `out`.
+class SlabReader {
+ public:
+  SlabReader(std::string_view command, SlabStats& out, std::vector<UnreadableStat>& unreadable)
+      : command_(command), out_(out), unreadable_(unreadable) {}
+
+  // `key` is "<id>:<name>"; false when it is not.
+  bool per_class(std::string_view key, std::string_view full_key, std::string_view value,
+                 std::span<const NamedSlabField> fields) {
+    const auto colon = key.find(':');
+    if (colon == std::string_view::npos) return false;
+    const auto id = integer_of(key.substr(0, colon));
+    if (!id || *id < 0 || *id > std::numeric_limits<int>::max()) return false;
+    const std::string_view name = key.substr(colon + 1);
+    SlabClassStats& c = class_of(static_cast<int>(*id));
+    for (const NamedSlabField& f : fields) {
+      if (f.name == name) {
+        set(c.*f.field, full_key, value);
+        break;
+      }
+    }
+    return true;  // a stat of a newer memcached is ignored; its class is still there
+  }
+
+  void set(std::optional<std::int64_t>& out, std::string_view name, std::string_view value) {
+    out = integer_of(value);
+    if (!out) unreadable_.push_back({std::string(command_), std::string(name), std::string(value)});
+  }
+
+  void unreadable(std::string_view name, std::string_view value) {
+    unreadable_.push_back({std::string(command_), std::string(name), std::string(value)});
+  }
+
+ private:
+  // Lines come grouped by class in ascending order, so the last class found is usually the one.
+  SlabClassStats& class_of(int id) {
+    auto& classes = out_.classes;
+    if (last_ < classes.size() && classes[last_].id == id) return classes[last_];
+    auto it = std::lower_bound(classes.begin(), classes.end(), id,
+                               [](const SlabClassStats& c, int v) { return c.id < v; });
+    if (it == classes.end() || it->id != id) {
+      it = classes.insert(it, SlabClassStats{});
+      it->id = id;
+    }
+    last_ = static_cast<std::size_t>(it - classes.begin());
+    return *it;
+  }
+
+  std::string_view command_;
+  SlabStats& out_;
+  std::vector<UnreadableStat>& unreadable_;
+  std::size_t last_ = 0;
+};
+
+// Walks the lines of one complete reply as parse_stats does, handing each stat to `stat`.
+template <class OnStat>
+Status walk_stats(std::string_view reply, OnStat&& stat) {
+  std::size_t pos = 0;
+  for (int number = 1; pos < reply.size(); ++number) {
+    std::size_t next = 0;
+    const auto line = line_at(reply, pos, next);
+    if (!line) break;
+    const Line l = classify(*line);
+    switch (l.kind) {
+      case LineKind::kStat:
+        stat(l.name, l.value);
+        break;
+      case LineKind::kEnd:
+        if (next != reply.size()) return fail("bytes after END: " + quote(reply.substr(next)));
+        return ok_status();
+      case LineKind::kError:
+        return fail("memcached replied " + quote(*line));
+      case LineKind::kBad:
+        return fail("line " + std::to_string(number) + ": unexpected " + quote(*line));
+    }
+    pos = next;
+  }
+  return fail("the reply ends without END");
+}
+
+}  // namespace
+
+Status parse_stats_items(std::string_view reply, SlabStats& out,
+                         std::vector<UnreadableStat>& unreadable) {
+  SlabReader r("stats items", out, unreadable);
+  constexpr std::string_view kPrefix = "items:";
+  return walk_stats(reply, [&](std::string_view name, std::string_view value) {
+    if (name.substr(0, kPrefix.size()) != kPrefix ||
+        !r.per_class(name.substr(kPrefix.size()), name, value, kItemsFields)) {
+      r.unreadable(name, value);
+    }
+  });
+}
+
+Status parse_stats_slabs(std::string_view reply, SlabStats& out,
+                         std::vector<UnreadableStat>& unreadable) {
+  SlabReader r("stats slabs", out, unreadable);
+  return walk_stats(reply, [&](std::string_view name, std::string_view value) {
+    if (name == "active_slabs") {
+      r.set(out.active_slabs, name, value);
+    } else if (name == "total_malloced") {
+      r.set(out.total_malloced, name, value);
+    } else if (name.find(':') != std::string_view::npos &&
+               !r.per_class(name, name, value, kSlabsFields)) {
+      r.unreadable(name, value);
+    }
+  });
 }
 
 }  // namespace mcb

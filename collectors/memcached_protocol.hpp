@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.hpp"
 
@@ -49,6 +50,61 @@ Result<StatsMap> parse_stats(std::string_view reply);
 // connections").
 Result<std::string> parse_version_reply(std::string_view line);
 
+// Pure. True when `reply` is memcached's refusal at its connection limit in maxconns_fast mode:
+// it accepts the connection, sends "ERROR Too many open connections" and closes.
+bool at_connection_limit(std::string_view reply);
+
+// A stat whose value has not the form its name calls for (an integer, a decimal number, "yes" or
+// "no"): a memcached-compatible server that prints it its own way. Only that stat is lost.
+struct UnreadableStat {
+  std::string command;  // "stats", "stats settings", ...
+  std::string name;     // as the server sent it, e.g. "rusage_user"
+  std::string value;    // as the server sent it, e.g. "0:34530"
+};
+
+// memcached's extstore counters, in `stats` when it runs with -o ext_path (memcached reports
+// extstore_limit_maxbytes then).
+struct ExtstoreStats {
+  std::optional<std::int64_t> compact_lost;
+  std::optional<std::int64_t> compact_rescues;
+  std::optional<std::int64_t> compact_skipped;
+  std::optional<std::int64_t> page_allocs;
+  std::optional<std::int64_t> page_evictions;
+  std::optional<std::int64_t> page_reclaims;
+  std::optional<std::int64_t> pages_free;
+  std::optional<std::int64_t> pages_used;
+  std::optional<std::int64_t> objects_evicted;
+  std::optional<std::int64_t> objects_read;
+  std::optional<std::int64_t> objects_written;
+  std::optional<std::int64_t> objects_used;
+  std::optional<std::int64_t> bytes_evicted;
+  std::optional<std::int64_t> bytes_written;
+  std::optional<std::int64_t> bytes_read;
+  std::optional<std::int64_t> bytes_used;
+  std::optional<std::int64_t> bytes_fragmented;
+  std::optional<std::int64_t> limit_maxbytes;
+  std::optional<std::int64_t> io_queue;
+};
+
+// memcached's proxy counters, in `stats` of a memcached built with the proxy and running it
+// (memcached reports proxy_backend_total then).
+struct ProxyStats {
+  std::optional<std::int64_t> conn_requests;
+  std::optional<std::int64_t> conn_errors;
+  std::optional<std::int64_t> conn_oom;
+  std::optional<std::int64_t> req_active;
+  std::optional<std::int64_t> config_reloads;
+  std::optional<std::int64_t> config_reload_fails;
+  std::optional<std::int64_t> config_cron_runs;
+  std::optional<std::int64_t> config_cron_fails;
+  std::optional<std::int64_t> backend_total;
+  std::optional<std::int64_t> backend_marked_bad;
+  std::optional<std::int64_t> backend_failed;
+  std::optional<std::int64_t> request_failed_depth;
+  std::optional<std::int64_t> round_robin_fallback;
+  std::optional<std::int64_t> unexpected_napi_ids;
+};
+
 // The stats mcbacklogd uses, typed. A stat this memcached does not report is absent
 // (rejected_connections with -o no_maxconns_fast, everything but a few on old versions).
 struct MemcachedStats {
@@ -73,6 +129,42 @@ struct MemcachedStats {
   std::optional<std::int64_t> evictions;
   std::optional<std::int64_t> bytes_read;
   std::optional<std::int64_t> bytes_written;
+
+  std::optional<std::int64_t> time;  // memcached's clock, Unix seconds
+  // Commands: hits and misses per command, as memcached counts them. cmd_set counts every
+  // storage command, cas included.
+  std::optional<std::int64_t> cmd_set;
+  std::optional<std::int64_t> cmd_flush;
+  std::optional<std::int64_t> get_hits;
+  std::optional<std::int64_t> get_misses;
+  std::optional<std::int64_t> delete_hits;
+  std::optional<std::int64_t> delete_misses;
+  std::optional<std::int64_t> incr_hits;
+  std::optional<std::int64_t> incr_misses;
+  std::optional<std::int64_t> decr_hits;
+  std::optional<std::int64_t> decr_misses;
+  std::optional<std::int64_t> cas_hits;
+  std::optional<std::int64_t> cas_misses;
+  std::optional<std::int64_t> cas_badval;
+  std::optional<std::int64_t> touch_hits;
+  std::optional<std::int64_t> touch_misses;
+  // Items and memory.
+  std::optional<std::int64_t> curr_items;
+  std::optional<std::int64_t> total_items;
+  std::optional<std::int64_t> reclaimed;
+  std::optional<std::int64_t> store_too_large;
+  std::optional<std::int64_t> store_no_memory;
+  std::optional<std::int64_t> direct_reclaims;
+  // The LRU crawler and maintainer.
+  std::optional<std::int64_t> lru_crawler_starts;
+  std::optional<std::int64_t> crawler_items_checked;
+  std::optional<std::int64_t> crawler_reclaimed;
+  std::optional<std::int64_t> moves_to_cold;
+  std::optional<std::int64_t> moves_to_warm;
+  std::optional<std::int64_t> moves_within_lru;
+
+  std::optional<ExtstoreStats> extstore;  // when memcached reports extstore_limit_maxbytes
+  std::optional<ProxyStats> proxy;        // when memcached reports proxy_backend_total
 };
 
 // The settings mcbacklogd uses, from `stats settings`.
@@ -82,11 +174,92 @@ struct MemcachedSettings {
   std::optional<bool> maxconns_fast;           // off with -o no_maxconns_fast
   std::optional<std::int64_t> num_threads;     // -t
   std::optional<std::int64_t> reqs_per_event;  // -R
+
+  // The LRU crawler and the segmented LRU (-o lru_crawler, lru_maintainer, hot_lru_pct, ...).
+  std::optional<bool> lru_crawler;
+  std::optional<std::int64_t> lru_crawler_sleep;    // microseconds between crawls
+  std::optional<std::int64_t> lru_crawler_tocrawl;  // items per class per run, 0 unlimited
+  std::optional<bool> lru_maintainer_thread;
+  std::optional<std::int64_t> hot_lru_pct;
+  std::optional<std::int64_t> warm_lru_pct;
+  std::optional<double> hot_max_factor;
+  std::optional<double> warm_max_factor;
 };
 
-// Pure. Errors name the stat whose value has the wrong form (an integer, a decimal number, or
-// "yes"/"no"); unknown stats are ignored.
-Result<MemcachedStats> memcached_stats(const StatsMap& stats);
-Result<MemcachedSettings> memcached_settings(const StatsMap& settings);
+// One slab class: its items (`stats items`, "items:<id>:<name>") and its memory and commands
+// (`stats slabs`, "<id>:<name>"). memcached lists a class in `stats items` while it holds items,
+// in `stats slabs` once it has a page.
+struct SlabClassStats {
+  int id = 0;
+
+  // `stats items`
+  std::optional<std::int64_t> number;  // items now
+  std::optional<std::int64_t> number_hot;
+  std::optional<std::int64_t> number_warm;
+  std::optional<std::int64_t> number_cold;
+  std::optional<std::int64_t> number_temp;  // with a temporary LRU (-o temporary_ttl)
+  std::optional<std::int64_t> age_hot;      // seconds, of the oldest item
+  std::optional<std::int64_t> age_warm;
+  std::optional<std::int64_t> age;
+  std::optional<std::int64_t> mem_requested;  // bytes the items asked for
+  std::optional<std::int64_t> evicted;
+  std::optional<std::int64_t> evicted_nonzero;
+  std::optional<std::int64_t> evicted_time;  // seconds since the last evicted item's last use
+  std::optional<std::int64_t> outofmemory;   // stores refused: no memory, and nothing to evict
+  std::optional<std::int64_t> tailrepairs;
+  std::optional<std::int64_t> reclaimed;
+  std::optional<std::int64_t> expired_unfetched;
+  std::optional<std::int64_t> evicted_unfetched;
+  std::optional<std::int64_t> crawler_reclaimed;
+  std::optional<std::int64_t> moves_to_cold;
+  std::optional<std::int64_t> moves_to_warm;
+  std::optional<std::int64_t> moves_within_lru;
+  std::optional<std::int64_t> hits_to_hot;
+  std::optional<std::int64_t> hits_to_warm;
+  std::optional<std::int64_t> hits_to_cold;
+  std::optional<std::int64_t> hits_to_temp;
+
+  // `stats slabs`
+  std::optional<std::int64_t> chunk_size;  // bytes
+  std::optional<std::int64_t> chunks_per_page;
+  std::optional<std::int64_t> total_pages;
+  std::optional<std::int64_t> total_chunks;
+  std::optional<std::int64_t> used_chunks;
+  std::optional<std::int64_t> free_chunks;
+  std::optional<std::int64_t> free_chunks_end;
+  std::optional<std::int64_t> slab_mem_requested;  // mem_requested of `stats slabs` (before 1.6)
+  std::optional<std::int64_t> get_hits;
+  std::optional<std::int64_t> cmd_set;
+  std::optional<std::int64_t> delete_hits;
+  std::optional<std::int64_t> incr_hits;
+  std::optional<std::int64_t> decr_hits;
+  std::optional<std::int64_t> cas_hits;
+  std::optional<std::int64_t> cas_badval;
+  std::optional<std::int64_t> touch_hits;
+};
+
+// `stats items` and `stats slabs` together.
+struct SlabStats {
+  std::vector<SlabClassStats> classes;  // by id, each class either reply lists
+  std::optional<std::int64_t> active_slabs;
+  std::optional<std::int64_t> total_malloced;  // bytes of slab pages
+};
+
+// Pure. A stat whose value has the wrong form is left absent and appended to `unreadable`;
+// unknown stats are ignored.
+MemcachedStats memcached_stats(const StatsMap& stats, std::vector<UnreadableStat>& unreadable);
+MemcachedSettings memcached_settings(const StatsMap& settings,
+                                     std::vector<UnreadableStat>& unreadable);
+
+// Pure. Parse one complete reply to `stats items` or `stats slabs` into `out`, which may already
+// hold the other (both list classes by id). Read straight from the reply, without a StatsMap:
+// with items in all 63 classes the two replies hold 2,700 lines. Errors are those of parse_stats
+// but a stat given twice (the later value counts); a value of the wrong form, or a key that names
+// no class ("items:x:number"), is left out and appended to `unreadable`; unknown stats are
+// ignored.
+Status parse_stats_items(std::string_view reply, SlabStats& out,
+                         std::vector<UnreadableStat>& unreadable);
+Status parse_stats_slabs(std::string_view reply, SlabStats& out,
+                         std::vector<UnreadableStat>& unreadable);
 
 }  // namespace mcb

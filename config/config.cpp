@@ -53,7 +53,8 @@ void walk_target(Walker& w, const YAML::Node& node, const std::string& path, Tar
                   w.error(n.Mark(), p, e.error().message);
                 }
               }},
-             {"probe_interval", [&](auto& n, auto& p) {
+             {"probe_interval",
+              [&](auto& n, auto& p) {
                 w.duration(n, p, t.probe_interval, Duration{0}, std::chrono::hours(1));
                 if (t.probe_interval.count() != 0 && t.probe_interval < kMinProbeInterval) {
                   w.error(n.Mark(), p,
@@ -62,6 +63,9 @@ void walk_target(Walker& w, const YAML::Node& node, const std::string& path, Tar
                               format_duration(kMinProbeInterval) +
                               " (each probe is a new connection)");
                 }
+              }},
+             {"slab_stats_interval", [&](auto& n, auto& p) {
+                w.duration(n, p, t.slab_stats_interval, Duration{0}, std::chrono::hours(1));
               }}});
   if (node.IsMap() && !has_address) w.error(node.Mark(), path, "missing key \"address\"");
   if (t.name.empty() && !address_text.empty()) {

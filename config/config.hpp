@@ -27,6 +27,8 @@ struct TargetConfig {
   std::string name;  // the `target` label; defaults to the address text
   Endpoint address;  // parsed from "host:port", "[v6]:port" or "unix:/path"
   Duration probe_interval = std::chrono::seconds(5);  // 0 disables the probe
+  // Period of `stats items` and `stats slabs` (the per-slab-class families); 0 turns them off.
+  Duration slab_stats_interval = std::chrono::seconds(15);
 };
 
 struct NetstatConfig {

@@ -66,6 +66,12 @@ HttpContent App::http_content() {
     if (path.empty()) return runbook_index_html(evaluator_->statuses(), context);
     return runbook_html(path, evaluator_->statuses(), *evaluator_, context);
   };
+  c.target_metrics = [this](std::string_view target) -> std::optional<std::string> {
+    auto families =
+        collectors_.memcached ? collectors_.memcached->target_families(target) : std::nullopt;
+    if (!families) return std::nullopt;
+    return render_families(std::move(*families));
+  };
   c.version = std::string(kVersion) + " (revision " + kRevision + ")";
   return c;
 }

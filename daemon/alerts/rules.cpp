@@ -154,9 +154,8 @@ std::optional<Verdict> check_memcached_down(const RuleInput& in) {
   }
   // Alive and at its connection limit: it said so, or its listener is open with a max queue of 0
   // (only a running memcached stops accepting). That is MaxConnectionsNear, not down.
-  const bool at_limit = classify_failure(m.error) == FailureKind::kAtLimit ||
-                        (m.probe && classify_failure(m.probe->error) == FailureKind::kAtLimit) ||
-                        closed != nullptr;
+  const bool at_limit = m.failure == FailureKind::kAtLimit ||
+                        (m.probe && m.probe->failure == FailureKind::kAtLimit) || closed != nullptr;
   Verdict v;
   v.value = !m.up && probe_failing && !at_limit ? 1 : 0;
   v.threshold = 1;
@@ -174,15 +173,24 @@ std::optional<Verdict> check_memcached_down(const RuleInput& in) {
                                    "runs and stopped accepting",
                                    listener_name(*closed)));
   }
+  // What the failures were, by kind: the stats connection's, else the probe's.
+  const auto failed_with = [&](FailureKind kind) {
+    return m.failure == kind || (m.probe && !m.probe->success && m.probe->failure == kind);
+  };
+  if (!m.up && failed_with(FailureKind::kNotTextProtocol)) {
+    append(v.evidence,
+           "memcached accepted the connection but sent no text reply: a listener without the "
+           "text protocol (-B binary, -S), a TLS listener (-Z), or a TCP proxy whose backend is "
+           "down");
+  }
   if (v.level != Level::kOk) {
-    const std::string& why = m.error;
-    if (classify_failure(why) == FailureKind::kProtocol) {
+    if (failed_with(FailureKind::kNotTextProtocol)) {
       v.fix =
           "memcached accepted the connection but did not answer in the text protocol, the only "
           "one mcbacklogd reads: it runs with -B binary (or -S, which implies it), or with TLS "
           "(-Z) on this port. Start it with -B auto, or give mcbacklogd a plain listener "
           "(-l notls:ADDRESS:PORT) and point the target there.";
-    } else if (why.find("Permission denied") != std::string::npos && m.endpoint.is_unix()) {
+    } else if (failed_with(FailureKind::kPermissionDenied) && m.endpoint.is_unix()) {
       v.fix = "The unix socket " + m.endpoint.path +
               " does not let mcbacklogd connect: memcached creates it with the mode of its -a "
               "option (default 0700). Start memcached with -a 0770 and add mcbacklogd's user to "
@@ -458,8 +466,8 @@ std::optional<Verdict> check_max_connections_near(const RuleInput& in) {
   if (m.up && m.stats.accepting_conns && *m.stats.accepting_conns == 0) {
     seen.emplace_back("memcached is not accepting now (accepting_conns 0)");
   }
-  if (classify_failure(m.error) == FailureKind::kAtLimit ||
-      (m.probe && classify_failure(m.probe->error) == FailureKind::kAtLimit)) {
+  if (m.failure == FailureKind::kAtLimit ||
+      (m.probe && m.probe->failure == FailureKind::kAtLimit)) {
     seen.emplace_back(
         "memcached answered a new connection with \"ERROR Too many open connections\"");
   }

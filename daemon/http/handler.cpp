@@ -4,6 +4,7 @@
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
 
+#include "common/text.hpp"
 #include "daemon/http/gzip.hpp"
 
 namespace mcb {
@@ -25,6 +26,11 @@ HttpResponse make(const HttpRequest& req, http::status status, std::string_view 
 
 std::string landing_page(const HttpContent& c) {
   std::string links = "<li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\n";
+  if (c.target_metrics) {
+    links +=
+        "<li>/scrape?target=NAME: one memcached's series, for a Prometheus instance per "
+        "memcached</li>\n";
+  }
   if (c.alerts_json)
     links += "<li><a href=\"/alerts\">/alerts</a>: alert states and diagnosis (JSON)</li>\n";
   if (c.runbook)
@@ -39,7 +45,73 @@ std::string landing_page(const HttpContent& c) {
          links + "</ul>\n<p>Version " + c.version + "</p>\n</body></html>\n";
 }
 
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::optional<std::string> decode(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '+') {
+      out += ' ';
+    } else if (text[i] != '%') {
+      out += text[i];
+    } else {
+      if (i + 2 >= text.size()) return std::nullopt;
+      const int hi = hex_digit(text[i + 1]);
+      const int lo = hex_digit(text[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    }
+  }
+  return out;
+}
+
+HttpResponse scrape(const HttpRequest& req, const HttpContent& c, std::string_view target) {
+  const auto name = query_parameter(target, "target");
+  if (!name || name->empty()) {
+    return make(req, http::status::bad_request, "text/plain; charset=utf-8",
+                "the target parameter is missing: /scrape?target=NAME, NAME a target's name or "
+                "address\n");
+  }
+  auto body = c.target_metrics(*name);
+  if (!body) {
+    return make(req, http::status::not_found, "text/plain; charset=utf-8",
+                "mcbacklogd watches no memcached named " + quote_untrusted(*name) +
+                    " (its targets are on /metrics, label target)\n");
+  }
+  const auto accept = req[http::field::accept_encoding];
+  const bool gzip = accepts_gzip(std::string_view(accept.data(), accept.size()));
+  auto res = make(req, http::status::ok, kMetricsContentType,
+                  gzip ? gzip_compress(*body) : std::move(*body));
+  if (gzip) res.set(http::field::content_encoding, "gzip");
+  res.set(http::field::vary, "Accept-Encoding");
+  return res;
+}
+
 }  // namespace
+
+std::optional<std::string> query_parameter(std::string_view request_target, std::string_view name) {
+  const auto question = request_target.find('?');
+  if (question == std::string_view::npos) return std::nullopt;
+  std::string_view query = request_target.substr(question + 1);
+  query = query.substr(0, query.find('#'));
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const auto eq = pair.find('=');
+    const auto key = decode(pair.substr(0, eq));
+    if (!key || *key != name) continue;
+    return eq == std::string_view::npos ? std::optional<std::string>("")
+                                        : decode(pair.substr(eq + 1));
+  }
+  return std::nullopt;
+}
 
 HttpResponse handle_http(const HttpRequest& req, const HttpContent& c) {
   const bool head = req.method() == http::verb::head;
@@ -50,8 +122,8 @@ HttpResponse handle_http(const HttpRequest& req, const HttpContent& c) {
     res.prepare_payload();
     return res;
   }
-  std::string_view target{req.target().data(), req.target().size()};
-  target = target.substr(0, target.find('?'));
+  const std::string_view request_target{req.target().data(), req.target().size()};
+  const std::string_view target = request_target.substr(0, request_target.find('?'));
 
   HttpResponse res;
   if (target == "/metrics") {
@@ -61,6 +133,8 @@ HttpResponse handle_http(const HttpRequest& req, const HttpContent& c) {
                gzip ? c.metrics_gzip() : c.metrics_text());
     if (gzip) res.set(http::field::content_encoding, "gzip");
     res.set(http::field::vary, "Accept-Encoding");
+  } else if (target == "/scrape" && c.target_metrics) {
+    res = scrape(req, c, request_target);
   } else if (target == "/alerts" && c.alerts_json) {
     res = make(req, http::status::ok, "application/json", c.alerts_json());
   } else if (c.runbook && (target == "/runbooks" || target.rfind("/runbooks/", 0) == 0)) {

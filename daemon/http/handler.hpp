@@ -1,11 +1,13 @@
 #pragma once
 // The HTTP endpoints as a pure function from request to response, testable without sockets:
-// /metrics, /alerts, /runbooks/, /-/healthy, /-/ready and the landing page. What they serve comes
-// from HttpContent callbacks, so this layer knows nothing about collectors. Loop thread only.
+// /metrics, /scrape?target=NAME, /alerts, /runbooks/, /-/healthy, /-/ready and the landing page.
+// What they serve comes from HttpContent callbacks, so this layer knows nothing about collectors.
+// Loop thread only.
 
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -22,8 +24,16 @@ struct HttpContent {
   std::function<const std::string&()> alerts_json;   // null: /alerts is not served
   // The runbook page at /runbooks/<path> ("" is the index), or nullopt for 404; null: not served.
   std::function<std::optional<std::string>(std::string_view path)> runbook;
+  // /scrape?target=NAME, memcached_exporter's multi-target convention: the text format body of
+  // one memcached's series, or nullopt when no target has that name (or address). Null: /scrape
+  // is not served.
+  std::function<std::optional<std::string>(std::string_view target)> target_metrics;
   std::string version;
 };
+
+// Pure. The value of parameter `name` in a request target's query ("/scrape?target=a%3A1"),
+// percent- and '+'-decoded; nullopt when it is absent or its escapes are malformed.
+std::optional<std::string> query_parameter(std::string_view request_target, std::string_view name);
 
 inline constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 

@@ -1,11 +1,13 @@
 // A memcached reply read in pieces through the stats connection's framing (find_reply_end under
-// the client's size caps), parse_stats, the typed stats and settings, the sample's families and
-// the CPU rate; parse_version_reply over the first line, as the probe frames it.
+// the client's size caps), parse_stats, the typed stats and settings, parse_stats_items and
+// parse_stats_slabs (which must accept what parse_stats accepts), the sample's families and the
+// CPU rate; parse_version_reply over the first line, as the probe frames it.
 // seeds: tests/fixtures/memcached tests/fuzz/corpus/memcached
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -106,17 +108,19 @@ std::string serialize(const mcb::StatsMap& stats) {
 }
 
 void typed(const mcb::StatsMap& map) {
-  auto stats = mcb::memcached_stats(map);
-  auto settings = mcb::memcached_settings(map);
-  if (!stats) return;
   mcb::MemcachedSample s;
   s.target = "fuzz";
   s.address = "127.0.0.1:11211";
   s.up = true;
-  s.stats = *stats;
-  if (settings) s.settings = *settings;
+  s.stats = mcb::memcached_stats(map, s.unreadable);
+  s.settings = mcb::memcached_settings(map, s.unreadable);
+  for (const mcb::UnreadableStat& u : s.unreadable) {
+    const auto it = map.find(u.name);
+    require(it != map.end() && it->second == u.value, "an unreadable stat is one of the reply's");
+  }
   const auto t0 = mcb::SteadyClock::time_point{};
-  const auto rate = mcb::cpu_utilization(s.stats, t0, s.stats, t0 + std::chrono::seconds(10));
+  const auto rate = mcb::cpu_utilization(s.stats, t0, s.stats, t0 + std::chrono::seconds(10),
+                                         mcb::worker_threads(s));
   require(!rate || *rate == 0, "no CPU is used between two identical answers");
   s.cpu_utilization_ratio = rate;
   (void)mcb::memcached_families({s});
@@ -170,6 +174,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       require(why.find("given twice") != std::string::npos || why.starts_with("memcached replied"),
               "a complete reply is refused only for a stat given twice or an error line");
     }
+  }
+
+  // The slab parsers read the lines as parse_stats does, but a stat given twice is no error to
+  // them; the classes they keep are in order of id, each once.
+  {
+    auto slabs = std::make_shared<mcb::SlabStats>();
+    std::vector<mcb::UnreadableStat> unreadable;
+    const mcb::Status items = mcb::parse_stats_items(stream, *slabs, unreadable);
+    const mcb::Status slab = mcb::parse_stats_slabs(stream, *slabs, unreadable);
+    const auto map = mcb::parse_stats(stream);
+    const bool twice = !map && map.error().message.find("given twice") != std::string::npos;
+    require(!map.ok() || (items.ok() && slab.ok()), "what parse_stats accepts, both accept");
+    require(items.ok() == slab.ok(), "both read the lines alike");
+    require(!items.ok() || map.ok() || twice,
+            "what they accept, parse_stats accepts or refuses for a stat given twice");
+    for (std::size_t i = 1; i < slabs->classes.size(); ++i) {
+      require(slabs->classes[i - 1].id < slabs->classes[i].id, "classes in order of id, once");
+    }
+    mcb::MemcachedSample s;
+    s.target = "fuzz";
+    s.up = true;
+    s.slabs = slabs;
+    (void)mcb::memcached_families({s});
   }
 
   // The probe parses its first line as the reply to `version`.

@@ -12,8 +12,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cctype>
-#include <cstdio>
 #include <map>
 #include <optional>
 #include <regex>
@@ -21,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/monitoring/prometheus_server.hpp"
 #include "tests/monitoring/shipped_files.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/http_client.hpp"
@@ -36,35 +35,11 @@ using nlohmann::json;
 namespace {
 
 // Each test has its own network namespace, so the servers' usual ports are free.
-constexpr std::uint16_t kPrometheusPort = 9090;
+using test::get_json;
+using test::kPrometheusPort;
+using test::ready;
+using test::url_encode;
 constexpr std::uint16_t kAlertmanagerPort = 9093;
-
-std::string url_encode(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
-// GET on 127.0.0.1:port, parsed as JSON; a failure is a null document (tests wait on it).
-json get_json(std::uint16_t port, const std::string& path) {
-  auto r = test::http_get("127.0.0.1", port, path, {}, 10s);
-  if (!r || r->status != 200) return nullptr;
-  json j = json::parse(r->body, nullptr, false);
-  return j.is_discarded() ? json(nullptr) : j;
-}
-
-bool ready(std::uint16_t port) {
-  auto r = test::http_get("127.0.0.1", port, "/-/ready", {}, 2s);
-  return r && r->status == 200;
-}
 
 void ip(const std::string& args) {
   const auto r = test::run_command("ip " + args);
@@ -188,10 +163,7 @@ class Stack {
             std::to_string(kAlertmanagerPort) + "'] }] }]\n";
     yaml += "scrape_configs:\n  - job_name: mcbacklogd\n";
     yaml += "    static_configs: [{ targets: ['" + instance() + "'] }]\n";
-    return {"/usr/bin/prometheus", "--config.file=" + dir_.write("prometheus.yml", yaml),
-            "--storage.tsdb.path=" + dir_.path() + "/data",
-            "--web.listen-address=127.0.0.1:" + std::to_string(kPrometheusPort),
-            "--log.level=warn"};
+    return test::prometheus_argv(dir_, yaml);
   }
 
   std::vector<std::string> alertmanager_argv() {

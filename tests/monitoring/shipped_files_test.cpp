@@ -256,10 +256,10 @@ TEST_CASE("dashboard: variables, a top row of alert states, a row per cause, eve
         "mcbacklog_accept_queue_max", "mcbacklog_listen_overflows_total",
         "memcached_current_connections", "mcbacklog:memcached_connections_limit:effective",
         "memcached_connections_rejected_total",
-        "memcached_connections_listener_disabled_seconds_total",
+        "mcbacklog_memcached_connections_listener_disabled_seconds_total",
         "mcbacklog_probe_latency_seconds_bucket", "mcbacklog_client_connections",
         "mcbacklog_memcached_cpu_utilization_ratio", "mcbacklog_network_utilization_ratio",
-        "mcbacklog_somaxconn", "memcached_listen_backlog",
+        "mcbacklog_somaxconn", "mcbacklog_memcached_listen_backlog",
         "mcbacklog_connections_send_queue_blocked", "memcached_current_bytes",
         "memcached_limit_bytes", "memcached_items_evicted_total"}) {
     CHECK_THAT(all, Catch::Contains(metric));

@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -77,6 +78,8 @@ bool reply_complete(const std::string& reply) {
   return false;
 }
 
+}  // namespace
+
 std::uint16_t free_port(const std::string& host) {
   const SocketAddress a =
       socket_address((host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":0");
@@ -94,8 +97,6 @@ std::uint16_t free_port(const std::string& host) {
   return ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                            : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
 }
-
-}  // namespace
 
 RawConnection::RawConnection(const std::string& address, std::chrono::milliseconds timeout)
     : address_(address), timeout_(timeout) {
@@ -163,6 +164,39 @@ StatsMap parse_stat_lines(const std::string& reply) {
   throw std::runtime_error("stats reply without END: " + reply.substr(0, 200));
 }
 
+void store_items(const std::string& address, const std::string& prefix, int count,
+                 std::size_t size) {
+  RawConnection c(address, std::chrono::seconds(30));
+  const std::string value(size, 'v');
+  std::string batch;
+  for (int i = 0; i < count; ++i) {
+    batch += "set " + prefix + std::to_string(i) + " 0 0 " + std::to_string(size) + " noreply\r\n" +
+             value + "\r\n";
+    if (batch.size() > (1 << 20) || i + 1 == count) {
+      const std::string reply = c.request(batch + "version\r\n");
+      if (reply.rfind("VERSION ", 0) != 0) {
+        throw std::runtime_error("storing items at " + address + ": " + reply.substr(0, 200));
+      }
+      batch.clear();
+    }
+  }
+}
+
+int fill_slab_classes(const std::string& address, std::size_t largest) {
+  RawConnection c(address, std::chrono::seconds(30));
+  int stored = 0;
+  for (std::size_t size = 1; size <= largest; size = std::max(size + 1, size * 104 / 100)) {
+    const std::string key = "class" + std::to_string(size);
+    const std::string reply = c.request("set " + key + " 0 0 " + std::to_string(size) + "\r\n" +
+                                        std::string(size, 'c') + "\r\nversion\r\n");
+    if (reply.rfind("STORED\r\nVERSION ", 0) != 0) {
+      throw std::runtime_error("storing " + key + " at " + address + ": " + reply.substr(0, 200));
+    }
+    ++stored;
+  }
+  return stored;
+}
+
 // ---- Memcached ----------------------------------------------------------------------------
 
 Memcached::Memcached(std::vector<std::string> args, Listen listen)
@@ -196,6 +230,10 @@ void Memcached::start() {
       [&] {
         if (!child_->running()) return true;
         try {
+          if (!listen_.text_protocol) {
+            RawConnection accepted(address(), std::chrono::milliseconds(500));
+            return true;
+          }
           return memcached_request(address(), "version\r\n", std::chrono::milliseconds(500))
                      .rfind("VERSION ", 0) == 0;
         } catch (const std::exception& e) {
@@ -438,6 +476,18 @@ FakeServer::Script huge_reply(std::size_t bytes) {
 
 FakeServer::Script without_settings(const StatsMap& stats) {
   return serve([reply = stats_reply(stats)](FakeConnection& c) { return c.send(reply); });
+}
+
+FakeServer::Script replies(std::map<std::string, std::function<std::string()>> replies) {
+  return [replies = std::move(replies)](FakeConnection& c) {
+    while (auto line = c.read_line()) {
+      const auto it = replies.find(*line);
+      const bool sent = *line == "version"    ? c.send("VERSION fake\r\n")
+                        : it != replies.end() ? c.send(it->second())
+                                              : c.send("ERROR\r\n");
+      if (!sent) return;
+    }
+  };
 }
 
 }  // namespace fake

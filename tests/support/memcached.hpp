@@ -62,6 +62,19 @@ std::string memcached_request(const std::string& address, const std::string& req
 // Parses "STAT name value" lines. Throws if the reply is not a stats reply.
 StatsMap parse_stat_lines(const std::string& reply);
 
+// A TCP port of `host` that nothing listens on now.
+std::uint16_t free_port(const std::string& host);
+
+// Stores `count` items of `size` bytes under keys "<prefix><n>" without a reply each (noreply),
+// then waits until memcached has read them all. Refusals (out of memory with -M) are memcached's
+// to count: store_no_memory, and outofmemory of the item's slab class. Throws on failure.
+void store_items(const std::string& address, const std::string& prefix, int count,
+                 std::size_t size);
+
+// One item of each size from 1 byte to `largest`, the sizes at most 4% apart: an item in every
+// slab class of a memcached whose growth factor (-f) is 1.08 or more. Returns how many.
+int fill_slab_classes(const std::string& address, std::size_t largest = 400 * 1024);
+
 class Memcached {
  public:
   // Where it listens: a free port of `host`, or a unix socket (and no TCP).
@@ -69,6 +82,9 @@ class Memcached {
     std::string host = "127.0.0.1";
     std::uint16_t port = 0;  // 0: a free port of `host`
     std::string unix_path;
+    // False for a memcached that does not answer text on this listener (-B binary, -S, -Z): it
+    // is started once it accepts connections.
+    bool text_protocol = true;
 
     static Listen tcp(std::string host, std::uint16_t port = 0) {
       Listen l;
@@ -84,7 +100,8 @@ class Memcached {
   };
 
   // Starts memcached with extra arguments (e.g. {"-c", "64"}) and waits until it answers
-  // `version`. Throws with its output otherwise.
+  // `version` (or, without the text protocol, accepts a connection). Throws with its output
+  // otherwise.
   Memcached(std::vector<std::string> args, Listen listen);
   explicit Memcached(std::vector<std::string> args = {}) : Memcached(std::move(args), Listen{}) {}
 
@@ -185,6 +202,9 @@ FakeServer::Script binary_garbage();
 FakeServer::Script huge_reply(std::size_t bytes);
 // Answers `stats` with `stats` and `stats settings` with "ERROR", as servers without settings do.
 FakeServer::Script without_settings(const StatsMap& stats);
+// Answers each command (a line such as "stats settings") with the reply `replies` has for it, made
+// on each request, and "ERROR" for any other: to replay captured replies, or vary them.
+FakeServer::Script replies(std::map<std::string, std::function<std::string()>> replies);
 
 }  // namespace fake
 

@@ -17,8 +17,10 @@ using Catch::Matchers::Contains;
 namespace {
 
 // A finished probe: succeeded with `version`, or failed with `error`, after `seconds`.
-ProbeResult probe_result(bool success, double seconds, std::string version, std::string error) {
+ProbeResult probe_result(bool success, double seconds, std::string version, std::string error,
+                         FailureKind kind = FailureKind::kNone) {
   ProbeResult p;
+  p.failure = kind;
   p.success = success;
   p.duration_seconds = seconds;
   p.version = std::move(version);
@@ -296,8 +298,8 @@ TEST_CASE("evaluator: a rejection counter the daemon's own probes contradict sta
   CHECK_THAT(e, Contains("50 connections rejected"));
   CHECK_THAT(e, Contains("contradicts what mcbacklogd observed"));
   // Once a probe fails too, the counter is believed.
-  r.target().probe =
-      probe_result(false, 1, "", "memcached replied: ERROR Too many open connections");
+  r.target().probe = probe_result(
+      false, 1, "", "memcached replied: ERROR Too many open connections", FailureKind::kAtLimit);
   ++r.target().probe_failures;
   *r.stats().rejected_connections += 5;
   r.step();
@@ -378,14 +380,42 @@ TEST_CASE("evaluator: a server that does not speak the text protocol is named, w
           "[alerts][evaluator]") {
   Run r;
   r.target().up = false;
-  r.target().error = "protocol error: memcached replied with bytes that are not the text protocol";
-  r.target().probe = probe_result(false, 0.002, "", r.target().error);
+  r.target().error = "connection accepted, then closed without a text reply";
+  r.target().failure = FailureKind::kNotTextProtocol;
+  r.target().probe =
+      probe_result(false, 0.002, "", r.target().error, FailureKind::kNotTextProtocol);
   r.step(6);
   CHECK(r.state("MemcachedDown") == Level::kCritical);
   const std::string fix = r.status("MemcachedDown").remediation;
   CHECK_THAT(fix, Contains("-B auto"));
   CHECK_THAT(fix, Contains("notls:"));
   CHECK_THAT(fix, !Contains("read its log"));
+  // The evidence says what was seen and what usually causes it.
+  const std::string evidence = r.evidence("MemcachedDown");
+  CHECK_THAT(evidence, Contains("connection accepted, then closed without a text reply"));
+  CHECK_THAT(evidence, Contains("accepted the connection but sent no text reply"));
+  CHECK_THAT(evidence, Contains("-B binary"));
+}
+
+TEST_CASE("evaluator: the fix follows the failure's kind, whatever its message says",
+          "[alerts][evaluator]") {
+  Run r;
+  r.target().up = false;
+  // A message that reads like another kind: the kind decides.
+  r.target().error = "connect to 127.0.0.1:11211: Permission denied (not text protocol)";
+  r.target().failure = FailureKind::kUnreachable;
+  r.target().probe = probe_result(false, 0.0001, "", r.target().error, FailureKind::kUnreachable);
+  r.step(6);
+  CHECK(r.state("MemcachedDown") == Level::kCritical);
+  CHECK_THAT(r.status("MemcachedDown").remediation, !Contains("-B auto"));
+  CHECK_THAT(r.status("MemcachedDown").remediation, !Contains("-a 0770"));
+  CHECK_THAT(r.evidence("MemcachedDown"), !Contains("sent no text reply"));
+  // Only the probe saw a listener without the text protocol: that is named too.
+  r.target().probe =
+      probe_result(false, 0.002, "", "connection accepted, then closed without a text reply",
+                   FailureKind::kNotTextProtocol);
+  r.step();
+  CHECK_THAT(r.status("MemcachedDown").remediation, Contains("-B auto"));
 }
 
 TEST_CASE("evaluator: a unix socket refused with Permission denied names its mode and -a",
@@ -394,7 +424,9 @@ TEST_CASE("evaluator: a unix socket refused with Permission denied names its mod
   r.targets = {healthy_target("sock", "unix:/run/memcached/memcached.sock")};
   r.target().up = false;
   r.target().error = "connect to unix:/run/memcached/memcached.sock: Permission denied";
-  r.target().probe = probe_result(false, 0.0001, "", r.target().error);
+  r.target().failure = FailureKind::kPermissionDenied;
+  r.target().probe =
+      probe_result(false, 0.0001, "", r.target().error, FailureKind::kPermissionDenied);
   r.step(6);
   const AlertLabels sock{{"target", "sock"}};
   CHECK(r.state("MemcachedDown", sock) == Level::kCritical);

@@ -3,10 +3,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <memory>
+#include <set>
+
 #include "collectors/failure_log.hpp"
 #include "collectors/memcached.hpp"
 #include "common/families.hpp"
 #include "tests/support/daemon.hpp"
+#include "tests/support/memcached_exporter_families.hpp"
 #include "tests/support/metrics_text.hpp"
 #include "tests/support/process.hpp"
 
@@ -25,13 +29,29 @@ std::string error_of(const Result<StatsMap>& r) {
   return r.error().message;
 }
 
+// The typed stats of a map, which must all be readable.
+MemcachedStats readable_stats(const StatsMap& map) {
+  std::vector<UnreadableStat> unreadable;
+  MemcachedStats s = memcached_stats(map, unreadable);
+  CHECK(unreadable.empty());
+  return s;
+}
+
+MemcachedSettings readable_settings(const StatsMap& map) {
+  std::vector<UnreadableStat> unreadable;
+  MemcachedSettings s = memcached_settings(map, unreadable);
+  CHECK(unreadable.empty());
+  return s;
+}
+
 MemcachedSample sample_from_fixtures(const std::string& stats, const std::string& settings) {
   MemcachedSample s;
   s.target = "main";
   s.address = "127.0.0.1:11211";
   s.up = true;
-  s.stats = *memcached_stats(*parse_stats(fixture(stats)));
-  s.settings = *memcached_settings(*parse_stats(fixture(settings)));
+  s.stats = memcached_stats(*parse_stats(fixture(stats)), s.unreadable);
+  s.settings = memcached_settings(*parse_stats(fixture(settings)), s.unreadable);
+  REQUIRE(s.unreadable.empty());
   return s;
 }
 
@@ -44,44 +64,42 @@ TEST_CASE("memcached: the captured stats of 1.6.18 parse into the typed stats",
   REQUIRE(stats.ok());
   CHECK(stats->size() == 92);
   CHECK(stats->at("libevent") == "2.1.12-stable");
-  auto s = memcached_stats(*stats);
-  REQUIRE(s.ok());
-  CHECK(s->version == "1.6.18");
-  CHECK(s->pid == 12043);
-  CHECK(s->uptime == 4);
-  CHECK(s->rusage_user == Approx(0.007843));
-  CHECK(s->rusage_system == 0.0);
-  CHECK(s->threads == 2);
-  CHECK(s->max_connections == 64);
-  CHECK(s->curr_connections == 1);
-  CHECK(s->total_connections == 51);
-  CHECK(s->rejected_connections == 32);  // 80 clients against -c 64 in maxconns_fast mode
-  CHECK(s->connection_structures == 49);
-  CHECK(s->reserved_fds == 10);
-  CHECK(s->listen_disabled_num == 0);
-  CHECK(s->time_in_listen_disabled_us == 0);
-  CHECK(s->accepting_conns == 1);
-  CHECK(s->conn_yields == 0);
-  CHECK(s->bytes == 0);
-  CHECK(s->limit_maxbytes == 32 * 1024 * 1024);
-  CHECK(s->evictions == 0);
-  CHECK(s->bytes_read == 7);
-  CHECK(s->bytes_written == 0);
+  const MemcachedStats s = readable_stats(*stats);
+  CHECK(s.version == "1.6.18");
+  CHECK(s.pid == 12043);
+  CHECK(s.uptime == 4);
+  CHECK(s.rusage_user == Approx(0.007843));
+  CHECK(s.rusage_system == 0.0);
+  CHECK(s.threads == 2);
+  CHECK(s.max_connections == 64);
+  CHECK(s.curr_connections == 1);
+  CHECK(s.total_connections == 51);
+  CHECK(s.rejected_connections == 32);  // 80 clients against -c 64 in maxconns_fast mode
+  CHECK(s.connection_structures == 49);
+  CHECK(s.reserved_fds == 10);
+  CHECK(s.listen_disabled_num == 0);
+  CHECK(s.time_in_listen_disabled_us == 0);
+  CHECK(s.accepting_conns == 1);
+  CHECK(s.conn_yields == 0);
+  CHECK(s.bytes == 0);
+  CHECK(s.limit_maxbytes == 32 * 1024 * 1024);
+  CHECK(s.evictions == 0);
+  CHECK(s.bytes_read == 7);
+  CHECK(s.bytes_written == 0);
 }
 
 TEST_CASE(
     "memcached: with no_maxconns_fast rejected_connections is absent and the listener "
     "counters move",
     "[collectors][memcached]") {
-  auto s = memcached_stats(*parse_stats(fixture("stats-no_maxconns_fast.txt")));
-  REQUIRE(s.ok());
-  CHECK_FALSE(s->rejected_connections.has_value());
-  CHECK(s->listen_disabled_num == 1);
-  CHECK(s->time_in_listen_disabled_us == 1007845);
-  CHECK(s->total_connections == 83);
-  auto settings = memcached_settings(*parse_stats(fixture("settings-no_maxconns_fast.txt")));
-  REQUIRE(settings.ok());
-  CHECK(settings->maxconns_fast == false);
+  const MemcachedStats s = readable_stats(*parse_stats(fixture("stats-no_maxconns_fast.txt")));
+  CHECK_FALSE(s.rejected_connections.has_value());
+  CHECK(s.listen_disabled_num == 1);
+  CHECK(s.time_in_listen_disabled_us == 1007845);
+  CHECK(s.total_connections == 83);
+  const MemcachedSettings settings =
+      readable_settings(*parse_stats(fixture("settings-no_maxconns_fast.txt")));
+  CHECK(settings.maxconns_fast == false);
 }
 
 TEST_CASE("memcached: the captured stats settings give -c, -b, -t and -R",
@@ -90,13 +108,12 @@ TEST_CASE("memcached: the captured stats settings give -c, -b, -t and -R",
   REQUIRE(map.ok());
   CHECK(map->at("domain_socket") == "NULL");
   CHECK(map->at("stat_key_prefix") == ":");
-  auto s = memcached_settings(*map);
-  REQUIRE(s.ok());
-  CHECK(s->maxconns == 64);
-  CHECK(s->tcp_backlog == 256);
-  CHECK(s->maxconns_fast == true);
-  CHECK(s->num_threads == 2);
-  CHECK(s->reqs_per_event == 20);
+  const MemcachedSettings s = readable_settings(*map);
+  CHECK(s.maxconns == 64);
+  CHECK(s.tcp_backlog == 256);
+  CHECK(s.maxconns_fast == true);
+  CHECK(s.num_threads == 2);
+  CHECK(s.reqs_per_event == 20);
 }
 
 TEST_CASE("memcached: error replies and garbage are errors that say what came",
@@ -123,27 +140,55 @@ TEST_CASE("memcached: error replies and garbage are errors that say what came",
   CHECK(parse_stats("END\r\n")->empty());
 }
 
-TEST_CASE("memcached: a stat with a value of the wrong form is an error naming it",
-          "[collectors][memcached]") {
-  auto stats = memcached_stats({{"curr_connections", "12abc"}});
-  REQUIRE_FALSE(stats.ok());
-  CHECK(stats.error().message == "stat curr_connections: \"12abc\" is not an integer");
-  CHECK_THAT(memcached_stats({{"rusage_user", "-1.5"}}).error().message,
-             Contains("rusage_user: \"-1.5\" is not a number of seconds"));
+TEST_CASE(
+    "memcached: a stat with a value of the wrong form is left out and named, the rest is read",
+    "[collectors][memcached]") {
+  std::vector<UnreadableStat> unreadable;
+  const MemcachedStats s = memcached_stats(
+      {{"curr_connections", "12abc"}, {"rusage_user", "0:34530"}, {"pid", "7"}}, unreadable);
+  CHECK_FALSE(s.curr_connections.has_value());
+  CHECK_FALSE(s.rusage_user.has_value());
+  CHECK(s.pid == 7);
+  REQUIRE(unreadable.size() == 2);
+  // In the order the typed stats list them.
+  CHECK(unreadable[0].command == "stats");
+  CHECK(unreadable[0].name == "rusage_user");
+  CHECK(unreadable[0].value == "0:34530");
+  CHECK(unreadable[1].name == "curr_connections");
+  CHECK(unreadable[1].value == "12abc");
+
+  auto unreadable_value = [](const StatsMap& m) {
+    std::vector<UnreadableStat> u;
+    (void)memcached_stats(m, u);
+    return u.size() == 1 ? u.front().value : "(" + std::to_string(u.size()) + " unreadable)";
+  };
+  CHECK(unreadable_value({{"rusage_user", "-1.5"}}) == "-1.5");
   // std::from_chars reads these as doubles; no memcached sends them.
   for (const char* value : {"inf", "infinity", "nan"}) {
     INFO(value);
-    CHECK_THAT(memcached_stats({{"rusage_system", value}}).error().message,
-               Contains("is not a number of seconds"));
+    CHECK(unreadable_value({{"rusage_system", value}}) == value);
   }
-  CHECK_THAT(memcached_settings({{"maxconns_fast", "maybe"}}).error().message,
-             Contains("maxconns_fast: \"maybe\" is not yes or no"));
+  std::vector<UnreadableStat> in_settings;
+  const MemcachedSettings settings =
+      memcached_settings({{"maxconns_fast", "maybe"}, {"maxconns", "64"}}, in_settings);
+  CHECK_FALSE(settings.maxconns_fast.has_value());
+  CHECK(settings.maxconns == 64);
+  REQUIRE(in_settings.size() == 1);
+  CHECK(in_settings[0].command == "stats settings");
+  CHECK(in_settings[0].name == "maxconns_fast");
   // Unknown stats and missing ones are fine: old versions and proxies report fewer.
-  auto few = memcached_stats({{"pid", "7"}, {"something_new", "x y z"}});
-  REQUIRE(few.ok());
-  CHECK(few->pid == 7);
-  CHECK(few->version.empty());
-  CHECK_FALSE(few->curr_connections.has_value());
+  const MemcachedStats few = readable_stats({{"pid", "7"}, {"something_new", "x y z"}});
+  CHECK(few.pid == 7);
+  CHECK(few.version.empty());
+  CHECK_FALSE(few.curr_connections.has_value());
+}
+
+TEST_CASE("memcached: at the connection limit is told from other error replies",
+          "[collectors][memcached]") {
+  CHECK(at_connection_limit("ERROR Too many open connections\r\n"));
+  CHECK_FALSE(at_connection_limit("ERROR\r\n"));
+  CHECK_FALSE(at_connection_limit("SERVER_ERROR out of memory\r\n"));
+  CHECK_FALSE(at_connection_limit("STAT pid 1\r\nEND\r\n"));
 }
 
 TEST_CASE("memcached: replies are framed line by line with a cap on line length",
@@ -203,16 +248,27 @@ TEST_CASE("memcached: families use memcached_exporter's names with a target labe
   CHECK(v(R"(memcached_accepting_connections{target="main"})") == 1);
   CHECK(v(R"(memcached_process_user_cpu_seconds_total{target="main"})") == Approx(0.007843));
   CHECK(v(R"(memcached_limit_bytes{target="main"})") == 33554432);
-  CHECK(v(R"(memcached_listen_backlog{target="main"})") == 256);
-  CHECK(v(R"(memcached_maxconns_fast{target="main"})") == 1);
-  CHECK(v(R"(memcached_threads{target="main"})") == 2);
+  CHECK(v(R"(mcbacklog_memcached_listen_backlog{target="main"})") == 256);
+  CHECK(v(R"(mcbacklog_memcached_maxconns_fast{target="main"})") == 1);
+  CHECK(v(R"(mcbacklog_memcached_threads{target="main"})") == 2);
+  CHECK(v(R"(mcbacklog_memcached_reserved_fds{target="main"})") == 10);
+  CHECK(v(R"(mcbacklog_memcached_connection_structures{target="main"})") == 49);
+  CHECK(v(R"(mcbacklog_memcached_unreadable_stats{target="main"})") == 0);
   CHECK(v(R"(memcached_uptime_seconds{target="main"})") == 4);
   CHECK(v(R"(mcbacklog_memcached_cpu_utilization_ratio{target="main"})") == 0.25);
-  // Types as memcached_exporter declares them (uptime aside: see docs/metrics.md).
+  // Types as memcached_exporter writes them, uptime a counter.
   CHECK_THAT(text, Contains("# TYPE memcached_connections_total counter"));
   CHECK_THAT(text, Contains("# TYPE memcached_current_connections gauge"));
   CHECK_THAT(text, Contains("# TYPE memcached_version gauge"));
-  CHECK_THAT(text, Contains("# TYPE memcached_uptime_seconds gauge"));
+  CHECK_THAT(text, Contains("# TYPE memcached_uptime_seconds counter"));
+  // The names memcached_exporter does not have are mcbacklogd's own.
+  for (const char* name :
+       {"memcached_listen_backlog", "memcached_maxconns_fast", "memcached_threads",
+        "memcached_reserved_fds", "memcached_connection_structures",
+        "memcached_connections_listener_disabled_seconds_total"}) {
+    INFO(name);
+    CHECK_THAT(text, !Contains("\n" + std::string(name)));
+  }
   // A target that is down has only memcached_up; no probe ran, so no probe series.
   CHECK_FALSE(v(R"(memcached_current_connections{target="other"})").has_value());
   CHECK(text.find("mcbacklog_probe") == std::string::npos);
@@ -226,9 +282,10 @@ TEST_CASE(
       sample_from_fixtures("stats-no_maxconns_fast.txt", "settings-no_maxconns_fast.txt");
   const std::string text = render_families(memcached_families({s}));
   CHECK(test::metric_value(
-            text, R"(memcached_connections_listener_disabled_seconds_total{target="main"})") ==
+            text,
+            R"(mcbacklog_memcached_connections_listener_disabled_seconds_total{target="main"})") ==
         Approx(1.007845));
-  CHECK(test::metric_value(text, R"(memcached_maxconns_fast{target="main"})") == 0);
+  CHECK(test::metric_value(text, R"(mcbacklog_memcached_maxconns_fast{target="main"})") == 0);
   CHECK(text.find("memcached_connections_rejected_total") == std::string::npos);
 }
 
@@ -241,6 +298,75 @@ TEST_CASE("memcached: without stats settings the settings series are absent, max
   CHECK(test::metric_value(text, R"(memcached_max_connections{target="main"})") == 64);
   CHECK(text.find("memcached_listen_backlog") == std::string::npos);
   CHECK(text.find("memcached_maxconns_fast") == std::string::npos);
+}
+
+TEST_CASE(
+    "memcached: 1.4.15 reports -c only as maxconns of stats settings, and every reader gets it",
+    "[collectors][memcached]") {
+  const MemcachedSample s = sample_from_fixtures("stats-1.4.15.txt", "settings-1.4.15.txt");
+  CHECK(s.stats.version == "1.4.15");
+  CHECK_FALSE(s.stats.max_connections.has_value());
+  CHECK_FALSE(s.stats.rejected_connections.has_value());
+  CHECK(max_connections(s) == 64);
+  CHECK(worker_threads(s) == 2);
+  CHECK(listen_backlog(s) == 256);
+  CHECK(maxconns_fast(s) == false);
+  const std::string text = render_families(memcached_families({s}));
+  CHECK(test::metric_value(text, R"(memcached_max_connections{target="main"})") == 64);
+
+  // Without stats settings there is no -c to give.
+  MemcachedSample no_settings = s;
+  no_settings.settings.reset();
+  CHECK_FALSE(max_connections(no_settings).has_value());
+  CHECK_FALSE(listen_backlog(no_settings).has_value());
+  CHECK_FALSE(maxconns_fast(no_settings).has_value());
+  CHECK(worker_threads(no_settings) == 2);
+  // A target that is down has no values, whatever its last stats said.
+  MemcachedSample down = s;
+  down.up = false;
+  CHECK_FALSE(max_connections(down).has_value());
+  CHECK_FALSE(worker_threads(down).has_value());
+  CHECK_FALSE(maxconns_fast(down).has_value());
+}
+
+TEST_CASE("memcached: stats win over stats settings, and threads falls back to num_threads",
+          "[collectors][memcached]") {
+  MemcachedSample s = sample_from_fixtures("stats.txt", "settings.txt");
+  s.stats.max_connections = 100;
+  s.settings->maxconns = 64;
+  CHECK(max_connections(s) == 100);
+  s.stats.threads.reset();
+  s.settings->num_threads = 6;
+  CHECK(worker_threads(s) == 6);
+  const std::string text = render_families(memcached_families({s}));
+  CHECK(test::metric_value(text, R"(mcbacklog_memcached_threads{target="main"})") == 6);
+}
+
+TEST_CASE(
+    "memcached: an unreadable stat loses its own series and what derives from it, the target "
+    "stays up",
+    "[collectors][memcached]") {
+  StatsMap map = *parse_stats(fixture("stats.txt"));
+  map["rusage_user"] = "0:34530";
+  MemcachedSample s;
+  s.target = "main";
+  s.up = true;
+  s.stats = memcached_stats(map, s.unreadable);
+  s.settings = readable_settings(*parse_stats(fixture("settings.txt")));
+  REQUIRE(s.unreadable.size() == 1);
+  CHECK(s.unreadable[0].name == "rusage_user");
+  const std::string text = render_families(memcached_families({s}));
+  auto v = [&](const std::string& series) { return test::metric_value(text, series); };
+  CHECK(v(R"(memcached_up{target="main"})") == 1);
+  CHECK_FALSE(v(R"(memcached_process_user_cpu_seconds_total{target="main"})").has_value());
+  CHECK(v(R"(memcached_process_system_cpu_seconds_total{target="main"})") == 0);
+  CHECK(v(R"(memcached_current_connections{target="main"})") == 1);
+  CHECK(v(R"(memcached_max_connections{target="main"})") == 64);
+  CHECK(v(R"(mcbacklog_memcached_unreadable_stats{target="main"})") == 1);
+  // The CPU ratio needs both rusages.
+  CHECK_FALSE(
+      cpu_utilization(s.stats, {}, s.stats, SteadyClock::time_point{} + 1s, worker_threads(s))
+          .has_value());
 }
 
 TEST_CASE("memcached: probe series include the histogram with buckets 100us to 10s",
@@ -278,24 +404,251 @@ TEST_CASE("memcached: CPU utilisation is the rusage rate per worker thread",
   b.rusage_user = 2.5;
   b.rusage_system = 1.0;  // 2 CPU seconds over 1 s on 4 threads
   const SteadyClock::time_point t0{};
-  CHECK(cpu_utilization(a, t0, b, t0 + 1s) == Approx(0.5));
-  CHECK(cpu_utilization(a, t0, b, t0 + 2s) == Approx(0.25));
-  CHECK_FALSE(cpu_utilization(a, t0, b, t0).has_value());  // no time passed
+  CHECK(cpu_utilization(a, t0, b, t0 + 1s, 4) == Approx(0.5));
+  CHECK(cpu_utilization(a, t0, b, t0 + 2s, 4) == Approx(0.25));
+  CHECK(cpu_utilization(a, t0, b, t0 + 1s, 2) == Approx(1.0));
+  CHECK_FALSE(cpu_utilization(a, t0, b, t0, 4).has_value());  // no time passed
   MemcachedStats restarted = b;
   restarted.pid = 11;
-  CHECK_FALSE(cpu_utilization(a, t0, restarted, t0 + 1s).has_value());
-  CHECK_FALSE(cpu_utilization(b, t0, a, t0 + 1s).has_value());  // CPU went backwards
-  MemcachedStats no_threads = b;
-  no_threads.threads.reset();
-  CHECK_FALSE(cpu_utilization(a, t0, no_threads, t0 + 1s).has_value());
+  CHECK_FALSE(cpu_utilization(a, t0, restarted, t0 + 1s, 4).has_value());
+  CHECK_FALSE(cpu_utilization(b, t0, a, t0 + 1s, 4).has_value());  // CPU went backwards
+  CHECK_FALSE(cpu_utilization(a, t0, b, t0 + 1s, std::nullopt).has_value());
+  CHECK_FALSE(cpu_utilization(a, t0, b, t0 + 1s, 0).has_value());
+  MemcachedStats unreadable = b;
+  unreadable.rusage_user.reset();
+  CHECK_FALSE(cpu_utilization(a, t0, unreadable, t0 + 1s, 4).has_value());
   // Rusages whose sum is too large for a double give no rate rather than NaN.
   MemcachedStats huge = a;
   huge.rusage_user = 1e308;
   huge.rusage_system = 1e308;
-  CHECK_FALSE(cpu_utilization(huge, t0, huge, t0 + 1s).has_value());
+  CHECK_FALSE(cpu_utilization(huge, t0, huge, t0 + 1s, 4).has_value());
   MemcachedStats more = huge;
   more.rusage_user = 1.5e308;
-  CHECK_FALSE(cpu_utilization(a, t0, more, t0 + 1s).has_value());
+  CHECK_FALSE(cpu_utilization(a, t0, more, t0 + 1s, 4).has_value());
+}
+
+namespace {
+
+// The sample of the capture with items in all 63 slab classes (capture_memcached_slabs.py).
+MemcachedSample sample_with_slabs() {
+  MemcachedSample s = sample_from_fixtures("stats-slabs.txt", "settings-slabs.txt");
+  auto slabs = std::make_shared<SlabStats>();
+  REQUIRE(parse_stats_items(fixture("items-slabs.txt"), *slabs, s.unreadable).ok());
+  REQUIRE(parse_stats_slabs(fixture("slabs-slabs.txt"), *slabs, s.unreadable).ok());
+  REQUIRE(s.unreadable.empty());
+  s.slabs = std::move(slabs);
+  return s;
+}
+
+std::string differences(const std::vector<std::string>& d) {
+  std::string out;
+  for (const auto& line : d) out += "\n  " + line;
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("memcached: stats items and stats slabs of 63 classes parse into the slab stats",
+          "[collectors][memcached]") {
+  const MemcachedSample s = sample_with_slabs();
+  const SlabStats& slabs = *s.slabs;
+  REQUIRE(slabs.classes.size() == 63);
+  for (std::size_t i = 0; i < slabs.classes.size(); ++i) {
+    CHECK(slabs.classes[i].id == static_cast<int>(i) + 1);
+  }
+  CHECK(slabs.active_slabs == 63);
+  CHECK(slabs.total_malloced == 73400320);
+  const SlabClassStats& first = slabs.classes.front();
+  CHECK(first.number == 87376);
+  CHECK(first.number_hot == 17252);
+  CHECK(first.number_cold == 70124);
+  CHECK_FALSE(first.number_temp.has_value());  // no temporary LRU
+  CHECK(first.age == 7);
+  CHECK(first.mem_requested == 6891569);
+  CHECK(first.outofmemory == 20);  // -M: the small items memcached refused
+  CHECK(first.moves_to_cold == 70124);
+  CHECK(first.hits_to_hot == 1);
+  CHECK(first.hits_to_cold == 1);
+  CHECK(first.chunk_size == 96);
+  CHECK(first.total_pages == 8);
+  CHECK(first.used_chunks == 87376);
+  CHECK(first.cmd_set == 87410);
+  CHECK(first.cas_hits == 1);
+  CHECK(first.cas_badval == 1);
+  const SlabClassStats& last = slabs.classes.back();
+  CHECK(last.chunk_size == 524288);
+  CHECK(last.number == 1);
+  CHECK(last.mem_requested == 269044);
+}
+
+TEST_CASE("memcached: slab replies that are errors, malformed or unreadable in part",
+          "[collectors][memcached]") {
+  std::vector<UnreadableStat> unreadable;
+  SlabStats out;
+  CHECK_THAT(parse_stats_items("ERROR\r\n", out, unreadable).error().message,
+             Contains("memcached replied \"ERROR\""));
+  CHECK_THAT(parse_stats_slabs("STAT 1:chunk_size 96\r\nhello\r\nEND\r\n", out, unreadable)
+                 .error()
+                 .message,
+             Contains("line 2: unexpected \"hello\""));
+  CHECK_THAT(parse_stats_items("STAT items:1:number 5\r\n", out, unreadable).error().message,
+             Contains("ends without END"));
+  CHECK_THAT(parse_stats_slabs("END\r\nEND\r\n", out, unreadable).error().message,
+             Contains("bytes after END"));
+  CHECK(unreadable.empty());
+
+  // An empty memcached: no classes, and its totals.
+  SlabStats empty;
+  REQUIRE(parse_stats_items("END\r\n", empty, unreadable).ok());
+  REQUIRE(parse_stats_slabs("STAT active_slabs 0\r\nSTAT total_malloced 0\r\nEND\r\n", empty,
+                            unreadable)
+              .ok());
+  CHECK(empty.classes.empty());
+  CHECK(empty.total_malloced == 0);
+
+  // One stat of the wrong form, and keys that name no class, cost only themselves; stats a
+  // newer memcached adds are ignored; classes come out in order of id whatever the reply's.
+  SlabStats some;
+  REQUIRE(parse_stats_items("STAT items:12:number 3\r\nSTAT items:12:age 1.5\r\n"
+                            "STAT items:x:number 1\r\nSTAT itemz:1:number 1\r\n"
+                            "STAT items:2:number 7\r\nSTAT items:2:brand_new 9\r\nEND\r\n",
+                            some, unreadable)
+              .ok());
+  REQUIRE(parse_stats_slabs("STAT 2:chunk_size 120\r\nSTAT 3:chunk_size -\r\n"
+                            "STAT active_slabs two\r\nSTAT new_global 1\r\nEND\r\n",
+                            some, unreadable)
+              .ok());
+  REQUIRE(some.classes.size() == 3);
+  CHECK(some.classes[0].id == 2);
+  CHECK(some.classes[0].number == 7);
+  CHECK(some.classes[0].chunk_size == 120);
+  CHECK(some.classes[1].id == 3);
+  CHECK_FALSE(some.classes[1].chunk_size.has_value());
+  CHECK(some.classes[2].id == 12);
+  CHECK(some.classes[2].number == 3);
+  CHECK_FALSE(some.classes[2].age.has_value());
+  CHECK_FALSE(some.active_slabs.has_value());
+  std::vector<std::string> names;
+  for (const UnreadableStat& u : unreadable) names.push_back(u.command + " " + u.name);
+  CHECK(names == std::vector<std::string>{"stats items items:12:age", "stats items items:x:number",
+                                          "stats items itemz:1:number", "stats slabs 3:chunk_size",
+                                          "stats slabs active_slabs"});
+}
+
+TEST_CASE(
+    "memcached: the families of memcached 1.6.18 with items in all 63 classes are "
+    "memcached_exporter's, name, type and labels",
+    "[collectors][memcached]") {
+  const std::string text = render_families(memcached_families({sample_with_slabs()}));
+  const auto d = test::exporter_differences(text, test::kDefaultSources);
+  INFO("differences:" << differences(d));
+  CHECK(d.empty());
+  // 69 of memcached_exporter's 103 families: all but extstore's 19, the proxy's 14 and the
+  // temporary LRU's one.
+  std::set<std::string> families;
+  for (const auto& f : memcached_families({sample_with_slabs()})) {
+    if (f.name.rfind("memcached_", 0) == 0) families.insert(f.name);
+  }
+  CHECK(families.size() == 69);
+}
+
+TEST_CASE("memcached: extstore's and the proxy's families come when memcached reports them",
+          "[collectors][memcached]") {
+  MemcachedSample s = sample_from_fixtures("stats-extstore.txt", "settings.txt");
+  REQUIRE(s.stats.extstore.has_value());
+  CHECK(s.stats.extstore->limit_maxbytes == 67108864);
+  CHECK_FALSE(s.stats.proxy.has_value());  // round_robin_fallback alone is no proxy
+  // A proxy's stats, by the names memcached's protocol.txt gives them.
+  StatsMap proxy_stats = *parse_stats(fixture("stats.txt"));
+  for (const char* name :
+       {"proxy_conn_requests", "proxy_conn_errors", "proxy_conn_oom", "proxy_req_active",
+        "proxy_config_reloads", "proxy_config_reload_fails", "proxy_config_cron_runs",
+        "proxy_config_cron_fails", "proxy_backend_total", "proxy_backend_marked_bad",
+        "proxy_backend_failed", "proxy_request_failed_depth"}) {
+    proxy_stats[name] = "3";
+  }
+  MemcachedSample proxy = sample_from_fixtures("stats.txt", "settings.txt");
+  proxy.target = "proxy";
+  proxy.stats = readable_stats(proxy_stats);
+  REQUIRE(proxy.stats.proxy.has_value());
+  CHECK(proxy.stats.proxy->backend_total == 3);
+  CHECK(proxy.stats.proxy->round_robin_fallback == 0);
+
+  const std::string text = render_families(memcached_families({s, proxy}));
+  for (auto source : {test::ExporterSource::kExtstore, test::ExporterSource::kProxy}) {
+    const auto d = test::exporter_differences(text, {source});
+    INFO("differences:" << differences(d));
+    CHECK(d.empty());
+  }
+  CHECK(test::metric_value(text, R"(memcached_extstore_bytes_limit{target="main"})") == 67108864);
+  CHECK(test::metric_value(text, R"(memcached_proxy_backend_total{target="proxy"})") == 3);
+  CHECK_FALSE(
+      test::metric_value(text, R"(memcached_proxy_backend_total{target="main"})").has_value());
+}
+
+TEST_CASE("memcached: commands are counted as memcached_exporter counts them, sets without cas",
+          "[collectors][memcached]") {
+  const std::string text = render_families(memcached_families({sample_with_slabs()}));
+  auto command = [&](const char* c, const char* status) {
+    return test::metric_value(text, std::string("memcached_commands_total{target=\"main\",") +
+                                        "command=\"" + c + "\",status=\"" + status + "\"}");
+  };
+  CHECK(command("get", "hit") == 3);
+  CHECK(command("get", "miss") == 1);
+  CHECK(command("delete", "hit") == 2);
+  CHECK(command("delete", "miss") == 1);
+  CHECK(command("incr", "hit") == 1);
+  CHECK(command("incr", "miss") == 1);
+  CHECK(command("decr", "hit") == 1);
+  CHECK(command("decr", "miss") == 0);
+  CHECK(command("touch", "hit") == 1);
+  CHECK(command("touch", "miss") == 1);
+  CHECK(command("cas", "hit") == 1);
+  CHECK(command("cas", "miss") == 1);
+  CHECK(command("cas", "badval") == 1);
+  CHECK(command("flush", "hit") == 0);
+  CHECK(command("set", "hit") == 87473 - 3);  // cmd_set less cas hits, misses and bad values
+  auto slab = [&](const std::string& series) { return test::metric_value(text, series); };
+  CHECK(
+      slab(R"(memcached_slab_commands_total{target="main",slab="1",command="set",status="hit"})") ==
+      87410 - 2);
+  CHECK(
+      slab(
+          R"(memcached_slab_commands_total{target="main",slab="1",command="cas",status="badval"})") ==
+      1);
+  CHECK(slab(R"(memcached_slab_lru_hits_total{target="main",slab="1",lru="cold"})") == 1);
+  CHECK(slab(R"(memcached_slab_items_outofmemory_total{target="main",slab="1"})") == 20);
+  CHECK(slab(R"(memcached_slab_chunk_size_bytes{target="main",slab="63"})") == 524288);
+  CHECK(slab(R"(memcached_slab_mem_requested_bytes{target="main",slab="63"})") == 269044);
+  CHECK(slab(R"(memcached_malloced_bytes{target="main"})") == 73400320);
+  CHECK(slab(R"(memcached_current_items{target="main"})") == 87438);
+  CHECK(slab(R"(memcached_item_no_memory_total{target="main"})") == 20);
+  CHECK(slab(R"(memcached_lru_crawler_enabled{target="main"})") == 1);
+  CHECK(slab(R"(memcached_lru_crawler_hot_max_factor{target="main"})") == Approx(0.2));
+}
+
+TEST_CASE(
+    "memcached: the crawler's settings only while it is on, and mem_requested of stats slabs "
+    "where stats items has none",
+    "[collectors][memcached]") {
+  MemcachedSample s = sample_from_fixtures("stats.txt", "settings.txt");
+  s.settings->lru_crawler = false;
+  auto slabs = std::make_shared<SlabStats>();
+  std::vector<UnreadableStat> unreadable;
+  REQUIRE(parse_stats_slabs("STAT 5:chunk_size 240\r\nSTAT 5:mem_requested 1000\r\nEND\r\n", *slabs,
+                            unreadable)
+              .ok());
+  s.slabs = slabs;
+  const std::string text = render_families(memcached_families({s}));
+  CHECK(text.find("memcached_lru_crawler_enabled") == std::string::npos);
+  CHECK(text.find("memcached_lru_crawler_sleep") == std::string::npos);
+  CHECK(test::metric_value(text, R"(memcached_slab_mem_requested_bytes{target="main",slab="5"})") ==
+        1000);
+  // A target that is down has no slab series, whatever its last slab stats.
+  s.up = false;
+  const std::string down = render_families(memcached_families({s}));
+  CHECK(down.find("memcached_slab_") == std::string::npos);
+  CHECK(test::metric_value(down, R"(memcached_up{target="main"})") == 0);
 }
 
 TEST_CASE("memcached: reconnect delays double up to the cap with jitter",

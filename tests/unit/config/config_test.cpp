@@ -23,6 +23,7 @@ TEST_CASE("config: no file means the built-in defaults", "[config]") {
   CHECK(c.targets[0].name == "127.0.0.1:11211");
   CHECK(c.targets[0].address.port == 11211);
   CHECK(c.targets[0].probe_interval == std::chrono::seconds(5));
+  CHECK(c.targets[0].slab_stats_interval == std::chrono::seconds(15));
   CHECK(c.web.listen_address == ":9741");
   CHECK(c.netdev.exclude == "^lo$");
   CHECK(c.sockdiag.sample_interval == std::chrono::milliseconds(100));
@@ -42,6 +43,7 @@ TEST_CASE("config: the shipped example parses and matches the documented values"
   REQUIRE(c.ok());
   REQUIRE(c->targets.size() == 1);
   CHECK(c->targets[0].name == "main");
+  CHECK(c->targets[0].slab_stats_interval == std::chrono::seconds(15));
   CHECK(c->sockdiag.top_clients == 10);
   CHECK(c->sockdiag.peak_window == std::chrono::seconds(15));
   CHECK(c->thresholds.at("AcceptQueueFilling").critical == 0.8);
@@ -54,7 +56,9 @@ interval: 250ms
 targets:
   - address: "[::1]:11311"
     probe_interval: 0
+    slab_stats_interval: 1m
   - name: sock
+    slab_stats_interval: 0
     address: unix:/run/memcached/memcached.sock
 collectors:
   netstat: { enabled: false }
@@ -81,6 +85,8 @@ log: { level: debug, format: json }
   CHECK(c->targets[0].name == "[::1]:11311");
   CHECK(c->targets[0].address.host == "::1");
   CHECK(c->targets[0].probe_interval == Duration{0});
+  CHECK(c->targets[0].slab_stats_interval == std::chrono::minutes(1));
+  CHECK(c->targets[1].slab_stats_interval == Duration{0});
   CHECK(c->targets[1].address.is_unix());
   CHECK(c->targets[1].address.path == "/run/memcached/memcached.sock");
   CHECK_FALSE(c->netstat.enabled);
@@ -159,6 +165,9 @@ TEST_CASE("config: an out-of-range value is an error naming the range", "[config
              Contains("test.yaml:1:11: interval: 10ms is out of range"));
   CHECK_THAT(error_of("thresholds:\n  MaxConnectionsNear: { warning: -1 }\n"),
              Contains("thresholds.MaxConnectionsNear.warning: -1 is out of range"));
+  CHECK_THAT(
+      error_of("targets:\n  - { address: \"127.0.0.1:11211\", slab_stats_interval: 2h }\n"),
+      Contains("test.yaml:2:56: targets[0].slab_stats_interval: 2h is out of range (0 to 1h)"));
 }
 
 TEST_CASE("config: bad durations, addresses and regexes say what is wrong", "[config]") {

@@ -130,3 +130,57 @@ TEST_CASE("http handler: landing page, 404, 405 and HEAD", "[http][handler]") {
   CHECK(head.body().empty());
   CHECK(head[http::field::content_length] == "4");
 }
+
+TEST_CASE("http handler: /scrape serves one target's series, by memcached_exporter's convention",
+          "[http][handler]") {
+  HttpContent c = content();
+  std::vector<std::string> asked;
+  c.target_metrics = [&](std::string_view target) -> std::optional<std::string> {
+    asked.emplace_back(target);
+    if (target != "main" && target != "127.0.0.1:11211") return std::nullopt;
+    return "memcached_up{target=\"main\"} 1\n";
+  };
+  auto ok = handle_http(request(http::verb::get, "/scrape?target=main"), c);
+  CHECK(ok.result() == http::status::ok);
+  CHECK(ok[http::field::content_type] == kMetricsContentType);
+  CHECK(ok.body() == "memcached_up{target=\"main\"} 1\n");
+  // The address, escaped as Prometheus sends __param_target.
+  auto by_address = handle_http(request(http::verb::get, "/scrape?target=127.0.0.1%3A11211"), c);
+  CHECK(by_address.result() == http::status::ok);
+  auto zipped = handle_http(request(http::verb::get, "/scrape?x=1&target=main", "gzip"), c);
+  CHECK(zipped[http::field::content_encoding] == "gzip");
+  CHECK(test::gunzip(zipped.body()) == "memcached_up{target=\"main\"} 1\n");
+  CHECK(asked == std::vector<std::string>{"main", "127.0.0.1:11211", "main"});
+
+  auto unknown = handle_http(request(http::verb::get, "/scrape?target=other"), c);
+  CHECK(unknown.result() == http::status::not_found);
+  CHECK(unknown.body().find(R"(no memcached named "other")") != std::string::npos);
+  // A name from the request is quoted as every outside byte is: no raw control bytes come back.
+  auto hostile = handle_http(request(http::verb::get, "/scrape?target=a%1b%5B2J%0Ab"), c);
+  CHECK(hostile.result() == http::status::not_found);
+  CHECK(hostile.body().find('\x1b') == std::string::npos);
+  CHECK(hostile.body().find(R"("a\x1b[2J\nb")") != std::string::npos);
+  for (const char* target : {"/scrape", "/scrape?target=", "/scrape?targets=main"}) {
+    INFO(target);
+    auto missing = handle_http(request(http::verb::get, target), c);
+    CHECK(missing.result() == http::status::bad_request);
+    CHECK(missing.body().find("/scrape?target=NAME") != std::string::npos);
+  }
+  CHECK(handle_http(request(http::verb::get, "/"), c).body().find("/scrape?target=NAME") !=
+        std::string::npos);
+  // Without a callback there is no /scrape.
+  CHECK(handle_http(request(http::verb::get, "/scrape?target=main"), content()).result() ==
+        http::status::not_found);
+}
+
+TEST_CASE("http handler: query parameters are found and percent-decoded", "[http][handler]") {
+  CHECK(query_parameter("/scrape?target=main", "target") == "main");
+  CHECK(query_parameter("/scrape?a=1&target=a%3Ab+c&target=second", "target") == "a:b c");
+  CHECK(query_parameter("/scrape?target", "target") == "");
+  CHECK(query_parameter("/scrape?target=x#frag", "target") == "x");
+  CHECK(query_parameter("/scrape?t%61rget=x", "target") == "x");
+  CHECK_FALSE(query_parameter("/scrape", "target").has_value());
+  CHECK_FALSE(query_parameter("/scrape?other=1", "target").has_value());
+  CHECK_FALSE(query_parameter("/scrape?target=%4", "target").has_value());
+  CHECK_FALSE(query_parameter("/scrape?target=%zz", "target").has_value());
+}
