@@ -2,6 +2,7 @@
 
 #include "collectors/netstat.hpp"
 #include "collectors/sysctl.hpp"
+#include "common/clock.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/process.hpp"
 
@@ -169,7 +170,7 @@ TEST_CASE(
     "[collectors][sysctl]") {
   test::TempDir dir;
   dir.write("sys/net/core/somaxconn", "128\n");
-  SysctlCollector c(dir.path());
+  SysctlCollector c(dir.path(), Duration::zero());  // every run reads
   Status result = fail("not called");
   c.collect([&](Status s) { result = std::move(s); });
   REQUIRE(result.ok());
@@ -183,6 +184,48 @@ TEST_CASE(
   CHECK_THAT(result.error().message, Contains("somaxconn"));
   CHECK_FALSE(c.last().has_value());
   CHECK(c.Collect().empty());
+}
+
+TEST_CASE("sysctl: the settings are read once a minute, and every run after a failure",
+          "[collectors][sysctl]") {
+  ManualTime time;
+  test::TempDir dir;
+  dir.write("sys/net/core/somaxconn", "128\n");
+  SysctlCollector c(dir.path());
+  Status result = fail("not called");
+  auto run = [&] {
+    result = fail("not called");
+    c.collect([&](Status s) { result = std::move(s); });
+  };
+  run();
+  REQUIRE(result.ok());
+  CHECK(c.last()->somaxconn == 128);
+
+  // Changed by hand: the runs of the next minute keep the value read, and its families.
+  dir.write("sys/net/core/somaxconn", "4096\n");
+  time.advance(std::chrono::seconds(59));
+  run();
+  REQUIRE(result.ok());
+  CHECK(c.last()->somaxconn == 128);
+  REQUIRE(c.Collect().size() == 1);
+  CHECK(c.Collect()[0].metric.at(0).gauge.value == 128);
+  time.advance(std::chrono::seconds(1));
+  run();
+  REQUIRE(result.ok());
+  CHECK(c.last()->somaxconn == 4096);
+  CHECK(c.Collect()[0].metric.at(0).gauge.value == 4096);
+
+  // A failed read is tried again at the next run, not a minute later.
+  time.advance(std::chrono::minutes(1));
+  dir.write("sys/net/core/somaxconn", "lots\n");
+  run();
+  REQUIRE_FALSE(result.ok());
+  CHECK(c.Collect().empty());
+  dir.write("sys/net/core/somaxconn", "256\n");
+  time.advance(std::chrono::seconds(1));
+  run();
+  REQUIRE(result.ok());
+  CHECK(c.last()->somaxconn == 256);
 }
 
 TEST_CASE("sysctl: the collector fails when none of its files exist", "[collectors][sysctl]") {
