@@ -330,8 +330,9 @@ void SockdiagCollector::collect(Done done) {
               format_duration(budget) + ")"));
     return;
   }
-  SockdiagSample sample =
-      sockdiag_sample(sockets, options_, observe_listeners(sockets, Clock::now()));
+  const auto observed = Clock::now();
+  observe_listeners(sockets, observed);
+  SockdiagSample sample = sockdiag_sample(sockets, options_, peaks(observed));
   if (walk) {
     walk_requested_ = false;
     ++walks_;
@@ -358,22 +359,35 @@ void SockdiagCollector::stop() {
   sampler_.stop();
 }
 
-ListenerPeaks SockdiagCollector::observe_listeners(std::span<const DiagSocket> sockets,
-                                                   Clock::time_point at) {
-  ListenerPeaks lengths;
+void SockdiagCollector::observe_listeners(std::span<const DiagSocket> sockets,
+                                          Clock::time_point at) {
+  // A handful of listeners: a vector searched in order beats a map built every 100 ms.
+  lengths_.clear();
   for (const DiagSocket& s : sockets) {
     if (s.state != TCP_LISTEN) continue;
     if (!std::binary_search(options_.ports.begin(), options_.ports.end(), s.local_port)) continue;
-    lengths[{s.local_port, canonical(s.local)}] += s.rqueue;
+    const ListenerKey key{s.local_port, canonical(s.local)};
+    const auto it = std::find_if(lengths_.begin(), lengths_.end(),
+                                 [&key](const auto& entry) { return entry.first == key; });
+    if (it == lengths_.end()) {
+      lengths_.emplace_back(key, s.rqueue);
+    } else {
+      it->second += s.rqueue;
+    }
   }
   // A listener that went away takes its peak with it.
-  std::erase_if(peaks_, [&](const auto& entry) { return !lengths.contains(entry.first); });
-  ListenerPeaks out;
-  for (const auto& [key, length] : lengths) {
-    PeakWindow& window = peaks_.try_emplace(key, peak_window_).first->second;
-    window.add(at, length);
-    out[key] = window.peak(at);
+  std::erase_if(peaks_, [this](const auto& entry) {
+    return std::none_of(lengths_.begin(), lengths_.end(),
+                        [&entry](const auto& l) { return l.first == entry.first; });
+  });
+  for (const auto& [key, length] : lengths_) {
+    peaks_.try_emplace(key, peak_window_).first->second.add(at, length);
   }
+}
+
+ListenerPeaks SockdiagCollector::peaks(Clock::time_point at) {
+  ListenerPeaks out;
+  for (auto& [key, window] : peaks_) out[key] = window.peak(at);
   return out;
 }
 
@@ -420,12 +434,12 @@ Status SockdiagCollector::read_listeners(Clock::time_point deadline, std::vector
 }
 
 void SockdiagCollector::sample_listeners() {
-  std::vector<DiagSocket> sockets;
-  if (auto st = read_listeners(Clock::now() + sample_interval_ / 2, sockets); !st) {
+  sampled_.clear();
+  if (auto st = read_listeners(Clock::now() + sample_interval_ / 2, sampled_); !st) {
     sampler_error_ = st.error().message;
     return;
   }
-  observe_listeners(sockets, Clock::now());
+  observe_listeners(sampled_, Clock::now());
 }
 
 }  // namespace mcb
