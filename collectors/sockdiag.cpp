@@ -301,7 +301,7 @@ SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const Sockdiag
 void SockdiagCollector::collect(Done done) {
   if (options_.ports.empty()) {  // nothing to watch: no dump, no series
     last_ = SockdiagSample{};
-    publish({});
+    last_age_.reset();
     done(ok_status());
     return;
   }
@@ -313,7 +313,9 @@ void SockdiagCollector::collect(Done done) {
   const auto now = Clock::now();
   const bool walk =
       walk_requested_ || !walked_ || now - walked_->connections_at >= connections_interval_;
-  std::vector<DiagSocket> sockets;
+  // Kept from run to run: a walk's thousands of sockets are not faulted in afresh each time.
+  std::vector<DiagSocket>& sockets = run_sockets_;
+  sockets.clear();
   const auto budget = interval_ / 2;
   Status dumped = ok_status();
   if (walk) {
@@ -325,7 +327,6 @@ void SockdiagCollector::collect(Done done) {
   }
   if (!dumped) {
     last_.reset();
-    publish({});
     done(fail(dumped.error().message + " (a run's dumps get half the interval, " +
               format_duration(budget) + ")"));
     return;
@@ -343,8 +344,7 @@ void SockdiagCollector::collect(Done done) {
     // A listener that opened since the walk has no connection figures yet: walk next run.
     if (!merge_connections(sample, *walked_).empty()) walk_requested_ = true;
   }
-  publish(sockdiag_families(sample, sample_interval_, peak_window_,
-                            std::chrono::duration_cast<Duration>(now - sample.connections_at)));
+  last_age_ = std::chrono::duration_cast<Duration>(now - sample.connections_at);
   last_ = std::move(sample);
   if (sampler_error_) {
     done(fail("accept-queue sampler: " + *sampler_error_));
@@ -352,6 +352,11 @@ void SockdiagCollector::collect(Done done) {
     return;
   }
   done(ok_status());
+}
+
+std::vector<prometheus::MetricFamily> SockdiagCollector::Collect() const {
+  if (!last_) return {};
+  return sockdiag_families(*last_, sample_interval_, peak_window_, last_age_);
 }
 
 void SockdiagCollector::stop() {

@@ -170,6 +170,9 @@ class SockdiagCollector final : public Collector,
   // previous run, naming its error.
   void collect(Done done) override;
   void stop() override;
+  // The families of the last good run, built now (when /metrics is rendered, not every run);
+  // none after a failed run.
+  std::vector<prometheus::MetricFamily> Collect() const override;
 
   // The next run walks the connections, whatever the interval: something connection-related
   // is wrong and needs them every sample.
@@ -223,9 +226,11 @@ class SockdiagCollector final : public Collector,
   // Kept between samples so that the sampler allocates nothing: the sockets of a sample, and
   // the queue length of each listener in it.
   std::vector<DiagSocket> sampled_;
+  std::vector<DiagSocket> run_sockets_;  // a run's, the walk's included
   std::vector<std::pair<ListenerKey, std::uint32_t>> lengths_;
   std::optional<std::string> sampler_error_;  // the sampler's last failure since the last run
   std::optional<SockdiagSample> last_;
+  std::optional<Duration> last_age_;  // of the connection figures, at the last run
   bool stopped_ = false;
 };
 
