@@ -183,14 +183,18 @@ def start_memcached(max_connections=1024, extra=()):
     return process
 
 
-def write_config(directory, probe_interval="5s"):
+def write_config(directory, probe_interval="5s", sample_interval=None):
+    """The daemon's defaults but for the test's ports; sample_interval: the accept-queue
+    sampler's, when not its default."""
     path = os.path.join(directory, "mcbacklogd.yaml")
+    sampler = (f"collectors:\n  sockdiag:\n    sample_interval: {sample_interval}\n"
+               if sample_interval else "")
     with open(path, "w") as config:
         config.write(f"""interval: 1s
 targets:
   - address: 127.0.0.1:{MEMCACHED_PORT}
     probe_interval: {probe_interval}
-web:
+{sampler}web:
   listen_address: 127.0.0.1:{OURS_PORT}
 log:
   level: warn

@@ -131,6 +131,12 @@ Result<std::vector<std::byte>> compile_port_filter(std::span<const std::uint16_t
 }
 
 std::vector<std::byte> encode_request(const DiagRequest& request, std::uint32_t seq) {
+  std::vector<std::byte> out;
+  encode_request(request, seq, out);
+  return out;
+}
+
+void encode_request(const DiagRequest& request, std::uint32_t seq, std::vector<std::byte>& out) {
   const std::size_t attr_len = request.bytecode.empty() ? 0 : NLA_HDRLEN + request.bytecode.size();
   nlmsghdr h{};
   h.nlmsg_len =
@@ -153,7 +159,7 @@ std::vector<std::byte> encode_request(const DiagRequest& request, std::uint32_t 
     r.idiag_states = kAllTcpStates;
   }
   if (request.memory_info) r.idiag_ext = 1U << (INET_DIAG_SKMEMINFO - 1);
-  std::vector<std::byte> out;
+  out.clear();
   out.reserve(h.nlmsg_len);
   append(out, h);
   append(out, r);
@@ -165,25 +171,25 @@ std::vector<std::byte> encode_request(const DiagRequest& request, std::uint32_t 
     out.insert(out.end(), request.bytecode.begin(), request.bytecode.end());
   }
   out.resize(h.nlmsg_len);  // zero padding to the netlink alignment
-  return out;
 }
 
 Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::uint32_t seq,
                                      std::vector<DiagSocket>& out) {
   std::size_t offset = 0;
   while (offset < datagram.size()) {
-    const std::string at = "netlink message at byte " + std::to_string(offset);
+    // Only an error builds the text: a dump of 18000 sockets is 18000 messages.
+    const auto at = [offset] { return "netlink message at byte " + std::to_string(offset); };
     const auto rest = datagram.subspan(offset);
     if (rest.size() < sizeof(nlmsghdr)) {
-      return fail(at + ": truncated header (" + std::to_string(rest.size()) + " bytes)");
+      return fail(at() + ": truncated header (" + std::to_string(rest.size()) + " bytes)");
     }
     const auto h = load<nlmsghdr>(rest);
     if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > rest.size()) {
-      return fail(at + ": length " + std::to_string(h.nlmsg_len) + " does not fit the " +
+      return fail(at() + ": length " + std::to_string(h.nlmsg_len) + " does not fit the " +
                   std::to_string(rest.size()) + " bytes left");
     }
     if (h.nlmsg_seq != seq) {
-      return fail(at + ": reply to request " + std::to_string(h.nlmsg_seq) + ", expected " +
+      return fail(at() + ": reply to request " + std::to_string(h.nlmsg_seq) + ", expected " +
                   std::to_string(seq));
     }
     const auto payload = rest.subspan(sizeof(nlmsghdr), h.nlmsg_len - sizeof(nlmsghdr));
@@ -199,7 +205,7 @@ Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::u
         return DumpProgress::done;
       }
       case NLMSG_ERROR: {
-        if (payload.size() < sizeof(int)) return fail(at + ": truncated error message");
+        if (payload.size() < sizeof(int)) return fail(at() + ": truncated error message");
         const int error = load<int>(payload);
         if (error == -ENOENT) return DumpProgress::not_found;
         if (error < 0) {
@@ -210,15 +216,16 @@ Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::u
       case NLMSG_NOOP:
         break;
       case NLMSG_OVERRUN:
-        return fail(at + ": the kernel reports lost data (NLMSG_OVERRUN)");
+        return fail(at() + ": the kernel reports lost data (NLMSG_OVERRUN)");
       case SOCK_DIAG_BY_FAMILY: {
         if (payload.size() < sizeof(inet_diag_msg)) {
-          return fail(at + ": truncated inet_diag_msg (" + std::to_string(payload.size()) + " of " +
-                      std::to_string(sizeof(inet_diag_msg)) + " bytes)");
+          return fail(at() + ": truncated inet_diag_msg (" + std::to_string(payload.size()) +
+                      " of " + std::to_string(sizeof(inet_diag_msg)) + " bytes)");
         }
         const auto m = load<inet_diag_msg>(payload);
         if (m.idiag_family != AF_INET && m.idiag_family != AF_INET6) {
-          return fail(at + ": address family " + std::to_string(m.idiag_family) + " in a TCP dump");
+          return fail(at() + ": address family " + std::to_string(m.idiag_family) +
+                      " in a TCP dump");
         }
         DiagSocket s;
         s.state = m.idiag_state;
@@ -229,13 +236,13 @@ Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::u
         s.rqueue = m.idiag_rqueue;
         s.wqueue = m.idiag_wqueue;
         if (auto st = read_attributes(payload.subspan(NLMSG_ALIGN(sizeof m)), s); !st) {
-          return fail(at + ": " + st.error().message);
+          return fail(at() + ": " + st.error().message);
         }
         out.push_back(s);
         break;
       }
       default:
-        return fail(at + ": unexpected message type " + std::to_string(h.nlmsg_type));
+        return fail(at() + ": unexpected message type " + std::to_string(h.nlmsg_type));
     }
     offset += std::min<std::size_t>(NLMSG_ALIGN(h.nlmsg_len), rest.size());
   }

@@ -82,6 +82,8 @@ struct DiagRequest {
 // INET_DIAG_REQ_BYTECODE, memory_info as the INET_DIAG_SKMEMINFO extension) with sequence
 // number `seq`: a dump, or with `listener` the lookup of one socket.
 std::vector<std::byte> encode_request(const DiagRequest& request, std::uint32_t seq);
+// The same into `out` (replacing what it held), reusing its memory.
+void encode_request(const DiagRequest& request, std::uint32_t seq, std::vector<std::byte>& out);
 
 // `not_found`: the kernel answered a lookup with ENOENT (no socket bound there).
 enum class DumpProgress { more, done, not_found };

@@ -47,11 +47,11 @@ Status SockDiagSocket::dump(const DiagRequest& request, Clock::time_point deadli
 
 Result<std::optional<DiagSocket>> SockDiagSocket::lookup(const DiagRequest& request,
                                                          Clock::time_point deadline) {
-  std::vector<DiagSocket> found;
-  auto done = exchange(request, deadline, found, true);
+  found_.clear();
+  auto done = exchange(request, deadline, found_, true);
   if (!done) return done.error();
-  if (found.empty()) return std::optional<DiagSocket>();
-  return std::optional<DiagSocket>(found.front());
+  if (found_.empty()) return std::optional<DiagSocket>();
+  return std::optional<DiagSocket>(found_.front());
 }
 
 Result<DumpProgress> SockDiagSocket::exchange(const DiagRequest& request,
@@ -66,7 +66,8 @@ Result<DumpProgress> SockDiagSocket::exchange(const DiagRequest& request,
     return fail("sock_diag: " + std::move(message));
   };
   const std::uint32_t seq = ++seq_;
-  const std::vector<std::byte> message = encode_request(request, seq);
+  encode_request(request, seq, request_);
+  const std::vector<std::byte>& message = request_;
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   for (;;) {
@@ -77,23 +78,28 @@ Result<DumpProgress> SockDiagSocket::exchange(const DiagRequest& request,
     return failed(n < 0 ? errno_text("send") : "short send");
   }
   const std::size_t first = out.size();
+  bool wait = false;  // the kernel usually has the reply queued before sendto() returns
   for (;;) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
       return failed("dump not finished within its deadline after " +
                     std::to_string(out.size() - first) + " sockets");
     }
-    pollfd p{fd_, POLLIN, 0};
-    const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
-    if (ready < 0 && errno != EINTR) return failed(errno_text("poll"));
-    if (ready <= 0) continue;  // EINTR or the deadline: checked at the top
+    if (wait) {
+      pollfd p{fd_, POLLIN, 0};
+      const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+      if (ready < 0 && errno != EINTR) return failed(errno_text("poll"));
+      if (ready <= 0) continue;  // EINTR or the deadline: checked at the top
+      wait = false;
+    }
     iovec iov{buffer_.data(), buffer_.size()};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     const ssize_t n = ::recvmsg(fd_, &msg, 0);
     if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) wait = true;
+      if (errno == EINTR || wait) continue;
       return failed(errno_text("receive"));
     }
     if (n == 0) return failed("the kernel closed the dump without NLMSG_DONE");

@@ -7,8 +7,9 @@
 // once the previous part is read), so there is never anything to wait for. An asynchronous
 // socket would be reported ready at once for every part and spend the same CPU on the same loop
 // thread, adding states but no concurrency. What needs a bound is the work, so every dump has a
-// deadline checked before each receive (poll() with the time left, for the case of a kernel that
-// stops answering) and fails when it passes; the socket is then closed so the rest of that dump
+// deadline checked before each receive and fails when it passes (a receive is tried first, and
+// only when nothing is there yet does poll() wait with the time left, for the case of a kernel
+// that stops answering); the socket is then closed so the rest of that dump
 // is discarded and the next one starts clean. A dump overruns its deadline by one receive at
 // most; within one receive the kernel fills up to 32 KiB (about 260 sockets), walking as much of
 // its connection table as that takes, which with a filter matching few sockets can be the whole
@@ -54,6 +55,9 @@ class SockDiagSocket {
   int fd_ = -1;
   std::uint32_t seq_ = 0;
   std::vector<std::byte> buffer_;
+  // Kept between requests so that a lookup ten times a second allocates nothing.
+  std::vector<std::byte> request_;
+  std::vector<DiagSocket> found_;
 };
 
 }  // namespace mcb

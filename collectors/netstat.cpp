@@ -1,79 +1,109 @@
 #include "collectors/netstat.hpp"
 
+#include <algorithm>
 #include <charconv>
-#include <vector>
+#include <iterator>
 
-#include "collectors/procfs.hpp"
 #include "common/families.hpp"
 #include "common/text.hpp"
 
 namespace mcb {
 namespace {
 
-std::optional<std::int64_t> find(const NetstatTable& t, std::string_view prefix,
-                                 std::string_view name) {
-  auto p = t.find(prefix);
-  if (p == t.end()) return std::nullopt;
-  auto v = p->second.find(name);
-  if (v == p->second.end()) return std::nullopt;
-  return v->second;
+// The counters NetstatSample holds: where each is in the files.
+struct Wanted {
+  std::string_view prefix;
+  std::string_view name;
+  std::optional<std::int64_t> NetstatSample::*field;
+};
+constexpr Wanted kWanted[] = {
+    {"TcpExt", "ListenOverflows", &NetstatSample::listen_overflows},
+    {"TcpExt", "ListenDrops", &NetstatSample::listen_drops},
+    {"TcpExt", "TCPReqQFullDrop", &NetstatSample::syn_queue_drops},
+    {"TcpExt", "SyncookiesSent", &NetstatSample::syncookies_sent},
+    {"Tcp", "PassiveOpens", &NetstatSample::passive_opens},
+    {"Tcp", "CurrEstab", &NetstatSample::established},
+    {"Tcp", "OutSegs", &NetstatSample::out_segments},
+    {"Tcp", "RetransSegs", &NetstatSample::retransmitted_segments},
+};
+
+bool blank(char c) { return c == ' ' || c == '\t'; }
+
+// Takes the next non-empty line (without its CR) off the front of `text`; false at the end.
+bool next_line(std::string_view& text, std::string_view& line) {
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.empty()) return true;
+  }
+  return false;
+}
+
+// Takes the next word off the front of `line`; empty when none is left.
+std::string_view next_word(std::string_view& line) {
+  std::size_t start = 0;
+  while (start < line.size() && blank(line[start])) ++start;
+  std::size_t end = start;
+  while (end < line.size() && !blank(line[end])) ++end;
+  const std::string_view word = line.substr(start, end - start);
+  line.remove_prefix(end);
+  return word;
+}
+
+std::size_t count_words(std::string_view line) {
+  std::size_t n = 0;
+  while (!next_word(line).empty()) ++n;
+  return n;
 }
 
 }  // namespace
 
-Status parse_netstat(std::string_view text, NetstatTable& table) {
-  std::vector<std::string_view> lines;
-  while (!text.empty()) {
-    const auto nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (!line.empty()) lines.push_back(line);
-    if (nl == std::string_view::npos) break;
-    text.remove_prefix(nl + 1);
-  }
-  if (lines.size() % 2 != 0) {
-    return fail("line " + std::to_string(lines.size()) + ": a header line without its value line");
-  }
-  for (std::size_t i = 0; i < lines.size(); i += 2) {
-    const auto names = split_words(lines[i]);
-    const auto values = split_words(lines[i + 1]);
-    const std::string where = "line " + std::to_string(i + 2);
-    if (names.empty() || names[0].empty() || names[0].back() != ':') {
-      return fail("line " + std::to_string(i + 1) + ": expected \"Prefix: Name ...\"");
+Status parse_netstat(std::string_view text, NetstatSample& sample) {
+  std::size_t line = 0;  // of the non-empty lines, as the error messages count them
+  std::string_view names_line;
+  std::string_view values_line;
+  while (next_line(text, names_line)) {
+    ++line;
+    if (!next_line(text, values_line)) {
+      return fail("line " + std::to_string(line) + ": a header line without its value line");
     }
-    if (values.empty() || values[0] != names[0]) {
-      return fail(where + ": values do not follow their header " + quote_untrusted(names[0]));
+    ++line;
+    const auto where = [line] { return "line " + std::to_string(line); };
+    std::string_view names = names_line;
+    std::string_view values = values_line;
+    const std::string_view prefix = next_word(names);
+    if (prefix.empty() || prefix.back() != ':') {
+      return fail("line " + std::to_string(line - 1) + ": expected \"Prefix: Name ...\"");
     }
-    if (names.size() != values.size()) {
-      return fail(where + ": " + std::to_string(names.size() - 1) + " names but " +
-                  std::to_string(values.size() - 1) + " values");
+    if (next_word(values) != prefix) {
+      return fail(where() + ": values do not follow their header " + quote_untrusted(prefix));
     }
-    auto& group = table[std::string(names[0].substr(0, names[0].size() - 1))];
-    for (std::size_t k = 1; k < names.size(); ++k) {
-      std::int64_t v = 0;
-      const std::string_view s = values[k];
-      auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-      if (ec != std::errc() || ptr != s.data() + s.size()) {
-        return fail(where + ": value " + quote_untrusted(s) + " of " + escape_untrusted(names[k]) +
-                    " is not an integer");
+    const std::string_view group = prefix.substr(0, prefix.size() - 1);
+    const bool wanted_group = std::any_of(std::begin(kWanted), std::end(kWanted),
+                                          [group](const Wanted& w) { return w.prefix == group; });
+    for (;;) {
+      const std::string_view name = next_word(names);
+      const std::string_view value = next_word(values);
+      if (name.empty() && value.empty()) break;
+      if (name.empty() || value.empty()) {
+        return fail(where() + ": " + std::to_string(count_words(names_line) - 1) + " names but " +
+                    std::to_string(count_words(values_line) - 1) + " values");
       }
-      group[std::string(names[k])] = v;
+      std::int64_t v = 0;
+      const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+      if (ec != std::errc() || ptr != value.data() + value.size()) {
+        return fail(where() + ": value " + quote_untrusted(value) + " of " +
+                    escape_untrusted(name) + " is not an integer");
+      }
+      if (!wanted_group) continue;
+      for (const Wanted& w : kWanted) {
+        if (w.prefix == group && w.name == name) sample.*w.field = v;
+      }
     }
   }
   return ok_status();
-}
-
-NetstatSample netstat_sample(const NetstatTable& t) {
-  NetstatSample s;
-  s.listen_overflows = find(t, "TcpExt", "ListenOverflows");
-  s.listen_drops = find(t, "TcpExt", "ListenDrops");
-  s.syn_queue_drops = find(t, "TcpExt", "TCPReqQFullDrop");
-  s.syncookies_sent = find(t, "TcpExt", "SyncookiesSent");
-  s.passive_opens = find(t, "Tcp", "PassiveOpens");
-  s.established = find(t, "Tcp", "CurrEstab");
-  s.out_segments = find(t, "Tcp", "OutSegs");
-  s.retransmitted_segments = find(t, "Tcp", "RetransSegs");
-  return s;
 }
 
 Families netstat_families(const NetstatSample& s) {
@@ -113,16 +143,15 @@ Families netstat_families(const NetstatSample& s) {
 }
 
 Result<NetstatSample> NetstatCollector::read() {
-  NetstatTable table;
-  for (const char* file : {"/net/netstat", "/net/snmp"}) {
-    const std::string path = procfs_ + file;
-    auto text = read_file(path);
+  NetstatSample sample;
+  for (ProcFile* file : {&netstat_, &snmp_}) {
+    auto text = file->read();
     if (!text) return text.error();
-    if (auto parsed = parse_netstat(*text, table); !parsed) {
-      return fail(path + ": " + parsed.error().message);
+    if (auto parsed = parse_netstat(*text, sample); !parsed) {
+      return fail(escape_untrusted(file->path(), 4096) + ": " + parsed.error().message);
     }
   }
-  return netstat_sample(table);
+  return sample;
 }
 
 }  // namespace mcb

@@ -4,24 +4,14 @@
 // loss, for NetworkSaturated). Loop thread only.
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "collectors/file_collector.hpp"
+#include "collectors/procfs.hpp"
 
 namespace mcb {
-
-// "Prefix: Name Name ..." / "Prefix: value value ..." line pairs, as in /proc/net/netstat and
-// /proc/net/snmp: prefix -> counter name -> value.
-using NetstatTable =
-    std::map<std::string, std::map<std::string, std::int64_t, std::less<>>, std::less<>>;
-
-// Pure. Errors: an odd number of lines, a value line whose prefix differs from its header, a
-// header/value count mismatch, a value that is not an integer. Appends to `table`, so netstat and
-// snmp parse into one table.
-Status parse_netstat(std::string_view text, NetstatTable& table);
 
 // What the collector exports; a counter the kernel does not have is absent.
 struct NetstatSample {
@@ -36,19 +26,30 @@ struct NetstatSample {
   std::optional<std::int64_t> retransmitted_segments;  // Tcp RetransSegs
 };
 
-NetstatSample netstat_sample(const NetstatTable& table);
+// Pure: reads the counters of NetstatSample from "Prefix: Name Name ..." / "Prefix: value
+// value ..." line pairs, as in /proc/net/netstat and /proc/net/snmp, into `sample` (so netstat
+// and snmp parse into one sample); a counter the text does not name is left as it was. Every
+// pair is checked whole, but only the counters the sample holds are stored: no table of the
+// other hundred and fifty, and no allocation unless the text is malformed. Errors: an odd number
+// of lines, a header line not ending its first word in ':', a value line whose prefix differs
+// from its header, a header/value count mismatch, a value that is not an integer.
+Status parse_netstat(std::string_view text, NetstatSample& sample);
+
 Families netstat_families(const NetstatSample& sample);
 
+// Keeps both files open and reads them again from their start every run (ProcFile).
 class NetstatCollector final : public FileCollector<NetstatSample> {
  public:
-  explicit NetstatCollector(std::string procfs) : procfs_(std::move(procfs)) {}
+  explicit NetstatCollector(const std::string& procfs)
+      : netstat_(procfs + "/net/netstat"), snmp_(procfs + "/net/snmp") {}
   std::string_view name() const override { return "netstat"; }
 
  private:
   Result<NetstatSample> read() override;
   Families families(const NetstatSample& s) const override { return netstat_families(s); }
 
-  std::string procfs_;
+  ProcFile netstat_;
+  ProcFile snmp_;
 };
 
 }  // namespace mcb

@@ -52,6 +52,40 @@ Result<std::string> read_file(const std::string& path) {
   return std::move(**r);
 }
 
+ProcFile::~ProcFile() { close(); }
+
+void ProcFile::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Result<std::string_view> ProcFile::read() {
+  const auto failed = [this](int err) -> Error {
+    close();
+    if (err == ENOENT || err == ENOTDIR)
+      return fail(escape_untrusted(path_, 4096) + ": no such file");
+    return fail(escape_untrusted(path_, 4096) + ": " + std::strerror(err));
+  };
+  if (fd_ < 0) {
+    fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return failed(errno);
+    if (buffer_.empty()) buffer_.resize(16384);
+  }
+  std::size_t size = 0;
+  for (;;) {
+    if (size == buffer_.size()) buffer_.resize(buffer_.size() * 2);
+    const ssize_t n =
+        ::pread(fd_, buffer_.data() + size, buffer_.size() - size, static_cast<off_t>(size));
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return failed(errno);
+    }
+    size += static_cast<std::size_t>(n);
+  }
+  return std::string_view(buffer_.data(), size);
+}
+
 std::vector<std::string_view> split_words(std::string_view line) {
   const auto blank = [](char c) { return c == ' ' || c == '\t'; };
   std::vector<std::string_view> words;

@@ -24,6 +24,32 @@ Result<std::optional<std::string>> read_optional_file(const std::string& path,
 // Reads a whole file; a missing file is an error too.
 Result<std::string> read_file(const std::string& path);
 
+// One file under /proc read again and again through one descriptor: each read starts at offset
+// 0 (pread: the kernel formats the file anew) into a buffer kept between reads, so a reading
+// every second costs no open, no close and no allocation. The descriptor is opened at the first
+// read and again after a failure. A /proc/net file read this way stays bound to the network
+// namespace of the thread that opened it, as an open file always is. Not thread-safe: one owner.
+class ProcFile {
+ public:
+  explicit ProcFile(std::string path) : path_(std::move(path)) {}
+  ~ProcFile();
+  ProcFile(const ProcFile&) = delete;
+  ProcFile& operator=(const ProcFile&) = delete;
+
+  // The whole file; the view is valid until the next read. A missing file is an error naming
+  // the path, as read_file() has it.
+  Result<std::string_view> read();
+
+  const std::string& path() const { return path_; }
+
+ private:
+  void close();
+
+  std::string path_;
+  int fd_ = -1;
+  std::string buffer_;
+};
+
 // Pure: the words of a line of a /proc table, separated by runs of spaces or tabs. The views
 // point into `line`.
 std::vector<std::string_view> split_words(std::string_view line);

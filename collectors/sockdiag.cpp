@@ -301,7 +301,7 @@ SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const Sockdiag
 void SockdiagCollector::collect(Done done) {
   if (options_.ports.empty()) {  // nothing to watch: no dump, no series
     last_ = SockdiagSample{};
-    publish({});
+    last_age_.reset();
     done(ok_status());
     return;
   }
@@ -313,7 +313,9 @@ void SockdiagCollector::collect(Done done) {
   const auto now = Clock::now();
   const bool walk =
       walk_requested_ || !walked_ || now - walked_->connections_at >= connections_interval_;
-  std::vector<DiagSocket> sockets;
+  // Kept from run to run: a walk's thousands of sockets are not faulted in afresh each time.
+  std::vector<DiagSocket>& sockets = run_sockets_;
+  sockets.clear();
   const auto budget = interval_ / 2;
   Status dumped = ok_status();
   if (walk) {
@@ -325,13 +327,13 @@ void SockdiagCollector::collect(Done done) {
   }
   if (!dumped) {
     last_.reset();
-    publish({});
     done(fail(dumped.error().message + " (a run's dumps get half the interval, " +
               format_duration(budget) + ")"));
     return;
   }
-  SockdiagSample sample =
-      sockdiag_sample(sockets, options_, observe_listeners(sockets, Clock::now()));
+  const auto observed = Clock::now();
+  observe_listeners(sockets, observed);
+  SockdiagSample sample = sockdiag_sample(sockets, options_, peaks(observed));
   if (walk) {
     walk_requested_ = false;
     ++walks_;
@@ -342,8 +344,7 @@ void SockdiagCollector::collect(Done done) {
     // A listener that opened since the walk has no connection figures yet: walk next run.
     if (!merge_connections(sample, *walked_).empty()) walk_requested_ = true;
   }
-  publish(sockdiag_families(sample, sample_interval_, peak_window_,
-                            std::chrono::duration_cast<Duration>(now - sample.connections_at)));
+  last_age_ = std::chrono::duration_cast<Duration>(now - sample.connections_at);
   last_ = std::move(sample);
   if (sampler_error_) {
     done(fail("accept-queue sampler: " + *sampler_error_));
@@ -353,27 +354,45 @@ void SockdiagCollector::collect(Done done) {
   done(ok_status());
 }
 
+std::vector<prometheus::MetricFamily> SockdiagCollector::Collect() const {
+  if (!last_) return {};
+  return sockdiag_families(*last_, sample_interval_, peak_window_, last_age_);
+}
+
 void SockdiagCollector::stop() {
   stopped_ = true;
   sampler_.stop();
 }
 
-ListenerPeaks SockdiagCollector::observe_listeners(std::span<const DiagSocket> sockets,
-                                                   Clock::time_point at) {
-  ListenerPeaks lengths;
+void SockdiagCollector::observe_listeners(std::span<const DiagSocket> sockets,
+                                          Clock::time_point at) {
+  // A handful of listeners: a vector searched in order beats a map built every 100 ms.
+  lengths_.clear();
   for (const DiagSocket& s : sockets) {
     if (s.state != TCP_LISTEN) continue;
     if (!std::binary_search(options_.ports.begin(), options_.ports.end(), s.local_port)) continue;
-    lengths[{s.local_port, canonical(s.local)}] += s.rqueue;
+    const ListenerKey key{s.local_port, canonical(s.local)};
+    const auto it = std::find_if(lengths_.begin(), lengths_.end(),
+                                 [&key](const auto& entry) { return entry.first == key; });
+    if (it == lengths_.end()) {
+      lengths_.emplace_back(key, s.rqueue);
+    } else {
+      it->second += s.rqueue;
+    }
   }
   // A listener that went away takes its peak with it.
-  std::erase_if(peaks_, [&](const auto& entry) { return !lengths.contains(entry.first); });
-  ListenerPeaks out;
-  for (const auto& [key, length] : lengths) {
-    PeakWindow& window = peaks_.try_emplace(key, peak_window_).first->second;
-    window.add(at, length);
-    out[key] = window.peak(at);
+  std::erase_if(peaks_, [this](const auto& entry) {
+    return std::none_of(lengths_.begin(), lengths_.end(),
+                        [&entry](const auto& l) { return l.first == entry.first; });
+  });
+  for (const auto& [key, length] : lengths_) {
+    peaks_.try_emplace(key, peak_window_).first->second.add(at, length);
   }
+}
+
+ListenerPeaks SockdiagCollector::peaks(Clock::time_point at) {
+  ListenerPeaks out;
+  for (auto& [key, window] : peaks_) out[key] = window.peak(at);
   return out;
 }
 
@@ -420,12 +439,12 @@ Status SockdiagCollector::read_listeners(Clock::time_point deadline, std::vector
 }
 
 void SockdiagCollector::sample_listeners() {
-  std::vector<DiagSocket> sockets;
-  if (auto st = read_listeners(Clock::now() + sample_interval_ / 2, sockets); !st) {
+  sampled_.clear();
+  if (auto st = read_listeners(Clock::now() + sample_interval_ / 2, sampled_); !st) {
     sampler_error_ = st.error().message;
     return;
   }
-  observe_listeners(sockets, Clock::now());
+  observe_listeners(sampled_, Clock::now());
 }
 
 }  // namespace mcb

@@ -170,6 +170,9 @@ class SockdiagCollector final : public Collector,
   // previous run, naming its error.
   void collect(Done done) override;
   void stop() override;
+  // The families of the last good run, built now (when /metrics is rendered, not every run);
+  // none after a failed run.
+  std::vector<prometheus::MetricFamily> Collect() const override;
 
   // The next run walks the connections, whatever the interval: something connection-related
   // is wrong and needs them every sample.
@@ -192,8 +195,11 @@ class SockdiagCollector final : public Collector,
     bool group = false;
   };
 
-  // Adds the listeners' queue lengths to their peak windows; returns each one's peak.
-  ListenerPeaks observe_listeners(std::span<const DiagSocket> sockets, Clock::time_point at);
+  // Adds the listeners' queue lengths to their peak windows (a listener that went away takes its
+  // window with it). Allocates nothing while the listeners stay the same.
+  void observe_listeners(std::span<const DiagSocket> sockets, Clock::time_point at);
+  // Each listener's peak at `at`, after observe_listeners.
+  ListenerPeaks peaks(Clock::time_point at);
   // The watched listeners now: looked up one by one when all are known and single, else
   // dumped (and learned).
   Status read_listeners(Clock::time_point deadline, std::vector<DiagSocket>& out);
@@ -217,8 +223,14 @@ class SockdiagCollector final : public Collector,
   std::optional<std::string> filter_error_;  // why the ports did not compile to a filter
   SockDiagSocket socket_;
   std::map<ListenerKey, PeakWindow> peaks_;
+  // Kept between samples so that the sampler allocates nothing: the sockets of a sample, and
+  // the queue length of each listener in it.
+  std::vector<DiagSocket> sampled_;
+  std::vector<DiagSocket> run_sockets_;  // a run's, the walk's included
+  std::vector<std::pair<ListenerKey, std::uint32_t>> lengths_;
   std::optional<std::string> sampler_error_;  // the sampler's last failure since the last run
   std::optional<SockdiagSample> last_;
+  std::optional<Duration> last_age_;  // of the connection figures, at the last run
   bool stopped_ = false;
 };
 

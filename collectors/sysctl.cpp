@@ -69,6 +69,7 @@ Result<SysctlSample> SysctlCollector::read() {
         "net.ipv4.tcp_syncookies, net.ipv4.tcp_abort_on_overflow is under " +
         escape_untrusted(procfs_, 4096) + "/sys/net: is paths.procfs a procfs?");
   }
+  read_at_ = LoopClock::now();
   return s;
 }
 

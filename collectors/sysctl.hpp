@@ -1,7 +1,9 @@
 #pragma once
 // The sysctl collector: the kernel settings that bound listen queues, read from
 // <procfs>/sys/net/... (per network namespace). A setting this kernel lacks is absent; none of
-// them at all fails the run. Loop thread only.
+// them at all fails the run. Settings change by hand, seldom: they are read every
+// `refresh` (a minute by default), not every sample, and a run between reads keeps the last
+// good values; after a failed read every run reads until one succeeds. Loop thread only.
 
 #include <cstdint>
 #include <optional>
@@ -9,6 +11,8 @@
 #include <string_view>
 
 #include "collectors/file_collector.hpp"
+#include "common/clock.hpp"
+#include "config/duration.hpp"
 
 namespace mcb {
 
@@ -27,14 +31,20 @@ Families sysctl_families(const SysctlSample& sample);
 
 class SysctlCollector final : public FileCollector<SysctlSample> {
  public:
-  explicit SysctlCollector(std::string procfs) : procfs_(std::move(procfs)) {}
+  static constexpr Duration kRefresh = std::chrono::minutes(1);
+
+  explicit SysctlCollector(std::string procfs, Duration refresh = kRefresh)
+      : procfs_(std::move(procfs)), refresh_(refresh) {}
   std::string_view name() const override { return "sysctl"; }
 
  private:
   Result<SysctlSample> read() override;
   Families families(const SysctlSample& s) const override { return sysctl_families(s); }
+  bool due() const override { return LoopClock::now() - read_at_ >= refresh_; }
 
   std::string procfs_;
+  Duration refresh_;
+  LoopClock::time_point read_at_{};  // of the last successful read
 };
 
 }  // namespace mcb

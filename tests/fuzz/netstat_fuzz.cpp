@@ -5,9 +5,9 @@
 #include "tests/fuzz/fuzz.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  mcb::NetstatTable table;
-  if (mcb::parse_netstat(mcb::fuzz::text(data, size), table)) {
-    (void)mcb::netstat_families(mcb::netstat_sample(table));
+  mcb::NetstatSample sample;
+  if (mcb::parse_netstat(mcb::fuzz::text(data, size), sample)) {
+    (void)mcb::netstat_families(sample);
   }
   return 0;
 }
