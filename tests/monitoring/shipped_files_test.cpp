@@ -239,6 +239,9 @@ TEST_CASE("dashboard: variables, a top row of alert states, a row per cause, eve
   CHECK(rows[0] == "Alerts");
   CHECK_THAT(panels[1]["targets"][0]["expr"].get<std::string>(),
              Catch::Contains("mcbacklog_alert_state"));
+  // A click on an alert's row opens that host's runbook page of it.
+  CHECK(panels[1]["fieldConfig"]["defaults"]["links"][0]["url"] ==
+        "http://${__field.labels.instance}/runbooks/${__field.labels.alert}");
   std::string all_rows;
   for (const std::string& r : rows) all_rows += r + "\n";
   for (const char* cause :
