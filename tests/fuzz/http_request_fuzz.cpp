@@ -13,9 +13,21 @@ namespace http = boost::beast::http;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const std::string kText = "mcbacklog_somaxconn 4096\n";
+  static const std::string kAlerts = "{\"alerts\":[]}";
   static const mcb::HttpContent kContent{
-      []() -> const std::string& { return kText; }, []() -> const std::string& { return kText; },
-      [] { return true; }, [] { return std::string("[]"); }, "fuzz"};
+      .metrics_text = []() -> const std::string& { return kText; },
+      .metrics_gzip = []() -> const std::string& { return kText; },
+      .ready = [] { return true; },
+      .alerts_json = []() -> const std::string& { return kAlerts; },
+      .runbook = [](std::string_view path) -> std::optional<std::string> {
+        if (path.empty()) return std::string("<html>index</html>");
+        return std::nullopt;
+      },
+      .target_metrics = [](std::string_view target) -> std::optional<std::string> {
+        if (target == "main") return kText;
+        return std::nullopt;
+      },
+      .version = "fuzz"};
   const mcb::HttpLimits limits;
   http::request_parser<http::string_body> parser;
   parser.header_limit(static_cast<std::uint32_t>(limits.header_limit));
