@@ -18,7 +18,8 @@
 // Snapshot: after a run the collector's Collect() (prometheus::Collectable) returns the metric
 // families of that run and nothing older, so a series whose subject went away leaves /metrics.
 // A failed run may keep the families that still say something (memcached_up 0) or none.
-// Collect() does no I/O: it copies the snapshot.
+// Collect() does no I/O: it builds the families from the run's sample when /metrics is
+// rendered, so a run that nobody scrapes formats nothing.
 //
 // stop() cancels in-flight work (shutdown, reload). After stop() the collector never calls a
 // pending `done` again.
@@ -45,15 +46,6 @@ class Collector : public prometheus::Collectable {
   virtual void collect(Done done) = 0;
 
   virtual void stop() {}
-
-  std::vector<prometheus::MetricFamily> Collect() const override { return families_; }
-
- protected:
-  // Replaces the snapshot with the families of the run that just ended.
-  void publish(Families families) { families_ = std::move(families); }
-
- private:
-  Families families_;
 };
 
 }  // namespace mcb

@@ -714,7 +714,6 @@ void MemcachedCollector::end_run() {
     samples_.push_back(sample_of(t));
     if (!samples_.back().up) down += (down.empty() ? "" : ", ") + t.config.name;
   }
-  Families families = memcached_target_families(samples_);
   std::vector<std::pair<const SlabStats*, bool>> slabs_of;
   slabs_of.reserve(samples_.size());
   for (const MemcachedSample& s : samples_) slabs_of.emplace_back(s.slabs.get(), s.up);
@@ -722,8 +721,6 @@ void MemcachedCollector::end_run() {
     slab_families_ = memcached_slab_families(samples_);
     slab_families_of_ = std::move(slabs_of);
   }
-  families.insert(families.end(), slab_families_.begin(), slab_families_.end());
-  publish(std::move(families));
   Done done = std::move(done_);
   done_ = nullptr;
   if (down.empty()) {
@@ -883,6 +880,13 @@ void MemcachedCollector::log_unreadable(Target& t, const std::vector<UnreadableS
         describe(t.config), quoted, unreadable.size() == 1 ? "this stat is" : "these stats are",
         unreadable.size() == 1 ? "it" : "them");
   }
+}
+
+std::vector<prometheus::MetricFamily> MemcachedCollector::Collect() const {
+  if (samples_.empty()) return {};
+  Families families = memcached_target_families(samples_);
+  families.insert(families.end(), slab_families_.begin(), slab_families_.end());
+  return families;
 }
 
 std::optional<Families> MemcachedCollector::target_families(std::string_view target) const {

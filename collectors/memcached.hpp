@@ -137,6 +137,9 @@ class MemcachedCollector final : public Collector,
   std::string_view name() const override { return "memcached"; }
   void collect(Done done) override;
   void stop() override;
+  // The families of the last run, built now (when /metrics is rendered, not every run); none
+  // before the first run.
+  std::vector<prometheus::MetricFamily> Collect() const override;
 
   // One sample per target, in configuration order, as of the last completed run (empty before).
   const std::vector<MemcachedSample>& samples() const { return samples_; }
