@@ -180,10 +180,10 @@ Families sockdiag_families(const SockdiagSample& s, Duration sample_interval, Du
                    "net.core.somaxconn) (idiag_wqueue; ss -ltn Send-Q). 0 means the application "
                    "called listen(fd, 0) to stop accepting (memcached does when out of "
                    "connections).");
-  auto peak =
-      gauge("mcbacklog_accept_queue_peak",
-            "Largest accept queue length sampled every " + format_duration(sample_interval) +
-                " over the last " + format_duration(peak_window) + ".");
+  auto peak = gauge("mcbacklog_accept_queue_peak",
+                    "Largest accept queue length over the last " + format_duration(peak_window) +
+                        ", sampled every " + format_duration(sample_interval) +
+                        " while a queue is non-empty or connections move, else once a run.");
   auto drops = counter("mcbacklog_accept_queue_drops_total",
                        "Connections the listener dropped since it was created, as the kernel "
                        "counts them on the LISTEN socket (sk_drops; ss -ltnm skmem d): handshakes "
@@ -282,7 +282,8 @@ SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const Sockdiag
       interval_(interval),
       sample_interval_(config.sample_interval),
       peak_window_(config.peak_window),
-      connections_interval_(config.connections_interval) {
+      connections_interval_(config.connections_interval),
+      sample_at_rest_(config.sample_at_rest) {
   std::sort(watched_ports.begin(), watched_ports.end());
   watched_ports.erase(std::unique(watched_ports.begin(), watched_ports.end()), watched_ports.end());
   options_.ports = std::move(watched_ports);
@@ -309,7 +310,6 @@ void SockdiagCollector::collect(Done done) {
     done(fail(*filter_error_));
     return;
   }
-  if (!sampler_.running() && !stopped_) sampler_.start(sample_interval_);
   const auto now = Clock::now();
   const bool walk =
       walk_requested_ || !walked_ || now - walked_->connections_at >= connections_interval_;
@@ -364,13 +364,29 @@ void SockdiagCollector::stop() {
   sampler_.stop();
 }
 
+void SockdiagCollector::sample_closely() {
+  close_until_ = std::max(close_until_, Clock::now() + peak_window_);
+  pace_sampler(Clock::now());
+}
+
+void SockdiagCollector::pace_sampler(Clock::time_point now) {
+  if (stopped_ || options_.ports.empty()) return;
+  if (sample_at_rest_ || now < close_until_) {
+    if (!sampler_.running()) sampler_.start(sample_interval_);
+  } else if (sampler_.running()) {
+    sampler_.stop();
+  }
+}
+
 void SockdiagCollector::observe_listeners(std::span<const DiagSocket> sockets,
                                           Clock::time_point at) {
   // A handful of listeners: a vector searched in order beats a map built every 100 ms.
   lengths_.clear();
+  bool busy = false;  // a connection waits, or the application stopped accepting
   for (const DiagSocket& s : sockets) {
     if (s.state != TCP_LISTEN) continue;
     if (!std::binary_search(options_.ports.begin(), options_.ports.end(), s.local_port)) continue;
+    busy = busy || s.rqueue > 0 || s.wqueue == 0;
     const ListenerKey key{s.local_port, canonical(s.local)};
     const auto it = std::find_if(lengths_.begin(), lengths_.end(),
                                  [&key](const auto& entry) { return entry.first == key; });
@@ -388,6 +404,8 @@ void SockdiagCollector::observe_listeners(std::span<const DiagSocket> sockets,
   for (const auto& [key, length] : lengths_) {
     peaks_.try_emplace(key, peak_window_).first->second.add(at, length);
   }
+  if (busy) close_until_ = std::max(close_until_, at + peak_window_);
+  pace_sampler(at);
 }
 
 ListenerPeaks SockdiagCollector::peaks(Clock::time_point at) {

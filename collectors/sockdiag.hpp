@@ -5,10 +5,13 @@
 // Each run dumps the watched ports' sockets (dump_watched) and reports per listener the accept
 // queue (length, max, and its peak over `peak_window`) and the connections that came to it by
 // state, the clients holding them and the sockets whose send queue is blocked. Between runs a
-// sampler on its own timer dumps only LISTEN sockets every `sample_interval` (the kernel then skips
-// the connection table, so it costs the same whatever the number of connections) and keeps the
-// peak, so a burst shorter than the interval still shows. The sampler starts with the first run
-// and ends with stop().
+// sampler on its own timer reads only the LISTEN sockets every `sample_interval` (the kernel then
+// skips the connection table, so it costs the same whatever the number of connections) and keeps
+// the peak, so a burst shorter than a run's interval still shows. The sampler runs while a queue
+// is non-empty or the application stopped accepting, and for `peak_window` after; or when the
+// owner calls sample_closely() (something connection-related moves). At rest, with every queue
+// empty, each run's own read is the only sample: ten wake-ups a second fewer, the larger part of
+// an idle daemon's CPU. `sample_at_rest` keeps the sampler running always. It ends with stop().
 //
 // Owned through shared_ptr (the sampler's timer holds a weak_ptr); loop thread only; not
 // thread-safe. A dump runs synchronously and is bounded by a deadline (collectors/netlink.hpp):
@@ -177,6 +180,11 @@ class SockdiagCollector final : public Collector,
   // The next run walks the connections, whatever the interval: something connection-related
   // is wrong and needs them every sample.
   void walk_next() { walk_requested_ = true; }
+  // Samples the accept queues every sample_interval from now for a peak window, whatever they
+  // hold: something connection-related moves and a burst may follow.
+  void sample_closely();
+  // Whether the sampler is running now (tests).
+  bool sampling_closely() const { return sampler_.running(); }
   std::uint64_t walks() const { return walks_; }
   // Listener dumps and single-listener lookups since the start (tests and benchmarks).
   std::uint64_t listener_dumps() const { return listener_dumps_; }
@@ -196,8 +204,11 @@ class SockdiagCollector final : public Collector,
   };
 
   // Adds the listeners' queue lengths to their peak windows (a listener that went away takes its
-  // window with it). Allocates nothing while the listeners stay the same.
+  // window with it), and starts or stops the sampler (pace_sampler). Allocates nothing while the
+  // listeners stay the same and the sampler keeps its pace.
   void observe_listeners(std::span<const DiagSocket> sockets, Clock::time_point at);
+  // Runs the sampler until close_until_, stops it after.
+  void pace_sampler(Clock::time_point now);
   // Each listener's peak at `at`, after observe_listeners.
   ListenerPeaks peaks(Clock::time_point at);
   // The watched listeners now: looked up one by one when all are known and single, else
@@ -212,7 +223,9 @@ class SockdiagCollector final : public Collector,
   Duration sample_interval_;
   Duration peak_window_;
   Duration connections_interval_;
-  bool walk_requested_ = true;  // the first run walks
+  bool sample_at_rest_;
+  Clock::time_point close_until_{};  // the sampler runs until then
+  bool walk_requested_ = true;       // the first run walks
   std::uint64_t walks_ = 0;
   std::uint64_t listener_dumps_ = 0;
   std::uint64_t listener_lookups_ = 0;

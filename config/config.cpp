@@ -185,6 +185,8 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
                                 w.duration(v, r, s.sample_interval, std::chrono::milliseconds(10),
                                            std::chrono::minutes(1));
                               }},
+                             {"sample_at_rest",
+                              [&](auto& v, auto& r) { w.boolean(v, r, s.sample_at_rest); }},
                              {"peak_window",
                               [&](auto& v, auto& r) {
                                 w.duration(v, r, s.peak_window, std::chrono::seconds(1),

@@ -61,7 +61,11 @@ struct SockdiagConfig {
   bool enabled = true;
   std::vector<std::uint16_t> ports;  // empty: the ports of the TCP targets
   int top_clients = 10;
+  // How often the accept queues are sampled between runs while a queue is non-empty or something
+  // connection-related moves (SockdiagCollector::sample_closely); at rest each run's own sample
+  // is the only one, unless `sample_at_rest`.
   Duration sample_interval = std::chrono::milliseconds(100);
+  bool sample_at_rest = false;
   Duration peak_window = std::chrono::seconds(15);
   // How often the connections are walked (the kernel walks its whole connection table for it)
   // while nothing connection-related is wrong; every sample while something is. 0: every sample.

@@ -124,7 +124,11 @@ void App::on_cycle() {
   }
   evaluator_->evaluate(observe(collectors_, LoopClock::now(), std::chrono::system_clock::now()));
   // Something connection-related is wrong: count the connections every sample while it lasts.
-  if (collectors_.sockdiag && evaluator_->walk_reason()) collectors_.sockdiag->walk_next();
+  // The accept queues are sampled closely too, so a burst between runs shows in their peak.
+  if (collectors_.sockdiag && evaluator_->walk_reason()) {
+    collectors_.sockdiag->walk_next();
+    collectors_.sockdiag->sample_closely();
+  }
   exposition_.invalidate();
   if (!ready_) {
     ready_ = true;

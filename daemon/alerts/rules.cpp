@@ -911,8 +911,8 @@ constexpr std::array<Rule, kAlertCount> kRules{{
      "Connections the kernel completed wait for memcached to accept them: it accepts more slowly "
      "than clients connect.",
      "The peak accept-queue length over its max on the target's listeners (a ratio), sampled "
-     "every sample_interval over peak_window: warning from 0.5, critical from 0.8, clears below "
-     "0.4.",
+     "over peak_window (every sample_interval while a queue is non-empty or connections move, "
+     "else once a run): warning from 0.5, critical from 0.8, clears below 0.4.",
      "Fires after `for` (5 s); at once when the queue was full (peak at its max) at the critical "
      "level, because handshakes are being dropped.",
      "`ss -ltn` for Recv-Q against Send-Q; MaxConnectionsNear, MemcachedCpuSaturated and "

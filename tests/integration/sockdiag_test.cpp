@@ -306,7 +306,7 @@ TEST_CASE("sockdiag: a listener's drop counter counts its own overflows, as ss -
   }
 }
 
-TEST_CASE("sockdiag: the sampler catches a 0.4 s burst that no run sees",
+TEST_CASE("sockdiag: at rest only runs sample, sampling closely catches a 0.4 s burst no run sees",
           "[integration][sockdiag]") {
   test::enter_private_netns();
   Fd l = listen_on("127.0.0.1", 128);
@@ -316,20 +316,83 @@ TEST_CASE("sockdiag: the sampler catches a 0.4 s burst that no run sees",
   config.sample_interval = 100ms;
   config.peak_window = 15s;
   auto c = std::make_shared<SockdiagCollector>(io, config, std::vector<std::uint16_t>{port}, 1s);
-  REQUIRE(run(*c).ok());  // starts the sampler
+  REQUIRE(run(*c).ok());
   REQUIRE(c->last()->listeners.size() == 1);
   CHECK(c->last()->listeners[0].queue_peak == 0);
+  CHECK_FALSE(c->sampling_closely());  // every queue empty: no sampler between runs
+
+  const auto burst = [&] {
+    std::vector<Fd> clients;
+    connect_n(clients, 20, "127.0.0.1", port);
+    io.restart();       // it ran out of work at rest
+    io.run_for(400ms);  // no run happens
+    accept_n(clients, 20, l);
+    REQUIRE(run(*c).ok());
+    return c->last()->listeners.at(0);
+  };
+  const ListenerSample unseen = burst();
+  CHECK(unseen.queue_length == 0);
+  CHECK(unseen.queue_peak == 0);
+
+  c->sample_closely();  // as the daemon does while connections move
+  CHECK(c->sampling_closely());
+  const ListenerSample seen = burst();
+  CHECK(seen.queue_length == 0);
+  CHECK(seen.queue_max == 128);
+  CHECK(seen.queue_peak == 20);
+  c->stop();
+  CHECK_FALSE(c->sampling_closely());
+}
+
+TEST_CASE(
+    "sockdiag: a run that sees a waiting connection starts the sampler, a peak window of "
+    "empty queues stops it",
+    "[integration][sockdiag]") {
+  test::enter_private_netns();
+  Fd l = listen_on("127.0.0.1", 128);
+  const std::uint16_t port = port_of(l);
+  boost::asio::io_context io;
+  SockdiagConfig config;
+  config.sample_interval = 50ms;
+  config.peak_window = 500ms;
+  auto c = std::make_shared<SockdiagCollector>(io, config, std::vector<std::uint16_t>{port}, 1s);
+  REQUIRE(run(*c).ok());
+  CHECK_FALSE(c->sampling_closely());
 
   std::vector<Fd> clients;
-  connect_n(clients, 20, "127.0.0.1", port);
-  io.run_for(400ms);  // the sampler's timer fires; no run happens
-  accept_n(clients, 20, l);
-
+  connect_n(clients, 3, "127.0.0.1", port);
   REQUIRE(run(*c).ok());
-  const ListenerSample& after = c->last()->listeners.at(0);
-  CHECK(after.queue_length == 0);
-  CHECK(after.queue_max == 128);
-  CHECK(after.queue_peak == 20);
+  CHECK(c->last()->listeners.at(0).queue_length == 3);
+  CHECK(c->sampling_closely());
+  // Still waiting: the sampler keeps going past the window.
+  io.run_for(1s);
+  CHECK(c->sampling_closely());
+
+  accept_n(clients, 3, l);
+  // The sampler's own samples see the queue empty and it stops a window later, with no run.
+  const auto deadline = std::chrono::steady_clock::now() + 30s;  // generous: a loaded machine
+  while (c->sampling_closely() && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(100ms);
+  }
+  CHECK_FALSE(c->sampling_closely());
+  c->stop();
+}
+
+TEST_CASE("sockdiag: sample_at_rest keeps the sampler running with every queue empty",
+          "[integration][sockdiag]") {
+  test::enter_private_netns();
+  Fd l = listen_on("127.0.0.1", 128);
+  const std::uint16_t port = port_of(l);
+  boost::asio::io_context io;
+  SockdiagConfig config;
+  config.sample_interval = 50ms;
+  config.peak_window = 1s;
+  config.sample_at_rest = true;
+  auto c = std::make_shared<SockdiagCollector>(io, config, std::vector<std::uint16_t>{port}, 1s);
+  REQUIRE(run(*c).ok());
+  io.run_for(1500ms);
+  CHECK(c->sampling_closely());
+  CHECK(c->listener_lookups() + c->listener_dumps() >= 5);  // the sampler's own reads
   c->stop();
 }
 
@@ -342,7 +405,7 @@ TEST_CASE("sockdiag: a 0.4 s burst drained before the scrape still shows in the 
   test::Daemon d(
       "interval: 2s\ntargets: []\ncollectors:\n  netdev: { enabled: false }\n"
       "  sockdiag: { ports: [" +
-      std::to_string(port) + "], sample_interval: 50ms }\n");
+      std::to_string(port) + "], sample_interval: 50ms, sample_at_rest: true }\n");
   const std::string first = d.metrics();
   const std::string length = listener_series("mcbacklog_accept_queue_length", "127.0.0.1", port);
   const std::string peak = listener_series("mcbacklog_accept_queue_peak", "127.0.0.1", port);
