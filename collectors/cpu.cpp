@@ -25,14 +25,13 @@ Families cpu_families(const CpuSample& s, double ticks_per_second) {
 }
 
 CpuCollector::CpuCollector(std::string procfs)
-    : procfs_(std::move(procfs)), ticks_(static_cast<double>(::sysconf(_SC_CLK_TCK))) {}
+    : file_(procfs + "/stat"), ticks_(static_cast<double>(::sysconf(_SC_CLK_TCK))) {}
 
 Result<CpuSample> CpuCollector::read() {
-  const std::string path = procfs_ + "/stat";
-  auto text = read_file(path);
+  auto text = file_.read();
   if (!text) return text.error();
   auto parsed = parse_cpu_stat(*text);
-  if (!parsed) return fail(path + ": " + parsed.error().message);
+  if (!parsed) return fail(file_.path() + ": " + parsed.error().message);
   return *parsed;
 }
 

@@ -8,6 +8,7 @@
 
 #include "collectors/file_collector.hpp"
 #include "collectors/proc_stat.hpp"
+#include "collectors/procfs.hpp"
 
 namespace mcb {
 
@@ -25,7 +26,7 @@ class CpuCollector final : public FileCollector<CpuSample> {
   Result<CpuSample> read() override;
   Families families(const CpuSample& s) const override { return cpu_families(s, ticks_); }
 
-  std::string procfs_;
+  ProcFile file_;  // <procfs>/stat, kept open: one pread a run
   double ticks_;
 };
 

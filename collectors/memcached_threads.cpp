@@ -92,6 +92,7 @@ Result<MemcachedThreadsSample> MemcachedThreadsCollector::read() {
 void MemcachedThreadsCollector::check_process(Tracked& t, double wall_now, double uptime) {
   t.checked = true;
   t.workers.clear();
+  t.schedstat.clear();
   t.listed.reset();
   t.cpu_ns.clear();
   t.read_at.reset();
@@ -140,6 +141,7 @@ Status MemcachedThreadsCollector::list_workers(Tracked& t, Clock::time_point now
   ::closedir(d);
   std::sort(tids.begin(), tids.end());
   t.workers.clear();
+  t.schedstat.clear();
   for (std::int64_t tid : tids) {
     ++thread_reads_;
     auto comm = read_optional_file(dir + "/" + std::to_string(tid) + "/comm", {ESRCH});
@@ -153,17 +155,19 @@ Status MemcachedThreadsCollector::list_workers(Tracked& t, Clock::time_point now
   return ok_status();
 }
 
-Result<std::optional<std::uint64_t>> MemcachedThreadsCollector::thread_cpu(std::int64_t pid,
+Result<std::optional<std::uint64_t>> MemcachedThreadsCollector::thread_cpu(Tracked& t,
                                                                            std::int64_t tid) {
-  const std::string dir = procfs_ + "/" + std::to_string(pid) + "/task/" + std::to_string(tid);
+  const std::string dir = procfs_ + "/" + std::to_string(t.pid) + "/task/" + std::to_string(tid);
   ++thread_reads_;
-  auto sched = read_optional_file(dir + "/schedstat", {ESRCH});
-  if (!sched) return sched.error();
-  if (sched->has_value()) {
-    auto ns = parse_schedstat(**sched);
+  ProcFile& file = t.schedstat.try_emplace(tid, dir + "/schedstat", std::size_t{128}).first->second;
+  auto sched = file.read();
+  if (sched) {
+    auto ns = parse_schedstat(*sched);
     if (!ns) return fail(dir + "/schedstat: " + ns.error().message);
     return std::optional<std::uint64_t>{*ns};
   }
+  if (file.error_number() == ESRCH) return std::optional<std::uint64_t>{};  // the thread ended
+  if (file.error_number() != ENOENT) return sched.error();
   // No schedstat: a kernel without CONFIG_SCHED_INFO, or the thread ended.
   auto text = read_optional_file(dir + "/stat", {ESRCH});
   if (!text) return text.error();
@@ -217,7 +221,7 @@ MemcachedThreads MemcachedThreadsCollector::sample_of(const MemcachedSample& m, 
   std::map<std::int64_t, std::uint64_t> cpu;
   bool gone = false;
   for (std::int64_t tid : t.workers) {
-    auto ns = thread_cpu(t.pid, tid);
+    auto ns = thread_cpu(t, tid);
     if (!ns) {
       out.view = ThreadView::kUnreadable;
       out.reason = ns.error().message;

@@ -13,10 +13,11 @@
 // <procfs>/<pid>/task/<tid>/schedstat (stat's utime + stime where the kernel has no schedstat),
 // as a rate between two runs.
 //
-// Cost per target and run: one small read per worker thread. The process check runs again only
-// when the pid or memcached's start time changes, the task list once a minute or when a thread
-// went away. It reads the memcached collector's samples of its last completed run (pid and
-// uptime change only at a restart). Loop thread only.
+// Cost per target and run: one pread per worker thread, of a schedstat file kept open until the
+// task list is read again. The process check runs again only when the pid or memcached's start
+// time changes, the task list once a minute or when a thread went away. It reads the memcached
+// collector's samples of its last completed run (pid and uptime change only at a restart). Loop
+// thread only.
 
 #include <chrono>
 #include <cstdint>
@@ -29,6 +30,7 @@
 
 #include "collectors/file_collector.hpp"
 #include "collectors/memcached.hpp"
+#include "collectors/procfs.hpp"
 
 namespace mcb {
 
@@ -94,6 +96,8 @@ class MemcachedThreadsCollector final : public FileCollector<MemcachedThreadsSam
     std::vector<std::int64_t> workers;
     std::optional<Clock::time_point> listed;
     std::map<std::int64_t, std::uint64_t> cpu_ns;  // of the last run
+    // Each worker's schedstat, kept open between listings: no open or close each run.
+    std::map<std::int64_t, ProcFile> schedstat;
     std::optional<Clock::time_point> read_at;
   };
 
@@ -106,7 +110,7 @@ class MemcachedThreadsCollector final : public FileCollector<MemcachedThreadsSam
   void check_process(Tracked& t, double wall_now, double uptime);
   Status list_workers(Tracked& t, Clock::time_point now);
   // The thread's CPU time in nanoseconds; nullopt when it went away.
-  Result<std::optional<std::uint64_t>> thread_cpu(std::int64_t pid, std::int64_t tid);
+  Result<std::optional<std::uint64_t>> thread_cpu(Tracked& t, std::int64_t tid);
 
   Samples samples_;
   std::string procfs_;

@@ -241,10 +241,14 @@ Families netdev_families(const NetdevSample& s) {
   return out;
 }
 
+// How often the device facts of the default selection and the link speeds are read again.
+constexpr auto kRefresh = std::chrono::minutes(1);
+
 NetdevCollector::NetdevCollector(const NetdevConfig& config, std::string procfs, std::string sysfs,
                                  std::function<Clock::time_point()> now)
     : procfs_(std::move(procfs)),
       sysfs_(std::move(sysfs)),
+      net_dev_(procfs_ + "/net/dev"),
       speeds_(config.speeds),
       driver_stats_(config.driver_stats),
       now_(std::move(now)) {
@@ -269,7 +273,6 @@ bool NetdevCollector::selected(const std::string& device) const {
 
 void NetdevCollector::refresh_default(const std::vector<NetdevCounters>& devices,
                                       Clock::time_point now) {
-  constexpr auto kRefresh = std::chrono::minutes(1);
   std::vector<std::string> names;
   names.reserve(devices.size());
   for (const NetdevCounters& c : devices) names.push_back(c.device);
@@ -290,32 +293,47 @@ void NetdevCollector::refresh_default(const std::vector<NetdevCounters>& devices
   default_at_ = now;
 }
 
+Result<std::optional<std::uint64_t>> NetdevCollector::link_speed(const std::string& device) {
+  if (const auto known = link_speeds_.find(device); known != link_speeds_.end()) {
+    return known->second;
+  }
+  // Virtual devices and devices that are down fail the read with EINVAL (or EOPNOTSUPP,
+  // ENODEV): their speed is unknown, which is not an error.
+  const std::string path = sysfs_ + "/class/net/" + device + "/speed";
+  auto text = read_optional_file(path, {EINVAL, EOPNOTSUPP, ENODEV});
+  if (!text) return text.error();
+  std::optional<std::uint64_t> speed;
+  if (text->has_value()) {
+    auto parsed = parse_link_speed(**text);
+    if (!parsed) return fail(escape_untrusted(path, 4096) + ": " + parsed.error().message);
+    speed = *parsed;
+  }
+  link_speeds_.emplace(device, speed);
+  return speed;
+}
+
 Result<NetdevSample> NetdevCollector::read() {
   if (regex_error_) return fail(*regex_error_);
-  const std::string path = procfs_ + "/net/dev";
-  auto text = read_file(path);
+  auto text = net_dev_.read();
   if (!text) return text.error();
   auto parsed = parse_net_dev(*text);
-  if (!parsed) return fail(path + ": " + parsed.error().message);
+  if (!parsed) return fail(net_dev_.path() + ": " + parsed.error().message);
   const auto at = now_();
   if (!include_) refresh_default(*parsed, at);
+  if (!link_speeds_at_ || at - *link_speeds_at_ >= kRefresh) {
+    link_speeds_.clear();
+    link_speeds_at_ = at;
+  }
   NetdevSample sample;
   std::vector<std::string> watched;
   for (NetdevCounters& c : *parsed) {
     if (!selected(c.device)) continue;
     NetdevDevice d;
     watched.push_back(c.device);
-    // Virtual devices and devices that are down fail the read with EINVAL (or EOPNOTSUPP,
-    // ENODEV): their speed is unknown, which is not an error.
-    const std::string speed_path = sysfs_ + "/class/net/" + c.device + "/speed";
-    auto speed_text = read_optional_file(speed_path, {EINVAL, EOPNOTSUPP, ENODEV});
-    if (!speed_text) return speed_text.error();
-    if (speed_text->has_value()) {
-      auto speed = parse_link_speed(**speed_text);
-      if (!speed) return fail(escape_untrusted(speed_path, 4096) + ": " + speed.error().message);
-      d.speed_bytes = *speed;
-      if (d.speed_bytes) d.speed_source = SpeedSource::kDriver;
-    }
+    auto speed = link_speed(c.device);
+    if (!speed) return speed.error();
+    d.speed_bytes = *speed;
+    if (d.speed_bytes) d.speed_source = SpeedSource::kDriver;
     if (const auto configured = speeds_.find(c.device); configured != speeds_.end()) {
       d.speed_bytes = static_cast<std::uint64_t>(std::llround(configured->second / 8));
       d.speed_source = SpeedSource::kConfigured;

@@ -6,8 +6,9 @@
 //
 // Which devices: by default those that carry traffic off the host (default_selection below); a
 // non-empty `include` regex replaces that default, and `exclude` narrows either. The speed is the
-// one configured under `speeds` for the device, else the driver's; a device with neither has no
-// utilisation (never a 0 that reads as measured). Loop thread only.
+// one configured under `speeds` for the device, else the driver's (read once a minute); a device
+// with neither has no utilisation (never a 0 that reads as measured). /proc/net/dev is kept open
+// and read with one pread a run. Loop thread only.
 
 #include <chrono>
 #include <cstdint>
@@ -23,6 +24,7 @@
 
 #include "collectors/ethtool.hpp"
 #include "collectors/file_collector.hpp"
+#include "collectors/procfs.hpp"
 #include "config/config.hpp"
 
 namespace mcb {
@@ -117,12 +119,19 @@ class NetdevCollector final : public FileCollector<NetdevSample> {
   Result<NetdevSample> read() override;
   Families families(const NetdevSample& s) const override { return netdev_families(s); }
   bool selected(const std::string& device) const;
+  // The device's speed from sysfs, as of at most a minute ago.
+  Result<std::optional<std::uint64_t>> link_speed(const std::string& device);
 
   // Re-reads the devices' facts when the set of devices changed or a minute has passed.
   void refresh_default(const std::vector<NetdevCounters>& devices, Clock::time_point now);
 
   std::string procfs_;
   std::string sysfs_;
+  ProcFile net_dev_;  // <procfs>/net/dev, kept open: one pread a run
+  // Link speeds from sysfs in bytes per second (nullopt: none known), by device, read once a
+  // minute rather than every run: a link renegotiates rarely.
+  std::map<std::string, std::optional<std::uint64_t>, std::less<>> link_speeds_;
+  std::optional<Clock::time_point> link_speeds_at_;
   std::optional<std::regex> include_;  // absent: the default selection
   std::optional<std::regex> exclude_;  // absent: none
   std::optional<std::string> regex_error_;

@@ -62,6 +62,7 @@ void ProcFile::close() {
 Result<std::string_view> ProcFile::read() {
   const auto failed = [this](int err) -> Error {
     close();
+    errno_ = err;
     if (err == ENOENT || err == ENOTDIR)
       return fail(escape_untrusted(path_, 4096) + ": no such file");
     return fail(escape_untrusted(path_, 4096) + ": " + std::strerror(err));
@@ -69,7 +70,7 @@ Result<std::string_view> ProcFile::read() {
   if (fd_ < 0) {
     fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) return failed(errno);
-    if (buffer_.empty()) buffer_.resize(16384);
+    if (buffer_.empty()) buffer_.resize(capacity_);
   }
   std::size_t size = 0;
   for (;;) {
@@ -83,6 +84,7 @@ Result<std::string_view> ProcFile::read() {
     }
     size += static_cast<std::size_t>(n);
   }
+  errno_ = 0;
   return std::string_view(buffer_.data(), size);
 }
 

@@ -31,7 +31,9 @@ Result<std::string> read_file(const std::string& path);
 // namespace of the thread that opened it, as an open file always is. Not thread-safe: one owner.
 class ProcFile {
  public:
-  explicit ProcFile(std::string path) : path_(std::move(path)) {}
+  // `capacity`: the buffer's first size, grown as the file needs.
+  explicit ProcFile(std::string path, std::size_t capacity = 16384)
+      : path_(std::move(path)), capacity_(capacity) {}
   ~ProcFile();
   ProcFile(const ProcFile&) = delete;
   ProcFile& operator=(const ProcFile&) = delete;
@@ -39,6 +41,9 @@ class ProcFile {
   // The whole file; the view is valid until the next read. A missing file is an error naming
   // the path, as read_file() has it.
   Result<std::string_view> read();
+  // The errno of the last read's failure (ENOENT for a missing file, ESRCH for a process or
+  // thread that ended while its file was open); 0 after a good read.
+  int error_number() const { return errno_; }
 
   const std::string& path() const { return path_; }
 
@@ -47,6 +52,8 @@ class ProcFile {
 
   std::string path_;
   int fd_ = -1;
+  int errno_ = 0;
+  std::size_t capacity_;
   std::string buffer_;
 };
 

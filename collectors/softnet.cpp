@@ -90,11 +90,10 @@ Families softnet_families(const SoftnetSample& s) {
 }
 
 Result<SoftnetSample> SoftnetCollector::read() {
-  const std::string path = procfs_ + "/net/softnet_stat";
-  auto text = read_file(path);
+  auto text = file_.read();
   if (!text) return text.error();
   auto parsed = parse_softnet_stat(*text);
-  if (!parsed) return fail(path + ": " + parsed.error().message);
+  if (!parsed) return fail(file_.path() + ": " + parsed.error().message);
   totals_ = totals_ ? advance_softnet(*totals_, last_, *parsed) : sum_softnet(*parsed);
   last_ = std::move(*parsed);
   return *totals_;

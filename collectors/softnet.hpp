@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "collectors/file_collector.hpp"
+#include "collectors/procfs.hpp"
 
 namespace mcb {
 
@@ -50,7 +51,8 @@ Families softnet_families(const SoftnetSample& sample);
 
 class SoftnetCollector final : public FileCollector<SoftnetSample> {
  public:
-  explicit SoftnetCollector(std::string procfs) : procfs_(std::move(procfs)) {}
+  explicit SoftnetCollector(std::string procfs)
+      : procfs_(std::move(procfs)), file_(procfs_ + "/net/softnet_stat") {}
   std::string_view name() const override { return "softnet"; }
 
  private:
@@ -58,6 +60,7 @@ class SoftnetCollector final : public FileCollector<SoftnetSample> {
   Families families(const SoftnetSample& s) const override { return softnet_families(s); }
 
   std::string procfs_;
+  ProcFile file_;  // kept open: one pread a run
   std::vector<SoftnetCpu> last_;
   std::optional<SoftnetSample> totals_;
 };

@@ -5,9 +5,17 @@
 
 #include <unistd.h>
 
+#include <pthread.h>
+
+#include <atomic>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 
 #include "collectors/memcached_threads.hpp"
+#include "collectors/proc_stat.hpp"
+#include "collectors/procfs.hpp"
 #include "common/families.hpp"
 #include "tests/support/process.hpp"
 
@@ -138,9 +146,10 @@ TEST_CASE("memcached threads: the busiest worker thread and the average over the
              Contains("mcbacklog_memcached_busiest_thread_cpu_utilization_ratio{target=\"main\"} "
                       "0.9"));
 
-  // A worker that goes away is dropped, and the threads are listed again.
+  // A worker that goes away is dropped when the threads are listed again, a minute on. (On
+  // procfs its open schedstat fails at once, with ESRCH: the next test.)
   proc.remove_thread(4246);
-  clocks.advance(1000ms);
+  clocks.advance(61s);
   samples[0].time = clocks.steady;
   REQUIRE(run(c).ok());
   CHECK(c.last()->targets[0].workers == 3);
@@ -149,6 +158,70 @@ TEST_CASE("memcached threads: the busiest worker thread and the average over the
   REQUIRE(run(c).ok());
   CHECK(c.last()->targets[0].view == ThreadView::kPerThread);
   CHECK(c.last()->targets[0].workers == 3);
+}
+
+TEST_CASE(
+    "memcached threads: a worker thread that ends is dropped at the next run (this "
+    "process's own threads on the real /proc)",
+    "[collectors][memcached_threads]") {
+  const auto read = [](const std::string& path) {
+    auto text = read_file(path);
+    REQUIRE(text);
+    return *text;
+  };
+  // This process stands in for memcached: its start from /proc, its uptime as memcached would
+  // report it (62 s early).
+  const double boot = *parse_boot_time(read("/proc/stat"));
+  const double started =
+      boot + static_cast<double>(parse_proc_stat(read("/proc/self/stat"))->start_ticks) /
+                 static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const auto wall = std::chrono::system_clock::now();
+  const double now = std::chrono::duration<double>(wall.time_since_epoch()).count();
+  std::vector<MemcachedSample> samples{memcached_at(
+      ::getpid(), static_cast<std::int64_t>(now - started) + 62, std::chrono::steady_clock::now())};
+
+  std::mutex mutex;
+  std::condition_variable cv;
+  int stop = 0;  // how many workers may end
+  std::vector<std::thread> workers;
+  std::atomic<int> named{0};
+  for (int i = 0; i < 3; ++i) {
+    workers.emplace_back([&, i] {
+      ::pthread_setname_np(::pthread_self(), "mc-worker");
+      ++named;
+      std::unique_lock lock(mutex);
+      cv.wait(lock, [&] { return stop > i; });
+    });
+  }
+  while (named < 3) std::this_thread::yield();
+
+  MemcachedThreadsCollector c([&] { return std::span<const MemcachedSample>(samples); }, "/proc");
+  REQUIRE(run(c).ok());
+  REQUIRE(c.last()->targets.at(0).view == ThreadView::kPerThread);
+  CHECK(c.last()->targets[0].workers == 3);
+  REQUIRE(run(c).ok());
+  CHECK(c.last()->targets[0].workers == 3);
+  const auto reads = c.thread_reads();
+
+  {
+    std::lock_guard lock(mutex);
+    stop = 1;
+  }
+  cv.notify_all();
+  workers[0].join();
+  REQUIRE(run(c).ok());  // its open schedstat says ESRCH: gone, and listed again next run
+  CHECK(c.last()->targets[0].workers == 2);
+  CHECK(c.thread_reads() - reads == 3);
+  REQUIRE(run(c).ok());
+  CHECK(c.last()->targets[0].view == ThreadView::kPerThread);
+  CHECK(c.last()->targets[0].workers == 2);
+
+  {
+    std::lock_guard lock(mutex);
+    stop = 3;
+  }
+  cv.notify_all();
+  for (std::size_t i = 1; i < workers.size(); ++i) workers[i].join();
 }
 
 TEST_CASE("memcached threads: a pid that is another process, or none, keeps the average",

@@ -312,14 +312,42 @@ TEST_CASE("netdev: an unreadable file fails the run naming the path, and no stal
   std::filesystem::create_directories(root.path() + "/sys/class/net/eth0/device");
   REQUIRE(run(c).ok());
   CHECK_FALSE(c.Collect().empty());
-  // A speed "file" that is a directory cannot be read: an error, unlike an unknown speed.
-  std::filesystem::create_directories(root.path() + "/sys/class/net/eth0/speed");
-  CHECK_THAT(run(c).error().message, Contains("/sys/class/net/eth0/speed: Is a directory"));
+  root.write("proc/net/dev", std::string(kHeader) + "eth0: 1 2\n");
+  CHECK_THAT(run(c).error().message, Contains("/proc/net/dev: line 3: 2 values"));
   CHECK(c.Collect().empty());
   CHECK_FALSE(c.last().has_value());
 
-  root.write("proc/net/dev", std::string(kHeader) + "eth0: 1 2\n");
-  CHECK_THAT(run(c).error().message, Contains("/proc/net/dev: line 3: 2 values"));
+  // A speed "file" that is a directory cannot be read: an error, unlike an unknown speed.
+  root.write("proc/net/dev", std::string(kHeader) + dev_line("eth0", 1, 2));
+  std::filesystem::create_directories(root.path() + "/sys/class/net/eth0/speed");
+  NetdevCollector fresh(config, root.path() + "/proc", root.path() + "/sys");
+  CHECK_THAT(run(fresh).error().message, Contains("/sys/class/net/eth0/speed: Is a directory"));
+  CHECK(fresh.Collect().empty());
+}
+
+TEST_CASE("netdev: link speeds are read once a minute, /proc/net/dev every run",
+          "[collectors][netdev]") {
+  test::TempDir root;
+  NetdevConfig config;
+  config.driver_stats = false;
+  std::chrono::steady_clock::time_point now{std::chrono::hours(1)};
+  NetdevCollector c(config, root.path() + "/proc", root.path() + "/sys", [&] { return now; });
+  std::filesystem::create_directories(root.path() + "/sys/class/net/eth0/device");
+  root.write("sys/class/net/eth0/speed", "1\n");  // 125000 bytes/s
+  root.write("proc/net/dev", std::string(kHeader) + dev_line("eth0", 1, 2));
+  REQUIRE(run(c).ok());
+  CHECK(c.last()->devices.at(0).speed_bytes == 125000);
+
+  root.write("sys/class/net/eth0/speed", "2\n");
+  root.write("proc/net/dev", std::string(kHeader) + dev_line("eth0", 5, 6));
+  now += std::chrono::seconds(30);
+  REQUIRE(run(c).ok());
+  CHECK(c.last()->devices.at(0).counters.receive_bytes == 5);
+  CHECK(c.last()->devices.at(0).speed_bytes == 125000);  // not yet read again
+
+  now += std::chrono::seconds(31);
+  REQUIRE(run(c).ok());
+  CHECK(c.last()->devices.at(0).speed_bytes == 250000);
 }
 
 TEST_CASE("netdev: families per device and direction, utilisation and speed only where known",
