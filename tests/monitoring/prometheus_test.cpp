@@ -263,7 +263,7 @@ TEST_CASE("prometheus: it scrapes the daemon, evaluates every rule and runs ever
                                        "mcbacklogd-self", "mcbacklogd-alerts",
                                        "mcbacklogd-alerts-promql"};
   CHECK(names == expected);
-  CHECK(rules == 44);
+  CHECK(rules == 46);
 
   // The dashboard's variables find the instance and both targets.
   const json instances =
