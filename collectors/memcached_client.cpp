@@ -204,6 +204,14 @@ void StatsConnection::query(SteadyClock::time_point deadline, Handler handler,
   timer_.async_wait([self = shared_from_this(), id = query_id_](const error_code& ec) {
     if (!ec && id == self->query_id_ && self->handler_) self->on_deadline();
   });
+  if (state_ == State::kIdle) {
+    // Written now, so that memcached answers while the other collectors of the cycle run and
+    // the reply is waiting when the loop next polls: no sleep and wake-up for it. send() never
+    // calls the handler itself.
+    start();
+    return;
+  }
+  // Every other path may fail at once: the handler runs after query() has returned.
   asio::post(io_, [self = shared_from_this(), id = query_id_] {
     if (id == self->query_id_ && self->handler_) self->start();
   });

@@ -5,8 +5,8 @@ namespace mcb {
 std::vector<std::shared_ptr<Collector>> CollectorSet::all() const {
   std::vector<std::shared_ptr<Collector>> out;
   for (std::shared_ptr<Collector> c :
-       {std::shared_ptr<Collector>(netstat), std::shared_ptr<Collector>(sysctl),
-        std::shared_ptr<Collector>(memcached), std::shared_ptr<Collector>(sockdiag),
+       {std::shared_ptr<Collector>(memcached), std::shared_ptr<Collector>(netstat),
+        std::shared_ptr<Collector>(sysctl), std::shared_ptr<Collector>(sockdiag),
         std::shared_ptr<Collector>(netdev), std::shared_ptr<Collector>(cpu),
         std::shared_ptr<Collector>(softnet), std::shared_ptr<Collector>(memcached_threads)}) {
     if (c) out.push_back(std::move(c));
