@@ -1,6 +1,8 @@
 #include "collectors/memcached_client.hpp"
 
+#include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +14,7 @@
 #include <boost/asio/write.hpp>
 
 #include "collectors/name_lookup.hpp"
+#include "collectors/netns.hpp"
 #include "common/text.hpp"
 
 namespace mcb {
@@ -67,28 +70,57 @@ void resolve(asio::io_context& io, std::shared_ptr<NameLookup>& lookup, const En
       });
 }
 
+// Where sockets are created: the daemon's namespace, or another one.
+struct Origin {
+  std::optional<NetnsConfig> netns;
+  std::string procfs;
+};
+
+// Opens `socket` for `ep` inside `netns`; nothing to do in the daemon's own namespace (Asio's
+// connect opens it). Errors name the missing privilege (collectors/netns.hpp).
+std::string open_in(Socket& socket, const GenericEndpoint& ep, const Origin& origin) {
+  if (!origin.netns) return {};
+  auto fd = netns_socket(*origin.netns, origin.procfs, ep.protocol().family(),
+                         SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, ep.protocol().protocol());
+  if (!fd) return fd.error().message;
+  error_code ec;
+  socket.assign(ep.protocol(), *fd, ec);
+  if (ec) {
+    ::close(*fd);
+    return "socket: " + ec.message();
+  }
+  return {};
+}
+
 // Connects `socket` to the first of `eps` (from `index` on) that accepts.
 void connect_any(Socket& socket, const std::shared_ptr<const Endpoints>& eps, std::size_t index,
-                 const std::string& address, ConnectHandler done) {
+                 const std::string& address, const Origin& origin, ConnectHandler done) {
   error_code ignored;
   socket.close(ignored);
   const GenericEndpoint& ep = (*eps)[index];
-  socket.async_connect(
-      ep, [&socket, eps, index, address, done = std::move(done)](const error_code& ec) mutable {
-        if (ec == asio::error::operation_aborted) {
-          done("connect to " + address + ": cancelled", FailureKind::kUnreachable);
-        } else if (!ec) {
-          done("", FailureKind::kNone);
-        } else if (index + 1 < eps->size()) {
-          connect_any(socket, eps, index + 1, address, std::move(done));
-        } else {
-          // EACCES or EPERM: a unix socket whose mode keeps this user out, or a firewall rule
-          // that rejects with a prohibition.
-          const bool denied = ec == asio::error::access_denied || ec == asio::error::no_permission;
-          done("connect to " + address + ": " + ec.message(),
-               denied ? FailureKind::kPermissionDenied : FailureKind::kUnreachable);
-        }
-      });
+  if (std::string error = open_in(socket, ep, origin); !error.empty()) {
+    asio::post(socket.get_executor(),
+               [done = std::move(done), error = "connect to " + address + ": " + error] {
+                 done(error, FailureKind::kNamespace);
+               });
+    return;
+  }
+  socket.async_connect(ep, [&socket, eps, index, address, origin,
+                            done = std::move(done)](const error_code& ec) mutable {
+    if (ec == asio::error::operation_aborted) {
+      done("connect to " + address + ": cancelled", FailureKind::kUnreachable);
+    } else if (!ec) {
+      done("", FailureKind::kNone);
+    } else if (index + 1 < eps->size()) {
+      connect_any(socket, eps, index + 1, address, origin, std::move(done));
+    } else {
+      // EACCES or EPERM: a unix socket whose mode keeps this user out, or a firewall rule
+      // that rejects with a prohibition.
+      const bool denied = ec == asio::error::access_denied || ec == asio::error::no_permission;
+      done("connect to " + address + ": " + ec.message(),
+           denied ? FailureKind::kPermissionDenied : FailureKind::kUnreachable);
+    }
+  });
 }
 
 bool printable_start(char c) {
@@ -125,6 +157,8 @@ std::string_view failure_kind_name(FailureKind kind) {
       return "not_text_protocol";
     case FailureKind::kProtocol:
       return "protocol";
+    case FailureKind::kNamespace:
+      return "namespace";
   }
   return "unknown";
 }
@@ -158,6 +192,11 @@ std::string_view failure_kind_causes(FailureKind kind) {
       return "the peer answers in text, but not as memcached does: another service on this "
              "port, or a memcached-compatible server the daemon cannot read; the message quotes "
              "what came.";
+    case FailureKind::kNamespace:
+      return "the daemon cannot open a socket in the target's network namespace: it lacks the "
+             "privilege the message names (CAP_SYS_ADMIN to enter a namespace, CAP_SYS_PTRACE "
+             "or the same user to open /proc/PID/ns/net), or the namespace is gone (the process "
+             "ended, the file was removed).";
   }
   return "";
 }
@@ -181,9 +220,11 @@ Duration reconnect_delay(int failures, Duration base, Duration cap, double unit_
 
 // ---- StatsConnection ----------------------------------------------------------------------
 
-StatsConnection::StatsConnection(asio::io_context& io, Endpoint endpoint, Options options)
+StatsConnection::StatsConnection(asio::io_context& io, Transport transport, Options options)
     : io_(io),
-      endpoint_(std::move(endpoint)),
+      endpoint_(std::move(transport.endpoint)),
+      netns_(std::move(transport.netns)),
+      procfs_(std::move(transport.procfs)),
       options_(options),
       socket_(io),
       timer_(io),
@@ -250,7 +291,7 @@ void StatsConnection::connect() {
               return;
             }
             connect_any(self->socket_, std::make_shared<const Endpoints>(std::move(eps)), 0,
-                        self->endpoint_.to_string(),
+                        self->endpoint_.to_string(), Origin{self->netns_, self->procfs_},
                         [self, gen](const std::string& cerror, FailureKind kind) {
                           if (gen != self->generation_) return;
                           if (!cerror.empty()) {
@@ -475,18 +516,20 @@ void StatsConnection::close() {
 
 // ---- Probe --------------------------------------------------------------------------------
 
-Probe::Probe(asio::io_context& io, Endpoint endpoint, Handler handler, std::size_t max_line)
+Probe::Probe(asio::io_context& io, Transport transport, Handler handler, std::size_t max_line)
     : io_(io),
-      endpoint_(std::move(endpoint)),
+      endpoint_(std::move(transport.endpoint)),
+      netns_(std::move(transport.netns)),
+      procfs_(std::move(transport.procfs)),
       handler_(std::move(handler)),
       max_line_(max_line),
       socket_(io),
       timer_(io) {}
 
-std::shared_ptr<Probe> Probe::start(asio::io_context& io, const Endpoint& endpoint,
+std::shared_ptr<Probe> Probe::start(asio::io_context& io, const Transport& transport,
                                     SteadyClock::time_point deadline, Handler handler,
                                     std::size_t max_line) {
-  auto probe = std::make_shared<Probe>(io, endpoint, std::move(handler), max_line);
+  auto probe = std::make_shared<Probe>(io, transport, std::move(handler), max_line);
   probe->run(deadline);
   return probe;
 }
@@ -512,7 +555,8 @@ void Probe::run(SteadyClock::time_point deadline) {
             self->connect_started_ = SteadyClock::now();
             connect_any(
                 self->socket_, std::make_shared<const Endpoints>(std::move(eps)), 0,
-                self->endpoint_.to_string(), [self](const std::string& cerror, FailureKind kind) {
+                self->endpoint_.to_string(), Origin{self->netns_, self->procfs_},
+                [self](const std::string& cerror, FailureKind kind) {
                   if (!self->handler_) return;
                   if (!cerror.empty()) {
                     self->end(false, cerror, kind);

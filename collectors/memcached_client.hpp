@@ -30,6 +30,7 @@
 #include "collectors/name_lookup.hpp"
 #include "common/clock.hpp"
 #include "config/address.hpp"
+#include "config/config.hpp"
 #include "config/duration.hpp"
 
 namespace mcb {
@@ -37,6 +38,20 @@ namespace mcb {
 // The loop's clock (common/clock.hpp): steady_clock, or a test's ManualTime. Every deadline of
 // the stats connection and the probe waits on it.
 using SteadyClock = LoopClock;
+
+// Where the client's sockets go: the target's address, and the network namespace they are
+// created in (unset: the daemon's own). A socket for another namespace is created on a thread
+// that entered it (collectors/netns.hpp) and then used from the loop like any other.
+struct Transport {
+  Transport() = default;
+  Transport(Endpoint e) : endpoint(std::move(e)) {}  // NOLINT(google-explicit-constructor)
+  Transport(Endpoint e, std::optional<NetnsConfig> ns)
+      : endpoint(std::move(e)), netns(std::move(ns)) {}
+
+  Endpoint endpoint;
+  std::optional<NetnsConfig> netns;
+  std::string procfs = "/proc";  // where /proc/PID/ns/net of a netns_pid is
+};
 
 // Bounds on what a peer can make the client buffer. A reply beyond them is a protocol error and
 // the connection is closed, so memory stays bounded whatever the peer sends.
@@ -75,10 +90,14 @@ enum class FailureKind {
   kNotTextProtocol,
   // The peer spoke text but not as memcached does: a malformed or oversized reply, an error line.
   kProtocol,
+  // No socket could be made in the target's network namespace (`netns`, `netns_pid`): a
+  // privilege is missing (setns needs CAP_SYS_ADMIN; /proc/PID/ns/net, ptrace access), or the
+  // namespace is gone. The message says which (collectors/netns.hpp).
+  kNamespace,
 };
 
 // Pure. A short name for logs and JSON: "none", "at_limit", "no_reply", "unreachable",
-// "permission_denied", "not_text_protocol", "protocol".
+// "permission_denied", "not_text_protocol", "protocol", "namespace".
 std::string_view failure_kind_name(FailureKind kind);
 
 // Pure. What usually causes a failure of this kind and what fixes it, in a sentence or two for a
@@ -132,7 +151,7 @@ class StatsConnection : public std::enable_shared_from_this<StatsConnection> {
   };
   using Handler = std::function<void(StatsReply)>;
 
-  StatsConnection(boost::asio::io_context& io, Endpoint endpoint, Options options);
+  StatsConnection(boost::asio::io_context& io, Transport transport, Options options);
 
   // Runs one exchange and calls `handler` exactly once, on the loop thread and never from inside
   // query(), no later than `deadline`. Precondition: no query in flight.
@@ -167,6 +186,8 @@ class StatsConnection : public std::enable_shared_from_this<StatsConnection> {
 
   boost::asio::io_context& io_;
   Endpoint endpoint_;
+  std::optional<NetnsConfig> netns_;
+  std::string procfs_;
   Options options_;
   boost::asio::generic::stream_protocol::socket socket_;
   std::shared_ptr<NameLookup> lookup_;  // the host-name lookup in flight, if any
@@ -228,13 +249,13 @@ class Probe : public std::enable_shared_from_this<Probe> {
 
   // Starts a probe; `handler` is called exactly once, on the loop thread and never from inside
   // start(), no later than `deadline`, unless cancel() comes first.
-  static std::shared_ptr<Probe> start(boost::asio::io_context& io, const Endpoint& endpoint,
+  static std::shared_ptr<Probe> start(boost::asio::io_context& io, const Transport& transport,
                                       SteadyClock::time_point deadline, Handler handler,
                                       std::size_t max_line = ClientLimits{}.max_line);
 
   void cancel();
 
-  Probe(boost::asio::io_context& io, Endpoint endpoint, Handler handler, std::size_t max_line);
+  Probe(boost::asio::io_context& io, Transport transport, Handler handler, std::size_t max_line);
 
  private:
   void run(SteadyClock::time_point deadline);
@@ -243,6 +264,8 @@ class Probe : public std::enable_shared_from_this<Probe> {
 
   boost::asio::io_context& io_;
   Endpoint endpoint_;
+  std::optional<NetnsConfig> netns_;
+  std::string procfs_;
   Handler handler_;
   std::size_t max_line_;
   boost::asio::generic::stream_protocol::socket socket_;

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <iterator>
 
+#include "collectors/netns.hpp"
 #include "common/families.hpp"
 #include "common/text.hpp"
 
@@ -142,7 +143,37 @@ Families netstat_families(const NetstatSample& s) {
   return out;
 }
 
+namespace {
+
+// The directory whose net/netstat and net/snmp are those of `netns`: <procfs> for the daemon's
+// own, <procfs>/PID for a process inside another, <procfs>/thread-self for a namespace file (the
+// files are opened by a thread that entered it).
+std::string net_root(const std::string& procfs, const std::optional<NetnsConfig>& netns) {
+  if (!netns) return procfs;
+  if (netns->pid != 0) return procfs + "/" + std::to_string(netns->pid);
+  return procfs + "/thread-self";
+}
+
+}  // namespace
+
+NetstatCollector::NetstatCollector(const std::string& procfs, std::optional<NetnsConfig> netns)
+    : netstat_(net_root(procfs, netns) + "/net/netstat"),
+      snmp_(net_root(procfs, netns) + "/net/snmp"),
+      procfs_(procfs),
+      netns_(std::move(netns)) {}
+
 Result<NetstatSample> NetstatCollector::read() {
+  // A namespace file: open both files inside it, once (and again after a failure closed one);
+  // an open file stays bound to the namespace it was opened in.
+  if (netns_ && netns_->pid == 0 && (!netstat_.is_open() || !snmp_.is_open())) {
+    Status opened = ok_status();
+    auto entered = run_in_netns(*netns_, procfs_, [&] {
+      opened = netstat_.open();
+      if (opened) opened = snmp_.open();
+    });
+    if (!entered) return entered.error();
+    if (!opened) return opened.error();
+  }
   NetstatSample sample;
   for (ProcFile* file : {&netstat_, &snmp_}) {
     auto text = file->read();

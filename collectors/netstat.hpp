@@ -1,7 +1,10 @@
 #pragma once
 // The netstat collector: the kernel's TCP listen-queue counters from /proc/net/netstat and
 // /proc/net/snmp (per network namespace), and the TCP segments sent and retransmitted (packet
-// loss, for NetworkSaturated). Loop thread only.
+// loss, for NetworkSaturated). For another namespace than the daemon's it reads /proc/PID/net/*
+// of a process inside it (no privilege needed), or for a namespace file opens
+// /proc/thread-self/net/* on a thread that entered it (collectors/netns.hpp); either way the
+// files stay open, bound to that namespace. Loop thread only.
 
 #include <cstdint>
 #include <optional>
@@ -10,6 +13,7 @@
 
 #include "collectors/file_collector.hpp"
 #include "collectors/procfs.hpp"
+#include "config/config.hpp"
 
 namespace mcb {
 
@@ -37,11 +41,13 @@ Status parse_netstat(std::string_view text, NetstatSample& sample);
 
 Families netstat_families(const NetstatSample& sample);
 
-// Keeps both files open and reads them again from their start every run (ProcFile).
+// Keeps both files open and reads them again from their start every run (ProcFile); a namespace
+// file is entered only to open them, at the first run and after a failed one.
 class NetstatCollector final : public FileCollector<NetstatSample> {
  public:
-  explicit NetstatCollector(const std::string& procfs)
-      : netstat_(procfs + "/net/netstat"), snmp_(procfs + "/net/snmp") {}
+  // `netns` unset: the daemon's own namespace.
+  explicit NetstatCollector(const std::string& procfs,
+                            std::optional<NetnsConfig> netns = std::nullopt);
   std::string_view name() const override { return "netstat"; }
 
  private:
@@ -50,6 +56,8 @@ class NetstatCollector final : public FileCollector<NetstatSample> {
 
   ProcFile netstat_;
   ProcFile snmp_;
+  std::string procfs_;
+  std::optional<NetnsConfig> netns_;
 };
 
 }  // namespace mcb

@@ -20,16 +20,30 @@ Config Config::defaults(AlertSchemas alerts) {
   return c;
 }
 
-std::vector<std::uint16_t> Config::watched_ports() const {
+std::string NetnsConfig::describe() const {
+  return path.empty() ? "pid " + std::to_string(pid) : path;
+}
+
+std::vector<std::uint16_t> Config::watched_ports(const std::optional<NetnsConfig>& netns) const {
   std::vector<std::uint16_t> ports = sockdiag.ports;
   if (ports.empty()) {
     for (const TargetConfig& t : targets) {
-      if (!t.address.is_unix()) ports.push_back(t.address.port);
+      if (!t.address.is_unix() && t.netns == netns) ports.push_back(t.address.port);
     }
   }
   std::sort(ports.begin(), ports.end());
   ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
   return ports;
+}
+
+std::vector<NetnsConfig> Config::namespaces() const {
+  std::vector<NetnsConfig> out;
+  for (const TargetConfig& t : targets) {
+    if (t.netns && std::find(out.begin(), out.end(), *t.netns) == out.end()) {
+      out.push_back(*t.netns);
+    }
+  }
+  return out;
 }
 
 namespace {
@@ -39,6 +53,15 @@ using Walker = YamlWalker;
 void walk_target(Walker& w, const YAML::Node& node, const std::string& path, TargetConfig& t) {
   std::string address_text;
   bool has_address = false;
+  std::optional<YAML::Mark> netns_mark;
+  auto set_netns = [&](const YAML::Node& n, const std::string& p, NetnsConfig value) {
+    if (netns_mark) {
+      w.error(n.Mark(), p, "netns and netns_pid name the same thing: give one of them");
+      return;
+    }
+    netns_mark = n.Mark();
+    t.netns = std::move(value);
+  };
   w.mapping(node, path,
             {{"name", [&](auto& n, auto& p) { w.name(n, p, t.name); }},
              {"address",
@@ -52,6 +75,32 @@ void walk_target(Walker& w, const YAML::Node& node, const std::string& path, Tar
                 } else {
                   w.error(n.Mark(), p, e.error().message);
                 }
+              }},
+             {"netns",
+              [&](auto& n, auto& p) {
+                if (!w.scalar(n, p, "a network namespace file such as \"/run/netns/NAME\"")) {
+                  return;
+                }
+                const std::string& file = n.Scalar();
+                if (file.size() > kMaxPathBytes) {
+                  w.error(n.Mark(), p,
+                          "a name of " + std::to_string(file.size()) + " bytes; at most " +
+                              std::to_string(kMaxPathBytes) + " are allowed");
+                  return;
+                }
+                if (file.empty() || file.front() != '/') {
+                  w.error(n.Mark(), p,
+                          "a network namespace file needs an absolute path, such as "
+                          "\"/run/netns/NAME\" or \"/proc/PID/ns/net\"");
+                  return;
+                }
+                set_netns(n, p, NetnsConfig{file, 0});
+              }},
+             {"netns_pid",
+              [&](auto& n, auto& p) {
+                int pid = 0;
+                w.integer(n, p, pid, 1, 4194304);  // PID_MAX_LIMIT
+                if (pid != 0) set_netns(n, p, NetnsConfig{"", pid});
               }},
              {"probe_interval",
               [&](auto& n, auto& p) {
