@@ -113,6 +113,10 @@ TEST_CASE(
     }
   });
 
+  wait_for_series(
+      d, R"(mcbacklog_accept_queue_max{address="127.0.0.1",port=")" + port + R"(",netns="pod-a"})",
+      0);
+  INFO(d.metrics());
   const std::string listener = "127.0.0.1:" + port;
   test::wait_for_alert(d, "ListenQueueOverflow", Level::kWarning,
                        {"memcached's listener overflowed: " + listener + " dropped"});
