@@ -490,8 +490,11 @@ void SockdiagCollector::learn_listeners(std::span<const DiagSocket> sockets) {
 }
 
 Status SockdiagCollector::read_listeners(Clock::time_point deadline, std::vector<DiagSocket>& out) {
-  const bool lookups = !relearn_ && std::none_of(known_.begin(), known_.end(),
-                                                 [](const Known& k) { return k.group; });
+  // Nothing known (memcached not listening yet at the last dump): dump again, or a listener that
+  // opens later would wait for the next walk of the connections.
+  const bool lookups =
+      !relearn_ && !known_.empty() &&
+      std::none_of(known_.begin(), known_.end(), [](const Known& k) { return k.group; });
   if (lookups) {
     const std::size_t first = out.size();
     for (const Known& k : known_) {
