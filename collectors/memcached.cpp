@@ -673,8 +673,7 @@ MemcachedCollector::MemcachedCollector(boost::asio::io_context& io,
   for (TargetConfig& c : targets) {
     Target t;
     if (c.name.empty()) c.name = c.address.to_string();
-    t.connection =
-        std::make_shared<StatsConnection>(io, Transport{c.address, c.netns}, timing_.connection);
+    t.connection = std::make_shared<StatsConnection>(io, Transport::of(c), timing_.connection);
     t.config = std::move(c);
     targets_.push_back(std::move(t));
   }
@@ -930,11 +929,10 @@ void MemcachedCollector::start_probe(std::size_t index) {
   Target& t = targets_[index];
   if (t.probe) return;  // the last one is still out: it ends by its own deadline
   const Duration timeout = std::min(t.config.probe_interval, timing_.probe_timeout_cap);
-  t.probe =
-      Probe::start(io_, Transport{t.config.address, t.config.netns}, SteadyClock::now() + timeout,
-                   [weak = weak_from_this(), index](const ProbeResult& r) {
-                     if (auto s = weak.lock()) s->on_probe(index, r);
-                   });
+  t.probe = Probe::start(io_, t.connection->transport(), SteadyClock::now() + timeout,
+                         [weak = weak_from_this(), index](const ProbeResult& r) {
+                           if (auto s = weak.lock()) s->on_probe(index, r);
+                         });
 }
 
 void MemcachedCollector::on_probe(std::size_t index, const ProbeResult& result) {

@@ -62,60 +62,77 @@ void walk_target(Walker& w, const YAML::Node& node, const std::string& path, Tar
     netns_mark = n.Mark();
     t.netns = std::move(value);
   };
-  w.mapping(node, path,
-            {{"name", [&](auto& n, auto& p) { w.name(n, p, t.name); }},
-             {"address",
-              [&](auto& n, auto& p) {
-                if (!w.scalar(n, p, "an address such as \"127.0.0.1:11211\"")) return;
-                has_address = true;
-                address_text = n.Scalar();
-                auto e = parse_target_address(address_text);
-                if (e) {
-                  t.address = *e;
-                } else {
-                  w.error(n.Mark(), p, e.error().message);
-                }
-              }},
-             {"netns",
-              [&](auto& n, auto& p) {
-                if (!w.scalar(n, p, "a network namespace file such as \"/run/netns/NAME\"")) {
-                  return;
-                }
-                const std::string& file = n.Scalar();
-                if (file.size() > kMaxPathBytes) {
-                  w.error(n.Mark(), p,
-                          "a name of " + std::to_string(file.size()) + " bytes; at most " +
-                              std::to_string(kMaxPathBytes) + " are allowed");
-                  return;
-                }
-                if (file.empty() || file.front() != '/') {
-                  w.error(n.Mark(), p,
-                          "a network namespace file needs an absolute path, such as "
-                          "\"/run/netns/NAME\" or \"/proc/PID/ns/net\"");
-                  return;
-                }
-                set_netns(n, p, NetnsConfig{file, 0});
-              }},
-             {"netns_pid",
-              [&](auto& n, auto& p) {
-                int pid = 0;
-                w.integer(n, p, pid, 1, 4194304);  // PID_MAX_LIMIT
-                if (pid != 0) set_netns(n, p, NetnsConfig{"", pid});
-              }},
-             {"probe_interval",
-              [&](auto& n, auto& p) {
-                w.duration(n, p, t.probe_interval, Duration{0}, std::chrono::hours(1));
-                if (t.probe_interval.count() != 0 && t.probe_interval < kMinProbeInterval) {
-                  w.error(n.Mark(), p,
-                          format_duration(t.probe_interval) +
-                              " is too short: 0 turns the probe off, else it runs at most every " +
-                              format_duration(kMinProbeInterval) +
-                              " (each probe is a new connection)");
-                }
-              }},
-             {"slab_stats_interval", [&](auto& n, auto& p) {
-                w.duration(n, p, t.slab_stats_interval, Duration{0}, std::chrono::hours(1));
-              }}});
+  w.mapping(
+      node, path,
+      {{"name", [&](auto& n, auto& p) { w.name(n, p, t.name); }},
+       {"address",
+        [&](auto& n, auto& p) {
+          if (!w.scalar(n, p, "an address such as \"127.0.0.1:11211\"")) return;
+          has_address = true;
+          address_text = n.Scalar();
+          auto e = parse_target_address(address_text);
+          if (e) {
+            t.address = *e;
+          } else {
+            w.error(n.Mark(), p, e.error().message);
+          }
+        }},
+       {"netns",
+        [&](auto& n, auto& p) {
+          if (!w.scalar(n, p, "a network namespace file such as \"/run/netns/NAME\"")) {
+            return;
+          }
+          const std::string& file = n.Scalar();
+          if (file.size() > kMaxPathBytes) {
+            w.error(n.Mark(), p,
+                    "a name of " + std::to_string(file.size()) + " bytes; at most " +
+                        std::to_string(kMaxPathBytes) + " are allowed");
+            return;
+          }
+          if (file.empty() || file.front() != '/') {
+            w.error(n.Mark(), p,
+                    "a network namespace file needs an absolute path, such as "
+                    "\"/run/netns/NAME\" or \"/proc/PID/ns/net\"");
+            return;
+          }
+          set_netns(n, p, NetnsConfig{file, 0});
+        }},
+       {"netns_pid",
+        [&](auto& n, auto& p) {
+          int pid = 0;
+          w.integer(n, p, pid, 1, 4194304);  // PID_MAX_LIMIT
+          if (pid != 0) set_netns(n, p, NetnsConfig{"", pid});
+        }},
+       {"tls",
+        [&](auto& n, auto& p) {
+          TlsClientConfig tls;
+          w.mapping(n, p,
+                    {{"ca_file", [&](auto& v, auto& r) { w.file_path(v, r, tls.ca_file); }},
+                     {"cert_file", [&](auto& v, auto& r) { w.file_path(v, r, tls.cert_file); }},
+                     {"key_file", [&](auto& v, auto& r) { w.file_path(v, r, tls.key_file); }},
+                     {"server_name", [&](auto& v, auto& r) { w.text(v, r, tls.server_name); }},
+                     {"insecure_skip_verify",
+                      [&](auto& v, auto& r) { w.boolean(v, r, tls.insecure_skip_verify); }}});
+          if (tls.cert_file.empty() != tls.key_file.empty()) {
+            w.error(n.Mark(), p,
+                    "cert_file and key_file go together: give both (a client certificate) "
+                    "or neither");
+          }
+          t.tls = std::move(tls);
+        }},
+       {"probe_interval",
+        [&](auto& n, auto& p) {
+          w.duration(n, p, t.probe_interval, Duration{0}, std::chrono::hours(1));
+          if (t.probe_interval.count() != 0 && t.probe_interval < kMinProbeInterval) {
+            w.error(n.Mark(), p,
+                    format_duration(t.probe_interval) +
+                        " is too short: 0 turns the probe off, else it runs at most every " +
+                        format_duration(kMinProbeInterval) + " (each probe is a new connection)");
+          }
+        }},
+       {"slab_stats_interval", [&](auto& n, auto& p) {
+          w.duration(n, p, t.slab_stats_interval, Duration{0}, std::chrono::hours(1));
+        }}});
   if (node.IsMap() && !has_address) w.error(node.Mark(), path, "missing key \"address\"");
   if (t.name.empty() && !address_text.empty()) {
     // The address names the target: it must make a name as a given name would.

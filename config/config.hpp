@@ -37,13 +37,25 @@ struct NetnsConfig {
   std::string describe() const;
 };
 
+// TLS to memcached (its -Z): verify its certificate against `ca_file` (empty: the system's CAs)
+// and the name `server_name` (empty: the address's host), present `cert_file` and `key_file`
+// when memcached asks for a client certificate. Relative files are relative to the config file.
+struct TlsClientConfig {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  std::string server_name;
+  bool insecure_skip_verify = false;  // encrypt, but accept any certificate
+};
+
 struct TargetConfig {
   std::string name;  // the `target` label; defaults to the address text
   Endpoint address;  // parsed from "host:port", "[v6]:port" or "unix:/path"
   Duration probe_interval = std::chrono::seconds(5);  // 0 disables the probe
   // Period of `stats items` and `stats slabs` (the per-slab-class families); 0 turns them off.
   Duration slab_stats_interval = std::chrono::seconds(15);
-  std::optional<NetnsConfig> netns;  // unset: the daemon's own network namespace
+  std::optional<NetnsConfig> netns;    // unset: the daemon's own network namespace
+  std::optional<TlsClientConfig> tls;  // unset: plain text
 };
 
 struct NetstatConfig {

@@ -189,8 +189,14 @@ std::optional<Verdict> check_memcached_down(const RuleInput& in) {
       v.fix =
           "memcached accepted the connection but did not answer in the text protocol, the only "
           "one mcbacklogd reads: it runs with -B binary (or -S, which implies it), or with TLS "
-          "(-Z) on this port. Start it with -B auto, or give mcbacklogd a plain listener "
-          "(-l notls:ADDRESS:PORT) and point the target there.";
+          "(-Z) on this port. Start it with -B auto; for TLS give the target a tls: block, or "
+          "give mcbacklogd a plain listener (-l notls:ADDRESS:PORT) and point the target "
+          "there.";
+    } else if (failed_with(FailureKind::kTls)) {
+      v.fix =
+          "mcbacklogd reaches memcached but cannot speak TLS with it; the evidence says why. Fix "
+          "the target's tls: settings (ca_file, server_name) or memcached's certificate, or "
+          "remove tls: when memcached runs without -Z.";
     } else if (failed_with(FailureKind::kNamespace)) {
       v.fix =
           "mcbacklogd cannot enter the target's network namespace, so it cannot tell whether "

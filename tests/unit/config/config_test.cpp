@@ -330,3 +330,25 @@ TEST_CASE("config: bad network namespaces are errors with file, line, column and
                "    netns_pid: 7\n"),
       Contains("test.yaml:4:16: targets[0].netns_pid: netns and netns_pid name the same thing"));
 }
+
+TEST_CASE("config: a target's tls block is read, files relative to the config file", "[config]") {
+  auto c = parse_config(
+      "targets:\n"
+      "  - address: \"127.0.0.1:11211\"\n"
+      "    tls: { ca_file: ca.pem, cert_file: /etc/c.pem, key_file: /etc/c.key,\n"
+      "           server_name: memcached.example, insecure_skip_verify: true }\n"
+      "  - address: \"127.0.0.1:11212\"\n",
+      "/etc/mcbacklogd/t.yaml");
+  REQUIRE(c.ok());
+  REQUIRE(c->targets[0].tls);
+  CHECK(c->targets[0].tls->ca_file == "/etc/mcbacklogd/ca.pem");
+  CHECK(c->targets[0].tls->cert_file == "/etc/c.pem");
+  CHECK(c->targets[0].tls->key_file == "/etc/c.key");
+  CHECK(c->targets[0].tls->server_name == "memcached.example");
+  CHECK(c->targets[0].tls->insecure_skip_verify);
+  CHECK_FALSE(c->targets[1].tls);
+  CHECK_THAT(error_of("targets:\n  - { address: \"127.0.0.1:1\", tls: { cert_file: /c.pem } }\n"),
+             Contains("test.yaml:2:36: targets[0].tls: cert_file and key_file go together"));
+  CHECK_THAT(error_of("targets:\n  - { address: \"127.0.0.1:1\", tls: { ca: x } }\n"),
+             Contains("targets[0].tls.ca: unknown key"));
+}
