@@ -55,6 +55,9 @@ class SockDiagSocket {
   // Dumps the listening unix stream sockets (unix_diag.hpp) into `out`. Errors as dump().
   Status dump_unix_listeners(Clock::time_point deadline, std::vector<UnixDiagSocket>& out);
 
+  // Closes the netlink socket; the next request opens another (through the opener).
+  void close();
+
  private:
   // Writes the request with sequence number `seq` into `message` (replacing what it held).
   using Encode = std::function<void(std::uint32_t seq, std::vector<std::byte>& message)>;
@@ -67,7 +70,6 @@ class SockDiagSocket {
   Result<DumpProgress> exchange(const Encode& encode, Clock::time_point deadline,
                                 const Parse& parse);
   Status open();
-  void close();
 
   Opener opener_;
   int fd_ = -1;

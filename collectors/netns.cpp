@@ -1,8 +1,11 @@
 #include "collectors/netns.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -166,6 +169,62 @@ Result<int> netns_socket(const NetnsConfig& netns, const std::string& procfs, in
     return fail("socket in network namespace " + netns.describe() + ": " + errno_text(error));
   }
   return fd;
+}
+
+NetnsWatch::NetnsWatch(NetnsConfig netns, const std::string& procfs)
+    : netns_(std::move(netns)), file_(netns_file(netns_, procfs)) {}
+
+NetnsWatch::~NetnsWatch() { disarm(); }
+
+void NetnsWatch::disarm() {
+  if (pidfd_ >= 0) ::close(pidfd_);
+  pidfd_ = -1;
+  armed_ = false;
+}
+
+Status NetnsWatch::arm() {
+  disarm();
+  if (netns_.pid != 0) {
+    // glibc 2.36's <sys/pidfd.h> declares pidfd_open without C linkage: the system call itself.
+    pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, netns_.pid, 0));
+    if (pidfd_ < 0) {
+      const int error = errno;
+      return fail("network namespace " + escape_untrusted(file_, 4096) + ": " +
+                  (error == ESRCH ? "no process " + std::to_string(netns_.pid)
+                                  : "pidfd_open: " + errno_text(error)));
+    }
+  } else {
+    struct stat st {};
+    if (::stat(file_.c_str(), &st) != 0) {
+      const int error = errno;
+      return fail(
+          "network namespace " + escape_untrusted(file_, 4096) + ": " +
+          (error == ENOENT ? std::string("no such file (ip netns add?)") : errno_text(error)));
+    }
+    dev_ = st.st_dev;
+    inode_ = st.st_ino;
+  }
+  armed_ = true;
+  return ok_status();
+}
+
+Status NetnsWatch::check() {
+  if (!armed_) return ok_status();
+  if (pidfd_ >= 0) {
+    pollfd p{pidfd_, POLLIN, 0};
+    const int ready = ::poll(&p, 1, 0);
+    if (ready == 0 || (ready < 0 && errno == EINTR)) return ok_status();
+    disarm();
+    return fail("network namespace " + escape_untrusted(file_, 4096) + ": process " +
+                std::to_string(netns_.pid) + " ended");
+  }
+  struct stat st {};
+  if (::stat(file_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == inode_) {
+    return ok_status();
+  }
+  disarm();
+  return fail("network namespace " + escape_untrusted(file_, 4096) +
+              ": the file was removed or now names another namespace");
 }
 
 }  // namespace mcb

@@ -12,6 +12,8 @@
 // CAP_SYS_PTRACE); setns needs CAP_SYS_ADMIN. Each error names the one missing. Reading
 // /proc/PID/net/* needs neither. Thread-safe (no state).
 
+#include <sys/types.h>
+
 #include <functional>
 #include <optional>
 #include <string>
@@ -46,5 +48,38 @@ Status run_in_netns(const NetnsConfig& netns, const std::string& procfs,
 // run_in_netns, and socket(2)'s own.
 Result<int> netns_socket(const NetnsConfig& netns, const std::string& procfs, int domain, int type,
                          int protocol);
+
+// Whether the namespace a target names is still the one that files and sockets opened in it are
+// bound to. Such a file or socket stays bound to its namespace, and keeps it alive, after the
+// process named by `netns_pid` ended or the file named by `netns` was removed or replaced; a
+// collector that keeps them open between runs checks this every run, for one syscall and no
+// allocation, and closes them when it fails (opening them again fails while the namespace is
+// gone, naming why). For a pid it polls a pidfd of the process (pidfd_open(2): no privilege);
+// for a file it compares the file's inode with the one it had when armed. Not thread-safe: one
+// owner.
+class NetnsWatch {
+ public:
+  NetnsWatch(NetnsConfig netns, const std::string& procfs);
+  ~NetnsWatch();
+  NetnsWatch(const NetnsWatch&) = delete;
+  NetnsWatch& operator=(const NetnsWatch&) = delete;
+
+  // Notes the namespace named now; call it just before opening files or sockets in it. Errors:
+  // no such process, no such file.
+  Status arm();
+  // After arm(): ok while the process runs, or the file names the namespace it named at arm().
+  // Otherwise an error naming what changed, and the watch is disarmed. Ok when not armed.
+  Status check();
+  bool armed() const { return armed_; }
+  void disarm();
+
+ private:
+  NetnsConfig netns_;
+  std::string file_;  // netns_file()
+  bool armed_ = false;
+  int pidfd_ = -1;
+  dev_t dev_ = 0;
+  ino_t inode_ = 0;
+};
 
 }  // namespace mcb

@@ -160,19 +160,37 @@ NetstatCollector::NetstatCollector(const std::string& procfs, std::optional<Netn
     : netstat_(net_root(procfs, netns) + "/net/netstat"),
       snmp_(net_root(procfs, netns) + "/net/snmp"),
       procfs_(procfs),
-      netns_(std::move(netns)) {}
+      netns_(std::move(netns)) {
+  if (netns_) watch_.emplace(*netns_, procfs_);
+}
+
+Status NetstatCollector::open_in_netns() {
+  // The files stay bound to the namespace they were opened in, even once the process or file
+  // that named it is gone: check that it still is the target's, else open them again.
+  if (auto st = watch_->check(); !st) {
+    netstat_.close();
+    snmp_.close();
+    return st;
+  }
+  if (netstat_.is_open() && snmp_.is_open()) return ok_status();
+  if (auto st = watch_->arm(); !st) return st;
+  if (netns_->pid != 0) {  // /proc/PID/net: no need to enter
+    if (auto st = netstat_.open(); !st) return st;
+    return snmp_.open();
+  }
+  // A namespace file: open /proc/thread-self/net/* on a thread inside it.
+  Status opened = ok_status();
+  auto entered = run_in_netns(*netns_, procfs_, [&] {
+    opened = netstat_.open();
+    if (opened) opened = snmp_.open();
+  });
+  if (!entered) return entered;
+  return opened;
+}
 
 Result<NetstatSample> NetstatCollector::read() {
-  // A namespace file: open both files inside it, once (and again after a failure closed one);
-  // an open file stays bound to the namespace it was opened in.
-  if (netns_ && netns_->pid == 0 && (!netstat_.is_open() || !snmp_.is_open())) {
-    Status opened = ok_status();
-    auto entered = run_in_netns(*netns_, procfs_, [&] {
-      opened = netstat_.open();
-      if (opened) opened = snmp_.open();
-    });
-    if (!entered) return entered.error();
-    if (!opened) return opened.error();
+  if (netns_) {
+    if (auto st = open_in_netns(); !st) return st.error();
   }
   NetstatSample sample;
   for (ProcFile* file : {&netstat_, &snmp_}) {

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "collectors/file_collector.hpp"
+#include "collectors/netns.hpp"
 #include "collectors/procfs.hpp"
 #include "config/config.hpp"
 
@@ -41,8 +42,9 @@ Status parse_netstat(std::string_view text, NetstatSample& sample);
 
 Families netstat_families(const NetstatSample& sample);
 
-// Keeps both files open and reads them again from their start every run (ProcFile); a namespace
-// file is entered only to open them, at the first run and after a failed one.
+// Keeps both files open and reads them again from their start every run (ProcFile). For another
+// namespace they are opened at the first run and after a failed one (a namespace file is entered
+// only then), and closed when the namespace is no longer the target's (NetnsWatch).
 class NetstatCollector final : public FileCollector<NetstatSample> {
  public:
   // `netns` unset: the daemon's own namespace.
@@ -53,11 +55,14 @@ class NetstatCollector final : public FileCollector<NetstatSample> {
  private:
   Result<NetstatSample> read() override;
   Families families(const NetstatSample& s) const override { return netstat_families(s); }
+  // Another namespace: opens both files there unless they are open and it is still the target's.
+  Status open_in_netns();
 
   ProcFile netstat_;
   ProcFile snmp_;
   std::string procfs_;
   std::optional<NetnsConfig> netns_;
+  std::optional<NetnsWatch> watch_;  // with netns_
 };
 
 }  // namespace mcb

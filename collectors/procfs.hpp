@@ -50,11 +50,11 @@ class ProcFile {
   // Errors as read().
   Status open();
   bool is_open() const { return fd_ >= 0; }
+  void close();
 
   const std::string& path() const { return path_; }
 
  private:
-  void close();
   Error failed(int err);
 
   std::string path_;

@@ -316,12 +316,15 @@ SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const Sockdiag
       peak_window_(config.peak_window),
       connections_interval_(config.connections_interval),
       sample_at_rest_(config.sample_at_rest),
-      socket_(scope.netns ? SockDiagSocket::Opener([netns = *scope.netns, procfs = scope.procfs] {
-        return netns_socket(netns, procfs, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                            NETLINK_SOCK_DIAG);
+      socket_(scope.netns ? SockDiagSocket::Opener([this] {
+        // The socket answers about the namespace it was created in: note which that is.
+        if (auto st = watch_->arm(); !st) return Result<int>(st.error());
+        return netns_socket(*scope_.netns, scope_.procfs, AF_NETLINK,
+                            SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_SOCK_DIAG);
       })
                           : SockDiagSocket::Opener()),
       scope_(std::move(scope)) {
+  if (scope_.netns) watch_.emplace(*scope_.netns, scope_.procfs);
   std::sort(watched_ports.begin(), watched_ports.end());
   watched_ports.erase(std::unique(watched_ports.begin(), watched_ports.end()), watched_ports.end());
   options_.ports = std::move(watched_ports);
@@ -348,6 +351,21 @@ void SockdiagCollector::collect(Done done) {
   if (filter_error_) {
     done(fail(*filter_error_));
     return;
+  }
+  // Another namespace: the socket stays bound to the one it was created in, even once the
+  // process or file that named it is gone. Checked every run, not every sample; the sampler
+  // rests until a run finds the namespace again.
+  if (watch_) {
+    if (auto st = watch_->check(); !st) {
+      socket_.close();
+      sampler_.stop();
+      close_until_ = {};
+      relearn_ = true;
+      walk_requested_ = true;
+      last_.reset();
+      done(st.error());
+      return;
+    }
   }
   const auto now = Clock::now();
   const auto budget = interval_ / 2;

@@ -32,6 +32,7 @@
 #include "collectors/collector.hpp"
 #include "collectors/inet_diag.hpp"
 #include "collectors/netlink.hpp"
+#include "collectors/netns.hpp"
 #include "collectors/unix_diag.hpp"
 #include "common/clock.hpp"
 #include "config/config.hpp"
@@ -268,6 +269,9 @@ class SockdiagCollector final : public Collector,
   std::vector<DiagSocket> run_sockets_;  // a run's, the walk's included
   std::vector<std::pair<ListenerKey, std::uint32_t>> lengths_;
   SockdiagScope scope_;
+  // With scope_.netns: whether the socket's namespace is still the target's (armed by the
+  // socket's opener, checked every run).
+  std::optional<NetnsWatch> watch_;
   std::vector<UnixDiagSocket> unix_sampled_;      // the last unix_diag dump, kept as sampled_ is
   std::map<std::string, PeakWindow> unix_peaks_;  // by path
   std::optional<std::string> sampler_error_;      // the sampler's last failure since the last run

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -15,6 +16,10 @@
 #include <memory>
 #include <thread>
 
+#include <boost/asio/io_context.hpp>
+
+#include "collectors/netstat.hpp"
+#include "collectors/sockdiag.hpp"
 #include "daemon/alerts/alert_state.hpp"
 #include "daemon/alerts/rules.hpp"
 #include "tests/support/alerts.hpp"
@@ -218,4 +223,59 @@ TEST_CASE(
              Contains("memcached is not accepting now"));
   // Many new connections a second is ConnectionSprawl too: not asserted either way.
   test::check_ok(view, {"MemcachedDown", "SlowClients", "MemcachedMemoryFull"});
+}
+
+TEST_CASE(
+    "netns: files and sockets kept open in a target's namespace are let go when its process ends "
+    "or its file is removed, and opening them again says why",
+    "[integration][netns]") {
+  test::enter_private_netns();
+  test::NamedNetns pod("pod-c");
+  std::unique_ptr<test::Memcached> mc;
+  pod.inside([&] { mc = std::make_unique<test::Memcached>(); });
+  const NetnsConfig by_pid{"", mc->process().pid()};
+  const NetnsConfig by_file{pod.path(), 0};
+  boost::asio::io_context io;
+  SockdiagConfig config;
+  auto run = [](Collector& c) {
+    Status status = fail("not run");
+    c.collect([&](Status s) { status = std::move(s); });
+    return status;
+  };
+  NetstatCollector netstat_pid("/proc", by_pid);
+  NetstatCollector netstat_file("/proc", by_file);
+  auto sockdiag_pid = std::make_shared<SockdiagCollector>(
+      io, config, std::vector<std::uint16_t>{mc->port()}, std::chrono::seconds(1),
+      SockdiagScope{by_pid, "/proc", {}});
+  REQUIRE(run(netstat_pid).ok());
+  REQUIRE(run(netstat_file).ok());
+  REQUIRE(run(*sockdiag_pid).ok());
+  REQUIRE(sockdiag_pid->last()->listeners.size() == 1);  // the pod's memcached, seen from inside
+
+  // The namespace lives on (the bind mount holds it), but the process named is gone.
+  mc->kill();
+  const std::string ended = "process " + std::to_string(by_pid.pid) + " ended";
+  auto after = run(netstat_pid);
+  REQUIRE_FALSE(after.ok());
+  CHECK_THAT(after.error().message, Contains(ended));
+  after = run(netstat_pid);  // opened again: it is not there
+  REQUIRE_FALSE(after.ok());
+  CHECK_THAT(after.error().message, Contains("no process " + std::to_string(by_pid.pid)));
+  after = run(*sockdiag_pid);
+  REQUIRE_FALSE(after.ok());
+  CHECK_THAT(after.error().message, Contains(ended));
+  CHECK_FALSE(sockdiag_pid->last().has_value());
+  CHECK_FALSE(run(*sockdiag_pid).ok());
+  sockdiag_pid->stop();
+
+  // The file no longer names the namespace (`ip netns del` unmounts it).
+  REQUIRE(run(netstat_file).ok());
+  REQUIRE(::umount2(pod.path().c_str(), MNT_DETACH) == 0);
+  after = run(netstat_file);
+  REQUIRE_FALSE(after.ok());
+  CHECK_THAT(after.error().message,
+             Contains("the file was removed or now names another namespace"));
+  after = run(netstat_file);  // the file left behind is no namespace
+  REQUIRE_FALSE(after.ok());
+  CHECK_THAT(after.error().message, Contains("not a network namespace"));
 }
