@@ -25,6 +25,8 @@
 // pending `done` again.
 
 #include <functional>
+#include <map>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -46,6 +48,31 @@ class Collector : public prometheus::Collectable {
   virtual void collect(Done done) = 0;
 
   virtual void stop() {}
+
+  // A collector that watches another network namespace than the daemon's: every series it
+  // exports, and its mcbacklog_collector_* series, carry netns="<label>". Set before the first
+  // run; empty (the default) for the daemon's own namespace.
+  void set_netns_label(std::string label) { netns_label_ = std::move(label); }
+  const std::string& netns_label() const { return netns_label_; }
+
+  // A collector of targets in several namespaces (memcached): a series whose `target` label is a
+  // key of `by_target` gets netns="<value>". Set before the first run.
+  void set_target_netns(std::map<std::string, std::string, std::less<>> by_target) {
+    target_netns_ = std::move(by_target);
+  }
+
+ protected:
+  // `families` with the netns labels above added: every Collect() passes its families through
+  // here, so the labels cost nothing until /metrics is rendered and nothing at all without them.
+  Families labelled(Families families) const {
+    if (!netns_label_.empty()) add_label(families, "netns", netns_label_);
+    if (!target_netns_.empty()) add_label_by(families, "target", target_netns_, "netns");
+    return families;
+  }
+
+ private:
+  std::string netns_label_;
+  std::map<std::string, std::string, std::less<>> target_netns_;
 };
 
 }  // namespace mcb

@@ -35,7 +35,7 @@ class FileCollector : public Collector {
 
   // The families of the last good sample, built now; none after a failed run.
   std::vector<prometheus::MetricFamily> Collect() const final {
-    return last_ ? families(*last_) : Families{};
+    return last_ ? labelled(families(*last_)) : Families{};
   }
 
   // The sample of the last run, if it succeeded.

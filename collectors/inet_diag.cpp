@@ -173,8 +173,8 @@ void encode_request(const DiagRequest& request, std::uint32_t seq, std::vector<s
   out.resize(h.nlmsg_len);  // zero padding to the netlink alignment
 }
 
-Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::uint32_t seq,
-                                     std::vector<DiagSocket>& out) {
+Result<DumpProgress> parse_sock_diag(std::span<const std::byte> datagram, std::uint32_t seq,
+                                     const SockDiagHandler& on_socket) {
   std::size_t offset = 0;
   while (offset < datagram.size()) {
     // Only an error builds the text: a dump of 18000 sockets is 18000 messages.
@@ -217,36 +217,40 @@ Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::u
         break;
       case NLMSG_OVERRUN:
         return fail(at() + ": the kernel reports lost data (NLMSG_OVERRUN)");
-      case SOCK_DIAG_BY_FAMILY: {
-        if (payload.size() < sizeof(inet_diag_msg)) {
-          return fail(at() + ": truncated inet_diag_msg (" + std::to_string(payload.size()) +
-                      " of " + std::to_string(sizeof(inet_diag_msg)) + " bytes)");
-        }
-        const auto m = load<inet_diag_msg>(payload);
-        if (m.idiag_family != AF_INET && m.idiag_family != AF_INET6) {
-          return fail(at() + ": address family " + std::to_string(m.idiag_family) +
-                      " in a TCP dump");
-        }
-        DiagSocket s;
-        s.state = m.idiag_state;
-        s.local = address_of(m.idiag_family, m.id.idiag_src);
-        s.remote = address_of(m.idiag_family, m.id.idiag_dst);
-        s.local_port = ntohs(m.id.idiag_sport);
-        s.remote_port = ntohs(m.id.idiag_dport);
-        s.rqueue = m.idiag_rqueue;
-        s.wqueue = m.idiag_wqueue;
-        if (auto st = read_attributes(payload.subspan(NLMSG_ALIGN(sizeof m)), s); !st) {
-          return fail(at() + ": " + st.error().message);
-        }
-        out.push_back(s);
+      case SOCK_DIAG_BY_FAMILY:
+        if (auto st = on_socket(payload); !st) return fail(at() + ": " + st.error().message);
         break;
-      }
       default:
         return fail(at() + ": unexpected message type " + std::to_string(h.nlmsg_type));
     }
     offset += std::min<std::size_t>(NLMSG_ALIGN(h.nlmsg_len), rest.size());
   }
   return DumpProgress::more;
+}
+
+Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::uint32_t seq,
+                                     std::vector<DiagSocket>& out) {
+  return parse_sock_diag(datagram, seq, [&out](std::span<const std::byte> payload) -> Status {
+    if (payload.size() < sizeof(inet_diag_msg)) {
+      return fail("truncated inet_diag_msg (" + std::to_string(payload.size()) + " of " +
+                  std::to_string(sizeof(inet_diag_msg)) + " bytes)");
+    }
+    const auto m = load<inet_diag_msg>(payload);
+    if (m.idiag_family != AF_INET && m.idiag_family != AF_INET6) {
+      return fail("address family " + std::to_string(m.idiag_family) + " in a TCP dump");
+    }
+    DiagSocket s;
+    s.state = m.idiag_state;
+    s.local = address_of(m.idiag_family, m.id.idiag_src);
+    s.remote = address_of(m.idiag_family, m.id.idiag_dst);
+    s.local_port = ntohs(m.id.idiag_sport);
+    s.remote_port = ntohs(m.id.idiag_dport);
+    s.rqueue = m.idiag_rqueue;
+    s.wqueue = m.idiag_wqueue;
+    if (auto st = read_attributes(payload.subspan(NLMSG_ALIGN(sizeof m)), s); !st) return st;
+    out.push_back(s);
+    return ok_status();
+  });
 }
 
 }  // namespace mcb

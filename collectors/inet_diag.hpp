@@ -8,6 +8,7 @@
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -98,5 +99,12 @@ enum class DumpProgress { more, done, not_found };
 // NLMSG_ERROR of ENOENT is `not_found` (the answer to a lookup of a socket that is not there).
 Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::uint32_t seq,
                                      std::vector<DiagSocket>& out);
+
+// The netlink framing every sock_diag reply shares (inet_diag, unix_diag): walks the messages of
+// one datagram as parse_inet_diag describes and hands the payload of each SOCK_DIAG_BY_FAMILY
+// message to `on_socket`, whose error (prefixed with the message's offset) ends the parse.
+using SockDiagHandler = std::function<Status(std::span<const std::byte> payload)>;
+Result<DumpProgress> parse_sock_diag(std::span<const std::byte> datagram, std::uint32_t seq,
+                                     const SockDiagHandler& on_socket);
 
 }  // namespace mcb

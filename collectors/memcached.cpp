@@ -673,7 +673,7 @@ MemcachedCollector::MemcachedCollector(boost::asio::io_context& io,
   for (TargetConfig& c : targets) {
     Target t;
     if (c.name.empty()) c.name = c.address.to_string();
-    t.connection = std::make_shared<StatsConnection>(io, c.address, timing_.connection);
+    t.connection = std::make_shared<StatsConnection>(io, Transport::of(c), timing_.connection);
     t.config = std::move(c);
     targets_.push_back(std::move(t));
   }
@@ -886,7 +886,7 @@ std::vector<prometheus::MetricFamily> MemcachedCollector::Collect() const {
   if (samples_.empty()) return {};
   Families families = memcached_target_families(samples_);
   families.insert(families.end(), slab_families_.begin(), slab_families_.end());
-  return families;
+  return labelled(std::move(families));
 }
 
 std::optional<Families> MemcachedCollector::target_families(std::string_view target) const {
@@ -929,7 +929,7 @@ void MemcachedCollector::start_probe(std::size_t index) {
   Target& t = targets_[index];
   if (t.probe) return;  // the last one is still out: it ends by its own deadline
   const Duration timeout = std::min(t.config.probe_interval, timing_.probe_timeout_cap);
-  t.probe = Probe::start(io_, t.config.address, SteadyClock::now() + timeout,
+  t.probe = Probe::start(io_, t.connection->transport(), SteadyClock::now() + timeout,
                          [weak = weak_from_this(), index](const ProbeResult& r) {
                            if (auto s = weak.lock()) s->on_probe(index, r);
                          });

@@ -1,31 +1,190 @@
 #include "collectors/memcached_client.hpp"
 
+#include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <initializer_list>
 #include <utility>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 
 #include "collectors/name_lookup.hpp"
+#include "collectors/netns.hpp"
 #include "common/text.hpp"
 
 namespace mcb {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-namespace {
-
 using Socket = asio::generic::stream_protocol::socket;
+
+class TlsClient {
+ public:
+  explicit TlsClient(const TlsClientConfig& config) : context(asio::ssl::context::tls_client) {
+    server_name = config.server_name;
+    verify = !config.insecure_skip_verify;
+  }
+  asio::ssl::context context;
+  std::string server_name;  // empty: the address's host
+  bool verify = true;
+};
+
+class TlsSession {
+ public:
+  TlsSession(Socket& socket, TlsClient& client) : stream(socket, client.context) {}
+  asio::ssl::stream<Socket&> stream;
+};
+
+Transport Transport::of(const TargetConfig& target) {
+  Transport t(target.address, target.netns);
+  if (!target.tls) return t;
+  const TlsClientConfig& c = *target.tls;
+  auto client = std::make_shared<TlsClient>(c);
+  error_code ec;
+  client->context.set_options(asio::ssl::context::default_workarounds |
+                              asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3);
+  if (client->verify) {
+    client->context.set_verify_mode(asio::ssl::verify_peer, ec);
+    if (c.ca_file.empty()) {
+      client->context.set_default_verify_paths(ec);
+      if (ec) t.tls_error = "TLS: the system's CA certificates: " + ec.message();
+    } else {
+      client->context.load_verify_file(c.ca_file, ec);
+      if (ec) t.tls_error = "TLS ca_file " + c.ca_file + ": " + ec.message();
+    }
+  } else {
+    client->context.set_verify_mode(asio::ssl::verify_none, ec);
+  }
+  if (!ec && !c.cert_file.empty()) {
+    client->context.use_certificate_chain_file(c.cert_file, ec);
+    if (ec) t.tls_error = "TLS cert_file " + c.cert_file + ": " + ec.message();
+  }
+  if (!ec && !c.key_file.empty()) {
+    client->context.use_private_key_file(c.key_file, asio::ssl::context::pem, ec);
+    if (ec) t.tls_error = "TLS key_file " + c.key_file + ": " + ec.message();
+  }
+  if (ec && t.tls_error.empty()) t.tls_error = "TLS: " + ec.message();
+  t.tls = std::move(client);
+  return t;
+}
+
+namespace {
 using GenericEndpoint = asio::generic::stream_protocol::endpoint;
 using Endpoints = std::vector<GenericEndpoint>;
 using ResolveHandler = std::function<void(std::string error, Endpoints endpoints)>;
 // `kind` says why the connect failed (kUnreachable, or kPermissionDenied); kNone on success.
 using ConnectHandler = std::function<void(std::string error, FailureKind kind)>;
+
+// Why a TLS handshake failed, in words a person can act on: the certificate check's own reason
+// with what usually causes it, or a server that does not speak TLS.
+std::string tls_failure(const error_code& ec, TlsSession& session, const TlsClient& client,
+                        const std::string& address) {
+  const std::string base = "TLS handshake with " + address + " failed: ";
+  const long result = ::SSL_get_verify_result(session.stream.native_handle());
+  if (client.verify && result != X509_V_OK) {
+    std::string hint;
+    switch (result) {
+      case X509_V_ERR_CERT_HAS_EXPIRED:
+        hint = "memcached's certificate has expired: renew it";
+        break;
+      case X509_V_ERR_CERT_NOT_YET_VALID:
+        hint = "memcached's certificate is not valid yet: check its dates and this host's clock";
+        break;
+      case X509_V_ERR_HOSTNAME_MISMATCH:
+      case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        hint = "the certificate does not name the server: set tls.server_name to a name it has";
+        break;
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+      case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+      case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+      case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+      case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+        hint = "memcached's certificate is not signed by a CA of tls.ca_file";
+        break;
+      default:
+        hint = "check memcached's certificate against tls.ca_file";
+        break;
+    }
+    return base + "certificate verify failed: " + ::X509_verify_cert_error_string(result) + " (" +
+           hint + ")";
+  }
+  const std::string text = ec.message();
+  const bool not_tls = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ||
+                       text.find("wrong version number") != std::string::npos ||
+                       text.find("packet length too long") != std::string::npos ||
+                       text.find("record layer failure") != std::string::npos ||
+                       text.find("unexpected eof") != std::string::npos;
+  if (not_tls) {
+    return base + text +
+           " (the server does not speak TLS there: is memcached started with -Z, and is the "
+           "address not one of its notls: listeners?)";
+  }
+  return base + text;
+}
+
+// Starts TLS on a connected `socket` as `client` says: SNI and the name checked are
+// tls.server_name, else the address's host. Calls `done` with an empty error once the handshake
+// completed, else with the reason and kTls (kUnreachable when cancelled).
+std::shared_ptr<TlsSession> start_tls(Socket& socket, TlsClient& client, const Endpoint& endpoint,
+                                      ConnectHandler done) {
+  auto session = std::make_shared<TlsSession>(socket, client);
+  SSL* ssl = session->stream.native_handle();
+  const std::string name = !client.server_name.empty() ? client.server_name : endpoint.host;
+  error_code ec;
+  const auto ip = asio::ip::make_address(name, ec);
+  if (ec && !name.empty()) ::SSL_set_tlsext_host_name(ssl, name.c_str());
+  if (client.verify && !name.empty()) {
+    X509_VERIFY_PARAM* param = ::SSL_get0_param(ssl);
+    if (!ec) {
+      ::X509_VERIFY_PARAM_set1_ip_asc(param, ip.to_string().c_str());
+    } else {
+      ::SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      ::SSL_set1_host(ssl, name.c_str());
+    }
+  }
+  session->stream.async_handshake(
+      asio::ssl::stream_base::client, [session, &client, address = endpoint.to_string(),
+                                       done = std::move(done)](const error_code& hec) {
+        if (hec == asio::error::operation_aborted) {
+          done("TLS handshake with " + address + ": cancelled", FailureKind::kUnreachable);
+        } else if (hec) {
+          done(tls_failure(hec, *session, client, address), FailureKind::kTls);
+        } else {
+          done("", FailureKind::kNone);
+        }
+      });
+  return session;
+}
+
+// Reads or writes through TLS when the connection has it.
+template <class Handler>
+void read_some(Socket& socket, TlsSession* tls, asio::mutable_buffer buffer, Handler&& handler) {
+  if (tls != nullptr) {
+    tls->stream.async_read_some(buffer, std::forward<Handler>(handler));
+  } else {
+    socket.async_read_some(buffer, std::forward<Handler>(handler));
+  }
+}
+
+template <class Handler>
+void write_all(Socket& socket, TlsSession* tls, asio::const_buffer buffer, Handler&& handler) {
+  if (tls != nullptr) {
+    asio::async_write(tls->stream, buffer, std::forward<Handler>(handler));
+  } else {
+    asio::async_write(socket, buffer, std::forward<Handler>(handler));
+  }
+}
 
 std::string millis(Duration d) { return std::to_string(d.count()) + "ms"; }
 
@@ -67,28 +226,57 @@ void resolve(asio::io_context& io, std::shared_ptr<NameLookup>& lookup, const En
       });
 }
 
+// Where sockets are created: the daemon's namespace, or another one.
+struct Origin {
+  std::optional<NetnsConfig> netns;
+  std::string procfs;
+};
+
+// Opens `socket` for `ep` inside `netns`; nothing to do in the daemon's own namespace (Asio's
+// connect opens it). Errors name the missing privilege (collectors/netns.hpp).
+std::string open_in(Socket& socket, const GenericEndpoint& ep, const Origin& origin) {
+  if (!origin.netns) return {};
+  auto fd = netns_socket(*origin.netns, origin.procfs, ep.protocol().family(),
+                         SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, ep.protocol().protocol());
+  if (!fd) return fd.error().message;
+  error_code ec;
+  socket.assign(ep.protocol(), *fd, ec);
+  if (ec) {
+    ::close(*fd);
+    return "socket: " + ec.message();
+  }
+  return {};
+}
+
 // Connects `socket` to the first of `eps` (from `index` on) that accepts.
 void connect_any(Socket& socket, const std::shared_ptr<const Endpoints>& eps, std::size_t index,
-                 const std::string& address, ConnectHandler done) {
+                 const std::string& address, const Origin& origin, ConnectHandler done) {
   error_code ignored;
   socket.close(ignored);
   const GenericEndpoint& ep = (*eps)[index];
-  socket.async_connect(
-      ep, [&socket, eps, index, address, done = std::move(done)](const error_code& ec) mutable {
-        if (ec == asio::error::operation_aborted) {
-          done("connect to " + address + ": cancelled", FailureKind::kUnreachable);
-        } else if (!ec) {
-          done("", FailureKind::kNone);
-        } else if (index + 1 < eps->size()) {
-          connect_any(socket, eps, index + 1, address, std::move(done));
-        } else {
-          // EACCES or EPERM: a unix socket whose mode keeps this user out, or a firewall rule
-          // that rejects with a prohibition.
-          const bool denied = ec == asio::error::access_denied || ec == asio::error::no_permission;
-          done("connect to " + address + ": " + ec.message(),
-               denied ? FailureKind::kPermissionDenied : FailureKind::kUnreachable);
-        }
-      });
+  if (std::string error = open_in(socket, ep, origin); !error.empty()) {
+    asio::post(socket.get_executor(),
+               [done = std::move(done), error = "connect to " + address + ": " + error] {
+                 done(error, FailureKind::kNamespace);
+               });
+    return;
+  }
+  socket.async_connect(ep, [&socket, eps, index, address, origin,
+                            done = std::move(done)](const error_code& ec) mutable {
+    if (ec == asio::error::operation_aborted) {
+      done("connect to " + address + ": cancelled", FailureKind::kUnreachable);
+    } else if (!ec) {
+      done("", FailureKind::kNone);
+    } else if (index + 1 < eps->size()) {
+      connect_any(socket, eps, index + 1, address, origin, std::move(done));
+    } else {
+      // EACCES or EPERM: a unix socket whose mode keeps this user out, or a firewall rule
+      // that rejects with a prohibition.
+      const bool denied = ec == asio::error::access_denied || ec == asio::error::no_permission;
+      done("connect to " + address + ": " + ec.message(),
+           denied ? FailureKind::kPermissionDenied : FailureKind::kUnreachable);
+    }
+  });
 }
 
 bool printable_start(char c) {
@@ -125,6 +313,10 @@ std::string_view failure_kind_name(FailureKind kind) {
       return "not_text_protocol";
     case FailureKind::kProtocol:
       return "protocol";
+    case FailureKind::kNamespace:
+      return "namespace";
+    case FailureKind::kTls:
+      return "tls";
   }
   return "unknown";
 }
@@ -151,13 +343,23 @@ std::string_view failure_kind_causes(FailureKind kind) {
       return "something accepts connections here but does not speak memcached's text protocol "
              "on them: memcached started with -B binary, or with -S (SASL, which allows only "
              "authenticated binary clients): start it with -B auto (the default), or without "
-             "-S for the daemon to read it; a memcached with TLS (-Z): add a plain listener "
-             "for the daemon, -l notls:127.0.0.1:PORT, and point the target at it; or a TCP "
-             "proxy in front whose backend is down.";
+             "-S for the daemon to read it; a memcached with TLS (-Z): give the target a tls: "
+             "block, or add a plain listener for the daemon, -l notls:127.0.0.1:PORT, and point "
+             "the target at it; or a TCP proxy in front whose backend is down.";
     case FailureKind::kProtocol:
       return "the peer answers in text, but not as memcached does: another service on this "
              "port, or a memcached-compatible server the daemon cannot read; the message quotes "
              "what came.";
+    case FailureKind::kNamespace:
+      return "the daemon cannot open a socket in the target's network namespace: it lacks the "
+             "privilege the message names (CAP_SYS_ADMIN to enter a namespace, CAP_SYS_PTRACE "
+             "or the same user to open /proc/PID/ns/net), or the namespace is gone (the process "
+             "ended, the file was removed).";
+    case FailureKind::kTls:
+      return "the target's tls: settings do not work with this memcached: a file they name does "
+             "not load, memcached's certificate does not verify against tls.ca_file or does not "
+             "name tls.server_name, or memcached does not speak TLS on that port (-Z, not a "
+             "notls: listener); the message says which.";
   }
   return "";
 }
@@ -181,9 +383,10 @@ Duration reconnect_delay(int failures, Duration base, Duration cap, double unit_
 
 // ---- StatsConnection ----------------------------------------------------------------------
 
-StatsConnection::StatsConnection(asio::io_context& io, Endpoint endpoint, Options options)
+StatsConnection::StatsConnection(asio::io_context& io, Transport transport, Options options)
     : io_(io),
-      endpoint_(std::move(endpoint)),
+      transport_(std::move(transport)),
+      endpoint_(transport_.endpoint),
       options_(options),
       socket_(io),
       timer_(io),
@@ -259,10 +462,15 @@ void StatsConnection::connect() {
             }
             connect_any(self->socket_, std::make_shared<const Endpoints>(std::move(eps)), 0,
                         self->endpoint_.to_string(),
+                        Origin{self->transport_.netns, self->transport_.procfs},
                         [self, gen](const std::string& cerror, FailureKind kind) {
                           if (gen != self->generation_) return;
                           if (!cerror.empty()) {
                             self->drop(cerror, kind, false);
+                            return;
+                          }
+                          if (self->transport_.tls && !self->tls_) {
+                            self->secure(gen);
                             return;
                           }
                           ++self->connects_;
@@ -271,6 +479,25 @@ void StatsConnection::connect() {
                           if (self->handler_) self->send();
                         });
           });
+}
+
+void StatsConnection::secure(std::uint64_t gen) {
+  if (!transport_.tls_error.empty()) {
+    drop(transport_.tls_error, FailureKind::kTls, false);
+    return;
+  }
+  tls_ = start_tls(socket_, *transport_.tls, endpoint_,
+                   [self = shared_from_this(), gen](const std::string& error, FailureKind kind) {
+                     if (gen != self->generation_) return;
+                     if (!error.empty()) {
+                       self->drop(error, kind, false);
+                       return;
+                     }
+                     ++self->connects_;
+                     self->state_ = State::kIdle;
+                     self->in_.clear();
+                     if (self->handler_) self->send();
+                   });
 }
 
 void StatsConnection::send() {
@@ -295,8 +522,8 @@ void StatsConnection::send() {
   due_since_ = SteadyClock::now();
   asked_ = true;
   state_ = State::kBusy;
-  asio::async_write(
-      socket_, asio::buffer(out_),
+  write_all(
+      socket_, tls_.get(), asio::buffer(out_),
       [self = shared_from_this(), gen = generation_](const error_code& ec, std::size_t /*n*/) {
         if (gen != self->generation_) return;
         if (ec) {
@@ -308,19 +535,19 @@ void StatsConnection::send() {
 }
 
 void StatsConnection::read_more() {
-  socket_.async_read_some(asio::buffer(chunk_), [self = shared_from_this(), gen = generation_](
-                                                    const error_code& ec, std::size_t n) {
-    if (gen != self->generation_) return;
-    if (ec && !self->received_ && closed_or_reset(ec)) {
-      self->drop(closed_without_reply(ec), FailureKind::kNotTextProtocol, false);
-    } else if (ec) {
-      self->drop(ec == asio::error::eof ? std::string("memcached closed the connection")
-                                        : "read: " + ec.message(),
-                 FailureKind::kUnreachable, true);
-    } else {
-      self->on_bytes(n);
-    }
-  });
+  read_some(socket_, tls_.get(), asio::buffer(chunk_),
+            [self = shared_from_this(), gen = generation_](const error_code& ec, std::size_t n) {
+              if (gen != self->generation_) return;
+              if (ec && !self->received_ && closed_or_reset(ec)) {
+                self->drop(closed_without_reply(ec), FailureKind::kNotTextProtocol, false);
+              } else if (ec) {
+                self->drop(ec == asio::error::eof ? std::string("memcached closed the connection")
+                                                  : "read: " + ec.message(),
+                           FailureKind::kUnreachable, true);
+              } else {
+                self->on_bytes(n);
+              }
+            });
 }
 
 void StatsConnection::on_bytes(std::size_t n) {
@@ -390,6 +617,13 @@ void StatsConnection::on_reply(Command command, std::string_view reply) {
 }
 
 void StatsConnection::on_deadline() {
+  if (state_ == State::kConnecting && tls_) {
+    drop("TLS handshake with " + endpoint_.to_string() +
+             ": no answer by the deadline (a server that does not speak TLS there waits for "
+             "more: is memcached started with -Z?)",
+         FailureKind::kTls, false);
+    return;
+  }
   if (state_ == State::kConnecting) {
     drop("connect to " + endpoint_.to_string() + ": no connection by the deadline",
          FailureKind::kNoReply, false);
@@ -440,6 +674,7 @@ void StatsConnection::drop(const std::string& reason, FailureKind kind, bool pee
   ++generation_;
   error_code ignored;
   socket_.close(ignored);
+  tls_.reset();
   if (lookup_) lookup_->cancel();
   lookup_.reset();
   state_ = State::kDisconnected;
@@ -483,18 +718,19 @@ void StatsConnection::close() {
 
 // ---- Probe --------------------------------------------------------------------------------
 
-Probe::Probe(asio::io_context& io, Endpoint endpoint, Handler handler, std::size_t max_line)
+Probe::Probe(asio::io_context& io, Transport transport, Handler handler, std::size_t max_line)
     : io_(io),
-      endpoint_(std::move(endpoint)),
+      transport_(std::move(transport)),
+      endpoint_(transport_.endpoint),
       handler_(std::move(handler)),
       max_line_(max_line),
       socket_(io),
       timer_(io) {}
 
-std::shared_ptr<Probe> Probe::start(asio::io_context& io, const Endpoint& endpoint,
+std::shared_ptr<Probe> Probe::start(asio::io_context& io, const Transport& transport,
                                     SteadyClock::time_point deadline, Handler handler,
                                     std::size_t max_line) {
-  auto probe = std::make_shared<Probe>(io, endpoint, std::move(handler), max_line);
+  auto probe = std::make_shared<Probe>(io, transport, std::move(handler), max_line);
   probe->run(deadline);
   return probe;
 }
@@ -518,35 +754,60 @@ void Probe::run(SteadyClock::time_point deadline) {
               return;
             }
             self->connect_started_ = SteadyClock::now();
-            connect_any(
-                self->socket_, std::make_shared<const Endpoints>(std::move(eps)), 0,
-                self->endpoint_.to_string(), [self](const std::string& cerror, FailureKind kind) {
-                  if (!self->handler_) return;
-                  if (!cerror.empty()) {
-                    self->end(false, cerror, kind);
-                    return;
-                  }
-                  self->connected_ = true;
-                  self->connected_at_ = SteadyClock::now();
-                  // Three requests in one write: 27 bytes, more than a binary request header.
-                  static constexpr std::string_view kVersion = "version\r\nversion\r\nversion\r\n";
-                  asio::async_write(self->socket_, asio::buffer(kVersion.data(), kVersion.size()),
-                                    [self](const error_code& ec, std::size_t /*n*/) {
-                                      if (!self->handler_) return;
-                                      if (ec) {
-                                        self->end(false, "write: " + ec.message(),
-                                                  FailureKind::kUnreachable);
-                                        return;
-                                      }
-                                      self->read_more();
-                                    });
-                });
+            connect_any(self->socket_, std::make_shared<const Endpoints>(std::move(eps)), 0,
+                        self->endpoint_.to_string(),
+                        Origin{self->transport_.netns, self->transport_.procfs},
+                        [self](const std::string& cerror, FailureKind kind) {
+                          if (!self->handler_) return;
+                          if (!cerror.empty()) {
+                            self->end(false, cerror, kind);
+                            return;
+                          }
+                          self->connected_ = true;
+                          self->connected_at_ = SteadyClock::now();
+                          self->secure();
+                        });
           });
 }
 
+void Probe::secure() {
+  if (!transport_.tls) {
+    ask();
+    return;
+  }
+  if (!transport_.tls_error.empty()) {
+    end(false, transport_.tls_error, FailureKind::kTls);
+    return;
+  }
+  tls_ = start_tls(socket_, *transport_.tls, endpoint_,
+                   [self = shared_from_this()](const std::string& error, FailureKind kind) {
+                     if (!self->handler_) return;
+                     if (!error.empty()) {
+                       self->end(false, error, kind);
+                       return;
+                     }
+                     self->ask();
+                   });
+}
+
+void Probe::ask() {
+  // Three requests in one write: 27 bytes, more than a binary request header.
+  static constexpr std::string_view kVersion = "version\r\nversion\r\nversion\r\n";
+  write_all(socket_, tls_.get(), asio::buffer(kVersion.data(), kVersion.size()),
+            [self = shared_from_this()](const error_code& ec, std::size_t /*n*/) {
+              if (!self->handler_) return;
+              if (ec) {
+                self->end(false, "write: " + ec.message(), FailureKind::kUnreachable);
+                return;
+              }
+              self->read_more();
+            });
+}
+
 void Probe::read_more() {
-  socket_.async_read_some(
-      asio::buffer(chunk_), [self = shared_from_this()](const error_code& ec, std::size_t n) {
+  read_some(
+      socket_, tls_.get(), asio::buffer(chunk_),
+      [self = shared_from_this()](const error_code& ec, std::size_t n) {
         if (!self->handler_) return;
         if (ec && self->in_.empty() && closed_or_reset(ec)) {
           self->end(false, closed_without_reply(ec), FailureKind::kNotTextProtocol);

@@ -30,6 +30,7 @@
 #include "collectors/name_lookup.hpp"
 #include "common/clock.hpp"
 #include "config/address.hpp"
+#include "config/config.hpp"
 #include "config/duration.hpp"
 
 namespace mcb {
@@ -37,6 +38,33 @@ namespace mcb {
 // The loop's clock (common/clock.hpp): steady_clock, or a test's ManualTime. Every deadline of
 // the stats connection and the probe waits on it.
 using SteadyClock = LoopClock;
+
+// A target's TLS settings made ready (the OpenSSL context with its CA, certificate and key), and
+// one connection's TLS state. Defined in memcached_client.cpp.
+class TlsClient;
+class TlsSession;
+
+// Where the client's sockets go: the target's address, the network namespace they are created in
+// (unset: the daemon's own), and TLS over them (unset: plain text). A socket for another
+// namespace is created on a thread that entered it (collectors/netns.hpp) and then used from the
+// loop like any other. With TLS every connection completes a handshake, verified as the target's
+// `tls:` says, before its first command.
+struct Transport {
+  Transport() = default;
+  Transport(Endpoint e) : endpoint(std::move(e)) {}  // NOLINT(google-explicit-constructor)
+  Transport(Endpoint e, std::optional<NetnsConfig> ns)
+      : endpoint(std::move(e)), netns(std::move(ns)) {}
+
+  // The transport of a configured target. A TLS file that cannot be loaded is kept as tls_error:
+  // every connection then fails with it.
+  static Transport of(const TargetConfig& target);
+
+  Endpoint endpoint;
+  std::optional<NetnsConfig> netns;
+  std::string procfs = "/proc";  // where /proc/PID/ns/net of a netns_pid is
+  std::shared_ptr<TlsClient> tls;
+  std::string tls_error;
+};
 
 // Bounds on what a peer can make the client buffer. A reply beyond them is a protocol error and
 // the connection is closed, so memory stays bounded whatever the peer sends.
@@ -75,10 +103,18 @@ enum class FailureKind {
   kNotTextProtocol,
   // The peer spoke text but not as memcached does: a malformed or oversized reply, an error line.
   kProtocol,
+  // No socket could be made in the target's network namespace (`netns`, `netns_pid`): a
+  // privilege is missing (setns needs CAP_SYS_ADMIN; /proc/PID/ns/net, ptrace access), or the
+  // namespace is gone. The message says which (collectors/netns.hpp).
+  kNamespace,
+  // The target's `tls:` could not be made to work: a file it names does not load, the handshake
+  // failed (memcached's certificate does not verify, or no TLS on that port) or did not finish
+  // by the deadline. The message says which.
+  kTls,
 };
 
 // Pure. A short name for logs and JSON: "none", "at_limit", "no_reply", "unreachable",
-// "permission_denied", "not_text_protocol", "protocol".
+// "permission_denied", "not_text_protocol", "protocol", "namespace", "tls".
 std::string_view failure_kind_name(FailureKind kind);
 
 // Pure. What usually causes a failure of this kind and what fixes it, in a sentence or two for a
@@ -132,7 +168,7 @@ class StatsConnection : public std::enable_shared_from_this<StatsConnection> {
   };
   using Handler = std::function<void(StatsReply)>;
 
-  StatsConnection(boost::asio::io_context& io, Endpoint endpoint, Options options);
+  StatsConnection(boost::asio::io_context& io, Transport transport, Options options);
 
   // Runs one exchange and calls `handler` exactly once, on the loop thread and never from inside
   // query(), no later than `deadline`. Precondition: no query in flight.
@@ -142,6 +178,7 @@ class StatsConnection : public std::enable_shared_from_this<StatsConnection> {
   void close();
 
   bool connected() const { return state_ == State::kIdle || state_ == State::kBusy; }
+  const Transport& transport() const { return transport_; }
   // Sockets this object has connected so far (tests and logs).
   std::uint64_t connects() const { return connects_; }
 
@@ -151,6 +188,7 @@ class StatsConnection : public std::enable_shared_from_this<StatsConnection> {
 
   void start();
   void connect();
+  void secure(std::uint64_t gen);  // the TLS handshake on the socket just connected
   void send();
   void read_more();
   void on_bytes(std::size_t n);
@@ -166,9 +204,11 @@ class StatsConnection : public std::enable_shared_from_this<StatsConnection> {
   void finish();
 
   boost::asio::io_context& io_;
+  Transport transport_;
   Endpoint endpoint_;
   Options options_;
   boost::asio::generic::stream_protocol::socket socket_;
+  std::shared_ptr<TlsSession> tls_;     // of the connection, with TLS
   std::shared_ptr<NameLookup> lookup_;  // the host-name lookup in flight, if any
   LoopTimer timer_;
   std::minstd_rand random_;
@@ -228,24 +268,28 @@ class Probe : public std::enable_shared_from_this<Probe> {
 
   // Starts a probe; `handler` is called exactly once, on the loop thread and never from inside
   // start(), no later than `deadline`, unless cancel() comes first.
-  static std::shared_ptr<Probe> start(boost::asio::io_context& io, const Endpoint& endpoint,
+  static std::shared_ptr<Probe> start(boost::asio::io_context& io, const Transport& transport,
                                       SteadyClock::time_point deadline, Handler handler,
                                       std::size_t max_line = ClientLimits{}.max_line);
 
   void cancel();
 
-  Probe(boost::asio::io_context& io, Endpoint endpoint, Handler handler, std::size_t max_line);
+  Probe(boost::asio::io_context& io, Transport transport, Handler handler, std::size_t max_line);
 
  private:
   void run(SteadyClock::time_point deadline);
+  void secure();  // the TLS handshake, when the transport has TLS; then ask()
+  void ask();     // sends `version`
   void read_more();
   void end(bool success, std::string text, FailureKind kind = FailureKind::kNone);
 
   boost::asio::io_context& io_;
+  Transport transport_;
   Endpoint endpoint_;
   Handler handler_;
   std::size_t max_line_;
   boost::asio::generic::stream_protocol::socket socket_;
+  std::shared_ptr<TlsSession> tls_;     // of the connection, with TLS
   std::shared_ptr<NameLookup> lookup_;  // the host-name lookup in flight, if any
   LoopTimer timer_;
   SteadyClock::time_point connect_started_;

@@ -28,15 +28,28 @@ void SockDiagSocket::close() {
 }
 
 Status SockDiagSocket::open() {
-  fd_ = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_SOCK_DIAG);
-  if (fd_ < 0) return fail(errno_text("cannot open a NETLINK_SOCK_DIAG socket"));
+  if (opener_) {
+    auto fd = opener_();
+    if (!fd) return fail("cannot open a NETLINK_SOCK_DIAG socket: " + fd.error().message);
+    fd_ = *fd;
+  } else {
+    fd_ = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_SOCK_DIAG);
+    if (fd_ < 0) return fail(errno_text("cannot open a NETLINK_SOCK_DIAG socket"));
+  }
   buffer_.resize(kReceiveBuffer);
   return ok_status();
 }
 
 Status SockDiagSocket::dump(const DiagRequest& request, Clock::time_point deadline,
                             std::vector<DiagSocket>& out) {
-  auto done = exchange(request, deadline, out, false);
+  auto done = exchange(
+      [&request](std::uint32_t seq, std::vector<std::byte>& message) {
+        encode_request(request, seq, message);
+      },
+      deadline,
+      [&out](std::span<const std::byte> datagram, std::uint32_t seq, bool& /*stop*/) {
+        return parse_inet_diag(datagram, seq, out);
+      });
   if (!done) return done.error();
   if (*done == DumpProgress::not_found) {
     close();
@@ -45,18 +58,44 @@ Status SockDiagSocket::dump(const DiagRequest& request, Clock::time_point deadli
   return ok_status();
 }
 
+Status SockDiagSocket::dump_unix_listeners(Clock::time_point deadline,
+                                           std::vector<UnixDiagSocket>& out) {
+  auto done =
+      exchange([](std::uint32_t seq,
+                  std::vector<std::byte>& message) { encode_unix_listeners_request(seq, message); },
+               deadline,
+               [&out](std::span<const std::byte> datagram, std::uint32_t seq, bool& /*stop*/) {
+                 return parse_unix_diag(datagram, seq, out);
+               });
+  if (!done) return done.error();
+  if (*done == DumpProgress::not_found) {
+    close();
+    return fail("unix_diag: the kernel refused the request: No such file or directory");
+  }
+  return ok_status();
+}
+
 Result<std::optional<DiagSocket>> SockDiagSocket::lookup(const DiagRequest& request,
                                                          Clock::time_point deadline) {
   found_.clear();
-  auto done = exchange(request, deadline, found_, true);
+  auto done = exchange(
+      [&request](std::uint32_t seq, std::vector<std::byte>& message) {
+        encode_request(request, seq, message);
+      },
+      deadline,
+      [this](std::span<const std::byte> datagram, std::uint32_t seq,
+             bool& stop) -> Result<DumpProgress> {
+        auto progress = parse_inet_diag(datagram, seq, found_);
+        stop = !found_.empty();  // a lookup answers in one message
+        return progress;
+      });
   if (!done) return done.error();
   if (found_.empty()) return std::optional<DiagSocket>();
   return std::optional<DiagSocket>(found_.front());
 }
 
-Result<DumpProgress> SockDiagSocket::exchange(const DiagRequest& request,
-                                              Clock::time_point deadline,
-                                              std::vector<DiagSocket>& out, bool one) {
+Result<DumpProgress> SockDiagSocket::exchange(const Encode& encode, Clock::time_point deadline,
+                                              const Parse& parse) {
   if (fd_ < 0) {
     if (auto opened = open(); !opened) return opened.error();
   }
@@ -66,7 +105,7 @@ Result<DumpProgress> SockDiagSocket::exchange(const DiagRequest& request,
     return fail("sock_diag: " + std::move(message));
   };
   const std::uint32_t seq = ++seq_;
-  encode_request(request, seq, request_);
+  encode(seq, request_);
   const std::vector<std::byte>& message = request_;
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
@@ -77,13 +116,13 @@ Result<DumpProgress> SockDiagSocket::exchange(const DiagRequest& request,
     if (n < 0 && errno == EINTR) continue;
     return failed(n < 0 ? errno_text("send") : "short send");
   }
-  const std::size_t first = out.size();
+  std::size_t parts = 0;
   bool wait = false;  // the kernel usually has the reply queued before sendto() returns
   for (;;) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
-      return failed("dump not finished within its deadline after " +
-                    std::to_string(out.size() - first) + " sockets");
+      return failed("dump not finished within its deadline after " + std::to_string(parts) +
+                    " datagrams");
     }
     if (wait) {
       pollfd p{fd_, POLLIN, 0};
@@ -104,11 +143,12 @@ Result<DumpProgress> SockDiagSocket::exchange(const DiagRequest& request,
     }
     if (n == 0) return failed("the kernel closed the dump without NLMSG_DONE");
     if ((msg.msg_flags & MSG_TRUNC) != 0) return failed("a reply datagram was truncated");
-    auto progress =
-        parse_inet_diag(std::span(buffer_).first(static_cast<std::size_t>(n)), seq, out);
+    ++parts;
+    bool stop = false;
+    auto progress = parse(std::span(buffer_).first(static_cast<std::size_t>(n)), seq, stop);
     if (!progress) return failed(progress.error().message);
     if (*progress != DumpProgress::more) return *progress;
-    if (one && out.size() > first) return DumpProgress::done;  // a lookup answers in one message
+    if (stop) return DumpProgress::done;
   }
 }
 

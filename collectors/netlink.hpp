@@ -1,6 +1,7 @@
 #pragma once
-// SockDiagSocket: a NETLINK_SOCK_DIAG socket that runs inet_diag dumps synchronously on the
-// calling thread, each bounded by a deadline. Owned by one collector; not thread-safe.
+// SockDiagSocket: a NETLINK_SOCK_DIAG socket that runs inet_diag and unix_diag dumps
+// synchronously on the calling thread, each bounded by a deadline. Owned by one collector; not
+// thread-safe.
 //
 // Why synchronous rather than a non-blocking socket on the event loop: the kernel builds each
 // part of a dump inside our own recvmsg() call (netlink_recvmsg runs the next netlink_dump step
@@ -17,10 +18,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
 #include "collectors/inet_diag.hpp"
+#include "collectors/unix_diag.hpp"
 #include "common/result.hpp"
 
 namespace mcb {
@@ -29,7 +32,12 @@ class SockDiagSocket {
  public:
   using Clock = std::chrono::steady_clock;
 
-  SockDiagSocket() = default;
+  // Opens the NETLINK_SOCK_DIAG socket (non-blocking, close-on-exec) and returns its descriptor;
+  // the kernel answers about the sockets of the network namespace it was created in.
+  using Opener = std::function<Result<int>()>;
+
+  // `opener` unset: a socket of the calling thread's namespace.
+  explicit SockDiagSocket(Opener opener = {}) : opener_(std::move(opener)) {}
   ~SockDiagSocket();
   SockDiagSocket(const SockDiagSocket&) = delete;
   SockDiagSocket& operator=(const SockDiagSocket&) = delete;
@@ -44,14 +52,26 @@ class SockDiagSocket {
   // Costs the same whatever the number of sockets (no table is walked). Errors as dump().
   Result<std::optional<DiagSocket>> lookup(const DiagRequest& request, Clock::time_point deadline);
 
- private:
-  // Sends `request` and reads its reply into `out` until the dump is done, or (`one`) the first
-  // socket or not_found arrives.
-  Result<DumpProgress> exchange(const DiagRequest& request, Clock::time_point deadline,
-                                std::vector<DiagSocket>& out, bool one);
-  Status open();
+  // Dumps the listening unix stream sockets (unix_diag.hpp) into `out`. Errors as dump().
+  Status dump_unix_listeners(Clock::time_point deadline, std::vector<UnixDiagSocket>& out);
+
+  // Closes the netlink socket; the next request opens another (through the opener).
   void close();
 
+ private:
+  // Writes the request with sequence number `seq` into `message` (replacing what it held).
+  using Encode = std::function<void(std::uint32_t seq, std::vector<std::byte>& message)>;
+  // Parses one datagram of the reply and says whether to stop early (a lookup's answer came).
+  using Parse = std::function<Result<DumpProgress>(std::span<const std::byte>, std::uint32_t seq,
+                                                   bool& stop)>;
+  // Sends the message `encode` writes and hands each datagram of the reply to `parse` until the
+  // dump is done, not_found arrives or `parse` says to stop. The callers' lambdas capture one
+  // reference, which std::function holds without allocating.
+  Result<DumpProgress> exchange(const Encode& encode, Clock::time_point deadline,
+                                const Parse& parse);
+  Status open();
+
+  Opener opener_;
   int fd_ = -1;
   std::uint32_t seq_ = 0;
   std::vector<std::byte> buffer_;

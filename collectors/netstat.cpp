@@ -4,6 +4,7 @@
 #include <charconv>
 #include <iterator>
 
+#include "collectors/netns.hpp"
 #include "common/families.hpp"
 #include "common/text.hpp"
 
@@ -142,7 +143,55 @@ Families netstat_families(const NetstatSample& s) {
   return out;
 }
 
+namespace {
+
+// The directory whose net/netstat and net/snmp are those of `netns`: <procfs> for the daemon's
+// own, <procfs>/PID for a process inside another, <procfs>/thread-self for a namespace file (the
+// files are opened by a thread that entered it).
+std::string net_root(const std::string& procfs, const std::optional<NetnsConfig>& netns) {
+  if (!netns) return procfs;
+  if (netns->pid != 0) return procfs + "/" + std::to_string(netns->pid);
+  return procfs + "/thread-self";
+}
+
+}  // namespace
+
+NetstatCollector::NetstatCollector(const std::string& procfs, std::optional<NetnsConfig> netns)
+    : netstat_(net_root(procfs, netns) + "/net/netstat"),
+      snmp_(net_root(procfs, netns) + "/net/snmp"),
+      procfs_(procfs),
+      netns_(std::move(netns)) {
+  if (netns_) watch_.emplace(*netns_, procfs_);
+}
+
+Status NetstatCollector::open_in_netns() {
+  // The files stay bound to the namespace they were opened in, even once the process or file
+  // that named it is gone: check that it still is the target's, else open them again.
+  if (auto st = watch_->check(); !st) {
+    netstat_.close();
+    snmp_.close();
+    return st;
+  }
+  if (netstat_.is_open() && snmp_.is_open()) return ok_status();
+  if (auto st = watch_->arm(); !st) return st;
+  if (netns_->pid != 0) {  // /proc/PID/net: no need to enter
+    if (auto st = netstat_.open(); !st) return st;
+    return snmp_.open();
+  }
+  // A namespace file: open /proc/thread-self/net/* on a thread inside it.
+  Status opened = ok_status();
+  auto entered = run_in_netns(*netns_, procfs_, [&] {
+    opened = netstat_.open();
+    if (opened) opened = snmp_.open();
+  });
+  if (!entered) return entered;
+  return opened;
+}
+
 Result<NetstatSample> NetstatCollector::read() {
+  if (netns_) {
+    if (auto st = open_in_netns(); !st) return st.error();
+  }
   NetstatSample sample;
   for (ProcFile* file : {&netstat_, &snmp_}) {
     auto text = file->read();

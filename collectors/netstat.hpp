@@ -1,7 +1,10 @@
 #pragma once
 // The netstat collector: the kernel's TCP listen-queue counters from /proc/net/netstat and
 // /proc/net/snmp (per network namespace), and the TCP segments sent and retransmitted (packet
-// loss, for NetworkSaturated). Loop thread only.
+// loss, for NetworkSaturated). For another namespace than the daemon's it reads /proc/PID/net/*
+// of a process inside it (no privilege needed), or for a namespace file opens
+// /proc/thread-self/net/* on a thread that entered it (collectors/netns.hpp); either way the
+// files stay open, bound to that namespace. Loop thread only.
 
 #include <cstdint>
 #include <optional>
@@ -9,7 +12,9 @@
 #include <string_view>
 
 #include "collectors/file_collector.hpp"
+#include "collectors/netns.hpp"
 #include "collectors/procfs.hpp"
+#include "config/config.hpp"
 
 namespace mcb {
 
@@ -37,19 +42,27 @@ Status parse_netstat(std::string_view text, NetstatSample& sample);
 
 Families netstat_families(const NetstatSample& sample);
 
-// Keeps both files open and reads them again from their start every run (ProcFile).
+// Keeps both files open and reads them again from their start every run (ProcFile). For another
+// namespace they are opened at the first run and after a failed one (a namespace file is entered
+// only then), and closed when the namespace is no longer the target's (NetnsWatch).
 class NetstatCollector final : public FileCollector<NetstatSample> {
  public:
-  explicit NetstatCollector(const std::string& procfs)
-      : netstat_(procfs + "/net/netstat"), snmp_(procfs + "/net/snmp") {}
+  // `netns` unset: the daemon's own namespace.
+  explicit NetstatCollector(const std::string& procfs,
+                            std::optional<NetnsConfig> netns = std::nullopt);
   std::string_view name() const override { return "netstat"; }
 
  private:
   Result<NetstatSample> read() override;
   Families families(const NetstatSample& s) const override { return netstat_families(s); }
+  // Another namespace: opens both files there unless they are open and it is still the target's.
+  Status open_in_netns();
 
   ProcFile netstat_;
   ProcFile snmp_;
+  std::string procfs_;
+  std::optional<NetnsConfig> netns_;
+  std::optional<NetnsWatch> watch_;  // with netns_
 };
 
 }  // namespace mcb

@@ -59,19 +59,24 @@ void ProcFile::close() {
   fd_ = -1;
 }
 
+Error ProcFile::failed(int err) {
+  close();
+  errno_ = err;
+  if (err == ENOENT || err == ENOTDIR)
+    return fail(escape_untrusted(path_, 4096) + ": no such file");
+  return fail(escape_untrusted(path_, 4096) + ": " + std::strerror(err));
+}
+
+Status ProcFile::open() {
+  if (fd_ >= 0) return ok_status();
+  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) return failed(errno);
+  if (buffer_.empty()) buffer_.resize(capacity_);
+  return ok_status();
+}
+
 Result<std::string_view> ProcFile::read() {
-  const auto failed = [this](int err) -> Error {
-    close();
-    errno_ = err;
-    if (err == ENOENT || err == ENOTDIR)
-      return fail(escape_untrusted(path_, 4096) + ": no such file");
-    return fail(escape_untrusted(path_, 4096) + ": " + std::strerror(err));
-  };
-  if (fd_ < 0) {
-    fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) return failed(errno);
-    if (buffer_.empty()) buffer_.resize(capacity_);
-  }
+  if (auto opened = open(); !opened) return opened.error();
   std::size_t size = 0;
   for (;;) {
     if (size == buffer_.size()) buffer_.resize(buffer_.size() * 2);

@@ -45,10 +45,17 @@ class ProcFile {
   // thread that ended while its file was open); 0 after a good read.
   int error_number() const { return errno_; }
 
+  // Opens the descriptor now if it is not open (read() does so itself): for a file that must be
+  // opened by another thread, one inside another network namespace (collectors/netns.hpp).
+  // Errors as read().
+  Status open();
+  bool is_open() const { return fd_ >= 0; }
+  void close();
+
   const std::string& path() const { return path_; }
 
  private:
-  void close();
+  Error failed(int err);
 
   std::string path_;
   int fd_ = -1;

@@ -1,5 +1,6 @@
 #include "collectors/sockdiag.hpp"
 
+#include <linux/netlink.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
@@ -8,6 +9,7 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "collectors/netns.hpp"
 #include "common/families.hpp"
 
 namespace mcb {
@@ -75,6 +77,7 @@ std::uint64_t ListenerSample::established() const {
 }
 
 std::string listener_name(std::string_view address, std::uint16_t port) {
+  if (address.starts_with("unix:")) return std::string(address);
   const bool v6 = address.find(':') != std::string_view::npos;
   return (v6 ? "[" + std::string(address) + "]" : std::string(address)) + ":" +
          std::to_string(port);
@@ -191,7 +194,8 @@ Families sockdiag_families(const SockdiagSample& s, Duration sample_interval, Du
                        "connection up. This listener's share of TcpExt ListenDrops.");
   for (const ListenerSample& l : s.listeners) {
     if (!l.listening) continue;
-    const Labels labels{{"address", l.address}, {"port", std::to_string(l.port)}};
+    Labels labels{{"address", l.address}};
+    if (!l.unix_socket) labels.push_back({"port", std::to_string(l.port)});
     length.add(l.queue_length, labels);
     max.add(l.queue_max, labels);
     peak.add(l.queue_peak, labels);
@@ -209,6 +213,7 @@ Families sockdiag_families(const SockdiagSample& s, Duration sample_interval, Du
                        "Server-side sockets of the listener whose send queue holds more than "
                        "send_queue_threshold_bytes: clients not reading their replies.");
   for (const ListenerSample& l : s.listeners) {
+    if (l.unix_socket) continue;  // no connection figures
     const std::string port = std::to_string(l.port);
     auto labels = [&](std::string name = {}, std::string value = {}) {
       Labels out{{"address", l.address}, {"port", port}};
@@ -252,6 +257,32 @@ std::uint32_t PeakWindow::peak(Clock::time_point now) {
   return decreasing_.empty() ? 0 : decreasing_.front().second;
 }
 
+std::vector<ListenerSample> unix_listeners(std::span<const UnixDiagSocket> sockets,
+                                           std::span<const std::string> paths,
+                                           const std::map<std::string, std::uint32_t>& peaks) {
+  std::vector<ListenerSample> out;
+  for (const std::string& path : paths) {
+    if (std::any_of(out.begin(), out.end(),
+                    [&](const ListenerSample& l) { return l.address == "unix:" + path; })) {
+      continue;
+    }
+    ListenerSample l;
+    for (const UnixDiagSocket& s : sockets) {
+      if (s.state != TCP_LISTEN || !s.has_queues || s.path != path) continue;
+      l.listening = true;
+      l.queue_length += s.rqueue;
+      l.queue_max += s.wqueue;
+    }
+    if (!l.listening) continue;
+    l.address = "unix:" + path;
+    l.unix_socket = true;
+    const auto peak = peaks.find(path);
+    l.queue_peak = std::max(l.queue_length, peak == peaks.end() ? 0 : peak->second);
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
 Status dump_listeners(SockDiagSocket& socket, const std::vector<std::byte>& filter,
                       SockDiagSocket::Clock::time_point deadline, std::vector<DiagSocket>& out) {
   for (const int family : {AF_INET, AF_INET6}) {
@@ -277,13 +308,23 @@ Status dump_watched(SockDiagSocket& socket, const std::vector<std::byte>& filter
 }
 
 SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const SockdiagConfig& config,
-                                     std::vector<std::uint16_t> watched_ports, Duration interval)
+                                     std::vector<std::uint16_t> watched_ports, Duration interval,
+                                     SockdiagScope scope)
     : sampler_(io, config.sample_interval, [this] { sample_listeners(); }),
       interval_(interval),
       sample_interval_(config.sample_interval),
       peak_window_(config.peak_window),
       connections_interval_(config.connections_interval),
-      sample_at_rest_(config.sample_at_rest) {
+      sample_at_rest_(config.sample_at_rest),
+      socket_(scope.netns ? SockDiagSocket::Opener([this] {
+        // The socket answers about the namespace it was created in: note which that is.
+        if (auto st = watch_->arm(); !st) return Result<int>(st.error());
+        return netns_socket(*scope_.netns, scope_.procfs, AF_NETLINK,
+                            SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_SOCK_DIAG);
+      })
+                          : SockDiagSocket::Opener()),
+      scope_(std::move(scope)) {
+  if (scope_.netns) watch_.emplace(*scope_.netns, scope_.procfs);
   std::sort(watched_ports.begin(), watched_ports.end());
   watched_ports.erase(std::unique(watched_ports.begin(), watched_ports.end()), watched_ports.end());
   options_.ports = std::move(watched_ports);
@@ -300,7 +341,8 @@ SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const Sockdiag
 }
 
 void SockdiagCollector::collect(Done done) {
-  if (options_.ports.empty()) {  // nothing to watch: no dump, no series
+  if (options_.ports.empty() &&
+      scope_.unix_paths.empty()) {  // nothing to watch: no dump, no series
     last_ = SockdiagSample{};
     last_age_.reset();
     done(ok_status());
@@ -310,13 +352,48 @@ void SockdiagCollector::collect(Done done) {
     done(fail(*filter_error_));
     return;
   }
+  // Another namespace: the socket stays bound to the one it was created in, even once the
+  // process or file that named it is gone. Checked every run, not every sample; the sampler
+  // rests until a run finds the namespace again.
+  if (watch_) {
+    if (auto st = watch_->check(); !st) {
+      socket_.close();
+      sampler_.stop();
+      close_until_ = {};
+      relearn_ = true;
+      walk_requested_ = true;
+      last_.reset();
+      done(st.error());
+      return;
+    }
+  }
   const auto now = Clock::now();
+  const auto budget = interval_ / 2;
+  auto unix_sockets = read_unix_listeners(now + budget);
+  if (!unix_sockets) {
+    last_.reset();
+    done(unix_sockets.error());
+    return;
+  }
+  if (options_.ports.empty()) {  // unix sockets only: no connection figures
+    SockdiagSample sample;
+    sample.listeners = std::move(*unix_sockets);
+    sample.connections_at = now;
+    last_ = std::move(sample);
+    last_age_.reset();
+    if (sampler_error_) {
+      done(fail("accept-queue sampler: " + *sampler_error_));
+      sampler_error_.reset();
+      return;
+    }
+    done(ok_status());
+    return;
+  }
   const bool walk =
       walk_requested_ || !walked_ || now - walked_->connections_at >= connections_interval_;
   // Kept from run to run: a walk's thousands of sockets are not faulted in afresh each time.
   std::vector<DiagSocket>& sockets = run_sockets_;
   sockets.clear();
-  const auto budget = interval_ / 2;
   Status dumped = ok_status();
   if (walk) {
     dumped = dump_watched(socket_, filter_, now + budget, sockets);
@@ -344,6 +421,7 @@ void SockdiagCollector::collect(Done done) {
     // A listener that opened since the walk has no connection figures yet: walk next run.
     if (!merge_connections(sample, *walked_).empty()) walk_requested_ = true;
   }
+  for (ListenerSample& l : *unix_sockets) sample.listeners.push_back(std::move(l));
   last_age_ = std::chrono::duration_cast<Duration>(now - sample.connections_at);
   last_ = std::move(sample);
   if (sampler_error_) {
@@ -356,7 +434,7 @@ void SockdiagCollector::collect(Done done) {
 
 std::vector<prometheus::MetricFamily> SockdiagCollector::Collect() const {
   if (!last_) return {};
-  return sockdiag_families(*last_, sample_interval_, peak_window_, last_age_);
+  return labelled(sockdiag_families(*last_, sample_interval_, peak_window_, last_age_));
 }
 
 void SockdiagCollector::stop() {
@@ -370,7 +448,7 @@ void SockdiagCollector::sample_closely() {
 }
 
 void SockdiagCollector::pace_sampler(Clock::time_point now) {
-  if (stopped_ || options_.ports.empty()) return;
+  if (stopped_ || (options_.ports.empty() && scope_.unix_paths.empty())) return;
   if (sample_at_rest_ || now < close_until_) {
     if (!sampler_.running()) sampler_.start(sample_interval_);
   } else if (sampler_.running()) {
@@ -430,8 +508,11 @@ void SockdiagCollector::learn_listeners(std::span<const DiagSocket> sockets) {
 }
 
 Status SockdiagCollector::read_listeners(Clock::time_point deadline, std::vector<DiagSocket>& out) {
-  const bool lookups = !relearn_ && std::none_of(known_.begin(), known_.end(),
-                                                 [](const Known& k) { return k.group; });
+  // Nothing known (memcached not listening yet at the last dump): dump again, or a listener that
+  // opens later would wait for the next walk of the connections.
+  const bool lookups =
+      !relearn_ && !known_.empty() &&
+      std::none_of(known_.begin(), known_.end(), [](const Known& k) { return k.group; });
   if (lookups) {
     const std::size_t first = out.size();
     for (const Known& k : known_) {
@@ -457,12 +538,59 @@ Status SockdiagCollector::read_listeners(Clock::time_point deadline, std::vector
 }
 
 void SockdiagCollector::sample_listeners() {
+  const auto deadline = Clock::now() + sample_interval_ / 2;
+  if (!scope_.unix_paths.empty()) {
+    if (auto st = observe_unix_listeners(deadline); !st) {
+      sampler_error_ = st.error().message;
+      return;
+    }
+  }
+  if (options_.ports.empty()) return;
   sampled_.clear();
-  if (auto st = read_listeners(Clock::now() + sample_interval_ / 2, sampled_); !st) {
+  if (auto st = read_listeners(deadline, sampled_); !st) {
     sampler_error_ = st.error().message;
     return;
   }
   observe_listeners(sampled_, Clock::now());
+}
+
+Status SockdiagCollector::observe_unix_listeners(Clock::time_point deadline) {
+  unix_sampled_.clear();
+  if (auto st = socket_.dump_unix_listeners(deadline, unix_sampled_); !st) return st;
+  const auto at = Clock::now();
+  // A path that nothing listens on any more takes its peak with it.
+  std::erase_if(unix_peaks_, [this](const auto& entry) {
+    return std::none_of(unix_sampled_.begin(), unix_sampled_.end(),
+                        [&entry](const UnixDiagSocket& s) {
+                          return s.state == TCP_LISTEN && s.has_queues && s.path == entry.first;
+                        });
+  });
+  bool busy = false;  // a connection waits, or memcached stopped accepting
+  for (const std::string& path : scope_.unix_paths) {
+    bool listening = false;
+    std::uint32_t length = 0;
+    for (const UnixDiagSocket& s : unix_sampled_) {
+      if (s.state != TCP_LISTEN || !s.has_queues || s.path != path) continue;
+      listening = true;
+      length += s.rqueue;
+      busy = busy || s.rqueue > 0 || s.wqueue == 0;
+    }
+    if (listening) unix_peaks_.try_emplace(path, peak_window_).first->second.add(at, length);
+  }
+  if (busy) close_until_ = std::max(close_until_, at + peak_window_);
+  // With TCP listeners too, observe_listeners follows and paces the sampler for both.
+  if (options_.ports.empty()) pace_sampler(at);
+  return ok_status();
+}
+
+Result<std::vector<ListenerSample>> SockdiagCollector::read_unix_listeners(
+    Clock::time_point deadline) {
+  if (scope_.unix_paths.empty()) return std::vector<ListenerSample>{};
+  if (auto st = observe_unix_listeners(deadline); !st) return st.error();
+  const auto at = Clock::now();
+  std::map<std::string, std::uint32_t> peaks;
+  for (auto& [path, window] : unix_peaks_) peaks[path] = window.peak(at);
+  return unix_listeners(unix_sampled_, scope_.unix_paths, peaks);
 }
 
 }  // namespace mcb

@@ -32,6 +32,8 @@
 #include "collectors/collector.hpp"
 #include "collectors/inet_diag.hpp"
 #include "collectors/netlink.hpp"
+#include "collectors/netns.hpp"
+#include "collectors/unix_diag.hpp"
 #include "common/clock.hpp"
 #include "config/config.hpp"
 
@@ -53,8 +55,10 @@ struct ClientConnections {
 // listener closed, memcached went away) is kept under its own local address with `listening`
 // false, so its figures are never given to another memcached.
 struct ListenerSample {
-  std::string address;  // "0.0.0.0", "::", "127.0.0.1"
-  std::uint16_t port = 0;
+  std::string address;     // "0.0.0.0", "::", "127.0.0.1"; "unix:/path" for a unix socket
+  std::uint16_t port = 0;  // 0 for a unix socket
+  // A listening unix stream socket (unix_diag): its queue figures only, no connection figures.
+  bool unix_socket = false;
   bool listening = false;          // a LISTEN socket is open here; the queue figures are its own
   std::uint32_t queue_length = 0;  // idiag_rqueue: connections waiting for accept()
   std::uint32_t queue_max = 0;     // idiag_wqueue; 0: the application stopped accepting
@@ -78,7 +82,7 @@ struct ListenerSample {
   std::uint64_t established() const;
 };
 
-// "127.0.0.1:11211", "[::1]:11211": how a listener is written for people.
+// "127.0.0.1:11211", "[::1]:11211", "unix:/path": how a listener is written for people.
 std::string listener_name(std::string_view address, std::uint16_t port);
 inline std::string listener_name(const ListenerSample& l) {
   return listener_name(l.address, l.port);
@@ -154,6 +158,22 @@ class PeakWindow {
   std::deque<std::pair<Clock::time_point, std::uint32_t>> decreasing_;  // values strictly fall
 };
 
+// Pure: the listening unix sockets bound to `paths` (each once; sockets sharing a path summed),
+// as listeners named "unix:<path>", in the order of `paths`; a path nothing listens on is left
+// out. A listener's queue_peak is the larger of its length and its entry in `peaks`.
+std::vector<ListenerSample> unix_listeners(std::span<const UnixDiagSocket> sockets,
+                                           std::span<const std::string> paths,
+                                           const std::map<std::string, std::uint32_t>& peaks = {});
+
+// Where a sockdiag collector looks: the network namespace (unset: the daemon's own; another is
+// entered to open the netlink socket there, collectors/netns.hpp) and the unix socket paths of
+// its targets.
+struct SockdiagScope {
+  std::optional<NetnsConfig> netns;
+  std::string procfs = "/proc";
+  std::vector<std::string> unix_paths;
+};
+
 class SockdiagCollector final : public Collector,
                                 public std::enable_shared_from_this<SockdiagCollector> {
  public:
@@ -162,7 +182,8 @@ class SockdiagCollector final : public Collector,
 
   // `interval`: the scheduler's; it bounds each run's dump to half of it.
   SockdiagCollector(boost::asio::io_context& io, const SockdiagConfig& config,
-                    std::vector<std::uint16_t> watched_ports, Duration interval);
+                    std::vector<std::uint16_t> watched_ports, Duration interval,
+                    SockdiagScope scope = {});
 
   std::string_view name() const override { return "sockdiag"; }
 
@@ -216,6 +237,12 @@ class SockdiagCollector final : public Collector,
   Status read_listeners(Clock::time_point deadline, std::vector<DiagSocket>& out);
   void learn_listeners(std::span<const DiagSocket> sockets);
   void sample_listeners();
+  // Dumps the listening unix sockets into unix_sampled_ and adds the queue length of each of
+  // scope_.unix_paths to its peak window (a path nothing listens on loses its window); a queue
+  // that holds a connection, or a max of 0, keeps the sampler running as for TCP.
+  Status observe_unix_listeners(Clock::time_point deadline);
+  // The unix listeners of scope_.unix_paths now (observe_unix_listeners), with their peaks.
+  Result<std::vector<ListenerSample>> read_unix_listeners(Clock::time_point deadline);
 
   PeriodicTimer sampler_;
   SockdiagOptions options_;
@@ -241,7 +268,13 @@ class SockdiagCollector final : public Collector,
   std::vector<DiagSocket> sampled_;
   std::vector<DiagSocket> run_sockets_;  // a run's, the walk's included
   std::vector<std::pair<ListenerKey, std::uint32_t>> lengths_;
-  std::optional<std::string> sampler_error_;  // the sampler's last failure since the last run
+  SockdiagScope scope_;
+  // With scope_.netns: whether the socket's namespace is still the target's (armed by the
+  // socket's opener, checked every run).
+  std::optional<NetnsWatch> watch_;
+  std::vector<UnixDiagSocket> unix_sampled_;      // the last unix_diag dump, kept as sampled_ is
+  std::map<std::string, PeakWindow> unix_peaks_;  // by path
+  std::optional<std::string> sampler_error_;      // the sampler's last failure since the last run
   std::optional<SockdiagSample> last_;
   std::optional<Duration> last_age_;  // of the connection figures, at the last run
   bool stopped_ = false;

@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "collectors/netns.hpp"
 #include "collectors/procfs.hpp"
 #include "common/families.hpp"
 #include "common/text.hpp"
@@ -43,6 +44,20 @@ Families sysctl_families(const SysctlSample& s) {
 }
 
 Result<SysctlSample> SysctlCollector::read() {
+  Result<SysctlSample> out = fail("not read");
+  if (!netns_) {
+    out = read_here();
+  } else {
+    // /proc/sys/net shows the namespace of the thread that opens it: entered once a read, which
+    // is once every `refresh`.
+    auto entered = run_in_netns(*netns_, procfs_, [&] { out = read_here(); });
+    if (!entered) return entered.error();
+  }
+  if (out) read_at_ = LoopClock::now();
+  return out;
+}
+
+Result<SysctlSample> SysctlCollector::read_here() const {
   SysctlSample s;
   const std::pair<const char*, std::optional<std::int64_t>*> settings[] = {
       {"/sys/net/core/somaxconn", &s.somaxconn},
@@ -69,7 +84,6 @@ Result<SysctlSample> SysctlCollector::read() {
         "net.ipv4.tcp_syncookies, net.ipv4.tcp_abort_on_overflow is under " +
         escape_untrusted(procfs_, 4096) + "/sys/net: is paths.procfs a procfs?");
   }
-  read_at_ = LoopClock::now();
   return s;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // The sysctl collector: the kernel settings that bound listen queues, read from
-// <procfs>/sys/net/... (per network namespace). A setting this kernel lacks is absent; none of
+// <procfs>/sys/net/... (per network namespace: for another namespace than the daemon's, read on a
+// thread that entered it, collectors/netns.hpp). A setting this kernel lacks is absent; none of
 // them at all fails the run. Settings change by hand, seldom: they are read every
 // `refresh` (a minute by default), not every sample, and a run between reads keeps the last
 // good values; after a failed read every run reads until one succeeds. Loop thread only.
@@ -12,6 +13,7 @@
 
 #include "collectors/file_collector.hpp"
 #include "common/clock.hpp"
+#include "config/config.hpp"
 #include "config/duration.hpp"
 
 namespace mcb {
@@ -33,18 +35,22 @@ class SysctlCollector final : public FileCollector<SysctlSample> {
  public:
   static constexpr Duration kRefresh = std::chrono::minutes(1);
 
-  explicit SysctlCollector(std::string procfs, Duration refresh = kRefresh)
-      : procfs_(std::move(procfs)), refresh_(refresh) {}
+  // `netns` unset: the daemon's own namespace.
+  explicit SysctlCollector(std::string procfs, Duration refresh = kRefresh,
+                           std::optional<NetnsConfig> netns = std::nullopt)
+      : procfs_(std::move(procfs)), refresh_(refresh), netns_(std::move(netns)) {}
   std::string_view name() const override { return "sysctl"; }
 
  private:
   Result<SysctlSample> read() override;
+  Result<SysctlSample> read_here() const;
   Families families(const SysctlSample& s) const override { return sysctl_families(s); }
   bool due() const override { return LoopClock::now() - read_at_ >= refresh_; }
 
   std::string procfs_;
   Duration refresh_;
   LoopClock::time_point read_at_{};  // of the last successful read
+  std::optional<NetnsConfig> netns_;
 };
 
 }  // namespace mcb

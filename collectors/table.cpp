@@ -1,30 +1,79 @@
 #include "collectors/table.hpp"
 
+#include <algorithm>
+
+#include "collectors/netns.hpp"
+
 namespace mcb {
 
 std::vector<std::shared_ptr<Collector>> CollectorSet::all() const {
   std::vector<std::shared_ptr<Collector>> out;
-  for (std::shared_ptr<Collector> c :
-       {std::shared_ptr<Collector>(memcached), std::shared_ptr<Collector>(netstat),
-        std::shared_ptr<Collector>(sysctl), std::shared_ptr<Collector>(sockdiag),
-        std::shared_ptr<Collector>(netdev), std::shared_ptr<Collector>(cpu),
-        std::shared_ptr<Collector>(softnet), std::shared_ptr<Collector>(memcached_threads)}) {
+  auto put = [&out](std::shared_ptr<Collector> c) {
     if (c) out.push_back(std::move(c));
+  };
+  put(memcached);
+  put(netstat);
+  put(sysctl);
+  put(sockdiag);
+  put(netdev);
+  put(cpu);
+  put(softnet);
+  put(memcached_threads);
+  for (const NamespaceCollectors& n : namespaces) {
+    put(n.netstat);
+    put(n.sysctl);
+    put(n.sockdiag);
   }
   return out;
 }
 
+namespace {
+
+// The unix socket paths of the targets in `netns` (unset: the daemon's own namespace).
+std::vector<std::string> unix_paths(const Config& config, const std::optional<NetnsConfig>& netns,
+                                    const std::map<NetnsConfig, std::string>& labels) {
+  std::vector<std::string> out;
+  for (const TargetConfig& t : config.targets) {
+    if (!t.address.is_unix()) continue;
+    const bool here = !netns ? !t.netns : t.netns && labels.at(*t.netns) == labels.at(*netns);
+    if (here) out.push_back(t.address.path);
+  }
+  return out;
+}
+
+// The watched ports of the targets whose namespace has the label of `netns`.
+std::vector<std::uint16_t> ports_of(const Config& config, const NetnsConfig& netns,
+                                    const std::map<NetnsConfig, std::string>& labels) {
+  std::vector<std::uint16_t> out;
+  for (const NetnsConfig& other : config.namespaces()) {
+    if (labels.at(other) != labels.at(netns)) continue;
+    for (std::uint16_t p : config.watched_ports(other)) out.push_back(p);
+  }
+  return out;
+}
+
+}  // namespace
+
 CollectorSet make_collectors(const Config& config, boost::asio::io_context& io) {
   CollectorSet set;
-  if (config.netstat.enabled) set.netstat = std::make_shared<NetstatCollector>(config.paths.procfs);
-  if (config.sysctl.enabled) set.sysctl = std::make_shared<SysctlCollector>(config.paths.procfs);
+  const std::string& procfs = config.paths.procfs;
+  if (config.netstat.enabled) set.netstat = std::make_shared<NetstatCollector>(procfs);
+  if (config.sysctl.enabled) set.sysctl = std::make_shared<SysctlCollector>(procfs);
+  std::map<NetnsConfig, std::string> labels;
+  for (const NetnsConfig& n : config.namespaces()) labels.emplace(n, netns_label(n, procfs));
+  for (const TargetConfig& t : config.targets) {
+    if (!t.netns) continue;
+    set.target_netns.emplace(t.name.empty() ? t.address.to_string() : t.name, labels.at(*t.netns));
+  }
   if (!config.targets.empty()) {
     set.memcached = std::make_shared<MemcachedCollector>(
         io, config.targets, MemcachedTiming::for_interval(config.interval));
+    set.memcached->set_target_netns(set.target_netns);
   }
   if (config.sockdiag.enabled) {
-    set.sockdiag = std::make_shared<SockdiagCollector>(io, config.sockdiag, config.watched_ports(),
-                                                       config.interval);
+    set.sockdiag = std::make_shared<SockdiagCollector>(
+        io, config.sockdiag, config.watched_ports(), config.interval,
+        SockdiagScope{std::nullopt, procfs, unix_paths(config, std::nullopt, labels)});
   }
   if (config.netdev.enabled) {
     set.netdev =
@@ -43,6 +92,31 @@ CollectorSet make_collectors(const Config& config, boost::asio::io_context& io) 
                    : std::span<const MemcachedSample>();
         },
         config.paths.procfs);
+    set.memcached_threads->set_target_netns(set.target_netns);
+  }
+  for (const NetnsConfig& n : config.namespaces()) {
+    const std::string& label = labels.at(n);
+    if (std::any_of(set.namespaces.begin(), set.namespaces.end(),
+                    [&](const NamespaceCollectors& c) { return c.label == label; })) {
+      continue;  // read through the first namespace of that name
+    }
+    NamespaceCollectors c;
+    c.netns = n;
+    c.label = label;
+    if (config.netstat.enabled) c.netstat = std::make_shared<NetstatCollector>(procfs, n);
+    if (config.sysctl.enabled)
+      c.sysctl = std::make_shared<SysctlCollector>(procfs, SysctlCollector::kRefresh, n);
+    if (config.sockdiag.enabled) {
+      c.sockdiag = std::make_shared<SockdiagCollector>(
+          io, config.sockdiag, ports_of(config, n, labels), config.interval,
+          SockdiagScope{n, procfs, unix_paths(config, n, labels)});
+    }
+    for (const std::shared_ptr<Collector>& each :
+         {std::shared_ptr<Collector>(c.netstat), std::shared_ptr<Collector>(c.sysctl),
+          std::shared_ptr<Collector>(c.sockdiag)}) {
+      if (each) each->set_netns_label(label);
+    }
+    set.namespaces.push_back(std::move(c));
   }
   return set;
 }

@@ -35,4 +35,25 @@ std::string render_families(std::vector<prometheus::MetricFamily> families) {
   return prometheus::TextSerializer().Serialize(merged);
 }
 
+void add_label(Families& families, const std::string& name, const std::string& value) {
+  for (prometheus::MetricFamily& f : families) {
+    for (prometheus::ClientMetric& m : f.metric) m.label.push_back({name, value});
+  }
+}
+
+void add_label_by(Families& families, std::string_view key,
+                  const std::map<std::string, std::string, std::less<>>& values,
+                  const std::string& name) {
+  for (prometheus::MetricFamily& f : families) {
+    for (prometheus::ClientMetric& m : f.metric) {
+      for (const auto& l : m.label) {
+        if (l.name != key) continue;
+        const auto it = values.find(l.value);
+        if (it != values.end()) m.label.push_back({name, it->second});
+        break;
+      }
+    }
+  }
+}
+
 }  // namespace mcb

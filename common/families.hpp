@@ -4,7 +4,9 @@
 // thread-safe.
 
 #include <initializer_list>
+#include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -60,6 +62,15 @@ inline FamilyBuilder counter(std::string name, std::string help) {
 inline FamilyBuilder gauge(std::string name, std::string help) {
   return {std::move(name), std::move(help), prometheus::MetricType::Gauge};
 }
+
+// Adds the label `name`="`value`" to every series of `families`.
+void add_label(Families& families, const std::string& name, const std::string& value);
+
+// Adds the label `name` to each series whose label `key` has a value found in `values`, with the
+// value it maps to; other series are left as they are.
+void add_label_by(Families& families, std::string_view key,
+                  const std::map<std::string, std::string, std::less<>>& values,
+                  const std::string& name);
 
 // Pure: sorts families by name, merges families that share a name, drops empty ones and
 // serializes them in the text format (version 0.0.4). The text is valid UTF-8 whatever the label

@@ -20,16 +20,30 @@ Config Config::defaults(AlertSchemas alerts) {
   return c;
 }
 
-std::vector<std::uint16_t> Config::watched_ports() const {
+std::string NetnsConfig::describe() const {
+  return path.empty() ? "pid " + std::to_string(pid) : path;
+}
+
+std::vector<std::uint16_t> Config::watched_ports(const std::optional<NetnsConfig>& netns) const {
   std::vector<std::uint16_t> ports = sockdiag.ports;
   if (ports.empty()) {
     for (const TargetConfig& t : targets) {
-      if (!t.address.is_unix()) ports.push_back(t.address.port);
+      if (!t.address.is_unix() && t.netns == netns) ports.push_back(t.address.port);
     }
   }
   std::sort(ports.begin(), ports.end());
   ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
   return ports;
+}
+
+std::vector<NetnsConfig> Config::namespaces() const {
+  std::vector<NetnsConfig> out;
+  for (const TargetConfig& t : targets) {
+    if (t.netns && std::find(out.begin(), out.end(), *t.netns) == out.end()) {
+      out.push_back(*t.netns);
+    }
+  }
+  return out;
 }
 
 namespace {
@@ -39,34 +53,86 @@ using Walker = YamlWalker;
 void walk_target(Walker& w, const YAML::Node& node, const std::string& path, TargetConfig& t) {
   std::string address_text;
   bool has_address = false;
-  w.mapping(node, path,
-            {{"name", [&](auto& n, auto& p) { w.name(n, p, t.name); }},
-             {"address",
-              [&](auto& n, auto& p) {
-                if (!w.scalar(n, p, "an address such as \"127.0.0.1:11211\"")) return;
-                has_address = true;
-                address_text = n.Scalar();
-                auto e = parse_target_address(address_text);
-                if (e) {
-                  t.address = *e;
-                } else {
-                  w.error(n.Mark(), p, e.error().message);
-                }
-              }},
-             {"probe_interval",
-              [&](auto& n, auto& p) {
-                w.duration(n, p, t.probe_interval, Duration{0}, std::chrono::hours(1));
-                if (t.probe_interval.count() != 0 && t.probe_interval < kMinProbeInterval) {
-                  w.error(n.Mark(), p,
-                          format_duration(t.probe_interval) +
-                              " is too short: 0 turns the probe off, else it runs at most every " +
-                              format_duration(kMinProbeInterval) +
-                              " (each probe is a new connection)");
-                }
-              }},
-             {"slab_stats_interval", [&](auto& n, auto& p) {
-                w.duration(n, p, t.slab_stats_interval, Duration{0}, std::chrono::hours(1));
-              }}});
+  std::optional<YAML::Mark> netns_mark;
+  auto set_netns = [&](const YAML::Node& n, const std::string& p, NetnsConfig value) {
+    if (netns_mark) {
+      w.error(n.Mark(), p, "netns and netns_pid name the same thing: give one of them");
+      return;
+    }
+    netns_mark = n.Mark();
+    t.netns = std::move(value);
+  };
+  w.mapping(
+      node, path,
+      {{"name", [&](auto& n, auto& p) { w.name(n, p, t.name); }},
+       {"address",
+        [&](auto& n, auto& p) {
+          if (!w.scalar(n, p, "an address such as \"127.0.0.1:11211\"")) return;
+          has_address = true;
+          address_text = n.Scalar();
+          auto e = parse_target_address(address_text);
+          if (e) {
+            t.address = *e;
+          } else {
+            w.error(n.Mark(), p, e.error().message);
+          }
+        }},
+       {"netns",
+        [&](auto& n, auto& p) {
+          if (!w.scalar(n, p, "a network namespace file such as \"/run/netns/NAME\"")) {
+            return;
+          }
+          const std::string& file = n.Scalar();
+          if (file.size() > kMaxPathBytes) {
+            w.error(n.Mark(), p,
+                    "a name of " + std::to_string(file.size()) + " bytes; at most " +
+                        std::to_string(kMaxPathBytes) + " are allowed");
+            return;
+          }
+          if (file.empty() || file.front() != '/') {
+            w.error(n.Mark(), p,
+                    "a network namespace file needs an absolute path, such as "
+                    "\"/run/netns/NAME\" or \"/proc/PID/ns/net\"");
+            return;
+          }
+          set_netns(n, p, NetnsConfig{file, 0});
+        }},
+       {"netns_pid",
+        [&](auto& n, auto& p) {
+          int pid = 0;
+          w.integer(n, p, pid, 1, 4194304);  // PID_MAX_LIMIT
+          if (pid != 0) set_netns(n, p, NetnsConfig{"", pid});
+        }},
+       {"tls",
+        [&](auto& n, auto& p) {
+          TlsClientConfig tls;
+          w.mapping(n, p,
+                    {{"ca_file", [&](auto& v, auto& r) { w.file_path(v, r, tls.ca_file); }},
+                     {"cert_file", [&](auto& v, auto& r) { w.file_path(v, r, tls.cert_file); }},
+                     {"key_file", [&](auto& v, auto& r) { w.file_path(v, r, tls.key_file); }},
+                     {"server_name", [&](auto& v, auto& r) { w.text(v, r, tls.server_name); }},
+                     {"insecure_skip_verify",
+                      [&](auto& v, auto& r) { w.boolean(v, r, tls.insecure_skip_verify); }}});
+          if (tls.cert_file.empty() != tls.key_file.empty()) {
+            w.error(n.Mark(), p,
+                    "cert_file and key_file go together: give both (a client certificate) "
+                    "or neither");
+          }
+          t.tls = std::move(tls);
+        }},
+       {"probe_interval",
+        [&](auto& n, auto& p) {
+          w.duration(n, p, t.probe_interval, Duration{0}, std::chrono::hours(1));
+          if (t.probe_interval.count() != 0 && t.probe_interval < kMinProbeInterval) {
+            w.error(n.Mark(), p,
+                    format_duration(t.probe_interval) +
+                        " is too short: 0 turns the probe off, else it runs at most every " +
+                        format_duration(kMinProbeInterval) + " (each probe is a new connection)");
+          }
+        }},
+       {"slab_stats_interval", [&](auto& n, auto& p) {
+          w.duration(n, p, t.slab_stats_interval, Duration{0}, std::chrono::hours(1));
+        }}});
   if (node.IsMap() && !has_address) w.error(node.Mark(), path, "missing key \"address\"");
   if (t.name.empty() && !address_text.empty()) {
     // The address names the target: it must make a name as a given name would.

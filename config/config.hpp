@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -23,12 +24,38 @@ inline constexpr std::string_view kDefaultConfigFile = "/etc/mcbacklogd/mcbacklo
 inline constexpr std::string_view kDefaultListenAddress = ":9741";
 inline constexpr std::string_view kDefaultTargetAddress = "127.0.0.1:11211";
 
+// The network namespace a target lives in, when not the daemon's own: a bind-mounted namespace
+// file (`netns: /run/netns/NAME`) or the namespace of a process (`netns_pid: PID`, its
+// /proc/PID/ns/net). Targets with equal NetnsConfig share one namespace's collectors.
+struct NetnsConfig {
+  std::string path;  // `netns:`; empty with a pid
+  int pid = 0;       // `netns_pid:`; 0 with a path
+
+  bool operator==(const NetnsConfig&) const = default;
+  auto operator<=>(const NetnsConfig&) const = default;
+  // "/run/netns/NAME" or "pid 1234", for messages.
+  std::string describe() const;
+};
+
+// TLS to memcached (its -Z): verify its certificate against `ca_file` (empty: the system's CAs)
+// and the name `server_name` (empty: the address's host), present `cert_file` and `key_file`
+// when memcached asks for a client certificate. Relative files are relative to the config file.
+struct TlsClientConfig {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  std::string server_name;
+  bool insecure_skip_verify = false;  // encrypt, but accept any certificate
+};
+
 struct TargetConfig {
   std::string name;  // the `target` label; defaults to the address text
   Endpoint address;  // parsed from "host:port", "[v6]:port" or "unix:/path"
   Duration probe_interval = std::chrono::seconds(5);  // 0 disables the probe
   // Period of `stats items` and `stats slabs` (the per-slab-class families); 0 turns them off.
   Duration slab_stats_interval = std::chrono::seconds(15);
+  std::optional<NetnsConfig> netns;    // unset: the daemon's own network namespace
+  std::optional<TlsClientConfig> tls;  // unset: plain text
 };
 
 struct NetstatConfig {
@@ -172,8 +199,12 @@ struct Config {
   // at its default levels.
   static Config defaults(AlertSchemas alerts);
 
-  // Ports the sockdiag collector watches: its `ports`, or those of the TCP targets.
-  std::vector<std::uint16_t> watched_ports() const;
+  // Ports the sockdiag collector watches in the network namespace `netns` (unset: the daemon's
+  // own): its `ports`, or those of the TCP targets in that namespace.
+  std::vector<std::uint16_t> watched_ports(
+      const std::optional<NetnsConfig>& netns = std::nullopt) const;
+  // The other network namespaces targets live in, each once, in order of first mention.
+  std::vector<NetnsConfig> namespaces() const;
 };
 
 // Parses YAML text; `thresholds` may name the alerts of `alerts` only. `file_name` is used in

@@ -125,9 +125,17 @@ void App::on_cycle() {
   evaluator_->evaluate(observe(collectors_, LoopClock::now(), std::chrono::system_clock::now()));
   // Something connection-related is wrong: count the connections every sample while it lasts.
   // The accept queues are sampled closely too, so a burst between runs shows in their peak.
-  if (collectors_.sockdiag && evaluator_->walk_reason()) {
-    collectors_.sockdiag->walk_next();
-    collectors_.sockdiag->sample_closely();
+  if (evaluator_->walk_reason()) {
+    if (collectors_.sockdiag) {
+      collectors_.sockdiag->walk_next();
+      collectors_.sockdiag->sample_closely();
+    }
+    for (const NamespaceCollectors& n : collectors_.namespaces) {
+      if (n.sockdiag) {
+        n.sockdiag->walk_next();
+        n.sockdiag->sample_closely();
+      }
+    }
   }
   exposition_.invalidate();
   if (!ready_) {

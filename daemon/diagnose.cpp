@@ -178,7 +178,7 @@ void render_target(std::string& out, const TargetView& view) {
 }
 
 void render_signals(std::string& out, const Observation& o) {
-  out += "Signals\n";
+  out += o.netns.empty() ? "Signals\n" : "Signals of network namespace " + o.netns + "\n";
   std::vector<const ListenerSample*> shown;
   for (const TargetView& t : o.targets) {
     render_target(out, t);
@@ -282,7 +282,8 @@ void render_history(std::string& out, const Observation& o) {
   }
   if (o.netstat != nullptr && o.netstat->listen_overflows && *o.netstat->listen_overflows > 0) {
     notes +=
-        fmt::format("  kernel: {} since the network namespace started\n",
+        fmt::format("  kernel{}: {} since the network namespace started\n",
+                    o.netns.empty() ? "" : " (netns " + o.netns + ")",
                     plural(static_cast<double>(*o.netstat->listen_overflows), "listen overflow"));
   }
   if (notes.empty()) return;
@@ -294,14 +295,21 @@ Level shown_level(const AlertStatus& a) { return worse(a.state, a.condition); }
 }  // namespace
 
 int unknown_targets(const Observation& o, const std::vector<AlertStatus>& statuses) {
+  return unknown_targets(std::span(&o, 1), statuses);
+}
+
+int unknown_targets(std::span<const Observation> observations,
+                    const std::vector<AlertStatus>& statuses) {
   int unknown = 0;
-  for (const TargetView& t : o.targets) {
-    if (t.memcached->up) continue;
-    const bool judged = std::any_of(statuses.begin(), statuses.end(), [&](const AlertStatus& a) {
-      return shown_level(a) == Level::kCritical && !a.labels.empty() &&
-             a.labels.front().second == t.memcached->target;
-    });
-    if (!judged) ++unknown;
+  for (const Observation& o : observations) {
+    for (const TargetView& t : o.targets) {
+      if (t.memcached->up) continue;
+      const bool judged = std::any_of(statuses.begin(), statuses.end(), [&](const AlertStatus& a) {
+        return shown_level(a) == Level::kCritical && !a.labels.empty() &&
+               a.labels.front().second == t.memcached->target;
+      });
+      if (!judged) ++unknown;
+    }
   }
   return unknown;
 }
@@ -350,10 +358,17 @@ std::string render_verdicts(const std::vector<AlertStatus>& statuses, bool color
 
 std::string render_report(const Observation& observation, const std::vector<AlertStatus>& statuses,
                           bool color) {
+  return render_report(std::span(&observation, 1), statuses, color);
+}
+
+std::string render_report(std::span<const Observation> observations,
+                          const std::vector<AlertStatus>& statuses, bool color) {
   std::string out;
-  render_signals(out, observation);
-  render_history(out, observation);
-  out += render_verdicts(statuses, color, unknown_targets(observation, statuses));
+  for (const Observation& o : observations) render_signals(out, o);
+  std::string history;
+  for (const Observation& o : observations) render_history(history, o);
+  out += history;
+  out += render_verdicts(statuses, color, unknown_targets(observations, statuses));
   return out;
 }
 
@@ -491,7 +506,8 @@ int run_diagnose(const Flags& flags, const Config& configured) {
   scheduler->start();
   io.run();
   // The observation the last evaluation read: the collectors have not run since.
-  const Observation last = observe(collectors, LoopClock::now(), std::chrono::system_clock::now());
+  const std::vector<Observation> last =
+      observe(collectors, LoopClock::now(), std::chrono::system_clock::now());
   std::printf("%s", render_report(last, evaluator.statuses(), use_color()).c_str());
   return exit_code(evaluator.statuses(), unknown_targets(last, evaluator.statuses()));
 }

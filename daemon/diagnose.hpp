@@ -14,6 +14,7 @@
 // the persistent connection and the history), with a deadline on the whole exchange. Runs its own
 // io_context on the calling thread.
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@ inline constexpr Duration kFromDaemonTimeout = std::chrono::seconds(5);
 // `color` adds ANSI colours to the states.
 std::string render_report(const Observation& observation, const std::vector<AlertStatus>& statuses,
                           bool color);
+// The same over every network namespace's observation, the daemon's own first.
+std::string render_report(std::span<const Observation> observations,
+                          const std::vector<AlertStatus>& statuses, bool color);
 
 // Pure: only the verdicts and the result line (what --from-daemon can show).
 std::string render_verdicts(const std::vector<AlertStatus>& statuses, bool color,
@@ -43,6 +47,8 @@ int exit_code(const std::vector<AlertStatus>& statuses, int unknown_targets = 0)
 
 // Targets whose `stats` failed and that no alert judged critical: they could not be evaluated.
 int unknown_targets(const Observation& observation, const std::vector<AlertStatus>& statuses);
+int unknown_targets(std::span<const Observation> observations,
+                    const std::vector<AlertStatus>& statuses);
 
 // Runs the command; returns the process exit code.
 int run_diagnose(const Flags& flags, const Config& config);

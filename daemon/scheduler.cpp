@@ -6,6 +6,17 @@
 
 namespace mcb {
 
+namespace {
+
+// "netstat", or "netstat (netns pod1)" for one of another network namespace.
+std::string described(const Collector& c) {
+  std::string out(c.name());
+  if (!c.netns_label().empty()) out += " (netns " + c.netns_label() + ")";
+  return out;
+}
+
+}  // namespace
+
 Scheduler::Scheduler(boost::asio::io_context& io, Duration interval,
                      std::vector<std::shared_ptr<Collector>> collectors, CycleHandler on_cycle)
     : timer_(io, interval, [this] { start_cycle(); }),
@@ -67,7 +78,7 @@ void Scheduler::finish(std::size_t index, std::uint64_t cycle, const Status& sta
   if (!status.ok()) {
     record_failure(s, status.error().message);
   } else if (s.log.succeeded()) {
-    spdlog::info("collector {} recovered", s.collector->name());
+    spdlog::info("collector {} recovered", described(*s.collector));
   }
   if (cycle == cycle_ && cycle_open_) {
     --pending_;
@@ -84,7 +95,7 @@ void Scheduler::maybe_end_cycle() {
 
 void Scheduler::record_failure(Slot& s, const std::string& reason) {
   if (s.log.failed(reason, Clock::now())) {
-    spdlog::warn("collector {} failed: {}", s.collector->name(), reason);
+    spdlog::warn("collector {} failed: {}", described(*s.collector), reason);
   }
 }
 
@@ -95,6 +106,8 @@ std::vector<prometheus::MetricFamily> Scheduler::Collect() const {
       gauge("mcbacklog_collector_duration_seconds", "Wall-clock time of the collector's last run.");
   for (const Slot& s : slots_) {
     Labels labels{{"collector", std::string(s.collector->name())}};
+    if (!s.collector->netns_label().empty())
+      labels.push_back({"netns", s.collector->netns_label()});
     if (s.ran || s.log.failing()) success.add(s.success ? 1 : 0, labels);
     if (s.ran) duration.add(s.duration_seconds, labels);
   }

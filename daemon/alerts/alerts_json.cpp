@@ -1,5 +1,6 @@
 #include "daemon/alerts/alerts_json.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 #include <nlohmann/json.hpp>
@@ -37,12 +38,14 @@ std::string alerts_json(const std::vector<AlertStatus>& statuses) {
   for (const AlertStatus& a : statuses) {
     json labels = json::object();
     for (const auto& [name, value] : a.labels) labels[name] = value;
+    // The subject: the first label (target or device), unless only a network namespace names it.
+    const bool subject = !a.labels.empty() && a.labels.front().first != "netns";
     const std::optional<Verdict>& v = a.verdict;
     alerts.push_back(json{
         {"name", a.name},
         {"state", level_name(a.state)},
         {"condition", level_name(a.condition)},
-        {"target", a.labels.empty() ? json(nullptr) : json(a.labels.front().second)},
+        {"target", subject ? json(a.labels.front().second) : json(nullptr)},
         {"labels", std::move(labels)},
         {"since", rfc3339(a.since)},
         {"active_since", a.active_since ? json(rfc3339(*a.active_since)) : json(nullptr)},
@@ -95,6 +98,10 @@ Result<std::vector<AlertStatus>> parse_alerts_json(std::string_view text) {
       for (const auto& [name, value] : a.at("labels").items()) {
         s.labels.emplace_back(name, value.get<std::string>());
       }
+      // A JSON object has no order: the subject's label first, the network namespace's after, as
+      // the evaluator makes them.
+      std::stable_partition(s.labels.begin(), s.labels.end(),
+                            [](const auto& label) { return label.first != "netns"; });
       field = "since";
       if (auto t = parse_rfc3339(a.at("since").get<std::string>())) s.since = *t;
       field = "active_since";

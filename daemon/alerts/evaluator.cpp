@@ -39,33 +39,40 @@ void Evaluator::judge(const Rule& rule, const std::string& subject, AlertLabels 
   order_.push_back(&t);
 }
 
-void Evaluator::evaluate(const Observation& o) {
+void Evaluator::evaluate(std::span<const Observation> observations) {
   ++evaluation_;
   statuses_.reset();
   json_.reset();
   order_.clear();
-  windows_.feed(o, retention_);
+  for (const Observation& o : observations) windows_.feed(o, retention_);
   for (const Rule& r : rules()) {
     const AlertThreshold& th = thresholds_[static_cast<std::size_t>(r.alert)];
-    switch (r.subject) {
-      case Subject::kHost:
-        judge(r, "", {}, RuleInput{o, windows_, th});
-        break;
-      case Subject::kTarget:
-        for (const TargetView& t : o.targets) {
-          RuleInput in{o, windows_, th};
-          in.target = &t;
-          judge(r, t.memcached->target, {{"target", t.memcached->target}}, in);
-        }
-        break;
-      case Subject::kDevice:
-        if (o.netdev == nullptr) break;
-        for (const NetdevDevice& d : o.netdev->devices) {
-          RuleInput in{o, windows_, th};
-          in.device = &d;
-          judge(r, d.counters.device, {{"device", d.counters.device}}, in);
-        }
-        break;
+    for (const Observation& o : observations) {
+      // A subject of another namespace: the namespace's label beside its own.
+      auto labelled = [&o](AlertLabels labels) {
+        if (!o.netns.empty()) labels.emplace_back("netns", o.netns);
+        return labels;
+      };
+      switch (r.subject) {
+        case Subject::kHost:
+          judge(r, "\x1e" + o.netns, labelled({}), RuleInput{o, windows_, th});
+          break;
+        case Subject::kTarget:
+          for (const TargetView& t : o.targets) {
+            RuleInput in{o, windows_, th};
+            in.target = &t;
+            judge(r, t.memcached->target, labelled({{"target", t.memcached->target}}), in);
+          }
+          break;
+        case Subject::kDevice:
+          if (o.netdev == nullptr) break;
+          for (const NetdevDevice& d : o.netdev->devices) {
+            RuleInput in{o, windows_, th};
+            in.device = &d;
+            judge(r, d.counters.device, labelled({{"device", d.counters.device}}), in);
+          }
+          break;
+      }
     }
   }
   // Subjects that went away (a target removed on reload, a NIC unplugged) leave with their track.
@@ -88,29 +95,32 @@ void Evaluator::evaluate(const Observation& o) {
     }
     if (walk_reason_) return;
   }
-  walk_reason_ = connections_moved(o);
+  walk_reason_ = connections_moved(observations);
 }
 
-std::optional<std::string> Evaluator::connections_moved(const Observation& o) const {
+std::optional<std::string> Evaluator::connections_moved(
+    std::span<const Observation> observations) const {
   constexpr Duration kSpan = std::chrono::seconds(10);
-  for (const TargetView& t : o.targets) {
-    const MemcachedSample& m = *t.memcached;
-    const SubjectWindows& w = windows_.target(m.target);
-    const auto limit = connection_limit(m);
-    const double rise = std::max(10.0, limit ? 0.05 * *limit : 0.0);
-    if (at(w, Series::kCurrConnections).growth(o.now, kSpan) >= rise) {
-      return m.target + ": connections rising";
-    }
-    if (at(w, Series::kTotalConnections).rate(o.now, kSpan) >= 10) {
-      return m.target + ": new connections";
-    }
-    if (at(w, Series::kRejectedConnections).increase(o.now, kSpan) > 0 ||
-        at(w, Series::kListenDisabled).increase(o.now, kSpan) > 0) {
-      return m.target + ": connections refused";
-    }
-    for (const ListenerSample* l : t.listeners) {
-      if (l->listening && (l->queue_max == 0 || l->queue_peak * 10 >= l->queue_max)) {
-        return listener_name(*l) + ": accept queue";
+  for (const Observation& o : observations) {
+    for (const TargetView& t : o.targets) {
+      const MemcachedSample& m = *t.memcached;
+      const SubjectWindows& w = windows_.target(m.target);
+      const auto limit = connection_limit(m);
+      const double rise = std::max(10.0, limit ? 0.05 * *limit : 0.0);
+      if (at(w, Series::kCurrConnections).growth(o.now, kSpan) >= rise) {
+        return m.target + ": connections rising";
+      }
+      if (at(w, Series::kTotalConnections).rate(o.now, kSpan) >= 10) {
+        return m.target + ": new connections";
+      }
+      if (at(w, Series::kRejectedConnections).increase(o.now, kSpan) > 0 ||
+          at(w, Series::kListenDisabled).increase(o.now, kSpan) > 0) {
+        return m.target + ": connections refused";
+      }
+      for (const ListenerSample* l : t.listeners) {
+        if (l->listening && (l->queue_max == 0 || l->queue_peak * 10 >= l->queue_max)) {
+          return listener_name(*l) + ": accept queue";
+        }
       }
     }
   }

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -60,7 +61,10 @@ class Evaluator final : public prometheus::Collectable {
   // New levels apply from the next evaluate(); tracks and windows are kept.
   void set_thresholds(const Thresholds& thresholds);
 
-  void evaluate(const Observation& observation);
+  // One evaluation of every network namespace's observation (the daemon's own first). Subjects
+  // of another namespace carry its `netns` label.
+  void evaluate(std::span<const Observation> observations);
+  void evaluate(const Observation& observation) { evaluate(std::span(&observation, 1)); }
 
   // Every alert for every subject of the last evaluation, in table order, subjects in
   // observation order.
@@ -100,7 +104,7 @@ class Evaluator final : public prometheus::Collectable {
   };
 
   void judge(const Rule& rule, const std::string& subject, AlertLabels labels, RuleInput input);
-  std::optional<std::string> connections_moved(const Observation& o) const;
+  std::optional<std::string> connections_moved(std::span<const Observation> observations) const;
 
   std::array<AlertThreshold, kAlertCount> thresholds_;
   Duration retention_{};

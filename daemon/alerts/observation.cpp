@@ -17,9 +17,17 @@ auto last_of(const std::shared_ptr<C>& c) -> const typename C::Sample* {
 // Listeners by port, to join targets in time linear in both.
 using ByPort = std::multimap<std::uint16_t, const ListenerSample*>;
 
-std::vector<const ListenerSample*> listeners_of(const Endpoint& e, const ByPort& by_port) {
+std::vector<const ListenerSample*> listeners_of(const Endpoint& e, const ByPort& by_port,
+                                                const SockdiagSample* sockets) {
   std::vector<const ListenerSample*> out;
-  if (e.is_unix()) return out;
+  if (e.is_unix()) {
+    if (sockets == nullptr) return out;
+    const std::string name = e.to_string();
+    for (const ListenerSample& l : sockets->listeners) {
+      if (l.unix_socket && l.address == name) out.push_back(&l);
+    }
+    return out;
+  }
   const auto [first, last] = by_port.equal_range(e.port);
   const auto ip = parse_ip(e.host);
   if (!ip) {  // a host name: whatever listens on its port
@@ -43,12 +51,12 @@ std::vector<const ListenerSample*> listeners_of(const Endpoint& e, const ByPort&
   return out;
 }
 
-}  // namespace
-
-Observation observe(std::chrono::steady_clock::time_point now,
-                    std::chrono::system_clock::time_point wall, const NetstatSample* netstat,
-                    const SysctlSample* sysctl, std::span<const MemcachedSample> memcached,
-                    const SockdiagSample* sockets, const NetdevSample* netdev, HostSamples host) {
+Observation observe_targets(std::chrono::steady_clock::time_point now,
+                            std::chrono::system_clock::time_point wall,
+                            const NetstatSample* netstat, const SysctlSample* sysctl,
+                            const std::vector<const MemcachedSample*>& memcached,
+                            const SockdiagSample* sockets, const NetdevSample* netdev,
+                            HostSamples host) {
   Observation o;
   o.now = now;
   o.wall = wall;
@@ -60,28 +68,64 @@ Observation observe(std::chrono::steady_clock::time_point now,
   o.softnet = host.softnet;
   ByPort by_port;
   if (sockets != nullptr) {
-    for (const ListenerSample& l : sockets->listeners) by_port.emplace(l.port, &l);
+    for (const ListenerSample& l : sockets->listeners) {
+      if (!l.unix_socket) by_port.emplace(l.port, &l);
+    }
   }
   o.targets.reserve(memcached.size());
   std::map<std::string_view, const MemcachedThreads*> threads;
   if (host.threads != nullptr) {
     for (const MemcachedThreads& t : host.threads->targets) threads.emplace(t.target, &t);
   }
-  for (const MemcachedSample& m : memcached) {
-    const auto t = threads.find(m.target);
-    o.targets.push_back(TargetView{&m, listeners_of(m.endpoint, by_port),
+  for (const MemcachedSample* m : memcached) {
+    const auto t = threads.find(m->target);
+    o.targets.push_back(TargetView{m, listeners_of(m->endpoint, by_port, sockets),
                                    t == threads.end() ? nullptr : t->second});
   }
   return o;
 }
 
-Observation observe(const CollectorSet& c, std::chrono::steady_clock::time_point now,
-                    std::chrono::system_clock::time_point wall) {
-  std::span<const MemcachedSample> memcached;
-  if (c.memcached) memcached = c.memcached->samples();
-  return observe(now, wall, last_of(c.netstat), last_of(c.sysctl), memcached, last_of(c.sockdiag),
-                 last_of(c.netdev),
-                 HostSamples{last_of(c.cpu), last_of(c.softnet), last_of(c.memcached_threads)});
+}  // namespace
+
+Observation observe(std::chrono::steady_clock::time_point now,
+                    std::chrono::system_clock::time_point wall, const NetstatSample* netstat,
+                    const SysctlSample* sysctl, std::span<const MemcachedSample> memcached,
+                    const SockdiagSample* sockets, const NetdevSample* netdev, HostSamples host) {
+  std::vector<const MemcachedSample*> targets;
+  targets.reserve(memcached.size());
+  for (const MemcachedSample& m : memcached) targets.push_back(&m);
+  return observe_targets(now, wall, netstat, sysctl, targets, sockets, netdev, host);
+}
+
+std::vector<Observation> observe(const CollectorSet& c, std::chrono::steady_clock::time_point now,
+                                 std::chrono::system_clock::time_point wall) {
+  // Each target to the namespace it lives in.
+  std::vector<const MemcachedSample*> own;
+  std::map<std::string, std::vector<const MemcachedSample*>, std::less<>> elsewhere;
+  if (c.memcached) {
+    for (const MemcachedSample& m : c.memcached->samples()) {
+      const auto it = c.target_netns.find(m.target);
+      if (it == c.target_netns.end()) {
+        own.push_back(&m);
+      } else {
+        elsewhere[it->second].push_back(&m);
+      }
+    }
+  }
+  std::vector<Observation> out;
+  out.reserve(1 + c.namespaces.size());
+  out.push_back(observe_targets(
+      now, wall, last_of(c.netstat), last_of(c.sysctl), own, last_of(c.sockdiag), last_of(c.netdev),
+      HostSamples{last_of(c.cpu), last_of(c.softnet), last_of(c.memcached_threads)}));
+  for (const NamespaceCollectors& n : c.namespaces) {
+    // The host's CPU and softnet are the daemon's namespace's; worker threads are per target.
+    Observation o = observe_targets(now, wall, last_of(n.netstat), last_of(n.sysctl),
+                                    elsewhere[n.label], last_of(n.sockdiag), nullptr,
+                                    HostSamples{nullptr, nullptr, last_of(c.memcached_threads)});
+    o.netns = n.label;
+    out.push_back(std::move(o));
+  }
+  return out;
 }
 
 }  // namespace mcb

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "collectors/cpu.hpp"
@@ -38,17 +39,20 @@ struct TargetView {
   const MemcachedThreads* threads = nullptr;
 };
 
+// One network namespace: the daemon's own, or another that targets live in (`netns` names it).
+// The kernel figures are that namespace's; the targets are those living there.
 struct Observation {
   std::chrono::steady_clock::time_point now;   // windows and `for` durations
   std::chrono::system_clock::time_point wall;  // `since` timestamps shown to people
+  std::string netns;  // the `netns` label; empty for the daemon's own namespace
   // Null when the collector is off or its last run failed: nothing it would have said is known.
   const NetstatSample* netstat = nullptr;
   const SysctlSample* sysctl = nullptr;
   const SockdiagSample* sockets = nullptr;
-  const NetdevSample* netdev = nullptr;
-  const CpuSample* cpu = nullptr;
-  const SoftnetSample* softnet = nullptr;
-  std::vector<TargetView> targets;  // one per memcached target, in configuration order
+  const NetdevSample* netdev = nullptr;    // the daemon's own namespace only
+  const CpuSample* cpu = nullptr;          // the daemon's own namespace only
+  const SoftnetSample* softnet = nullptr;  // the daemon's own namespace only
+  std::vector<TargetView> targets;         // one per memcached target, in configuration order
 };
 
 // The host-wide samples beside the ones every observation has.
@@ -65,8 +69,10 @@ Observation observe(std::chrono::steady_clock::time_point now,
                     const SockdiagSample* sockets, const NetdevSample* netdev,
                     HostSamples host = {});
 
-// The observation of the collectors' last samples.
-Observation observe(const CollectorSet& collectors, std::chrono::steady_clock::time_point now,
-                    std::chrono::system_clock::time_point wall);
+// The observations of the collectors' last samples: the daemon's own namespace first (with the
+// targets that live there), then each other namespace of the collector set in its order.
+std::vector<Observation> observe(const CollectorSet& collectors,
+                                 std::chrono::steady_clock::time_point now,
+                                 std::chrono::system_clock::time_point wall);
 
 }  // namespace mcb

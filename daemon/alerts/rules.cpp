@@ -89,9 +89,10 @@ struct Held {
 Held held(const RuleInput& in) {
   Held h;
   if (in.observation.sockets == nullptr || in.target->listeners.empty()) return h;
-  h.known = true;
   std::map<std::string, std::uint64_t> merged;
   for (const ListenerSample* l : in.target->listeners) {
+    if (l->unix_socket) continue;  // its connections are not walked
+    h.known = true;
     h.established += static_cast<double>(l->established());
     h.clients += static_cast<double>(l->clients);
     h.blocked += static_cast<double>(l->send_queue_blocked);
@@ -188,8 +189,21 @@ std::optional<Verdict> check_memcached_down(const RuleInput& in) {
       v.fix =
           "memcached accepted the connection but did not answer in the text protocol, the only "
           "one mcbacklogd reads: it runs with -B binary (or -S, which implies it), or with TLS "
-          "(-Z) on this port. Start it with -B auto, or give mcbacklogd a plain listener "
-          "(-l notls:ADDRESS:PORT) and point the target there.";
+          "(-Z) on this port. Start it with -B auto; for TLS give the target a tls: block, or "
+          "give mcbacklogd a plain listener (-l notls:ADDRESS:PORT) and point the target "
+          "there.";
+    } else if (failed_with(FailureKind::kTls)) {
+      v.fix =
+          "mcbacklogd reaches memcached but cannot speak TLS with it; the evidence says why. Fix "
+          "the target's tls: settings (ca_file, server_name) or memcached's certificate, or "
+          "remove tls: when memcached runs without -Z.";
+    } else if (failed_with(FailureKind::kNamespace)) {
+      v.fix =
+          "mcbacklogd cannot enter the target's network namespace, so it cannot tell whether "
+          "memcached runs: give it the privilege the evidence names (CAP_SYS_ADMIN for setns, "
+          "CAP_SYS_PTRACE or the same user for /proc/PID/ns/net; see docs/containers.md), or "
+          "run it inside the pod as a sidecar. If the evidence says the namespace is gone, point "
+          "the target's netns or netns_pid at the one memcached runs in now.";
     } else if (failed_with(FailureKind::kPermissionDenied) && m.endpoint.is_unix()) {
       v.fix = "The unix socket " + m.endpoint.path +
               " does not let mcbacklogd connect: memcached creates it with the mode of its -a "
@@ -208,7 +222,7 @@ std::string overflowed_listeners(const RuleInput& in, std::span<const ListenerSa
   std::string out;
   auto judge = [&](const ListenerSample& l) {
     if (!l.listening) return;
-    const SubjectWindows& w = in.windows.listener(listener_name(l));
+    const SubjectWindows& w = in.windows.listener(listener_name(l), in.observation.netns);
     const Steady now = in.observation.now;
     if (l.drops) {
       // The kernel's own count: exact, however short the burst.
@@ -237,7 +251,7 @@ std::optional<Verdict> check_listen_queue_overflow(const RuleInput& in) {
   const Observation& o = in.observation;
   if (o.netstat == nullptr || !o.netstat->listen_overflows) return std::nullopt;
   const AlertThreshold& th = in.threshold;
-  const SubjectWindows& host = in.windows.host();
+  const SubjectWindows& host = in.windows.host(in.observation.netns);
   const double overflows = at(host, Series::kListenOverflows).increase(o.now, th.window);
   const double drops = at(host, Series::kListenDrops).increase(o.now, th.window);
   Verdict v = graded_verdict(overflows, in);
@@ -751,8 +765,8 @@ std::optional<Verdict> check_somaxconn_too_low(const RuleInput& in) {
   // (MaxConnectionsNear), whatever its backlog.
   const std::string overflowed =
       accepting ? overflowed_listeners(in, in.target->listeners, th.window) : std::string();
-  const bool host_overflowing =
-      at(in.windows.host(), Series::kListenOverflows).increase(o.now, th.window) > 0;
+  const bool host_overflowing = at(in.windows.host(in.observation.netns), Series::kListenOverflows)
+                                    .increase(o.now, th.window) > 0;
   if (!overflowed.empty() && effective < th.critical && host_overflowing) {
     v.level = Level::kCritical;
     v.threshold = th.critical;

@@ -121,12 +121,26 @@ const SubjectWindows& Windows::find(const std::string& key) const {
   return it == subjects_.end() ? kNone : it->second.windows;
 }
 
-const SubjectWindows& Windows::host() const { return find("host"); }
+namespace {
+
+// Keys of the subjects of a network namespace: those of the daemon's own as they always were.
+std::string host_key(std::string_view netns) {
+  return netns.empty() ? std::string("host") : "host\x1f" + std::string(netns);
+}
+std::string listener_key(const std::string& name, std::string_view netns) {
+  std::string key = "listener\x1f" + name;
+  if (!netns.empty()) key += "\x1f" + std::string(netns);
+  return key;
+}
+
+}  // namespace
+
+const SubjectWindows& Windows::host(std::string_view netns) const { return find(host_key(netns)); }
 const SubjectWindows& Windows::target(const std::string& name) const {
   return find("target\x1f" + name);
 }
-const SubjectWindows& Windows::listener(const std::string& name) const {
-  return find("listener\x1f" + name);
+const SubjectWindows& Windows::listener(const std::string& name, std::string_view netns) const {
+  return find(listener_key(name, netns));
 }
 const SubjectWindows& Windows::device(const std::string& name) const {
   return find("device\x1f" + name);
@@ -135,7 +149,7 @@ const SubjectWindows& Windows::device(const std::string& name) const {
 void Windows::feed(const Observation& o, Duration retention) {
   const Steady now = o.now;
   if (o.netstat != nullptr || o.softnet != nullptr || o.cpu != nullptr) {
-    SubjectWindows& w = fed("host", now).windows;
+    SubjectWindows& w = fed(host_key(o.netns), now).windows;
     if (o.netstat != nullptr) {
       const NetstatSample& n = *o.netstat;
       put(w, Series::kListenOverflows, as_double(n.listen_overflows), now, retention);
@@ -184,7 +198,7 @@ void Windows::feed(const Observation& o, Duration retention) {
   if (o.sockets != nullptr) {
     for (const ListenerSample& l : o.sockets->listeners) {
       if (!l.listening) continue;
-      SubjectWindows& w = fed("listener\x1f" + listener_name(l), now).windows;
+      SubjectWindows& w = fed(listener_key(listener_name(l), o.netns), now).windows;
       put(w, Series::kListenerDrops, as_double(l.drops), now, retention);
       put(w, Series::kListenerPeak, static_cast<double>(l.queue_peak), now, retention);
     }

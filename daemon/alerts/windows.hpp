@@ -18,6 +18,7 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "collectors/ethtool.hpp"
@@ -118,11 +119,12 @@ class Windows {
   // Feeds every series of `o`; `retention` is the longest window a rule reads (at most a day).
   void feed(const Observation& o, Duration retention);
 
-  // The windows of the host, of a target (by its name), of a listener (by listener_name) or of a
-  // NIC (by device name); an empty set for a subject never fed.
-  const SubjectWindows& host() const;
+  // The windows of the host (a network namespace: empty for the daemon's own), of a target (by
+  // its name), of a listener (by listener_name, in a namespace) or of a NIC (by device name); an
+  // empty set for a subject never fed.
+  const SubjectWindows& host(std::string_view netns = {}) const;
   const SubjectWindows& target(const std::string& name) const;
-  const SubjectWindows& listener(const std::string& name) const;
+  const SubjectWindows& listener(const std::string& name, std::string_view netns = {}) const;
   const SubjectWindows& device(const std::string& name) const;
 
   // Hash-map lookups since construction, for tests that hold the cost linear in subjects.

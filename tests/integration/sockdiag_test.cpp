@@ -585,6 +585,32 @@ TEST_CASE("sockdiag: connections are walked every connections_interval, or at on
   c->stop();
 }
 
+TEST_CASE("sockdiag: a listener that opens after the first run is seen at the next run",
+          "[integration][sockdiag]") {
+  test::enter_private_netns();
+  ManualTime time;
+  // A port nothing listens on yet: bind one, note it, close it.
+  const std::uint16_t port = port_of(listen_on("127.0.0.1", 1));
+  boost::asio::io_context io;
+  SockdiagConfig config;
+  config.connections_interval = 15s;
+  auto c = std::make_shared<SockdiagCollector>(io, config, std::vector<std::uint16_t>{port}, 1s);
+  auto run = [&] {
+    Status status = fail("not run");
+    c->collect([&](Status s) { status = std::move(s); });
+    REQUIRE(status.ok());
+    REQUIRE(c->last().has_value());
+    return c->last()->listeners.size();
+  };
+  CHECK(run() == 0);  // the first run walks and finds nothing
+  Fd l = listen_on("127.0.0.1", 16, port);
+  time.advance(1s);
+  CHECK(run() == 1);  // not at the next walk, 15 s later
+  CHECK(c->walks() == 1);
+  CHECK(c->last()->listeners[0].queue_max == 16);
+  c->stop();
+}
+
 TEST_CASE("sockdiag: a SO_REUSEPORT group is dumped and summed, never looked up as one socket",
           "[integration][sockdiag]") {
   test::enter_private_netns();

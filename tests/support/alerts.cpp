@@ -19,12 +19,23 @@ std::vector<AlertStatus> alerts(Daemon& d) {
 }
 
 Alerts alerts_of(const std::vector<AlertStatus>& all, const std::string& target) {
+  auto own = [&](const AlertStatus& a) {
+    return !a.labels.empty() && a.labels.front().first == "target" &&
+           a.labels.front().second == target;
+  };
+  // The host alerts of the target's network namespace: unlabelled for the daemon's own, labelled
+  // with the namespace alone for another.
+  AlertLabels host;
+  for (const AlertStatus& a : all) {
+    if (!own(a)) continue;
+    for (const auto& label : a.labels) {
+      if (label.first == "netns") host = {label};
+    }
+    break;
+  }
   Alerts out;
   for (const AlertStatus& a : all) {
-    const bool host = a.labels.empty();
-    const bool own =
-        !host && a.labels.front().first == "target" && a.labels.front().second == target;
-    if (host || own) out[a.name] = a;
+    if (a.labels == host || own(a)) out[a.name] = a;
   }
   return out;
 }

@@ -13,8 +13,8 @@
 
 namespace mcb::test {
 
-// One target's view of /alerts by alert name: its own alerts and the host's (device alerts are
-// left out).
+// One target's view of /alerts by alert name: its own alerts and the host's of its network
+// namespace (device alerts are left out).
 using Alerts = std::map<std::string, AlertStatus>;
 
 // GET /alerts, parsed; fails the test if the daemon does not answer or the body does not parse.

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace mcb::test {
 namespace {
@@ -115,6 +116,75 @@ bool SilentResolver::wait_for_query(std::chrono::milliseconds timeout) {
   if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
   char buf[512];
   return ::recv(fd_, buf, sizeof buf, 0) > 0;
+}
+
+namespace {
+
+void loopback_up() {
+  const int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  const bool ok = s >= 0 && ::ioctl(s, SIOCGIFFLAGS, &ifr) == 0 &&
+                  (ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP),
+                   ::ioctl(s, SIOCSIFFLAGS, &ifr) == 0);
+  const int error = errno;
+  if (s >= 0) ::close(s);
+  if (!ok)
+    throw std::runtime_error(std::string("cannot bring loopback up: ") + std::strerror(error));
+}
+
+}  // namespace
+
+NamedNetns::NamedNetns(const std::string& name) : path_(dir_.path() + "/" + name) {
+  if (::unshare(CLONE_NEWNS) != 0) {
+    throw std::runtime_error(std::string("cannot create a mount namespace: ") +
+                             std::strerror(errno));
+  }
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    throw std::runtime_error(std::string("cannot make / private: ") + std::strerror(errno));
+  }
+  dir_.write(name, "");
+  // A thread makes the namespace and mounts it, so this one stays where it is.
+  std::string error;
+  std::thread maker([&] {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      error = std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno);
+      return;
+    }
+    try {
+      loopback_up();
+    } catch (const std::exception& e) {
+      error = e.what();
+      return;
+    }
+    if (::mount("/proc/thread-self/ns/net", path_.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+      error = "cannot bind-mount the namespace on " + path_ + ": " + std::strerror(errno);
+    }
+  });
+  maker.join();
+  if (!error.empty()) throw std::runtime_error("cannot make a named network namespace: " + error);
+}
+
+NamedNetns::~NamedNetns() { ::umount2(path_.c_str(), MNT_DETACH); }
+
+void NamedNetns::inside(const std::function<void()>& f) const {
+  const int back = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  const int there = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (back < 0 || there < 0 || ::setns(there, CLONE_NEWNET) != 0) {
+    const int error = errno;
+    if (back >= 0) ::close(back);
+    if (there >= 0) ::close(there);
+    throw std::runtime_error("cannot enter " + path_ + ": " + std::strerror(error));
+  }
+  ::close(there);
+  struct Return {
+    int fd;
+    ~Return() {
+      if (::setns(fd, CLONE_NEWNET) != 0) std::abort();  // the test would measure the wrong host
+      ::close(fd);
+    }
+  } going_back{back};
+  f();
 }
 
 }  // namespace mcb::test

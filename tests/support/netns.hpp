@@ -5,6 +5,7 @@
 // Call first thing in a test case, before any thread is started.
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "tests/support/process.hpp"
@@ -55,6 +56,31 @@ class SilentResolver {
  private:
   TempDir dir_;
   int fd_ = -1;
+};
+
+// A second network namespace beside the test's own, as a pod's is beside the host's: loopback up,
+// bind-mounted on a file named `name` in a temporary directory (what `ip netns add` does under
+// /run/netns), inside a private mount namespace so nothing outside this process and its children
+// sees the mount. The daemon watches it with `netns: path()`; a memcached started within
+// inside() lives there. Create after enter_private_netns(), before any thread starts; unmounted
+// when the handle goes (the namespace ends with its last process).
+class NamedNetns {
+ public:
+  // Throws std::runtime_error naming the reason.
+  explicit NamedNetns(const std::string& name);
+  ~NamedNetns();
+  NamedNetns(const NamedNetns&) = delete;
+  NamedNetns& operator=(const NamedNetns&) = delete;
+
+  const std::string& path() const { return path_; }
+
+  // Runs `f` with the calling thread inside the namespace, then returns it to the one it was in
+  // (also when `f` throws). Children started by `f` stay there.
+  void inside(const std::function<void()>& f) const;
+
+ private:
+  TempDir dir_;
+  std::string path_;
 };
 
 }  // namespace mcb::test

@@ -286,3 +286,69 @@ TEST_CASE("config: a speed in bytes, without a number, or out of range is refuse
   CHECK_THAT(error_of("collectors:\n  netdev:\n    speeds: 10Gbit\n"),
              Contains("expected a mapping of keys"));
 }
+
+TEST_CASE("config: a target may live in another network namespace, by file or by process",
+          "[config]") {
+  auto c = parse_config(
+      "targets:\n"
+      "  - { name: a, address: \"127.0.0.1:11211\", netns: /run/netns/pod1 }\n"
+      "  - { name: b, address: \"127.0.0.1:11212\", netns_pid: 4242 }\n"
+      "  - { name: c, address: \"127.0.0.1:11213\", netns: /run/netns/pod1 }\n"
+      "  - { name: d, address: \"127.0.0.1:11214\" }\n"
+      "  - { name: e, address: \"unix:/run/m.sock\", netns: /run/netns/pod1 }\n",
+      "t.yaml");
+  REQUIRE(c.ok());
+  REQUIRE(c->targets.size() == 5);
+  REQUIRE(c->targets[0].netns);
+  CHECK(c->targets[0].netns->path == "/run/netns/pod1");
+  REQUIRE(c->targets[1].netns);
+  CHECK(c->targets[1].netns->pid == 4242);
+  CHECK_FALSE(c->targets[3].netns);
+  const auto namespaces = c->namespaces();
+  REQUIRE(namespaces.size() == 2);
+  CHECK(namespaces[0].describe() == "/run/netns/pod1");
+  CHECK(namespaces[1].describe() == "pid 4242");
+  // Each namespace watches the ports of its own TCP targets.
+  CHECK(c->watched_ports() == std::vector<std::uint16_t>{11214});
+  CHECK(c->watched_ports(namespaces[0]) == std::vector<std::uint16_t>{11211, 11213});
+  CHECK(c->watched_ports(namespaces[1]) == std::vector<std::uint16_t>{11212});
+}
+
+TEST_CASE("config: bad network namespaces are errors with file, line, column and reason",
+          "[config]") {
+  CHECK_THAT(error_of("targets:\n  - { address: \"127.0.0.1:1\", netns: pod1 }\n"),
+             Contains("test.yaml:2:38: targets[0].netns: a network namespace file needs an "
+                      "absolute path"));
+  CHECK_THAT(error_of("targets:\n  - { address: \"127.0.0.1:1\", netns_pid: 0 }\n"),
+             Contains("test.yaml:2:42: targets[0].netns_pid: 0 is out of range (1 to 4194304)"));
+  CHECK_THAT(error_of("targets:\n  - { address: \"127.0.0.1:1\", netns_pid: abc }\n"),
+             Contains("targets[0].netns_pid: expected an integer, got \"abc\""));
+  CHECK_THAT(error_of("targets:\n  - { address: \"127.0.0.1:1\", netns: [a] }\n"),
+             Contains("targets[0].netns: expected a network namespace file"));
+  CHECK_THAT(
+      error_of("targets:\n  - address: \"127.0.0.1:1\"\n    netns: /run/netns/a\n"
+               "    netns_pid: 7\n"),
+      Contains("test.yaml:4:16: targets[0].netns_pid: netns and netns_pid name the same thing"));
+}
+
+TEST_CASE("config: a target's tls block is read, files relative to the config file", "[config]") {
+  auto c = parse_config(
+      "targets:\n"
+      "  - address: \"127.0.0.1:11211\"\n"
+      "    tls: { ca_file: ca.pem, cert_file: /etc/c.pem, key_file: /etc/c.key,\n"
+      "           server_name: memcached.example, insecure_skip_verify: true }\n"
+      "  - address: \"127.0.0.1:11212\"\n",
+      "/etc/mcbacklogd/t.yaml");
+  REQUIRE(c.ok());
+  REQUIRE(c->targets[0].tls);
+  CHECK(c->targets[0].tls->ca_file == "/etc/mcbacklogd/ca.pem");
+  CHECK(c->targets[0].tls->cert_file == "/etc/c.pem");
+  CHECK(c->targets[0].tls->key_file == "/etc/c.key");
+  CHECK(c->targets[0].tls->server_name == "memcached.example");
+  CHECK(c->targets[0].tls->insecure_skip_verify);
+  CHECK_FALSE(c->targets[1].tls);
+  CHECK_THAT(error_of("targets:\n  - { address: \"127.0.0.1:1\", tls: { cert_file: /c.pem } }\n"),
+             Contains("test.yaml:2:36: targets[0].tls: cert_file and key_file go together"));
+  CHECK_THAT(error_of("targets:\n  - { address: \"127.0.0.1:1\", tls: { ca: x } }\n"),
+             Contains("targets[0].tls.ca: unknown key"));
+}

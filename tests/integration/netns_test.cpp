@@ -1,0 +1,281 @@
+// memcached where a pod's memcached is: in a network namespace of its own, watched from the
+// daemon's (the test's private one) through `netns:` and `netns_pid:`; and memcached on a unix
+// socket, whose listener's accept queue comes from unix_diag. Each drives memcached past its
+// connection limit for real and asserts the namespace's own kernel figures, the `netns` label,
+// and the verdict.
+
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+
+#include "collectors/netstat.hpp"
+#include "collectors/sockdiag.hpp"
+#include "daemon/alerts/alert_state.hpp"
+#include "daemon/alerts/rules.hpp"
+#include "tests/support/alerts.hpp"
+#include "tests/support/daemon.hpp"
+#include "tests/support/load.hpp"
+#include "tests/support/memcached.hpp"
+#include "tests/support/metrics_text.hpp"
+#include "tests/support/netns.hpp"
+#include "tests/support/process.hpp"
+
+using namespace mcb;
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// Sampling every 200 ms, alerts with `for: 0s` (MemcachedDown and ProbeSlow 1 s) and 5 s windows.
+std::string config_with(const std::string& targets) {
+  std::string out = "interval: 200ms\ntargets:\n" + targets +
+                    "collectors:\n  netdev: { enabled: false }\n"
+                    "  sockdiag: { sample_interval: 50ms, peak_window: 2s }\n"
+                    "thresholds:\n";
+  for (const Rule& rule : rules()) {
+    const std::string alert(rule.name);
+    const bool held = alert == "MemcachedDown" || alert == "ProbeSlow";
+    out += "  " + alert + ": { for: " + (held ? "1s" : "0s") + ", window: 5s }\n";
+  }
+  return out;
+}
+
+void wait_for_series(test::Daemon& d, const std::string& series, double value) {
+  const auto m = d.wait_for_metrics(
+      [&](const std::string& text) { return test::metric_value(text, series) == value; });
+  INFO(series << "\n" << d.output());
+  REQUIRE(m.has_value());
+}
+
+// A non-blocking connect to a unix socket; nullopt when its listener's queue is full.
+std::optional<test::Socket> connect_unix(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  return test::Socket(fd);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "netns: memcached in another network namespace is read there, and its overflows, accept queue "
+    "and verdict carry its netns label, apart from the daemon's namespace",
+    "[integration][netns]") {
+  test::enter_private_netns();
+  test::NamedNetns pod("pod-a");
+  std::unique_ptr<test::Memcached> mc;
+  pod.inside([&] {
+    mc = std::make_unique<test::Memcached>(
+        std::vector<std::string>{"-c", "64", "-o", "no_maxconns_fast", "-b", "8"});
+  });
+  // Another memcached on the same address and port in the daemon's own namespace: its figures
+  // must never be taken for the pod's.
+  test::Memcached own({}, test::Memcached::Listen::tcp("127.0.0.1", mc->port()));
+  const std::string port = std::to_string(mc->port());
+  test::Daemon d(config_with("  - { name: mc, address: \"" + mc->address() +
+                             "\", probe_interval: 200ms, netns: " + pod.path() +
+                             " }\n"
+                             "  - { name: own, address: \"" +
+                             own.address() + "\", probe_interval: 0 }\n"));
+  wait_for_series(d, R"(memcached_up{target="mc",netns="pod-a"})", 1);
+  wait_for_series(d, R"(memcached_up{target="own"})", 1);
+  wait_for_series(d, R"(mcbacklog_probe_success{target="mc",netns="pod-a"})", 1);
+  // Each namespace's listener, with its own backlog: -b 8 in the pod, 1024 here.
+  wait_for_series(
+      d, R"(mcbacklog_accept_queue_max{address="127.0.0.1",port=")" + port + R"(",netns="pod-a"})",
+      8);
+  wait_for_series(d, R"(mcbacklog_accept_queue_max{address="127.0.0.1",port=")" + port + R"("})",
+                  1024);
+  const std::string before = d.metrics();
+  CHECK(test::metric_value(
+            before, R"(mcbacklog_collector_success{collector="sysctl",netns="pod-a"})") == 1);
+  CHECK(test::metric_value(before, R"(mcbacklog_somaxconn{netns="pod-a"})").has_value());
+
+  // Clients in the pod, a new one every 2 ms: memcached accepts until it runs out of descriptors,
+  // then calls listen(fd, 0) and the pod's kernel drops the handshakes of the rest.
+  std::vector<test::Socket> clients;
+  clients.reserve(100);
+  pod.inside([&] {
+    for (int i = 0; i < 100; ++i) {
+      clients.push_back(test::connect_tcp("127.0.0.1", mc->port(), {.wait = false}));
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+
+  wait_for_series(
+      d, R"(mcbacklog_accept_queue_max{address="127.0.0.1",port=")" + port + R"(",netns="pod-a"})",
+      0);
+  INFO(d.metrics());
+  const std::string listener = "127.0.0.1:" + port;
+  test::wait_for_alert(d, "ListenQueueOverflow", Level::kWarning,
+                       {"memcached's listener overflowed: " + listener + " dropped"});
+  const test::Alerts view =
+      test::wait_for_alert(d, "MaxConnectionsNear", Level::kCritical,
+                           {"listener " + listener + " has a max queue of 0"});
+  CHECK(view.at("MaxConnectionsNear").labels == AlertLabels{{"target", "mc"}, {"netns", "pod-a"}});
+  CHECK(view.at("ListenQueueOverflow").labels == AlertLabels{{"netns", "pod-a"}});
+  wait_for_series(
+      d, R"(mcbacklog_accept_queue_max{address="127.0.0.1",port=")" + port + R"(",netns="pod-a"})",
+      0);
+  const std::string after = d.metrics();
+  // The overflows are the pod's; the daemon's namespace had none, and its memcached is fine.
+  CHECK(
+      test::metric_value(after, R"(mcbacklog_listen_overflows_total{netns="pod-a"})").value_or(0) >
+      0);
+  CHECK(test::metric_value(after, "mcbacklog_listen_overflows_total") == 0);
+  CHECK(test::metric_value(after, R"(mcbacklog_accept_queue_max{address="127.0.0.1",port=")" +
+                                      port + R"("})") == 1024);
+  CHECK(test::metric_value(
+            after, R"(mcbacklog_alert_state{alert="MaxConnectionsNear",target="mc",netns="pod-a"})")
+            .value_or(0) == 2);
+  CHECK(test::metric_value(
+            after, R"(mcbacklog_alert_state{alert="MaxConnectionsNear",target="own"})") == 0);
+  CHECK(test::metric_value(after, R"(mcbacklog_alert_state{alert="ListenQueueOverflow"})") == 0);
+}
+
+TEST_CASE(
+    "netns: without CAP_SYS_ADMIN a netns_pid target says which privilege is missing, and the "
+    "namespace's kernel counters still come from /proc/PID/net",
+    "[integration][netns]") {
+  test::enter_private_netns();
+  test::NamedNetns pod("pod-b");
+  std::unique_ptr<test::Memcached> mc;
+  pod.inside([&] { mc = std::make_unique<test::Memcached>(); });
+  const std::string pid = std::to_string(mc->process().pid());
+  // Root without CAP_SYS_ADMIN: setns is refused, /proc/PID/net is readable.
+  test::Daemon d(config_with("  - { name: mc, address: \"" + mc->address() +
+                             "\", probe_interval: 200ms, netns_pid: " + pid + " }\n"),
+                 {}, {"/usr/bin/setpriv", "--inh-caps=-sys_admin", "--bounding-set=-sys_admin"});
+  // Memcached's process is not in a container: the namespace is named after it.
+  const std::string label = "pid:" + pid;
+  wait_for_series(d, R"(mcbacklog_collector_success{collector="netstat",netns=")" + label + "\"}",
+                  1);
+  wait_for_series(d, R"(mcbacklog_collector_success{collector="sysctl",netns=")" + label + "\"}",
+                  0);
+  wait_for_series(d, R"(memcached_up{target="mc",netns=")" + label + "\"}", 0);
+  const std::string m = d.metrics();
+  CHECK(test::metric_value(m, R"(mcbacklog_listen_overflows_total{netns=")" + label + "\"}")
+            .has_value());
+  CHECK(test::metric_value(
+            m, R"(mcbacklog_collector_success{collector="sockdiag",netns=")" + label + "\"}") == 0);
+  const std::string log = d.output();
+  CHECK_THAT(log, Contains("collector sysctl (netns " + label + ") failed"));
+  CHECK_THAT(log, Contains("entering a network namespace needs CAP_SYS_ADMIN"));
+  const test::Alerts view = test::alerts_of(test::alerts(d), "mc");
+  REQUIRE(view.count("MemcachedDown") == 1);
+  CHECK_THAT(test::evidence(view.at("MemcachedDown")),
+             Contains("entering a network namespace needs CAP_SYS_ADMIN"));
+}
+
+TEST_CASE(
+    "unix sockets: memcached on a unix socket past -c with no_maxconns_fast shows its queue, max "
+    "0 and the stopped-accepting verdict",
+    "[integration][netns][unix]") {
+  test::enter_private_netns();
+  test::TempDir dir;
+  const std::string path = dir.path() + "/memcached.sock";
+  test::Memcached mc({"-c", "64", "-o", "no_maxconns_fast", "-b", "32"},
+                     test::Memcached::Listen::unix_socket(path));
+  test::Daemon d(
+      config_with("  - { name: mc, address: \"unix:" + path + "\", probe_interval: 0 }\n"));
+  wait_for_series(d, R"(memcached_up{target="mc"})", 1);
+  const std::string series = "{address=\"unix:" + path + "\"}";
+  wait_for_series(d, "mcbacklog_accept_queue_max" + series, 32);
+  // Clients until memcached runs out of descriptors and calls listen(fd, 0): the one connect the
+  // kernel still queues, then none.
+  std::vector<test::Socket> clients;
+  int refused = 0;
+  for (int i = 0; i < 200 && refused < 5; ++i) {
+    auto c = connect_unix(path);
+    if (!c) {
+      ++refused;
+      continue;
+    }
+    clients.push_back(std::move(*c));
+    std::this_thread::sleep_for(2ms);
+  }
+  CHECK(refused == 5);
+  wait_for_series(d, "mcbacklog_accept_queue_max" + series, 0);
+  const auto waiting = d.wait_for_metrics([&](const std::string& text) {
+    return test::metric_value(text, "mcbacklog_accept_queue_length" + series).value_or(0) >= 1;
+  });
+  CHECK(waiting.has_value());
+  const test::Alerts view = test::wait_for_alert(
+      d, "MaxConnectionsNear", Level::kCritical,
+      {"listener unix:" + path + " has a max queue of 0: memcached stopped accepting"});
+  CHECK_THAT(test::evidence(view.at("MaxConnectionsNear")),
+             Contains("memcached is not accepting now"));
+  // Many new connections a second is ConnectionSprawl too: not asserted either way.
+  test::check_ok(view, {"MemcachedDown", "SlowClients", "MemcachedMemoryFull"});
+}
+
+TEST_CASE(
+    "netns: files and sockets kept open in a target's namespace are let go when its process ends "
+    "or its file is removed, and opening them again says why",
+    "[integration][netns]") {
+  test::enter_private_netns();
+  test::NamedNetns pod("pod-c");
+  std::unique_ptr<test::Memcached> mc;
+  pod.inside([&] { mc = std::make_unique<test::Memcached>(); });
+  const NetnsConfig by_pid{"", mc->process().pid()};
+  const NetnsConfig by_file{pod.path(), 0};
+  boost::asio::io_context io;
+  SockdiagConfig config;
+  auto run = [](Collector& c) {
+    Status status = fail("not run");
+    c.collect([&](Status s) { status = std::move(s); });
+    return status;
+  };
+  NetstatCollector netstat_pid("/proc", by_pid);
+  NetstatCollector netstat_file("/proc", by_file);
+  auto sockdiag_pid = std::make_shared<SockdiagCollector>(
+      io, config, std::vector<std::uint16_t>{mc->port()}, std::chrono::seconds(1),
+      SockdiagScope{by_pid, "/proc", {}});
+  REQUIRE(run(netstat_pid).ok());
+  REQUIRE(run(netstat_file).ok());
+  REQUIRE(run(*sockdiag_pid).ok());
+  REQUIRE(sockdiag_pid->last()->listeners.size() == 1);  // the pod's memcached, seen from inside
+
+  // The namespace lives on (the bind mount holds it), but the process named is gone.
+  mc->kill();
+  const std::string ended = "process " + std::to_string(by_pid.pid) + " ended";
+  auto after = run(netstat_pid);
+  REQUIRE_FALSE(after.ok());
+  CHECK_THAT(after.error().message, Contains(ended));
+  after = run(netstat_pid);  // opened again: it is not there
+  REQUIRE_FALSE(after.ok());
+  CHECK_THAT(after.error().message, Contains("no process " + std::to_string(by_pid.pid)));
+  after = run(*sockdiag_pid);
+  REQUIRE_FALSE(after.ok());
+  CHECK_THAT(after.error().message, Contains(ended));
+  CHECK_FALSE(sockdiag_pid->last().has_value());
+  CHECK_FALSE(run(*sockdiag_pid).ok());
+  sockdiag_pid->stop();
+
+  // The file no longer names the namespace (`ip netns del` unmounts it).
+  REQUIRE(run(netstat_file).ok());
+  REQUIRE(::umount2(pod.path().c_str(), MNT_DETACH) == 0);
+  after = run(netstat_file);
+  REQUIRE_FALSE(after.ok());
+  CHECK_THAT(after.error().message,
+             Contains("the file was removed or now names another namespace"));
+  after = run(netstat_file);  // the file left behind is no namespace
+  REQUIRE_FALSE(after.ok());
+  CHECK_THAT(after.error().message, Contains("not a network namespace"));
+}
