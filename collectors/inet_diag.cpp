@@ -13,22 +13,10 @@
 #include <cstring>
 #include <limits>
 
+#include "collectors/netlink_bytes.hpp"
+
 namespace mcb {
 namespace {
-
-template <class T>
-void append(std::vector<std::byte>& out, const T& value) {
-  const auto* p = reinterpret_cast<const std::byte*>(&value);
-  out.insert(out.end(), p, p + sizeof value);
-}
-
-// The datagram may sit at any alignment, so structs are copied out rather than cast in place.
-template <class T>
-T load(std::span<const std::byte> bytes) {
-  T value;
-  std::memcpy(&value, bytes.data(), sizeof value);
-  return value;
-}
 
 IpAddress address_of(std::uint8_t family, const __be32 (&words)[4]) {
   IpAddress a;

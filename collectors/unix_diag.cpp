@@ -8,22 +8,10 @@
 
 #include <cstring>
 
+#include "collectors/netlink_bytes.hpp"
+
 namespace mcb {
 namespace {
-
-template <class T>
-void append(std::vector<std::byte>& out, const T& value) {
-  const auto* p = reinterpret_cast<const std::byte*>(&value);
-  out.insert(out.end(), p, p + sizeof value);
-}
-
-// The datagram may sit at any alignment, so structs are copied out rather than cast in place.
-template <class T>
-T load(std::span<const std::byte> bytes) {
-  T value;
-  std::memcpy(&value, bytes.data(), sizeof value);
-  return value;
-}
 
 Status read_attributes(std::span<const std::byte> attributes, UnixDiagSocket& s) {
   std::size_t offset = 0;
