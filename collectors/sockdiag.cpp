@@ -261,11 +261,9 @@ std::vector<ListenerSample> unix_listeners(std::span<const UnixDiagSocket> socke
                                            std::span<const std::string> paths,
                                            const std::map<std::string, std::uint32_t>& peaks) {
   std::vector<ListenerSample> out;
-  for (const std::string& path : paths) {
-    if (std::any_of(out.begin(), out.end(),
-                    [&](const ListenerSample& l) { return l.address == "unix:" + path; })) {
-      continue;
-    }
+  for (auto it = paths.begin(); it != paths.end(); ++it) {
+    const std::string& path = *it;
+    if (std::find(paths.begin(), it, path) != it) continue;  // each path once, no allocation
     ListenerSample l;
     for (const UnixDiagSocket& s : sockets) {
       if (s.state != TCP_LISTEN || !s.has_queues || s.path != path) continue;
@@ -381,12 +379,7 @@ void SockdiagCollector::collect(Done done) {
     sample.connections_at = now;
     last_ = std::move(sample);
     last_age_.reset();
-    if (sampler_error_) {
-      done(fail("accept-queue sampler: " + *sampler_error_));
-      sampler_error_.reset();
-      return;
-    }
-    done(ok_status());
+    finish_run(std::move(done));
     return;
   }
   const bool walk =
@@ -424,6 +417,10 @@ void SockdiagCollector::collect(Done done) {
   for (ListenerSample& l : *unix_sockets) sample.listeners.push_back(std::move(l));
   last_age_ = std::chrono::duration_cast<Duration>(now - sample.connections_at);
   last_ = std::move(sample);
+  finish_run(std::move(done));
+}
+
+void SockdiagCollector::finish_run(Done done) {
   if (sampler_error_) {
     done(fail("accept-queue sampler: " + *sampler_error_));
     sampler_error_.reset();

@@ -237,6 +237,8 @@ class SockdiagCollector final : public Collector,
   Status read_listeners(Clock::time_point deadline, std::vector<DiagSocket>& out);
   void learn_listeners(std::span<const DiagSocket> sockets);
   void sample_listeners();
+  // Ends a run whose sample is in last_: failed when the sampler failed since the last run.
+  void finish_run(Done done);
   // Dumps the listening unix sockets into unix_sampled_ and adds the queue length of each of
   // scope_.unix_paths to its peak window (a path nothing listens on loses its window); a queue
   // that holds a connection, or a max of 0, keeps the sampler running as for TCP.
