@@ -218,7 +218,8 @@ TEST_CASE("sockdiag: families carry the labels, client other always, the peak's 
   CHECK(length.metric[0].label[1].value == "11211");
   CHECK(find("mcbacklog_accept_queue_max").metric[0].gauge.value == 5);
   CHECK_THAT(find("mcbacklog_accept_queue_max").help, Contains("0 means"));
-  CHECK_THAT(find("mcbacklog_accept_queue_peak").help, Contains("over the last 15s, sampled every 100ms"));
+  CHECK_THAT(find("mcbacklog_accept_queue_peak").help,
+             Contains("over the last 15s, sampled every 100ms"));
   const auto& drops = find("mcbacklog_accept_queue_drops_total");
   REQUIRE(drops.metric.size() == 1);  // a listener whose drops are unknown has no series
   CHECK(drops.type == prometheus::MetricType::Counter);
