@@ -54,6 +54,12 @@ class Collector : public prometheus::Collectable {
   // run; empty (the default) for the daemon's own namespace.
   void set_netns_label(std::string label) { netns_label_ = std::move(label); }
   const std::string& netns_label() const { return netns_label_; }
+  // For logs: the name, and the namespace of another than the daemon's ("sysctl (netns pod1)").
+  std::string described() const {
+    std::string out(name());
+    if (!netns_label_.empty()) out += " (netns " + netns_label_ + ")";
+    return out;
+  }
 
   // A collector of targets in several namespaces (memcached): a series whose `target` label is a
   // key of `by_target` gets netns="<value>". Set before the first run.

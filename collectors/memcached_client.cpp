@@ -1,11 +1,14 @@
 #include "collectors/memcached_client.hpp"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstring>
 #include <initializer_list>
 #include <utility>
 
@@ -248,6 +251,23 @@ std::string open_in(Socket& socket, const GenericEndpoint& ep, const Origin& ori
   return {};
 }
 
+// Why a connect to a unix socket path was refused when the path is there but no socket (the kernel
+// says ECONNREFUSED for both): "; the path is a regular file, not a socket ...". Empty for a TCP
+// endpoint, a socket, and a path that is not there.
+std::string unix_path_not_socket(const GenericEndpoint& ep) {
+  if (ep.protocol().family() != AF_UNIX) return {};
+  const auto* un = reinterpret_cast<const sockaddr_un*>(ep.data());
+  const std::size_t max = ep.size() - offsetof(sockaddr_un, sun_path);
+  const std::string path(un->sun_path, ::strnlen(un->sun_path, max));
+  struct stat st {};
+  if (path.empty() || ::stat(path.c_str(), &st) != 0 || S_ISSOCK(st.st_mode)) return {};
+  const char* what = S_ISDIR(st.st_mode)   ? "a directory"
+                     : S_ISREG(st.st_mode) ? "a regular file"
+                                           : "another kind of file";
+  return std::string("; the path is ") + what +
+         ", not a socket: is it the path memcached was started with (-s)?";
+}
+
 // Connects `socket` to the first of `eps` (from `index` on) that accepts.
 void connect_any(Socket& socket, const std::shared_ptr<const Endpoints>& eps, std::size_t index,
                  const std::string& address, const Origin& origin, ConnectHandler done) {
@@ -273,8 +293,9 @@ void connect_any(Socket& socket, const std::shared_ptr<const Endpoints>& eps, st
       // EACCES or EPERM: a unix socket whose mode keeps this user out, or a firewall rule
       // that rejects with a prohibition.
       const bool denied = ec == asio::error::access_denied || ec == asio::error::no_permission;
-      done("connect to " + address + ": " + ec.message(),
-           denied ? FailureKind::kPermissionDenied : FailureKind::kUnreachable);
+      std::string error = "connect to " + address + ": " + ec.message();
+      if (ec == asio::error::connection_refused) error += unix_path_not_socket((*eps)[index]);
+      done(error, denied ? FailureKind::kPermissionDenied : FailureKind::kUnreachable);
     }
   });
 }
@@ -289,6 +310,13 @@ std::string closed_without_reply(const error_code& ec) {
   return ec == asio::error::eof
              ? "connection accepted, then closed without a text reply"
              : "connection accepted, then reset without a text reply (" + ec.message() + ")";
+}
+
+// A TLS handshake that had no answer by the deadline, for messages.
+std::string handshake_unanswered(const Endpoint& endpoint) {
+  return "TLS handshake with " + endpoint.to_string() +
+         ": no answer by the deadline (a server that does not speak TLS there waits for more: is "
+         "memcached started with -Z?)";
 }
 
 bool closed_or_reset(const error_code& ec) {
@@ -390,7 +418,11 @@ StatsConnection::StatsConnection(asio::io_context& io, Transport transport, Opti
       options_(options),
       socket_(io),
       timer_(io),
-      random_(std::random_device{}()) {}
+      random_(std::random_device{}()) {
+  if (transport_.netns) {
+    netns_watch_ = std::make_unique<NetnsWatch>(*transport_.netns, transport_.procfs);
+  }
+}
 
 void StatsConnection::query(SteadyClock::time_point deadline, Handler handler,
                             StatsRequest request) {
@@ -407,7 +439,10 @@ void StatsConnection::query(SteadyClock::time_point deadline, Handler handler,
   timer_.async_wait([self = shared_from_this(), id = query_id_](const error_code& ec) {
     if (!ec && id == self->query_id_ && self->handler_) self->on_deadline();
   });
-  if (state_ == State::kIdle) {
+  if (netns_watch_ && connected()) {
+    if (Status held = netns_watch_->check(); !held) netns_gone_ = held.error().message;
+  }
+  if (state_ == State::kIdle && netns_gone_.empty()) {
     // Written now, so that memcached answers while the other collectors of the cycle run and
     // the reply is waiting when the loop next polls: no sleep and wake-up for it. send() never
     // calls the handler itself.
@@ -422,6 +457,11 @@ void StatsConnection::query(SteadyClock::time_point deadline, Handler handler,
 
 void StatsConnection::start() {
   retry_stale_ = false;
+  if (!netns_gone_.empty()) {
+    // memcached may still answer over this socket, but from a namespace no longer the target's.
+    drop(std::exchange(netns_gone_, {}) + "; connection closed", FailureKind::kNamespace, false);
+    return;
+  }
   switch (state_) {
     case State::kDisconnected:
       if (SteadyClock::now() < next_attempt_) {
@@ -453,6 +493,13 @@ void StatsConnection::start() {
 void StatsConnection::connect() {
   state_ = State::kConnecting;
   const std::uint64_t gen = ++generation_;
+  if (netns_watch_) {
+    // Armed before the socket is made, so that a namespace replaced in between is seen.
+    if (Status armed = netns_watch_->arm(); !armed) {
+      drop(armed.error().message, FailureKind::kNamespace, false);
+      return;
+    }
+  }
   resolve(io_, lookup_, endpoint_,
           [self = shared_from_this(), gen](const std::string& error, Endpoints eps) {
             if (gen != self->generation_) return;
@@ -618,10 +665,7 @@ void StatsConnection::on_reply(Command command, std::string_view reply) {
 
 void StatsConnection::on_deadline() {
   if (state_ == State::kConnecting && tls_) {
-    drop("TLS handshake with " + endpoint_.to_string() +
-             ": no answer by the deadline (a server that does not speak TLS there waits for "
-             "more: is memcached started with -Z?)",
-         FailureKind::kTls, false);
+    drop(handshake_unanswered(endpoint_), FailureKind::kTls, false);
     return;
   }
   if (state_ == State::kConnecting) {
@@ -740,6 +784,10 @@ void Probe::run(SteadyClock::time_point deadline) {
   timer_.expires_at(deadline);
   timer_.async_wait([self = shared_from_this()](const error_code& ec) {
     if (ec) return;
+    if (self->handshaking_) {
+      self->end(false, handshake_unanswered(self->endpoint_), FailureKind::kTls);
+      return;
+    }
     self->end(false,
               self->connected_
                   ? "no reply to version by the deadline"
@@ -779,9 +827,11 @@ void Probe::secure() {
     end(false, transport_.tls_error, FailureKind::kTls);
     return;
   }
+  handshaking_ = true;
   tls_ = start_tls(socket_, *transport_.tls, endpoint_,
                    [self = shared_from_this()](const std::string& error, FailureKind kind) {
                      if (!self->handler_) return;
+                     self->handshaking_ = false;
                      if (!error.empty()) {
                        self->end(false, error, kind);
                        return;

@@ -28,6 +28,7 @@
 
 #include "collectors/memcached_protocol.hpp"
 #include "collectors/name_lookup.hpp"
+#include "collectors/netns.hpp"
 #include "common/clock.hpp"
 #include "config/address.hpp"
 #include "config/config.hpp"
@@ -207,6 +208,8 @@ class StatsConnection : public std::enable_shared_from_this<StatsConnection> {
   Transport transport_;
   Endpoint endpoint_;
   Options options_;
+  std::unique_ptr<NetnsWatch> netns_watch_;  // with transport_.netns: armed while connected
+  std::string netns_gone_;                   // why the watch failed, until the query drops
   boost::asio::generic::stream_protocol::socket socket_;
   std::shared_ptr<TlsSession> tls_;     // of the connection, with TLS
   std::shared_ptr<NameLookup> lookup_;  // the host-name lookup in flight, if any
@@ -295,6 +298,7 @@ class Probe : public std::enable_shared_from_this<Probe> {
   SteadyClock::time_point connect_started_;
   SteadyClock::time_point connected_at_;
   bool connected_ = false;
+  bool handshaking_ = false;  // the TLS handshake is under way
   std::string in_;
   std::array<char, 512> chunk_{};
 };

@@ -6,12 +6,43 @@
 
 #include <spdlog/spdlog.h>
 
+#include "collectors/memcached_client.hpp"
+#include "collectors/netns.hpp"
 #include "daemon/app.hpp"
 #include "daemon/diagnose.hpp"
 #include "daemon/flags.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/process_limits.hpp"
 #include "daemon/version.hpp"
+
+namespace {
+
+// What --check-config finds beyond the file's text, for each target: a TLS file that does not
+// load is an error (every connection would fail with it); a network namespace that cannot be
+// entered now is a warning (a pod's may come later, and the daemon waits for it). Prints each
+// to stderr; returns the number of errors.
+int check_targets(const mcb::Config& config) {
+  int errors = 0;
+  for (const mcb::TargetConfig& target : config.targets) {
+    const std::string where = config.source + ": target " + target.name + ": ";
+    if (target.tls) {
+      const mcb::Transport transport = mcb::Transport::of(target);
+      if (!transport.tls_error.empty()) {
+        std::fprintf(stderr, "%s%s\n", where.c_str(), transport.tls_error.c_str());
+        ++errors;
+      }
+    }
+    if (target.netns) {
+      auto entered = mcb::run_in_netns(*target.netns, "/proc", [] {});
+      if (!entered) {
+        std::fprintf(stderr, "%swarning: %s\n", where.c_str(), entered.error().message.c_str());
+      }
+    }
+  }
+  return errors;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
@@ -44,6 +75,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (flags->check_config) {
+    if (check_targets(*config) > 0) return 1;
     std::printf("%s: configuration is valid\n", config->source.c_str());
     if (!config->web.config_file.empty()) {
       std::printf("%s: web configuration is valid\n", config->web.config_file.c_str());

@@ -6,17 +6,6 @@
 
 namespace mcb {
 
-namespace {
-
-// "netstat", or "netstat (netns pod1)" for one of another network namespace.
-std::string described(const Collector& c) {
-  std::string out(c.name());
-  if (!c.netns_label().empty()) out += " (netns " + c.netns_label() + ")";
-  return out;
-}
-
-}  // namespace
-
 Scheduler::Scheduler(boost::asio::io_context& io, Duration interval,
                      std::vector<std::shared_ptr<Collector>> collectors, CycleHandler on_cycle)
     : timer_(io, interval, [this] { start_cycle(); }),
@@ -78,7 +67,7 @@ void Scheduler::finish(std::size_t index, std::uint64_t cycle, const Status& sta
   if (!status.ok()) {
     record_failure(s, status.error().message);
   } else if (s.log.succeeded()) {
-    spdlog::info("collector {} recovered", described(*s.collector));
+    spdlog::info("collector {} recovered", s.collector->described());
   }
   if (cycle == cycle_ && cycle_open_) {
     --pending_;
@@ -95,7 +84,7 @@ void Scheduler::maybe_end_cycle() {
 
 void Scheduler::record_failure(Slot& s, const std::string& reason) {
   if (s.log.failed(reason, Clock::now())) {
-    spdlog::warn("collector {} failed: {}", described(*s.collector), reason);
+    spdlog::warn("collector {} failed: {}", s.collector->described(), reason);
   }
 }
 

@@ -182,6 +182,33 @@ TEST_CASE("daemon: --check-config accepts a good file and refuses a bad one with
   CHECK_THAT(missing.output, Contains("none.yaml: cannot open"));
 }
 
+TEST_CASE(
+    "daemon: --check-config refuses a target's TLS file that does not load and warns of a "
+    "network namespace that is not there",
+    "[integration][config]") {
+  test::TempDir dir;
+  const std::string bin = test::daemon_binary();
+  const std::string tls = dir.write(
+      "tls.yaml", "targets:\n  - { name: mc, address: \"127.0.0.1:11211\", tls: { ca_file: " +
+                      dir.path() + "/absent-ca.pem } }\n");
+  auto ko = test::run_command(bin + " --check-config --config.file=" + tls);
+  CHECK(ko.exit_code == 1);
+  CHECK_THAT(ko.output,
+             Contains("tls.yaml: target mc: TLS ca_file " + dir.path() + "/absent-ca.pem"));
+  CHECK_THAT(ko.output, !Contains("configuration is valid"));
+  const std::string netns = dir.write(
+      "netns.yaml", "targets:\n  - { name: a, address: \"127.0.0.1:11211\", netns: " + dir.path() +
+                        "/no-such-netns }\n  - { name: b, address: "
+                        "\"127.0.0.1:11212\", netns_pid: 4194000 }\n");
+  auto warned = test::run_command(bin + " --check-config --config.file=" + netns);
+  CHECK(warned.exit_code == 0);
+  CHECK_THAT(warned.output, Contains("netns.yaml: target a: warning: network namespace " +
+                                     dir.path() + "/no-such-netns: no such file"));
+  CHECK_THAT(warned.output, Contains("target b: warning: network namespace "
+                                     "/proc/4194000/ns/net: no process 4194000"));
+  CHECK_THAT(warned.output, Contains("configuration is valid"));
+}
+
 TEST_CASE("daemon: --version, --help and bad flags", "[integration][flags]") {
   const std::string bin = test::daemon_binary();
   auto v = test::run_command(bin + " --version");

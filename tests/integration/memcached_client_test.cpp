@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
 
 #include <boost/asio/io_context.hpp>
 
@@ -235,6 +236,28 @@ TEST_CASE("memcached client: unix sockets and IPv6 work like IPv4", "[integratio
     const ProbeResult p = probe(io, mc->address(), 2s);
     CHECK(p.success);
     CHECK(p.version == "1.6.18");
+  }
+}
+
+TEST_CASE(
+    "memcached client: a unix: path that is a regular file or a directory says it is not a "
+    "socket, a missing one that it is not there",
+    "[integration][memcached]") {
+  test::TempDir dir;
+  const std::string file = dir.path() + "/memcached.sock";
+  std::ofstream(file) << "";
+  boost::asio::io_context io;
+  for (const auto& [path, seen] :
+       {std::pair{file, "the path is a regular file, not a socket"},
+        std::pair{dir.path(), "the path is a directory, not a socket"},
+        std::pair{dir.path() + "/absent.sock", "No such file or directory"}}) {
+    INFO(path);
+    auto c = connection(io, "unix:" + path);
+    const StatsReply r = query(io, *c, 2s);
+    CHECK_THAT(error_of(r.stats), Contains(seen));
+    CHECK(r.failure == FailureKind::kUnreachable);
+    const ProbeResult p = probe(io, "unix:" + path, 2s);
+    CHECK_THAT(p.error, Contains(seen));
   }
 }
 
