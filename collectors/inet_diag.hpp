@@ -48,6 +48,7 @@ struct DiagSocket {
   // states: bytes received but not read by the application, and bytes sent but not acknowledged.
   std::uint32_t rqueue = 0;
   std::uint32_t wqueue = 0;
+  std::uint32_t inode = 0;  // idiag_inode: the socket's inode, as /proc/PID/fd links name it
   // The socket's drop counter (sk_drops, `ss -m` "d"), when the request asked for memory_info
   // and the kernel sent it. On a LISTEN socket: connections it dropped, its accept queue full
   // among other reasons (the per-listener share of TcpExt ListenDrops).

@@ -187,13 +187,14 @@ MemcachedThreads MemcachedThreadsCollector::sample_of(const MemcachedSample& m, 
     t.checked = false;
     return out;
   }
-  out.pid = *m.stats.pid;
+  const auto host_pid = host_pids_.find(m.target);
+  out.pid = host_pid != host_pids_.end() ? host_pid->second : *m.stats.pid;
   // The uptime as of now, from the sample's age.
   const double uptime = static_cast<double>(*m.stats.uptime) +
                         std::max(0.0, std::chrono::duration<double>(now - m.time).count());
   const double started = wall_now - uptime;
-  if (!t.checked || t.pid != *m.stats.pid || std::fabs(started - t.started) > 10) {
-    t.pid = *m.stats.pid;
+  if (!t.checked || t.pid != *out.pid || std::fabs(started - t.started) > 10) {
+    t.pid = *out.pid;
     t.started = started;
     check_process(t, wall_now, uptime);
   }

@@ -5,13 +5,13 @@
 // collector's mcbacklog_memcached_cpu_utilization_ratio) still reads low; this collector finds
 // the busiest worker thread for MemcachedCpuSaturated.
 //
-// A target's process: the `pid` of its last `stats`, when <procfs>/<pid> exists and started when
-// memcached's `uptime` says it did (memcached counts its uptime from about 62 s before it
-// started, by design; same_process() allows for that). A remote memcached, or one in another pid
-// namespace (a container), fails that check and keeps the rusage average; the sample says why.
-// Its worker threads: the tasks memcached names "mc-worker". Their CPU: the nanoseconds of
-// <procfs>/<pid>/task/<tid>/schedstat (stat's utime + stime where the kernel has no schedstat),
-// as a rate between two runs.
+// A target's process: the `pid` of its last `stats` (or the host pid set_host_pids() gives), when
+// <procfs>/<pid> exists and started when memcached's `uptime` says it did (memcached counts its
+// uptime from about 62 s before it started, by design; same_process() allows for that). A remote
+// memcached, or one in another pid namespace (a container), fails that check and keeps the rusage
+// average; the sample says why. Its worker threads: the tasks memcached names "mc-worker". Their
+// CPU: the nanoseconds of <procfs>/<pid>/task/<tid>/schedstat (stat's utime + stime where the
+// kernel has no schedstat), as a rate between two runs.
 //
 // Cost per target and run: one pread per worker thread, of a schedstat file kept open until the
 // task list is read again. The process check runs again only when the pid or memcached's start
@@ -83,6 +83,13 @@ class MemcachedThreadsCollector final : public FileCollector<MemcachedThreadsSam
 
   std::string_view name() const override { return "memcached_threads"; }
 
+  // The pid of a target's process as this daemon sees it, by target name, where memcached's own
+  // `pid` is of another pid namespace (a container): discovery's, or a `netns_pid` that is
+  // memcached itself. Other targets use the `pid` memcached reports. Set before the first run.
+  void set_host_pids(std::map<std::string, std::int64_t, std::less<>> by_target) {
+    host_pids_ = std::move(by_target);
+  }
+
   // Reads of thread files since construction (tests and benchmarks hold the cost to this).
   std::uint64_t thread_reads() const { return thread_reads_; }
 
@@ -119,6 +126,7 @@ class MemcachedThreadsCollector final : public FileCollector<MemcachedThreadsSam
   std::optional<double> boot_time_;
   double ticks_per_second_;
   std::map<std::string, Tracked, std::less<>> tracked_;  // by target
+  std::map<std::string, std::int64_t, std::less<>> host_pids_;
   std::uint64_t thread_reads_ = 0;
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "collectors/netns.hpp"
+#include "collectors/procfs.hpp"
 
 namespace mcb {
 
@@ -52,6 +53,25 @@ std::vector<std::uint16_t> ports_of(const Config& config, const NetnsConfig& net
   return out;
 }
 
+// The targets whose process has a pid here other than the one memcached reports: discovered
+// ones, and a `netns_pid` that names memcached itself (its comm is discover.process_name).
+std::map<std::string, std::int64_t, std::less<>> host_pids(const Config& config) {
+  std::map<std::string, std::int64_t, std::less<>> out;
+  for (const TargetConfig& t : config.targets) {
+    const std::string name = t.name.empty() ? t.address.to_string() : t.name;
+    if (t.host_pid != 0) {
+      out.emplace(name, t.host_pid);
+    } else if (t.netns && t.netns->pid != 0) {
+      auto comm =
+          read_optional_file(config.paths.procfs + "/" + std::to_string(t.netns->pid) + "/comm");
+      if (comm && *comm && **comm == config.discover.process_name + "\n") {
+        out.emplace(name, t.netns->pid);
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 CollectorSet make_collectors(const Config& config, boost::asio::io_context& io) {
@@ -93,6 +113,7 @@ CollectorSet make_collectors(const Config& config, boost::asio::io_context& io) 
         },
         config.paths.procfs);
     set.memcached_threads->set_target_netns(set.target_netns);
+    set.memcached_threads->set_host_pids(host_pids(config));
   }
   for (const NetnsConfig& n : config.namespaces()) {
     const std::string& label = labels.at(n);

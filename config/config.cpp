@@ -50,6 +50,25 @@ namespace {
 
 using Walker = YamlWalker;
 
+// A network namespace file: an absolute path ("/run/netns/NAME", "/proc/PID/ns/net").
+std::optional<std::string> netns_file(Walker& w, const YAML::Node& n, const std::string& p) {
+  if (!w.scalar(n, p, "a network namespace file such as \"/run/netns/NAME\"")) return std::nullopt;
+  const std::string& file = n.Scalar();
+  if (file.size() > kMaxPathBytes) {
+    w.error(n.Mark(), p,
+            "a name of " + std::to_string(file.size()) + " bytes; at most " +
+                std::to_string(kMaxPathBytes) + " are allowed");
+    return std::nullopt;
+  }
+  if (file.empty() || file.front() != '/') {
+    w.error(n.Mark(), p,
+            "a network namespace file needs an absolute path, such as \"/run/netns/NAME\" or "
+            "\"/proc/PID/ns/net\"");
+    return std::nullopt;
+  }
+  return file;
+}
+
 void walk_target(Walker& w, const YAML::Node& node, const std::string& path, TargetConfig& t) {
   std::string address_text;
   bool has_address = false;
@@ -79,23 +98,7 @@ void walk_target(Walker& w, const YAML::Node& node, const std::string& path, Tar
         }},
        {"netns",
         [&](auto& n, auto& p) {
-          if (!w.scalar(n, p, "a network namespace file such as \"/run/netns/NAME\"")) {
-            return;
-          }
-          const std::string& file = n.Scalar();
-          if (file.size() > kMaxPathBytes) {
-            w.error(n.Mark(), p,
-                    "a name of " + std::to_string(file.size()) + " bytes; at most " +
-                        std::to_string(kMaxPathBytes) + " are allowed");
-            return;
-          }
-          if (file.empty() || file.front() != '/') {
-            w.error(n.Mark(), p,
-                    "a network namespace file needs an absolute path, such as "
-                    "\"/run/netns/NAME\" or \"/proc/PID/ns/net\"");
-            return;
-          }
-          set_netns(n, p, NetnsConfig{file, 0});
+          if (auto file = netns_file(w, n, p)) set_netns(n, p, NetnsConfig{*file, 0});
         }},
        {"netns_pid",
         [&](auto& n, auto& p) {
@@ -286,6 +289,37 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
                   w.mapping(m, q, {enabled(c.memcached_threads.enabled)});
                 }}});
         }},
+       {"discover",
+        [&](auto& n, auto& p) {
+          DiscoverConfig& d = c.discover;
+          w.mapping(
+              n, p,
+              {enabled(d.enabled),
+               {"interval",
+                [&](auto& v, auto& r) {
+                  w.duration(v, r, d.interval, std::chrono::milliseconds(100),
+                             std::chrono::hours(1));
+                }},
+               {"grace",
+                [&](auto& v, auto& r) {
+                  w.duration(v, r, d.grace, Duration{0}, std::chrono::hours(24));
+                }},
+               {"process_name",
+                [&](auto& v, auto& r) {
+                  w.name(v, r, d.process_name);
+                  if (d.process_name.size() > 15) {
+                    w.error(v.Mark(), r,
+                            "at most 15 bytes: the kernel keeps the first 15 of a process's name "
+                            "(/proc/PID/comm)");
+                  }
+                }},
+               {"only_netns", [&](auto& v, auto& r) {
+                  d.only_netns.clear();
+                  w.sequence(v, r, [&](const YAML::Node& item, const std::string& ip) {
+                    if (auto file = netns_file(w, item, ip)) d.only_netns.push_back(*file);
+                  });
+                }}});
+        }},
        {"thresholds", [&](auto& n, auto& p) { walk_thresholds(w, n, p, c, alerts); }},
        {"paths",
         [&](auto& n, auto& p) {
@@ -319,6 +353,8 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
                         w.word(v, r, c.log.format, {"text", "json"});
                       }}});
         }}});
+  // Discovery finds the targets: the built-in 127.0.0.1:11211 is not added beside them.
+  if (!targets_given && c.discover.enabled) c.targets.clear();
   if (!targets_given) return;
   // Target names label every memcached series, so they must be unique.
   std::set<std::string> names;

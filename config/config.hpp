@@ -56,6 +56,23 @@ struct TargetConfig {
   Duration slab_stats_interval = std::chrono::seconds(15);
   std::optional<NetnsConfig> netns;    // unset: the daemon's own network namespace
   std::optional<TlsClientConfig> tls;  // unset: plain text
+  // Not configured: a discovered target's process as this daemon sees it (its pid in the
+  // daemon's pid namespace), which memcached_threads reads; 0: the `pid` memcached reports.
+  int host_pid = 0;
+};
+
+// Finding the memcached processes of this host, each watched as a target
+// (collectors/discovery.hpp). Off by default.
+struct DiscoverConfig {
+  bool enabled = false;
+  Duration interval = std::chrono::seconds(30);
+  // How long a discovered target whose process went away is still watched, so that
+  // MemcachedDown pages a crash, before its series leave /metrics.
+  Duration grace = std::chrono::minutes(5);
+  std::string process_name = "memcached";  // <procfs>/PID/comm, exactly
+  // Only processes in these network namespaces (files such as /run/netns/NAME or
+  // /proc/PID/ns/net, compared by inode at each scan); empty: every namespace.
+  std::vector<std::string> only_netns;
 };
 
 struct NetstatConfig {
@@ -190,6 +207,7 @@ struct Config {
   CpuConfig cpu;
   SoftnetConfig softnet;
   MemcachedThreadsConfig memcached_threads;
+  DiscoverConfig discover;
   std::map<std::string, AlertThreshold, std::less<>> thresholds;  // every alert of the schemas
   PathsConfig paths;
   WebConfig web;

@@ -91,6 +91,7 @@ int App::run() {
   log_security();
   spdlog::info("mcbacklogd {} (revision {}) starting with configuration from {}", kVersion,
                kRevision, config_.source);
+  start_discovery();
   start_sampling();
   wait_for_signal();
   notifier_.start_watchdog();
@@ -99,11 +100,39 @@ int App::run() {
   return 0;
 }
 
+void App::start_discovery() {
+  discover_timer_.reset();
+  discoverer_.reset();
+  discovered_.reset();
+  if (!config_.discover.enabled) return;
+  discoverer_ = std::make_unique<Discoverer>(config_.discover, config_.paths.procfs);
+  discovered_ = std::make_unique<DiscoveredTargets>(config_.discover.grace);
+  discover(false);
+  discover_timer_ =
+      std::make_unique<PeriodicTimer>(io_, config_.discover.interval, [this] { discover(true); });
+  discover_timer_->start(config_.discover.interval);
+}
+
+void App::discover(bool restart) {
+  std::vector<std::string> problems;
+  auto found = discoverer_->targets(config_.targets, problems);
+  for (const std::string& p : problems) spdlog::warn("discovery: {}", p);
+  const auto changes = discovered_->update(std::move(found), LoopClock::now());
+  for (const std::string& c : changes) spdlog::info("discovery: {}", c);
+  if (changes.empty() || !restart) return;
+  scheduler_->stop();
+  start_sampling();
+}
+
 void App::start_sampling() {
-  collectors_ = make_collectors(config_, io_);
+  Config sampled = config_;
+  if (discovered_) {
+    for (TargetConfig& t : discovered_->targets()) sampled.targets.push_back(std::move(t));
+  }
+  collectors_ = make_collectors(sampled, io_);
   auto all = collectors_.all();
   std::string names;
-  for (const auto& c : all) names += (names.empty() ? "" : ", ") + std::string(c->name());
+  for (const auto& c : all) names += (names.empty() ? "" : ", ") + c->described();
   spdlog::info("sampling every {} with collectors: {}", format_duration(config_.interval),
                names.empty() ? "none" : names);
   scheduler_ = std::make_shared<Scheduler>(io_, config_.interval, all, [this] { on_cycle(); });
@@ -189,6 +218,7 @@ void App::reload() {
   evaluator_->set_thresholds(config_.thresholds);
   setup_logging(config_.log.level, config_.log.format);
   spdlog::info("configuration reloaded from {}", config_.source);
+  start_discovery();
   start_sampling();
   if (ready_) notifier_.ready(status_line());
 }

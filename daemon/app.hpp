@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "collectors/discovery.hpp"
 #include "collectors/table.hpp"
 #include "config/config.hpp"
 #include "daemon/alerts/evaluator.hpp"
@@ -44,6 +45,11 @@ class App {
 
  private:
   void start_sampling();
+  // With discover.enabled: scans now and every discover.interval (a fresh state after a reload).
+  void start_discovery();
+  // Scans; when the discovered targets changed, restarts sampling with them. `restart`: false
+  // before sampling has started.
+  void discover(bool restart);
   void on_cycle();
   void reload();
   void log_security() const;
@@ -61,6 +67,10 @@ class App {
   std::shared_ptr<ProcessMetrics> process_;
   std::shared_ptr<Evaluator> evaluator_;  // outlives reloads: alert states and counter history
   CollectorSet collectors_;
+  // With discover.enabled; the targets sampled are config_.targets and discovered_'s.
+  std::unique_ptr<Discoverer> discoverer_;
+  std::unique_ptr<DiscoveredTargets> discovered_;
+  std::unique_ptr<PeriodicTimer> discover_timer_;
   std::shared_ptr<Scheduler> scheduler_;
   // Sources of the collectors just started, swapped in when their first cycle ends.
   std::optional<std::vector<std::shared_ptr<const prometheus::Collectable>>> pending_sources_;

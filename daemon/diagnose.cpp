@@ -18,6 +18,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "collectors/discovery.hpp"
 #include "collectors/table.hpp"
 #include "config/bit_rate.hpp"
 #include "daemon/alerts/alerts_json.hpp"
@@ -480,6 +481,12 @@ int run_diagnose(const Flags& flags, const Config& configured) {
   // Probes start with the first sample and again two thirds of the wait later, so the first
   // probe has ended (its deadline is its interval) by the second sample even when memcached
   // never answers it.
+  if (config.discover.enabled) {
+    std::vector<std::string> problems;
+    auto found = Discoverer(config.discover, config.paths.procfs).targets(config.targets, problems);
+    for (const std::string& p : problems) std::fprintf(stderr, "discovery: %s\n", p.c_str());
+    config.targets.insert(config.targets.end(), found.begin(), found.end());
+  }
   for (TargetConfig& t : config.targets) {
     if (t.probe_interval.count() > 0) t.probe_interval = flags.diagnose_wait * 2 / 3;
   }

@@ -1009,7 +1009,8 @@ constexpr std::array<Rule, kAlertCount> kRules{{
      "The CPU seconds per second of the busiest worker thread (mc-worker, from "
      "/proc/<pid>/task/<tid>/schedstat) where the daemon sees memcached's process: warning from "
      "0.8, critical from 0.95, clears below 0.7. For a remote memcached, one in another pid "
-     "namespace, or one that does not name its threads, the average per worker thread of "
+     "namespace that is neither discovered nor its target's netns_pid, or one that does not "
+     "name its threads, the average per worker thread of "
      "rusage_user + rusage_system instead, and the evidence says so. The evidence gives the "
      "busiest and the average, and the host's steal and iowait over the window; from "
      "steal_warning (0.1) of steal the fix blames the VM.",

@@ -15,6 +15,8 @@
 #       CAP_SYS_PTRACE without CAP_SYS_ADMIN opened, but setns is refused
 #       both (the DaemonSet)                setns, and the host's device is seen
 #       uid 9741 without capabilities        cannot open /proc/<pid>/ns/net
+#   - discovery with those privileges (the ConfigMap's settings, limited to the test's own
+#     namespace): a memcached of another user in a namespace of its own is found and read.
 # Usage: daemonset_test.sh SOURCE_DIR WORK_DIR NODE_DIR
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -93,6 +95,37 @@ try "the DaemonSet's" "=$(readlink /proc/self/ns/net)" "${root[@]}" --pid=host -
 try "the DaemonSet's, setns" "=1" "${root[@]}" --pid=host --cap-add=sys_admin,sys_ptrace -- "${enter[@]}"
 try "uid 9741, no capability" "Permission denied" --user 9741:9741 --pid=host -- "${open[@]}"
 kill $other
+
+echo "--- discovery with the DaemonSet's privileges"
+# memcached as another user in a network namespace of its own, as in a pod; the daemon in the
+# image, as root with the DaemonSet's two capabilities and the host's PIDs, finds it and reads it
+# there. The ConfigMap's settings, limited to that namespace (other tests' memcached run beside).
+unshare -n sh -c 'ip link set lo up && exec setpriv --reuid=11211 --regid=11211 --clear-groups \
+  /usr/bin/memcached -U 0 -l 127.0.0.1 -p 11211 -m 16' &
+pod_mc=$!
+in_pod_answers() { nsenter --net="/proc/$pod_mc/ns/net" bash -c 'exec 3<>/dev/tcp/127.0.0.1/11211'; }
+wait_for 10 "memcached in its namespace" in_pod_answers || fail "memcached did not start"
+mc_pid=$(pgrep -P "$pod_mc" -x memcached || echo "$pod_mc")
+inode=$(stat -L -c %i "/proc/$mc_pid/ns/net")
+config=$work/daemonset-config.yaml
+awk '/^  mcbacklogd.yaml: [|]/ { on = 1; next } /^---/ { on = 0 } on' \
+  "$source_dir/packaging/kubernetes/daemonset.yaml" | sed 's/^    //' >"$config"
+grep -q '^  enabled: true' "$config" || fail "the ConfigMap does not turn discovery on: $(cat "$config")"
+sed -i -e 's/^  interval: 30s/  interval: 1s/' -e "/^  grace:/a\\  only_netns: [/proc/$mc_pid/ns/net]" "$config"
+printf 'web:\n  listen_address: "127.0.0.1:9751"\n' >>"$config"
+podman run -d --name discover --network=host --read-only --cap-drop=all --user 0:0 --pid=host \
+  --cap-add=sys_admin,sys_ptrace -v "$config:/etc/mcbacklogd/mcbacklogd.yaml:ro" "$image" \
+  --config.file=/etc/mcbacklogd/mcbacklogd.yaml >/dev/null
+found() {
+  curl -sf --max-time 5 http://127.0.0.1:9751/metrics |
+    grep -q "^memcached_up{target=\"memcached@$inode:11211\",netns=\"pid:$mc_pid\"} 1$"
+}
+wait_for 30 "the discovered memcached is up" found ||
+  fail "not discovered: $(curl -sf --max-time 5 http://127.0.0.1:9751/metrics | grep '^memcached_up'; podman logs discover 2>&1 | tail -5)"
+podman logs discover 2>&1 | grep -q "discovery: added memcached@$inode:11211 (pid $mc_pid" ||
+  fail "the log does not say what discovery added: $(podman logs discover 2>&1 | tail -5)"
+podman rm -f discover >/dev/null
+kill "$pod_mc" 2>/dev/null || true
 
 [ $failures -eq 0 ] || exit 1
 echo "all checks passed in $((SECONDS - start)) s"

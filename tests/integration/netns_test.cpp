@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "collectors/memcached_client.hpp"
 #include "collectors/netstat.hpp"
 #include "collectors/sockdiag.hpp"
 #include "daemon/alerts/alert_state.hpp"
@@ -95,6 +97,13 @@ TEST_CASE(
                              own.address() + "\", probe_interval: 0 }\n"));
   wait_for_series(d, R"(memcached_up{target="mc",netns="pod-a"})", 1);
   wait_for_series(d, R"(memcached_up{target="own"})", 1);
+  // The start-up line tells the namespaces' collectors apart.
+  const std::string log = d.output();
+  const auto started = log.find("with collectors: ");
+  REQUIRE(started != std::string::npos);
+  const std::string line = log.substr(started, log.find('\n', started) - started);
+  CHECK_THAT(line, Contains("netstat, ") && Contains("netstat (netns pod-a)") &&
+                       Contains("sockdiag (netns pod-a)"));
   wait_for_series(d, R"(mcbacklog_probe_success{target="mc",netns="pod-a"})", 1);
   // Each namespace's listener, with its own backlog: -b 8 in the pod, 1024 here.
   wait_for_series(
@@ -176,7 +185,9 @@ TEST_CASE(
             m, R"(mcbacklog_collector_success{collector="sockdiag",netns=")" + label + "\"}") == 0);
   const std::string log = d.output();
   CHECK_THAT(log, Contains("collector sysctl (netns " + label + ") failed"));
+  CHECK_THAT(log, Contains("collector sockdiag (netns " + label + ") failed"));
   CHECK_THAT(log, Contains("entering a network namespace needs CAP_SYS_ADMIN"));
+  CHECK_THAT(log, !Contains("half the interval"));  // a privilege, not a deadline
   const test::Alerts view = test::alerts_of(test::alerts(d), "mc");
   REQUIRE(view.count("MemcachedDown") == 1);
   CHECK_THAT(test::evidence(view.at("MemcachedDown")),
@@ -244,6 +255,14 @@ TEST_CASE(
   };
   NetstatCollector netstat_pid("/proc", by_pid);
   NetstatCollector netstat_file("/proc", by_file);
+  std::shared_ptr<StatsConnection> stats;
+  auto query = [&] {
+    std::optional<StatsReply> reply;
+    stats->query(SteadyClock::now() + 2s, [&](StatsReply r) { reply = std::move(r); });
+    io.restart();
+    while (!reply) io.run_one_for(50ms);
+    return std::move(*reply);
+  };
   auto sockdiag_pid = std::make_shared<SockdiagCollector>(
       io, config, std::vector<std::uint16_t>{mc->port()}, std::chrono::seconds(1),
       SockdiagScope{by_pid, "/proc", {}});
@@ -268,9 +287,24 @@ TEST_CASE(
   CHECK_FALSE(run(*sockdiag_pid).ok());
   sockdiag_pid->stop();
 
-  // The file no longer names the namespace (`ip netns del` unmounts it).
+  // The file no longer names the namespace (`ip netns del` unmounts it). A memcached still
+  // running there would go on answering the stats connection: the connection is let go too.
   REQUIRE(run(netstat_file).ok());
+  pod.inside([&] { mc = std::make_unique<test::Memcached>(); });
+  stats = std::make_shared<StatsConnection>(
+      io, Transport(*parse_target_address(mc->address()), by_file), StatsConnection::Options{});
+  REQUIRE(query().stats.ok());
   REQUIRE(::umount2(pod.path().c_str(), MNT_DETACH) == 0);
+  StatsReply gone = query();
+  REQUIRE_FALSE(gone.stats.ok());
+  CHECK(gone.failure == FailureKind::kNamespace);
+  CHECK_THAT(gone.stats.error().message,
+             Contains("the file was removed or now names another namespace"));
+  CHECK_FALSE(stats->connected());
+  gone = query();  // not connected again: the file left behind is no namespace
+  REQUIRE_FALSE(gone.stats.ok());
+  CHECK(gone.failure == FailureKind::kNamespace);
+  CHECK(stats->connects() == 1);
   after = run(netstat_file);
   REQUIRE_FALSE(after.ok());
   CHECK_THAT(after.error().message,
@@ -278,4 +312,132 @@ TEST_CASE(
   after = run(netstat_file);  // the file left behind is no namespace
   REQUIRE_FALSE(after.ok());
   CHECK_THAT(after.error().message, Contains("not a network namespace"));
+}
+
+namespace {
+
+std::string inode_of(const std::string& path) {
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return std::to_string(st.st_ino);
+}
+
+// Discovery of the memcached in the test's own namespaces alone (other tests run beside).
+std::string discover_in(const std::string& pod_path, const std::string& grace) {
+  return "discover: { enabled: true, interval: 500ms, grace: " + grace + ", only_netns: [" +
+         pod_path + ", /proc/self/ns/net] }\n";
+}
+
+}  // namespace
+
+TEST_CASE(
+    "discovery: memcached in a pod's namespace is found, named and read there, a lab cause there "
+    "is named, a configured target is not found twice, and a crashed one stays for the grace "
+    "period before its series leave",
+    "[integration][netns][discovery]") {
+  test::enter_private_netns();
+  test::NamedNetns pod("pod-d");
+  std::unique_ptr<test::Memcached> mc;
+  pod.inside([&] {
+    mc = std::make_unique<test::Memcached>(
+        std::vector<std::string>{"-c", "64", "-o", "no_maxconns_fast", "-b", "8"});
+  });
+  test::Memcached configured;  // in the daemon's namespace, and in its configuration
+  test::Memcached found_here;  // in the daemon's namespace, found
+  const std::string port = std::to_string(mc->port());
+  const std::string name = "memcached@" + inode_of(pod.path()) + ":" + port;
+  const std::string own = inode_of("/proc/self/ns/net");
+  // memcached's process is in no container here: its namespace is named after it.
+  const std::string label = "pid:" + std::to_string(mc->process().pid());
+  test::Daemon d(config_with("  - { name: conf, address: \"" + configured.address() +
+                             "\", probe_interval: 0 }\n") +
+                 discover_in(pod.path(), "4s"));
+  wait_for_series(d, R"(memcached_up{target=")" + name + R"(",netns=")" + label + "\"}", 1);
+  wait_for_series(
+      d,
+      R"(memcached_up{target="memcached@)" + own + ":" + std::to_string(found_here.port()) + "\"}",
+      1);
+  wait_for_series(d, R"(memcached_up{target="conf"})", 1);
+  CHECK_THAT(d.metrics(),
+             !Contains("memcached@" + own + ":" + std::to_string(configured.port()) + "\""));
+  CHECK_THAT(d.output(), Contains("discovery: added " + name + " (pid "));
+
+  // The lab cause in the pod: past -c with no_maxconns_fast, memcached stops accepting.
+  std::vector<test::Socket> clients;
+  clients.reserve(100);
+  pod.inside([&] {
+    for (int i = 0; i < 100; ++i) {
+      clients.push_back(test::connect_tcp("127.0.0.1", mc->port(), {.wait = false}));
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  const test::Alerts view =
+      test::wait_for_alert(d, "MaxConnectionsNear", Level::kCritical,
+                           {"listener 127.0.0.1:" + port + " has a max queue of 0"}, name);
+  CHECK(view.at("MaxConnectionsNear").labels == AlertLabels{{"target", name}, {"netns", label}});
+  CHECK(test::metric_value(d.metrics(), "mcbacklog_listen_overflows_total") == 0);
+
+  // A crash: MemcachedDown's series stays through the grace period, then leaves.
+  clients.clear();
+  mc->kill();
+  wait_for_series(d, R"(memcached_up{target=")" + name + R"(",netns=")" + label + "\"}", 0);
+  const auto gone = d.wait_for_metrics([&](const std::string& text) {
+    return text.find("target=\"" + name + "\"") == std::string::npos;
+  });
+  INFO(d.output());
+  REQUIRE(gone.has_value());
+  CHECK_THAT(d.output(), Contains("discovery: dropped " + name + ": its process went away"));
+  CHECK(test::metric_value(*gone, R"(memcached_up{target="conf"})") == 1);
+}
+
+TEST_CASE(
+    "discovery: memcached in a pid namespace of its own reports another pid, and its worker "
+    "threads "
+    "are read through the pid discovery found",
+    "[integration][netns][discovery]") {
+  test::enter_private_netns();
+  test::NamedNetns pod("pod-p");
+  std::unique_ptr<test::Child> unshare;
+  pod.inside([&] {
+    std::vector<std::string> argv{"/usr/bin/unshare",
+                                  "--pid",
+                                  "--fork",
+                                  "--kill-child",
+                                  "--mount-proc",
+                                  "/usr/bin/memcached",
+                                  "-U",
+                                  "0",
+                                  "-l",
+                                  "127.0.0.1",
+                                  "-p",
+                                  "11211",
+                                  "-t",
+                                  "4"};
+    if (::geteuid() == 0) argv.insert(argv.end(), {"-u", "root"});
+    unshare = std::make_unique<test::Child>(argv);
+  });
+  test::StatsMap stats;
+  const bool answering = test::eventually([&] {
+    bool ok = false;
+    pod.inside([&] {
+      try {
+        stats = test::parse_stat_lines(test::memcached_request("127.0.0.1:11211", "stats\r\n"));
+        ok = true;
+      } catch (const std::exception&) {
+      }
+    });
+    return ok;
+  });
+  INFO(unshare->output());
+  REQUIRE(answering);
+  CHECK(stats.at("pid") == "1");  // its own pid namespace's
+  test::Daemon d(config_with("  []\n") + discover_in(pod.path(), "5m"));
+  const std::string name = "memcached@" + inode_of(pod.path()) + ":11211";
+  const auto m = d.wait_for_metrics([&](const std::string& text) {
+    return text.find("mcbacklog_memcached_busiest_thread_cpu_utilization_ratio{target=\"" + name +
+                     "\"") != std::string::npos;
+  });
+  INFO(d.output());
+  REQUIRE(m.has_value());
+  CHECK_THAT(d.output(), !Contains("is not a memcached process this daemon can see"));
 }

@@ -52,6 +52,7 @@ expected="/etc/default/mcbacklogd
 /usr/share/doc/mcbacklogd/README.md
 /usr/share/doc/mcbacklogd/changelog.Debian.gz
 /usr/share/doc/mcbacklogd/copyright
+/usr/share/mcbacklogd/systemd/mcbacklogd-namespaces.conf
 /usr/share/man/man1/mcbacklogd.1.gz"
 # The docs the README links: every Markdown file and picture of docs/.
 docs=$(cd "$src/docs" && find . -maxdepth 1 -type f \( -name '*.md' -o -name '*.png' \) |

@@ -9,6 +9,10 @@
 #     filter, and still reads every source: each collector succeeds (memcached.service runs next
 #     to it, as on a real host); it raised its soft descriptor limit to the unit's hard one;
 #   - systemd-analyze verify is clean and security rates the loaded unit 2.0 or lower;
+#   - a target in another network namespace is down with the reason naming CAP_SYS_ADMIN under
+#     the unit, and read with the packaged namespaces drop-in (the dynamic user with exactly
+#     CAP_SYS_ADMIN and CAP_SYS_PTRACE, exposure 2.3 or lower), where discovery finds a memcached
+#     in a second namespace and nothing twice;
 #   - ARGS from /etc/default/mcbacklogd reach the daemon; systemctl reload rereads the
 #     configuration (RELOADING=1 then READY=1 with the new status);
 #   - with a web config in ARGS it serves HTTPS with basic auth as the dynamic user;
@@ -245,6 +249,61 @@ wait_for 15 answers_200 || fail "no 200 over TLS with the right password: $(http
   fail "plain HTTP got an HTTP answer from the TLS port"
 echo "TLS: 401 without and with a wrong password, 200 with the right one"
 inside sed -i 's|^ARGS=.*|ARGS="--log.format=json"|' /etc/default/mcbacklogd
+
+echo "--- memcached in other network namespaces: refused by the unit, allowed by the drop-in"
+# Two pods' namespaces, each with a memcached of the memcache user: pod1 configured by name,
+# pod2 for discovery to find.
+for ns in pod1 pod2; do
+  inside ip netns add "$ns" || die "ip netns add $ns failed"
+  inside ip -n "$ns" link set lo up
+  inside systemd-run --quiet --unit="memcached-$ns" -p User=memcache \
+    -p NetworkNamespacePath="/run/netns/$ns" /usr/bin/memcached -l 127.0.0.1 -p 11211 -m 16
+done
+in_pod_answers() { inside ip netns exec "$1" bash -c 'exec 3<>/dev/tcp/127.0.0.1/11211'; }
+for ns in pod1 pod2; do
+  wait_for 10 in_pod_answers "$ns" || die "memcached in $ns did not start"
+done
+inside sed -i -e '/^    probe_interval: 5s/a\  - { name: pod1, address: "127.0.0.1:11211", netns: /run/netns/pod1 }' \
+  /etc/mcbacklogd/mcbacklogd.yaml
+inside systemctl reload mcbacklogd.service || fail "reload failed"
+wait_for 15 has_series 'memcached_up\{target="pod1",netns="pod1"\} 0' ||
+  fail "pod1 is not down under the unprivileged unit: $(metrics | grep '^memcached_up')"
+journal_names_the_capability() {
+  inside journalctl -u mcbacklogd.service -o cat --no-pager | grep -q 'needs CAP_SYS_ADMIN'
+}
+wait_for 10 journal_names_the_capability || fail "the journal does not name CAP_SYS_ADMIN"
+inside install -D -m 644 /usr/share/mcbacklogd/systemd/mcbacklogd-namespaces.conf \
+  /etc/systemd/system/mcbacklogd.service.d/namespaces.conf
+inside sh -c 'printf "discover:\n  enabled: true\n  interval: 1s\n" >>/etc/mcbacklogd/mcbacklogd.yaml'
+inside systemctl daemon-reload
+inside systemctl restart mcbacklogd.service ||
+  fail "restart with the drop-in failed: $(inside journalctl -u mcbacklogd.service -o cat --no-pager | tail -4)"
+status=$(inside cat "/proc/$(show MainPID)/status" || true)
+uid=$(awk '/^Uid:/ {print $2}' <<<"$status")
+[ "$uid" -ge 61184 ] && [ "$uid" -le 65519 ] || fail "with the drop-in, not a dynamic user: uid $uid"
+# CAP_SYS_PTRACE is bit 19, CAP_SYS_ADMIN bit 21: those two and no other.
+for set in CapEff CapBnd CapAmb; do
+  grep -q "^$set:[[:space:]]*0000000000280000$" <<<"$status" || fail "with the drop-in, $set: $status"
+done
+wait_for 15 has_series 'memcached_up\{target="pod1",netns="pod1"\} 1' ||
+  fail "with the drop-in pod1 is not read: $(metrics | grep '^memcached_up')"
+wait_for 15 has_series 'mcbacklog_somaxconn\{netns="pod1"\} [0-9]+' ||
+  fail "with the drop-in pod1's somaxconn is not read"
+# pod2 is found; pod1 (configured) and memcached.service (the default target) are not found again.
+pod2_pid=$(inside systemctl show --value -p MainPID memcached-pod2.service)
+wait_for 15 has_series "memcached_up\\{target=\"memcached@[0-9]+:11211\",netns=\"pid:$pod2_pid\"\\} 1" ||
+  fail "discovery did not find memcached in pod2: $(metrics | grep '^memcached_up')"
+[ "$(metrics | grep -c '^memcached_up{')" = 4 ] ||
+  fail "a memcached was found twice: $(metrics | grep '^memcached_up')"
+wait_for 15 all_collectors_succeed ||
+  fail "a collector fails with the drop-in: $(metrics | grep '^mcbacklog_collector_success')"
+out=$(inside systemd-analyze security --threshold=23 --no-pager mcbacklogd.service 2>&1) ||
+  fail "with the drop-in the exposure is above 2.3: $(tail -1 <<<"$out")"
+echo "namespaces drop-in: $(tail -1 <<<"$out")"
+inside rm /etc/systemd/system/mcbacklogd.service.d/namespaces.conf
+inside sed -i -e '/name: pod1/d' -e '/^discover:/,$d' /etc/mcbacklogd/mcbacklogd.yaml
+inside systemctl daemon-reload
+inside systemctl restart mcbacklogd.service
 
 echo "--- the watchdog"
 inside mkdir -p /run/systemd/system/mcbacklogd.service.d

@@ -352,3 +352,44 @@ TEST_CASE("config: a target's tls block is read, files relative to the config fi
   CHECK_THAT(error_of("targets:\n  - { address: \"127.0.0.1:1\", tls: { ca: x } }\n"),
              Contains("targets[0].tls.ca: unknown key"));
 }
+
+TEST_CASE("config: discovery is off by default, and on it replaces the built-in target",
+          "[config]") {
+  auto c = parse_config("interval: 1s\n", "t.yaml");
+  REQUIRE(c.ok());
+  CHECK_FALSE(c->discover.enabled);
+  CHECK(c->targets.size() == 1);
+
+  c = parse_config(
+      "discover:\n  enabled: true\n  interval: 10s\n  grace: 1m\n  process_name: mc\n"
+      "  only_netns: [/run/netns/pod1, /proc/self/ns/net]\n",
+      "t.yaml");
+  REQUIRE(c.ok());
+  CHECK(c->discover.enabled);
+  CHECK(c->discover.interval == std::chrono::seconds(10));
+  CHECK(c->discover.grace == std::chrono::minutes(1));
+  CHECK(c->discover.process_name == "mc");
+  CHECK(c->discover.only_netns == std::vector<std::string>{"/run/netns/pod1", "/proc/self/ns/net"});
+  CHECK(c->targets.empty());  // discovery finds them
+
+  // Configured targets stay beside discovery.
+  c = parse_config("discover: { enabled: true }\ntargets:\n  - { address: \"127.0.0.1:11311\" }\n",
+                   "t.yaml");
+  REQUIRE(c.ok());
+  REQUIRE(c->targets.size() == 1);
+  CHECK(c->targets[0].address.port == 11311);
+  CHECK(c->discover.interval == std::chrono::seconds(30));
+  CHECK(c->discover.grace == std::chrono::minutes(5));
+}
+
+TEST_CASE("config: bad discovery settings are errors with file, line, column and reason",
+          "[config]") {
+  CHECK_THAT(error_of("discover:\n  interval: 50ms\n"),
+             Contains("test.yaml:2:13: discover.interval:"));
+  CHECK_THAT(error_of("discover:\n  process_name: memcached-server-1\n"),
+             Contains("test.yaml:2:17: discover.process_name: at most 15 bytes"));
+  CHECK_THAT(error_of("discover:\n  only_netns: [pod1]\n"),
+             Contains("test.yaml:2:16: discover.only_netns[0]: a network namespace file needs an "
+                      "absolute path"));
+  CHECK_THAT(error_of("discover:\n  enabeld: true\n"), Contains("test.yaml:2:3: discover"));
+}

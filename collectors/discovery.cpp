@@ -1,0 +1,354 @@
+#include "collectors/discovery.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <set>
+
+#include "collectors/netlink.hpp"
+#include "collectors/netns.hpp"
+#include "collectors/procfs.hpp"
+#include "common/text.hpp"
+#include "config/duration.hpp"
+
+namespace mcb {
+
+namespace {
+
+constexpr std::string_view kPtrace = "ptrace access: the same user, or CAP_SYS_PTRACE";
+
+std::string_view trimmed(std::string_view s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.remove_suffix(1);
+  return s;
+}
+
+std::optional<int> parse_pid(std::string_view name) {
+  int pid = 0;
+  const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), pid);
+  if (ec != std::errc{} || end != name.data() + name.size() || pid <= 0) return std::nullopt;
+  return pid;
+}
+
+// The inode of the namespace file `path`; nullopt with `error` set to errno when stat fails.
+std::optional<std::uint64_t> netns_inode(const std::string& path, int& error) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    error = errno;
+    return std::nullopt;
+  }
+  return static_cast<std::uint64_t>(st.st_ino);
+}
+
+// A Kubernetes object name (RFC 1123 subdomain: lower-case letters, digits, '-' and '.').
+bool kubernetes_name(std::string_view s) {
+  return !s.empty() && s.size() <= 253 && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+  });
+}
+
+// "namespace/name" of the pod process `pid` belongs to, from its own files: the kubelet writes
+// the pod's name to /etc/hostname and mounts the service account's namespace.
+std::optional<std::string> pod_of(const std::string& procfs, int pid) {
+  const std::string root = procfs + "/" + std::to_string(pid) + "/root";
+  auto name = read_optional_file(root + "/etc/hostname");
+  auto ns = read_optional_file(root + "/var/run/secrets/kubernetes.io/serviceaccount/namespace");
+  if (!name || !*name || !ns || !*ns) return std::nullopt;
+  const std::string_view n = trimmed(**name);
+  const std::string_view s = trimmed(**ns);
+  if (!kubernetes_name(n) || !kubernetes_name(s)) return std::nullopt;
+  return std::string(s) + "/" + std::string(n);
+}
+
+bool wildcard(const IpAddress& a) {
+  return std::all_of(a.bytes.begin(), a.bytes.end(), [](std::uint8_t b) { return b == 0; });
+}
+
+// The address to reach a listener on from inside its namespace.
+std::string connect_host(const IpAddress& a) {
+  if (!wildcard(a)) return to_string(a);
+  return a.family == AF_INET6 ? "::1" : "127.0.0.1";
+}
+
+bool same_target(const TargetConfig& a, const TargetConfig& b) {
+  return a.address.to_string() == b.address.to_string() && a.netns == b.netns &&
+         a.host_pid == b.host_pid;
+}
+
+}  // namespace
+
+std::optional<std::uint32_t> socket_inode(std::string_view link) {
+  constexpr std::string_view prefix = "socket:[";
+  if (link.size() <= prefix.size() + 1 || !link.starts_with(prefix) || link.back() != ']') {
+    return std::nullopt;
+  }
+  const std::string_view digits = link.substr(prefix.size(), link.size() - prefix.size() - 1);
+  std::uint32_t inode = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), inode);
+  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
+  return inode;
+}
+
+std::vector<TargetConfig> discovered_targets(std::span<const FoundMemcached> found,
+                                             std::span<const TakenAddress> taken) {
+  struct Candidate {
+    const FoundMemcached* process;
+    std::uint16_t port;
+    std::string host;
+    std::string base;  // the name before any ":<port>"
+  };
+  std::vector<Candidate> candidates;
+  for (const FoundMemcached& f : found) {
+    std::map<std::uint16_t, std::string> hosts;  // by port: IPv4 first
+    for (const auto& [address, port] : f.listeners) {
+      auto [it, added] = hosts.emplace(port, connect_host(address));
+      if (!added && address.family == AF_INET && it->second.find(':') != std::string::npos) {
+        it->second = connect_host(address);
+      }
+    }
+    for (const auto& [port, host] : hosts) {
+      if (std::find(taken.begin(), taken.end(), TakenAddress{f.netns_inode, port}) != taken.end()) {
+        continue;
+      }
+      std::string base =
+          f.pod         ? *f.pod
+          : f.container ? *f.container
+                        : "memcached@" + std::to_string(f.netns_inode) + ":" + std::to_string(port);
+      candidates.push_back({&f, port, host, std::move(base)});
+    }
+  }
+  std::map<std::string, int, std::less<>> uses;
+  for (const Candidate& c : candidates) ++uses[c.base];
+  std::vector<TargetConfig> out;
+  std::set<std::string, std::less<>> names;
+  for (const Candidate& c : candidates) {
+    TargetConfig t;
+    t.name = c.base;
+    if (uses[c.base] > 1 && !c.base.starts_with("memcached@")) {
+      t.name += ":" + std::to_string(c.port);
+    }
+    if (!names.insert(t.name).second) {  // two processes of one name on one port
+      t.name += "#" + std::to_string(c.process->pid);
+      names.insert(t.name);
+    }
+    t.address.kind = Endpoint::Kind::kTcp;
+    t.address.host = c.host;
+    t.address.port = c.port;
+    if (!c.process->own_netns) t.netns = NetnsConfig{"", c.process->pid};
+    t.host_pid = c.process->pid;
+    out.push_back(std::move(t));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const TargetConfig& a, const TargetConfig& b) { return a.name < b.name; });
+  return out;
+}
+
+std::vector<std::string> DiscoveredTargets::update(std::vector<TargetConfig> scanned,
+                                                   Clock::time_point now) {
+  std::vector<std::string> changes;
+  std::set<std::string, std::less<>> present;
+  for (TargetConfig& t : scanned) {
+    present.insert(t.name);
+    const std::string what = t.name + " (pid " + std::to_string(t.host_pid) + ", " +
+                             t.address.to_string() +
+                             (t.netns ? ", netns " + t.netns->describe() : std::string()) + ")";
+    auto it = entries_.find(t.name);
+    if (it == entries_.end()) {
+      changes.push_back("added " + what);
+      std::string name = t.name;
+      entries_.emplace(std::move(name), Entry{std::move(t), now});
+      continue;
+    }
+    if (!same_target(it->second.target, t)) {
+      changes.push_back("replaced " + what);
+      it->second.target = std::move(t);
+    }
+    it->second.seen = now;
+  }
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (!present.contains(it->first) && now - it->second.seen >= grace_) {
+      changes.push_back(
+          "dropped " + it->first + ": its process went away " +
+          format_duration(std::chrono::duration_cast<Duration>(now - it->second.seen)) + " ago");
+      it = entries_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return changes;
+}
+
+std::vector<TargetConfig> DiscoveredTargets::targets() const {
+  std::vector<TargetConfig> out;
+  out.reserve(entries_.size());
+  for (const auto& [name, e] : entries_) out.push_back(e.target);
+  return out;
+}
+
+void Discoverer::report(Scan& scan, std::string problem) {
+  if (reported_.emplace(problem, true).second) scan.problems.push_back(std::move(problem));
+}
+
+Discoverer::Scan Discoverer::scan() {
+  Scan scan;
+  int error = 0;
+  const auto own = netns_inode(procfs_ + "/self/ns/net", error);
+  if (!own) {
+    report(scan, procfs_ + "/self/ns/net: " + std::strerror(error));
+    return scan;
+  }
+  std::set<std::uint64_t> only;
+  for (const std::string& path : config_.only_netns) {
+    if (auto inode = netns_inode(path, error)) {
+      only.insert(*inode);
+    } else {
+      report(scan, "discover.only_netns: " + escape_untrusted(path) + ": " + std::strerror(error));
+    }
+  }
+  if (!config_.only_netns.empty() && only.empty()) return scan;
+
+  // The processes by name.
+  DIR* dir = ::opendir(procfs_.c_str());
+  if (dir == nullptr) {
+    report(scan, procfs_ + ": " + std::strerror(errno));
+    return scan;
+  }
+  std::vector<int> pids;
+  while (const dirent* e = ::readdir(dir)) {
+    const auto pid = parse_pid(e->d_name);
+    if (!pid) continue;
+    auto comm = read_optional_file(procfs_ + "/" + e->d_name + "/comm");
+    if (comm && *comm && trimmed(**comm) == config_.process_name) pids.push_back(*pid);
+  }
+  ::closedir(dir);
+  std::sort(pids.begin(), pids.end());
+
+  // Their namespaces.
+  for (int pid : pids) {
+    const std::string file = procfs_ + "/" + std::to_string(pid) + "/ns/net";
+    const auto inode = netns_inode(file, error);
+    if (!inode) {
+      if (error == ENOENT || error == ESRCH) continue;  // it ended
+      report(scan, "process " + std::to_string(pid) + " (" + config_.process_name + "): " + file +
+                       ": " + std::strerror(error) +
+                       (error == EACCES || error == EPERM ? " (needs " + std::string(kPtrace) + ")"
+                                                          : std::string()));
+      continue;
+    }
+    if (!only.empty() && !only.contains(*inode)) continue;
+    FoundMemcached f;
+    f.pid = pid;
+    f.netns_inode = *inode;
+    f.own_netns = *inode == *own;
+    scan.found.push_back(std::move(f));
+  }
+
+  // The listeners of each namespace, once.
+  std::map<std::uint64_t, std::vector<DiagSocket>> listeners;
+  for (const FoundMemcached& f : scan.found) {
+    if (listeners.contains(f.netns_inode)) continue;
+    const NetnsConfig netns{"", f.pid};
+    SockDiagSocket socket(f.own_netns ? SockDiagSocket::Opener() : [&] {
+      return netns_socket(netns, procfs_, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                          NETLINK_SOCK_DIAG);
+    });
+    std::vector<DiagSocket> found;
+    Status dumped = ok_status();
+    for (int family : {AF_INET, AF_INET6}) {
+      DiagRequest request;
+      request.family = family;
+      request.states = tcp_state_bit(TCP_LISTEN);
+      if (dumped) {
+        dumped =
+            socket.dump(request, std::chrono::steady_clock::now() + std::chrono::seconds(1), found);
+      }
+    }
+    if (!dumped) {
+      report(scan, "the listeners of process " + std::to_string(f.pid) +
+                       "'s network namespace: " + dumped.error().message);
+      found.clear();
+    }
+    listeners.emplace(f.netns_inode, std::move(found));
+  }
+
+  // Each process's own listeners, and its container.
+  std::map<int, Known> known;
+  for (FoundMemcached& f : scan.found) {
+    const std::vector<DiagSocket>& all = listeners.at(f.netns_inode);
+    auto listening = [&all](std::uint32_t inode) {
+      return std::find_if(all.begin(), all.end(),
+                          [inode](const DiagSocket& s) { return s.inode == inode; });
+    };
+    Known k{f.netns_inode, {}};
+    const auto before = known_.find(f.pid);
+    if (before != known_.end() && before->second.netns_inode == f.netns_inode &&
+        !before->second.inodes.empty() &&
+        std::all_of(before->second.inodes.begin(), before->second.inodes.end(),
+                    [&](std::uint32_t i) { return listening(i) != all.end(); })) {
+      k = before->second;
+    } else if (!all.empty()) {
+      const std::string fd_dir = procfs_ + "/" + std::to_string(f.pid) + "/fd";
+      DIR* fds = ::opendir(fd_dir.c_str());
+      if (fds == nullptr) {
+        error = errno;
+        if (error != ENOENT) {
+          report(scan, "process " + std::to_string(f.pid) + ": " + fd_dir + ": " +
+                           std::strerror(error) +
+                           (error == EACCES ? " (needs " + std::string(kPtrace) + ")" : ""));
+        }
+        continue;
+      }
+      std::array<char, 64> link{};
+      while (const dirent* e = ::readdir(fds)) {
+        if (e->d_name[0] == '.') continue;
+        const ssize_t n = ::readlinkat(::dirfd(fds), e->d_name, link.data(), link.size());
+        if (n <= 0) continue;
+        const auto inode = socket_inode(std::string_view(link.data(), static_cast<size_t>(n)));
+        if (inode && listening(*inode) != all.end()) k.inodes.push_back(*inode);
+      }
+      ::closedir(fds);
+    }
+    for (std::uint32_t inode : k.inodes) {
+      const DiagSocket& s = *listening(inode);
+      f.listeners.emplace_back(s.local, s.local_port);
+    }
+    known.emplace(f.pid, std::move(k));
+    if (auto cgroup = read_optional_file(procfs_ + "/" + std::to_string(f.pid) + "/cgroup");
+        cgroup && *cgroup) {
+      f.container = container_of_cgroup(**cgroup);
+      if (f.container && f.container->starts_with("pod:")) f.pod = pod_of(procfs_, f.pid);
+    }
+  }
+  known_ = std::move(known);
+  return scan;
+}
+
+std::vector<TakenAddress> Discoverer::taken(std::span<const TargetConfig> configured) const {
+  std::vector<TakenAddress> out;
+  int error = 0;
+  const auto own = netns_inode(procfs_ + "/self/ns/net", error);
+  for (const TargetConfig& t : configured) {
+    if (t.address.is_unix()) continue;
+    const auto inode = t.netns ? netns_inode(netns_file(*t.netns, procfs_), error) : own;
+    if (inode) out.emplace_back(*inode, t.address.port);
+  }
+  return out;
+}
+
+std::vector<TargetConfig> Discoverer::targets(std::span<const TargetConfig> configured,
+                                              std::vector<std::string>& problems) {
+  Scan found = scan();
+  for (std::string& p : found.problems) problems.push_back(std::move(p));
+  return discovered_targets(found.found, taken(configured));
+}
+
+}  // namespace mcb

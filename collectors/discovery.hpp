@@ -1,0 +1,126 @@
+#pragma once
+// Discovery (`discover:`): the memcached processes of this host, each watched as a target.
+//
+// A scan lists the processes whose <procfs>/PID/comm is `process_name`, and for each reads its
+// network namespace (the inode <procfs>/PID/ns/net names) and its sockets (the inodes of the
+// <procfs>/PID/fd links); it dumps the TCP listeners of each such namespace once (inet_diag,
+// LISTEN only, from a netlink socket made inside the namespace). A process's listeners are those
+// among its own sockets; each port it listens on is one target, reached from inside its
+// namespace at the address it listens on (127.0.0.1 or ::1 for a wildcard).
+//
+// Names: a Kubernetes pod's "namespace/name" when the kubelet's cgroup path names a pod and the
+// pod's files say which (/etc/hostname and the service account's namespace, read through
+// <procfs>/PID/root); else the pod or container its cgroup names ("pod:<uid>",
+// "container:<id>"); else "memcached@<netns inode>:<port>". Several ports of one name get
+// ":<port>" each. A process in the daemon's own namespace is a target of that namespace (no
+// `netns` label); in another, its namespace is `netns_pid: PID` and `host_pid` is PID.
+//
+// A configured target wins over a discovered one in the same namespace on the same port (it is
+// not added twice, and its settings such as `tls:` stay). A discovered target whose process went
+// away stays for `grace`, so that MemcachedDown pages a crash, and a process of the same name
+// that comes back replaces it at once.
+//
+// Privileges: ptrace access to each process (the same user, or CAP_SYS_PTRACE) for its ns/net,
+// fd and root; CAP_SYS_ADMIN (setns) to dump the listeners of another namespace. A process or
+// namespace that cannot be read is skipped and the scan says why, naming the privilege.
+//
+// Cost per scan: a read of comm per process of the host; per memcached, a stat and one readlink
+// per descriptor, skipped while the listeners found last time are still listening; one LISTEN
+// dump per namespace (the kernel walks its connection table for it). Loop thread only.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "collectors/inet_diag.hpp"
+#include "config/config.hpp"
+
+namespace mcb {
+
+// Pure. The inode of a descriptor link's target "socket:[12345]"; nullopt for anything else.
+std::optional<std::uint32_t> socket_inode(std::string_view link);
+
+// One memcached process a scan found.
+struct FoundMemcached {
+  int pid = 0;
+  std::uint64_t netns_inode = 0;
+  bool own_netns = false;                // the daemon's own network namespace
+  std::optional<std::string> container;  // container_of_cgroup(): "pod:<uid>", "container:<id>"
+  std::optional<std::string> pod;        // "namespace/name", when the pod's files say
+  std::vector<std::pair<IpAddress, std::uint16_t>> listeners;  // its TCP listening sockets
+};
+
+// A listener taken by a configured target: (namespace inode, port).
+using TakenAddress = std::pair<std::uint64_t, std::uint16_t>;
+
+// Pure. The targets of `found`, named as above, without those whose (namespace, port) is in
+// `taken`. Sorted by name.
+std::vector<TargetConfig> discovered_targets(std::span<const FoundMemcached> found,
+                                             std::span<const TakenAddress> taken);
+
+// The discovered targets over time: each scan's targets, and those of earlier scans whose
+// process went away less than `grace` ago.
+class DiscoveredTargets {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit DiscoveredTargets(Duration grace) : grace_(grace) {}
+
+  // Merges the targets of a scan at `now`. Returns what changed in words ("added X (pid 12)",
+  // "dropped X: its process went away 5m ago"); empty when nothing did.
+  std::vector<std::string> update(std::vector<TargetConfig> scanned, Clock::time_point now);
+  // The targets being watched, by name.
+  std::vector<TargetConfig> targets() const;
+
+ private:
+  struct Entry {
+    TargetConfig target;
+    Clock::time_point seen;
+  };
+  Duration grace_;
+  std::map<std::string, Entry, std::less<>> entries_;
+};
+
+// The scans themselves. Loop thread only.
+class Discoverer {
+ public:
+  explicit Discoverer(DiscoverConfig config, std::string procfs)
+      : config_(std::move(config)), procfs_(std::move(procfs)) {}
+
+  struct Scan {
+    std::vector<FoundMemcached> found;
+    // Why a process or namespace was skipped, naming the privilege, in words; each once per
+    // process and reason for the life of this Discoverer (for the log).
+    std::vector<std::string> problems;
+  };
+  Scan scan();
+
+  // The listeners `configured` take, by namespace inode (for discovered_targets); a target whose
+  // namespace cannot be read now takes nothing.
+  std::vector<TakenAddress> taken(std::span<const TargetConfig> configured) const;
+
+  // A scan's targets beside `configured` (discovered_targets); its problems are appended to
+  // `problems`.
+  std::vector<TargetConfig> targets(std::span<const TargetConfig> configured,
+                                    std::vector<std::string>& problems);
+
+ private:
+  // The sockets a process listened on at the last scan: reused while they still listen.
+  struct Known {
+    std::uint64_t netns_inode = 0;
+    std::vector<std::uint32_t> inodes;
+  };
+  void report(Scan& scan, std::string problem);
+
+  DiscoverConfig config_;
+  std::string procfs_;
+  std::map<int, Known> known_;                         // by pid
+  std::map<std::string, bool, std::less<>> reported_;  // problems logged once
+};
+
+}  // namespace mcb

@@ -1,0 +1,153 @@
+// Discovery's pure parts: a descriptor link's socket inode, the targets and names of the
+// processes a scan found, and the grace period of targets whose process went away.
+
+#include <catch2/catch.hpp>
+
+#include <sys/socket.h>
+
+#include "collectors/discovery.hpp"
+
+using namespace mcb;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::pair<IpAddress, std::uint16_t> listener(std::string_view ip, std::uint16_t port) {
+  return {*parse_ip(ip), port};
+}
+
+FoundMemcached process(int pid, std::uint64_t netns, bool own,
+                       std::vector<std::pair<IpAddress, std::uint16_t>> listeners) {
+  FoundMemcached f;
+  f.pid = pid;
+  f.netns_inode = netns;
+  f.own_netns = own;
+  f.listeners = std::move(listeners);
+  return f;
+}
+
+std::vector<std::string> names(const std::vector<TargetConfig>& targets) {
+  std::vector<std::string> out;
+  for (const TargetConfig& t : targets) out.push_back(t.name);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("discovery: a descriptor link names a socket's inode, and nothing else does",
+          "[discovery]") {
+  CHECK(socket_inode("socket:[12345]") == 12345u);
+  CHECK(socket_inode("socket:[4294967295]") == 4294967295u);
+  CHECK_FALSE(socket_inode("socket:[]"));
+  CHECK_FALSE(socket_inode("socket:[12a]"));
+  CHECK_FALSE(socket_inode("socket:[4294967296]"));  // past an inode's 32 bits
+  CHECK_FALSE(socket_inode("socket:[12"));
+  CHECK_FALSE(socket_inode("pipe:[12345]"));
+  CHECK_FALSE(socket_inode("anon_inode:[eventpoll]"));
+  CHECK_FALSE(socket_inode("/dev/null"));
+  CHECK_FALSE(socket_inode(""));
+}
+
+TEST_CASE("discovery: a process's listeners become targets reached inside its namespace",
+          "[discovery]") {
+  SECTION("a wildcard listener is reached on loopback, IPv4 before IPv6") {
+    auto f = process(4242, 4026532301, false,
+                     {listener("::", 11211), listener("0.0.0.0", 11211), listener("::", 11311)});
+    const auto targets = discovered_targets(std::span(&f, 1), {});
+    REQUIRE(targets.size() == 2);
+    CHECK(targets[0].name == "memcached@4026532301:11211");
+    CHECK(targets[0].address.to_string() == "127.0.0.1:11211");
+    CHECK(targets[1].name == "memcached@4026532301:11311");
+    CHECK(targets[1].address.to_string() == "[::1]:11311");
+    for (const TargetConfig& t : targets) {
+      REQUIRE(t.netns);
+      CHECK(*t.netns == NetnsConfig{"", 4242});
+      CHECK(t.host_pid == 4242);
+      CHECK(t.probe_interval == 5s);  // the defaults of a configured target
+    }
+  }
+  SECTION("a listener on one address is reached there") {
+    auto f = process(7, 1, true, {listener("10.1.2.3", 11211)});
+    const auto targets = discovered_targets(std::span(&f, 1), {});
+    REQUIRE(targets.size() == 1);
+    CHECK(targets[0].address.to_string() == "10.1.2.3:11211");
+    CHECK_FALSE(targets[0].netns);  // the daemon's own namespace: no netns label
+    CHECK(targets[0].host_pid == 7);
+  }
+  SECTION("a process that listens on nothing (yet) is no target") {
+    auto f = process(7, 1, true, {});
+    CHECK(discovered_targets(std::span(&f, 1), {}).empty());
+  }
+}
+
+TEST_CASE("discovery: targets are named after their pod, else their container, else the namespace",
+          "[discovery]") {
+  std::vector<FoundMemcached> found;
+  found.push_back(process(10, 100, false, {listener("0.0.0.0", 11211)}));
+  found.back().container = "pod:0b5cd2a4-6c34-4d0e-9a8f-2f6a1c1e0d11";
+  found.back().pod = "shop/memcached-0";
+  found.push_back(process(11, 101, false, {listener("0.0.0.0", 11211)}));
+  found.back().container = "pod:7d3f0c2e-1111-4d0e-9a8f-2f6a1c1e0d11";  // its name unknown
+  found.push_back(
+      process(12, 102, false, {listener("0.0.0.0", 11211), listener("0.0.0.0", 11212)}));
+  found.back().container = "container:3f4e5d6c7b8a";
+  found.push_back(process(13, 103, false, {listener("127.0.0.1", 11211)}));
+  const auto targets = discovered_targets(found, {});
+  CHECK(names(targets) ==
+        std::vector<std::string>{"container:3f4e5d6c7b8a:11211", "container:3f4e5d6c7b8a:11212",
+                                 "memcached@103:11211", "pod:7d3f0c2e-1111-4d0e-9a8f-2f6a1c1e0d11",
+                                 "shop/memcached-0"});
+}
+
+TEST_CASE("discovery: two memcached of one pod on two ports get a name each", "[discovery]") {
+  std::vector<FoundMemcached> found;
+  for (int i = 0; i < 2; ++i) {
+    found.push_back(
+        process(20 + i, 200, false, {listener("0.0.0.0", static_cast<std::uint16_t>(11211 + i))}));
+    found.back().container = "pod:uid";
+    found.back().pod = "cache/mc-0";
+  }
+  const auto targets = discovered_targets(found, {});
+  CHECK(names(targets) == std::vector<std::string>{"cache/mc-0:11211", "cache/mc-0:11212"});
+  CHECK(targets[0].host_pid == 20);
+  CHECK(targets[1].host_pid == 21);
+}
+
+TEST_CASE("discovery: a configured target on the same namespace and port wins", "[discovery]") {
+  std::vector<FoundMemcached> found;
+  found.push_back(process(30, 300, true, {listener("0.0.0.0", 11211), listener("0.0.0.0", 11212)}));
+  found.push_back(process(31, 301, false, {listener("0.0.0.0", 11211)}));
+  const std::vector<TakenAddress> taken{{300, 11211}, {999, 11212}};
+  const auto targets = discovered_targets(found, taken);
+  // 300:11211 is configured; 11212 is taken in another namespace only.
+  CHECK(names(targets) == std::vector<std::string>{"memcached@300:11212", "memcached@301:11211"});
+}
+
+TEST_CASE("discovery: a target whose process went away stays for the grace period", "[discovery]") {
+  DiscoveredTargets d(5min);
+  const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
+  std::vector<FoundMemcached> found{process(40, 400, false, {listener("0.0.0.0", 11211)})};
+  found[0].container = "container:abc";
+  auto changes = d.update(discovered_targets(found, {}), t0);
+  REQUIRE(changes.size() == 1);
+  CHECK(changes[0] == "added container:abc (pid 40, 127.0.0.1:11211, netns pid 40)");
+  CHECK(d.update(discovered_targets(found, {}), t0 + 30s).empty());
+
+  // Gone: kept (MemcachedDown pages) until the grace period has passed since it was last seen.
+  CHECK(d.update({}, t0 + 60s).empty());
+  CHECK(d.update({}, t0 + 5min + 29s).empty());
+  CHECK(names(d.targets()) == std::vector<std::string>{"container:abc"});
+  changes = d.update({}, t0 + 5min + 30s);
+  REQUIRE(changes.size() == 1);
+  CHECK(changes[0] == "dropped container:abc: its process went away 5m ago");
+  CHECK(d.targets().empty());
+
+  // Back as another process of the same container: one target, now of the new pid, at once.
+  d.update(discovered_targets(found, {}), t0 + 6min);
+  found[0].pid = 41;
+  changes = d.update(discovered_targets(found, {}), t0 + 7min);
+  REQUIRE(changes.size() == 1);
+  CHECK(changes[0] == "replaced container:abc (pid 41, 127.0.0.1:11211, netns pid 41)");
+  REQUIRE(d.targets().size() == 1);
+  CHECK(d.targets()[0].host_pid == 41);
+}
