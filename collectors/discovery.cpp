@@ -12,6 +12,7 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 #include <set>
 
@@ -84,7 +85,59 @@ bool same_target(const TargetConfig& a, const TargetConfig& b) {
          a.host_pid == b.host_pid;
 }
 
+// The inodes of the open sockets of process `pid`, from the links of <procfs>/PID/fd. Where
+// that directory is closed to the daemon (it is its owner's alone, and root without
+// CAP_DAC_READ_SEARCH, as in the DaemonSet, is not its owner), the "ino:" of each
+// <procfs>/PID/fdinfo/N instead, which ptrace access opens: the inodes of every descriptor, which
+// the caller matches against its sockets' inodes. nullopt with `error` set when neither opens.
+std::optional<std::vector<std::uint64_t>> descriptor_inodes(const std::string& procfs, int pid,
+                                                            int& error) {
+  const std::string dir = procfs + "/" + std::to_string(pid);
+  std::vector<std::uint64_t> out;
+  if (DIR* fds = ::opendir((dir + "/fd").c_str())) {
+    std::array<char, 64> link{};
+    while (const dirent* e = ::readdir(fds)) {
+      if (e->d_name[0] == '.') continue;
+      const ssize_t n = ::readlinkat(::dirfd(fds), e->d_name, link.data(), link.size());
+      if (n <= 0) continue;
+      const auto inode = socket_inode(std::string_view(link.data(), static_cast<size_t>(n)));
+      if (inode) out.push_back(*inode);
+    }
+    ::closedir(fds);
+    return out;
+  }
+  DIR* infos = ::opendir((dir + "/fdinfo").c_str());
+  if (infos == nullptr) {
+    error = errno;
+    return std::nullopt;
+  }
+  while (const dirent* e = ::readdir(infos)) {
+    if (e->d_name[0] == '.') continue;
+    auto text = read_optional_file(dir + "/fdinfo/" + e->d_name);
+    if (!text || !*text) continue;  // closed meanwhile
+    if (const auto inode = fdinfo_inode(**text)) out.push_back(*inode);
+  }
+  ::closedir(infos);
+  return out;
+}
+
 }  // namespace
+
+std::optional<std::uint64_t> fdinfo_inode(std::string_view text) {
+  while (!text.empty()) {
+    const auto end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    if (!line.starts_with("ino:")) continue;
+    line.remove_prefix(4);
+    while (!line.empty() && (line.front() == '\t' || line.front() == ' ')) line.remove_prefix(1);
+    std::uint64_t inode = 0;
+    const auto [p, ec] = std::from_chars(line.data(), line.data() + line.size(), inode);
+    if (ec != std::errc{} || p != line.data() + line.size()) return std::nullopt;
+    return inode;
+  }
+  return std::nullopt;
+}
 
 std::optional<std::uint32_t> socket_inode(std::string_view link) {
   constexpr std::string_view prefix = "socket:[";
@@ -296,26 +349,20 @@ Discoverer::Scan Discoverer::scan() {
                     [&](std::uint32_t i) { return listening(i) != all.end(); })) {
       k = before->second;
     } else if (!all.empty()) {
-      const std::string fd_dir = procfs_ + "/" + std::to_string(f.pid) + "/fd";
-      DIR* fds = ::opendir(fd_dir.c_str());
-      if (fds == nullptr) {
-        error = errno;
+      const auto inodes = descriptor_inodes(procfs_, f.pid, error);
+      if (!inodes) {
         if (error != ENOENT) {
-          report(scan, "process " + std::to_string(f.pid) + ": " + fd_dir + ": " +
-                           std::strerror(error) +
+          report(scan, "process " + std::to_string(f.pid) + ": " + procfs_ + "/" +
+                           std::to_string(f.pid) + "/fdinfo: " + std::strerror(error) +
                            (error == EACCES ? " (needs " + std::string(kPtrace) + ")" : ""));
         }
         continue;
       }
-      std::array<char, 64> link{};
-      while (const dirent* e = ::readdir(fds)) {
-        if (e->d_name[0] == '.') continue;
-        const ssize_t n = ::readlinkat(::dirfd(fds), e->d_name, link.data(), link.size());
-        if (n <= 0) continue;
-        const auto inode = socket_inode(std::string_view(link.data(), static_cast<size_t>(n)));
-        if (inode && listening(*inode) != all.end()) k.inodes.push_back(*inode);
+      for (std::uint64_t inode : *inodes) {
+        if (inode <= UINT32_MAX && listening(static_cast<std::uint32_t>(inode)) != all.end()) {
+          k.inodes.push_back(static_cast<std::uint32_t>(inode));
+        }
       }
-      ::closedir(fds);
     }
     for (std::uint32_t inode : k.inodes) {
       const DiagSocket& s = *listening(inode);

@@ -3,7 +3,8 @@
 //
 // A scan lists the processes whose <procfs>/PID/comm is `process_name`, and for each reads its
 // network namespace (the inode <procfs>/PID/ns/net names) and its sockets (the inodes of the
-// <procfs>/PID/fd links); it dumps the TCP listeners of each such namespace once (inet_diag,
+// <procfs>/PID/fd links, or of its <procfs>/PID/fdinfo files where the fd directory is closed to
+// the daemon); it dumps the TCP listeners of each such namespace once (inet_diag,
 // LISTEN only, from a netlink socket made inside the namespace). A process's listeners are those
 // among its own sockets; each port it listens on is one target, reached from inside its
 // namespace at the address it listens on (127.0.0.1 or ::1 for a wildcard).
@@ -21,12 +22,13 @@
 // that comes back replaces it at once.
 //
 // Privileges: ptrace access to each process (the same user, or CAP_SYS_PTRACE) for its ns/net,
-// fd and root; CAP_SYS_ADMIN (setns) to dump the listeners of another namespace. A process or
+// fdinfo and root; CAP_SYS_ADMIN (setns) to dump the listeners of another namespace. A process or
 // namespace that cannot be read is skipped and the scan says why, naming the privilege.
 //
 // Cost per scan: a read of comm per process of the host; per memcached, a stat and one readlink
-// per descriptor, skipped while the listeners found last time are still listening; one LISTEN
-// dump per namespace (the kernel walks its connection table for it). Loop thread only.
+// (or one read of fdinfo) per descriptor, skipped while the listeners found last time are still
+// listening; one LISTEN dump per namespace (the kernel walks its connection table for it). Loop
+// thread only.
 
 #include <chrono>
 #include <cstdint>
@@ -45,6 +47,10 @@ namespace mcb {
 
 // Pure. The inode of a descriptor link's target "socket:[12345]"; nullopt for anything else.
 std::optional<std::uint32_t> socket_inode(std::string_view link);
+
+// Pure. The inode of a <procfs>/PID/fdinfo/N text (its "ino:" line); nullopt when
+// it has none or it is malformed.
+std::optional<std::uint64_t> fdinfo_inode(std::string_view text);
 
 // One memcached process a scan found.
 struct FoundMemcached {

@@ -265,7 +265,8 @@ for ns in pod1 pod2; do
 done
 inside sed -i -e '/^    probe_interval: 5s/a\  - { name: pod1, address: "127.0.0.1:11211", netns: /run/netns/pod1 }' \
   /etc/mcbacklogd/mcbacklogd.yaml
-inside systemctl reload mcbacklogd.service || fail "reload failed"
+# Plain HTTP again (the ARGS of the TLS check were put back above).
+inside systemctl restart mcbacklogd.service || fail "restart failed"
 wait_for 15 has_series 'memcached_up\{target="pod1",netns="pod1"\} 0' ||
   fail "pod1 is not down under the unprivileged unit: $(metrics | grep '^memcached_up')"
 journal_names_the_capability() {
@@ -274,7 +275,9 @@ journal_names_the_capability() {
 wait_for 10 journal_names_the_capability || fail "the journal does not name CAP_SYS_ADMIN"
 inside install -D -m 644 /usr/share/mcbacklogd/systemd/mcbacklogd-namespaces.conf \
   /etc/systemd/system/mcbacklogd.service.d/namespaces.conf
-inside sh -c 'printf "discover:\n  enabled: true\n  interval: 1s\n" >>/etc/mcbacklogd/mcbacklogd.yaml'
+# The shipped configuration's discovery block, switched on.
+discovery() { inside sed -i "/^discover:/,/^\$/ { s/enabled: .*/enabled: $1/; s/interval: [0-9a-z]*/interval: $2/ }" /etc/mcbacklogd/mcbacklogd.yaml; }
+discovery true 1s
 inside systemctl daemon-reload
 inside systemctl restart mcbacklogd.service ||
   fail "restart with the drop-in failed: $(inside journalctl -u mcbacklogd.service -o cat --no-pager | tail -4)"
@@ -292,7 +295,8 @@ wait_for 15 has_series 'mcbacklog_somaxconn\{netns="pod1"\} [0-9]+' ||
 # pod2 is found; pod1 (configured) and memcached.service (the default target) are not found again.
 pod2_pid=$(inside systemctl show --value -p MainPID memcached-pod2.service)
 wait_for 15 has_series "memcached_up\\{target=\"memcached@[0-9]+:11211\",netns=\"pid:$pod2_pid\"\\} 1" ||
-  fail "discovery did not find memcached in pod2: $(metrics | grep '^memcached_up')"
+  fail "discovery did not find memcached in pod2: $(metrics | grep '^memcached_up')
+$(inside journalctl -u mcbacklogd.service -o cat --no-pager | grep -E 'discovery|sampling every' | tail -5)"
 [ "$(metrics | grep -c '^memcached_up{')" = 4 ] ||
   fail "a memcached was found twice: $(metrics | grep '^memcached_up')"
 wait_for 15 all_collectors_succeed ||
@@ -301,7 +305,8 @@ out=$(inside systemd-analyze security --threshold=23 --no-pager mcbacklogd.servi
   fail "with the drop-in the exposure is above 2.3: $(tail -1 <<<"$out")"
 echo "namespaces drop-in: $(tail -1 <<<"$out")"
 inside rm /etc/systemd/system/mcbacklogd.service.d/namespaces.conf
-inside sed -i -e '/name: pod1/d' -e '/^discover:/,$d' /etc/mcbacklogd/mcbacklogd.yaml
+inside sed -i '/name: pod1/d' /etc/mcbacklogd/mcbacklogd.yaml
+discovery false 30s
 inside systemctl daemon-reload
 inside systemctl restart mcbacklogd.service
 

@@ -151,3 +151,17 @@ TEST_CASE("discovery: a target whose process went away stays for the grace perio
   REQUIRE(d.targets().size() == 1);
   CHECK(d.targets()[0].host_pid == 41);
 }
+
+TEST_CASE("discovery: an fdinfo text gives the descriptor's inode", "[discovery]") {
+  // A socket's, as Linux 6.x writes it.
+  CHECK(fdinfo_inode("pos:\t0\nflags:\t02000002\nmnt_id:\t10\nino:\t150509\n") == 150509u);
+  // An eventfd's, with lines after.
+  CHECK(fdinfo_inode("pos:\t0\nflags:\t02004002\nmnt_id:\t15\nino:\t1057\neventfd-count:  0\n") ==
+        1057u);
+  CHECK(fdinfo_inode("ino:\t18446744073709551615") == 18446744073709551615u);
+  CHECK_FALSE(fdinfo_inode("pos:\t0\nflags:\t02\nmnt_id:\t10\n"));  // an older kernel
+  CHECK_FALSE(fdinfo_inode("ino:\t12x\n"));
+  CHECK_FALSE(fdinfo_inode("ino:\t\n"));
+  CHECK_FALSE(fdinfo_inode(""));
+  CHECK_FALSE(fdinfo_inode("xino:\t5\n"));
+}
