@@ -15,12 +15,17 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/tcp.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -33,6 +38,7 @@
 #include <vector>
 
 #include "collectors/cpu.hpp"
+#include "collectors/discovery.hpp"
 #include "collectors/ethtool.hpp"
 #include "collectors/inet_diag.hpp"
 #include "collectors/memcached.hpp"
@@ -299,6 +305,46 @@ void BM_WorkerThreadsRun(benchmark::State& state) {
   for (auto& t : workers) t.join();
 }
 BENCHMARK(BM_WorkerThreadsRun)->Arg(4)->Arg(16)->Arg(64)->Unit(benchmark::kMicrosecond);
+
+// One discovery scan of this host's /proc (`discover:`) with a memcached of the benchmark's own
+// listening: every process's comm, the memcached's namespace, its listeners from one LISTEN dump,
+// and (at the first scan only; later ones reuse what they found while it still listens) its
+// descriptors. Its standing cost is this per `discover.interval` (30 s by default).
+void BM_DiscoveryScan(benchmark::State& state) {
+  const std::string port = "21987";
+  std::vector<std::string> args{"/usr/bin/memcached", "-U", "0", "-l", "127.0.0.1", "-p", port};
+  if (::geteuid() == 0) args.insert(args.end(), {"-u", "root"});
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
+    state.SkipWithError("cannot start /usr/bin/memcached");
+    return;
+  }
+  mcb::DiscoverConfig config;
+  config.enabled = true;
+  mcb::Discoverer discoverer(config, "/proc");
+  std::size_t found = 0;
+  for (int i = 0; i < 100 && found == 0; ++i) {  // until it listens
+    std::this_thread::sleep_for(20ms);
+    const auto scan = discoverer.scan();
+    found = static_cast<std::size_t>(std::count_if(
+        scan.found.begin(), scan.found.end(),
+        [pid](const mcb::FoundMemcached& f) { return f.pid == pid && !f.listeners.empty(); }));
+  }
+  std::size_t processes = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    processes += std::isdigit(static_cast<unsigned char>(e.path().filename().string()[0])) ? 1 : 0;
+  }
+  for (auto _ : state) benchmark::DoNotOptimize(discoverer.scan());
+  state.counters["processes"] = static_cast<double>(processes);
+  state.counters["found_ours"] = static_cast<double>(found);
+  ::kill(pid, SIGTERM);
+  ::waitpid(pid, nullptr, 0);
+  if (found == 0) state.SkipWithError("the benchmark's memcached was not discovered");
+}
+BENCHMARK(BM_DiscoveryScan)->Unit(benchmark::kMicrosecond);
 
 // `count` established IPv4 connections to port 11211 from `clients` distinct addresses
 // (10.0.x.y), as parsed DiagSockets, after one listener.
