@@ -152,7 +152,8 @@ std::optional<std::uint32_t> socket_inode(std::string_view link) {
 }
 
 std::vector<TargetConfig> discovered_targets(std::span<const FoundMemcached> found,
-                                             std::span<const TakenAddress> taken) {
+                                             std::span<const TakenAddress> taken,
+                                             std::span<const std::string> taken_names) {
   struct Candidate {
     const FoundMemcached* process;
     std::uint16_t port;
@@ -182,14 +183,14 @@ std::vector<TargetConfig> discovered_targets(std::span<const FoundMemcached> fou
   std::map<std::string, int, std::less<>> uses;
   for (const Candidate& c : candidates) ++uses[c.base];
   std::vector<TargetConfig> out;
-  std::set<std::string, std::less<>> names;
+  std::set<std::string, std::less<>> names(taken_names.begin(), taken_names.end());
   for (const Candidate& c : candidates) {
     TargetConfig t;
     t.name = c.base;
     if (uses[c.base] > 1 && !c.base.starts_with("memcached@")) {
       t.name += ":" + std::to_string(c.port);
     }
-    if (!names.insert(t.name).second) {  // two processes of one name on one port
+    if (!names.insert(t.name).second) {  // a configured target's name, or one process's twice
       t.name += "#" + std::to_string(c.process->pid);
       names.insert(t.name);
     }
@@ -248,11 +249,15 @@ std::vector<TargetConfig> DiscoveredTargets::targets() const {
 }
 
 void Discoverer::report(Scan& scan, std::string problem) {
-  if (reported_.emplace(problem, true).second) scan.problems.push_back(std::move(problem));
+  if (problems_.insert(problem).second && !last_problems_.contains(problem)) {
+    scan.problems.push_back(std::move(problem));
+  }
 }
 
 Discoverer::Scan Discoverer::scan() {
   Scan scan;
+  std::swap(last_problems_, problems_);
+  problems_.clear();
   int error = 0;
   const auto own = netns_inode(procfs_ + "/self/ns/net", error);
   if (!own) {
@@ -395,7 +400,11 @@ std::vector<TargetConfig> Discoverer::targets(std::span<const TargetConfig> conf
                                               std::vector<std::string>& problems) {
   Scan found = scan();
   for (std::string& p : found.problems) problems.push_back(std::move(p));
-  return discovered_targets(found.found, taken(configured));
+  std::vector<std::string> names;
+  for (const TargetConfig& t : configured) {
+    names.push_back(t.name.empty() ? t.address.to_string() : t.name);
+  }
+  return discovered_targets(found.found, taken(configured), names);
 }
 
 }  // namespace mcb

@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -66,9 +67,11 @@ struct FoundMemcached {
 using TakenAddress = std::pair<std::uint64_t, std::uint16_t>;
 
 // Pure. The targets of `found`, named as above, without those whose (namespace, port) is in
-// `taken`. Sorted by name.
+// `taken`; a name in `taken_names` (the configured targets') gets "#<pid>" after it. Sorted by
+// name.
 std::vector<TargetConfig> discovered_targets(std::span<const FoundMemcached> found,
-                                             std::span<const TakenAddress> taken);
+                                             std::span<const TakenAddress> taken,
+                                             std::span<const std::string> taken_names = {});
 
 // The discovered targets over time: each scan's targets, and those of earlier scans whose
 // process went away less than `grace` ago.
@@ -100,8 +103,8 @@ class Discoverer {
 
   struct Scan {
     std::vector<FoundMemcached> found;
-    // Why a process or namespace was skipped, naming the privilege, in words; each once per
-    // process and reason for the life of this Discoverer (for the log).
+    // Why a process or namespace was skipped, naming the privilege, in words, for the log: each
+    // at the first scan that meets it, and again only after a scan without it.
     std::vector<std::string> problems;
   };
   Scan scan();
@@ -125,8 +128,10 @@ class Discoverer {
 
   DiscoverConfig config_;
   std::string procfs_;
-  std::map<int, Known> known_;                         // by pid
-  std::map<std::string, bool, std::less<>> reported_;  // problems logged once
+  std::map<int, Known> known_;  // by pid
+  // The problems of this scan and of the one before (each is logged when it starts).
+  std::set<std::string, std::less<>> problems_;
+  std::set<std::string, std::less<>> last_problems_;
 };
 
 }  // namespace mcb

@@ -165,3 +165,13 @@ TEST_CASE("discovery: an fdinfo text gives the descriptor's inode", "[discovery]
   CHECK_FALSE(fdinfo_inode(""));
   CHECK_FALSE(fdinfo_inode("xino:\t5\n"));
 }
+
+TEST_CASE("discovery: a discovered target never takes a configured target's name", "[discovery]") {
+  std::vector<FoundMemcached> found{process(50, 500, false, {listener("0.0.0.0", 11211)})};
+  found[0].container = "pod:uid";
+  found[0].pod = "shop/memcached-0";
+  const std::vector<std::string> configured{"shop/memcached-0", "127.0.0.1:11311"};
+  CHECK(names(discovered_targets(found, {}, configured)) ==
+        std::vector<std::string>{"shop/memcached-0#50"});
+  CHECK(names(discovered_targets(found, {})) == std::vector<std::string>{"shop/memcached-0"});
+}
