@@ -3,9 +3,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
+#include <linux/nsfs.h>
+#include <linux/openat2.h>
 #include <netinet/tcp.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,6 +55,21 @@ std::optional<std::uint64_t> netns_inode(const std::string& path, int& error) {
   return static_cast<std::uint64_t>(st.st_ino);
 }
 
+// The inode of a network namespace file; an error when it cannot be opened or names something
+// else (another kind of namespace, any other file).
+Result<std::uint64_t> network_namespace_inode(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(std::strerror(errno));
+  struct stat st {};
+  const bool stated = ::fstat(fd, &st) == 0;
+  const int type = ::ioctl(fd, NS_GET_NSTYPE);
+  ::close(fd);
+  if (!stated || type != CLONE_NEWNET) {
+    return fail("not a network namespace file (such as /run/netns/NAME or /proc/PID/ns/net)");
+  }
+  return static_cast<std::uint64_t>(st.st_ino);
+}
+
 // A Kubernetes object name (RFC 1123 subdomain: lower-case letters, digits, '-' and '.').
 bool kubernetes_name(std::string_view s) {
   return !s.empty() && s.size() <= 253 && std::all_of(s.begin(), s.end(), [](char c) {
@@ -57,18 +77,42 @@ bool kubernetes_name(std::string_view s) {
   });
 }
 
-// "namespace/name" of the pod process `pid` belongs to, from its own files: the kubelet writes
-// the pod's name to /etc/hostname and mounts the service account's namespace.
-std::optional<std::string> pod_of(const std::string& procfs, int pid) {
+// At most 256 bytes of the regular file `file` (relative) of a process's root `root_fd`: every link
+// resolved inside that root (openat2 RESOLVE_IN_ROOT, no /proc magic links), never waiting on a
+// FIFO or device (O_NONBLOCK, then refused). nullopt otherwise. The files are the pod's own, and
+// whoever made its image chose them.
+std::optional<std::string> read_in_root(int root_fd, const char* file) {
+  open_how how{};
+  how.flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  const int fd = static_cast<int>(::syscall(SYS_openat2, root_fd, file, &how, sizeof how));
+  if (fd < 0) return std::nullopt;
+  struct stat st {};
+  std::array<char, 256> buffer{};
+  ssize_t n = -1;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) n = ::read(fd, buffer.data(), buffer.size());
+  ::close(fd);
+  if (n <= 0) return std::nullopt;
+  return std::string(buffer.data(), static_cast<std::size_t>(n));
+}
+
+}  // namespace
+
+std::optional<std::string> pod_name(const std::string& procfs, int pid) {
   const std::string root = procfs + "/" + std::to_string(pid) + "/root";
-  auto name = read_optional_file(root + "/etc/hostname");
-  auto ns = read_optional_file(root + "/var/run/secrets/kubernetes.io/serviceaccount/namespace");
-  if (!name || !*name || !ns || !*ns) return std::nullopt;
-  const std::string_view n = trimmed(**name);
-  const std::string_view s = trimmed(**ns);
+  const int root_fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) return std::nullopt;
+  const auto name = read_in_root(root_fd, "etc/hostname");
+  const auto ns = read_in_root(root_fd, "var/run/secrets/kubernetes.io/serviceaccount/namespace");
+  ::close(root_fd);
+  if (!name || !ns) return std::nullopt;
+  const std::string_view n = trimmed(*name);
+  const std::string_view s = trimmed(*ns);
   if (!kubernetes_name(n) || !kubernetes_name(s)) return std::nullopt;
   return std::string(s) + "/" + std::string(n);
 }
+
+namespace {
 
 bool wildcard(const IpAddress& a) {
   return std::all_of(a.bytes.begin(), a.bytes.end(), [](std::uint8_t b) { return b == 0; });
@@ -152,8 +196,17 @@ std::optional<std::uint32_t> socket_inode(std::string_view link) {
 }
 
 std::vector<TargetConfig> discovered_targets(std::span<const FoundMemcached> found,
-                                             std::span<const TakenAddress> taken,
-                                             std::span<const std::string> taken_names) {
+                                             const Configured& configured) {
+  // How each other namespace is named: as a configured target names it, else by its lowest pid.
+  std::map<std::uint64_t, NetnsConfig> namespaces = configured.namespaces;
+  for (const FoundMemcached& f : found) {
+    if (f.own_netns) continue;
+    auto [it, added] = namespaces.emplace(f.netns_inode, NetnsConfig{"", f.pid});
+    if (!added && !configured.namespaces.contains(f.netns_inode) && f.pid < it->second.pid) {
+      it->second.pid = f.pid;
+    }
+  }
+  const std::vector<TakenAddress>& taken = configured.addresses;
   struct Candidate {
     const FoundMemcached* process;
     std::uint16_t port;
@@ -183,7 +236,7 @@ std::vector<TargetConfig> discovered_targets(std::span<const FoundMemcached> fou
   std::map<std::string, int, std::less<>> uses;
   for (const Candidate& c : candidates) ++uses[c.base];
   std::vector<TargetConfig> out;
-  std::set<std::string, std::less<>> names(taken_names.begin(), taken_names.end());
+  std::set<std::string, std::less<>> names(configured.names.begin(), configured.names.end());
   for (const Candidate& c : candidates) {
     TargetConfig t;
     t.name = c.base;
@@ -197,7 +250,7 @@ std::vector<TargetConfig> discovered_targets(std::span<const FoundMemcached> fou
     t.address.kind = Endpoint::Kind::kTcp;
     t.address.host = c.host;
     t.address.port = c.port;
-    if (!c.process->own_netns) t.netns = NetnsConfig{"", c.process->pid};
+    if (!c.process->own_netns) t.netns = namespaces.at(c.process->netns_inode);
     t.host_pid = c.process->pid;
     out.push_back(std::move(t));
   }
@@ -231,8 +284,9 @@ std::vector<std::string> DiscoveredTargets::update(std::vector<TargetConfig> sca
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (!present.contains(it->first) && now - it->second.seen >= grace_) {
       changes.push_back(
-          "dropped " + it->first + ": its process went away " +
-          format_duration(std::chrono::duration_cast<Duration>(now - it->second.seen)) + " ago");
+          "dropped " + it->first + ": not found for " +
+          format_duration(std::chrono::duration_cast<Duration>(now - it->second.seen)) +
+          " (its process ended, or no longer listens there)");
       it = entries_.erase(it);
     } else {
       ++it;
@@ -266,10 +320,10 @@ Discoverer::Scan Discoverer::scan() {
   }
   std::set<std::uint64_t> only;
   for (const std::string& path : config_.only_netns) {
-    if (auto inode = netns_inode(path, error)) {
+    if (auto inode = network_namespace_inode(path)) {
       only.insert(*inode);
     } else {
-      report(scan, "discover.only_netns: " + escape_untrusted(path) + ": " + std::strerror(error));
+      report(scan, "discover.only_netns: " + escape_untrusted(path) + ": " + inode.error().message);
     }
   }
   if (!config_.only_netns.empty() && only.empty()) return scan;
@@ -346,52 +400,65 @@ Discoverer::Scan Discoverer::scan() {
       return std::find_if(all.begin(), all.end(),
                           [inode](const DiagSocket& s) { return s.inode == inode; });
     };
-    Known k{f.netns_inode, {}};
+    std::vector<std::uint32_t> here;
+    here.reserve(all.size());
+    for (const DiagSocket& s : all) here.push_back(s.inode);
+    std::sort(here.begin(), here.end());
     const auto before = known_.find(f.pid);
-    if (before != known_.end() && before->second.netns_inode == f.netns_inode &&
-        !before->second.inodes.empty() &&
-        std::all_of(before->second.inodes.begin(), before->second.inodes.end(),
-                    [&](std::uint32_t i) { return listening(i) != all.end(); })) {
-      k = before->second;
-    } else if (!all.empty()) {
-      const auto inodes = descriptor_inodes(procfs_, f.pid, error);
-      if (!inodes) {
-        if (error != ENOENT) {
-          report(scan, "process " + std::to_string(f.pid) + ": " + procfs_ + "/" +
-                           std::to_string(f.pid) + "/fdinfo: " + std::strerror(error) +
-                           (error == EACCES ? " (needs " + std::string(kPtrace) + ")" : ""));
+    const bool same = before != known_.end() && before->second.netns_inode == f.netns_inode;
+    Known k;
+    if (same && (before->second.namespace_listeners == here ||
+                 (!before->second.inodes.empty() &&
+                  std::all_of(before->second.inodes.begin(), before->second.inodes.end(),
+                              [&](std::uint32_t i) { return listening(i) != all.end(); })))) {
+      k = before->second;  // nothing that could be its own appeared, or its own still listen
+    } else {
+      k.netns_inode = f.netns_inode;
+      if (!all.empty()) {
+        const auto inodes = descriptor_inodes(procfs_, f.pid, error);
+        if (!inodes) {
+          if (error != ENOENT) {
+            report(scan, "process " + std::to_string(f.pid) + ": " + procfs_ + "/" +
+                             std::to_string(f.pid) + "/fdinfo: " + std::strerror(error) +
+                             (error == EACCES ? " (needs " + std::string(kPtrace) + ")" : ""));
+          }
+          continue;
         }
-        continue;
+        for (std::uint64_t inode : *inodes) {
+          if (inode <= UINT32_MAX && listening(static_cast<std::uint32_t>(inode)) != all.end()) {
+            k.inodes.push_back(static_cast<std::uint32_t>(inode));
+          }
+        }
       }
-      for (std::uint64_t inode : *inodes) {
-        if (inode <= UINT32_MAX && listening(static_cast<std::uint32_t>(inode)) != all.end()) {
-          k.inodes.push_back(static_cast<std::uint32_t>(inode));
-        }
+      if (auto cgroup = read_optional_file(procfs_ + "/" + std::to_string(f.pid) + "/cgroup");
+          cgroup && *cgroup) {
+        k.container = container_of_cgroup(**cgroup);
+        if (k.container && k.container->starts_with("pod:")) k.pod = pod_name(procfs_, f.pid);
       }
     }
+    k.namespace_listeners = std::move(here);
     for (std::uint32_t inode : k.inodes) {
       const DiagSocket& s = *listening(inode);
       f.listeners.emplace_back(s.local, s.local_port);
     }
+    f.container = k.container;
+    f.pod = k.pod;
     known.emplace(f.pid, std::move(k));
-    if (auto cgroup = read_optional_file(procfs_ + "/" + std::to_string(f.pid) + "/cgroup");
-        cgroup && *cgroup) {
-      f.container = container_of_cgroup(**cgroup);
-      if (f.container && f.container->starts_with("pod:")) f.pod = pod_of(procfs_, f.pid);
-    }
   }
   known_ = std::move(known);
   return scan;
 }
 
-std::vector<TakenAddress> Discoverer::taken(std::span<const TargetConfig> configured) const {
-  std::vector<TakenAddress> out;
+Configured Discoverer::configured(std::span<const TargetConfig> targets) const {
+  Configured out;
   int error = 0;
   const auto own = netns_inode(procfs_ + "/self/ns/net", error);
-  for (const TargetConfig& t : configured) {
-    if (t.address.is_unix()) continue;
+  for (const TargetConfig& t : targets) {
+    out.names.push_back(t.name.empty() ? t.address.to_string() : t.name);
     const auto inode = t.netns ? netns_inode(netns_file(*t.netns, procfs_), error) : own;
-    if (inode) out.emplace_back(*inode, t.address.port);
+    if (!inode) continue;
+    if (t.netns) out.namespaces.emplace(*inode, *t.netns);
+    if (!t.address.is_unix()) out.addresses.emplace_back(*inode, t.address.port);
   }
   return out;
 }
@@ -400,11 +467,7 @@ std::vector<TargetConfig> Discoverer::targets(std::span<const TargetConfig> conf
                                               std::vector<std::string>& problems) {
   Scan found = scan();
   for (std::string& p : found.problems) problems.push_back(std::move(p));
-  std::vector<std::string> names;
-  for (const TargetConfig& t : configured) {
-    names.push_back(t.name.empty() ? t.address.to_string() : t.name);
-  }
-  return discovered_targets(found.found, taken(configured), names);
+  return discovered_targets(found.found, this->configured(configured));
 }
 
 }  // namespace mcb

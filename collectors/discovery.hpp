@@ -11,7 +11,8 @@
 //
 // Names: a Kubernetes pod's "namespace/name" when the kubelet's cgroup path names a pod and the
 // pod's files say which (/etc/hostname and the service account's namespace, read through
-// <procfs>/PID/root); else the pod or container its cgroup names ("pod:<uid>",
+// <procfs>/PID/root with every link resolved inside that root, regular files only, at most 256
+// bytes, never waiting on a FIFO); else the pod or container its cgroup names ("pod:<uid>",
 // "container:<id>"); else "memcached@<netns inode>:<port>". Several ports of one name get
 // ":<port>" each. A process in the daemon's own namespace is a target of that namespace (no
 // `netns` label); in another, its namespace is `netns_pid: PID` and `host_pid` is PID.
@@ -27,8 +28,8 @@
 //
 // Cost per scan: a read of comm per process of the host; per memcached, a stat and one readlink
 // (or one read of fdinfo) per descriptor, skipped while the listeners found last time are still
-// listening; one LISTEN dump per namespace (the kernel walks its connection table for it). Loop
-// thread only.
+// listening or its namespace has the same listeners as then; one LISTEN dump per namespace (the
+// kernel walks its connection table for it). Loop thread only.
 
 #include <chrono>
 #include <cstdint>
@@ -49,6 +50,13 @@ namespace mcb {
 // Pure. The inode of a descriptor link's target "socket:[12345]"; nullopt for anything else.
 std::optional<std::uint32_t> socket_inode(std::string_view link);
 
+// "namespace/name" of the Kubernetes pod of process `pid`, from its own files: the kubelet writes
+// the pod's name to /etc/hostname and mounts the service account's `namespace`. Read through
+// <procfs>/PID/root with every link resolved inside that root, regular files only, at most 256
+// bytes each, never waiting on a FIFO or device. nullopt when either is missing, refused or not a
+// Kubernetes name (lower-case letters, digits, '-' and '.').
+std::optional<std::string> pod_name(const std::string& procfs, int pid);
+
 // Pure. The inode of a <procfs>/PID/fdinfo/N text (its "ino:" line); nullopt when
 // it has none or it is malformed.
 std::optional<std::uint64_t> fdinfo_inode(std::string_view text);
@@ -66,12 +74,19 @@ struct FoundMemcached {
 // A listener taken by a configured target: (namespace inode, port).
 using TakenAddress = std::pair<std::uint64_t, std::uint16_t>;
 
-// Pure. The targets of `found`, named as above, without those whose (namespace, port) is in
-// `taken`; a name in `taken_names` (the configured targets') gets "#<pid>" after it. Sorted by
-// name.
+// What the configured targets hold, which discovery leaves to them or shares with them.
+struct Configured {
+  std::vector<TakenAddress> addresses;              // of each TCP target whose namespace is there
+  std::map<std::uint64_t, NetnsConfig> namespaces;  // namespace inode -> how a target names it
+  std::vector<std::string> names;                   // their `target` labels
+};
+
+// Pure. The targets of `found`, named as above, without those on an address `configured` takes;
+// a configured target's name gets "#<pid>" after it. Every target of one namespace names it the
+// same way, so that it is read once: as a configured target names it, else by the lowest pid
+// found there. Sorted by name.
 std::vector<TargetConfig> discovered_targets(std::span<const FoundMemcached> found,
-                                             std::span<const TakenAddress> taken,
-                                             std::span<const std::string> taken_names = {});
+                                             const Configured& configured = {});
 
 // The discovered targets over time: each scan's targets, and those of earlier scans whose
 // process went away less than `grace` ago.
@@ -80,8 +95,11 @@ class DiscoveredTargets {
   using Clock = std::chrono::steady_clock;
   explicit DiscoveredTargets(Duration grace) : grace_(grace) {}
 
-  // Merges the targets of a scan at `now`. Returns what changed in words ("added X (pid 12)",
-  // "dropped X: its process went away 5m ago"); empty when nothing did.
+  // Takes effect at the next update (a reload keeps the targets and their time).
+  void set_grace(Duration grace) { grace_ = grace; }
+
+  // Merges the targets of a scan at `now`. Returns what changed in words ("added X (pid 12, ...)",
+  // "dropped X: not found for 5m (...)"); empty when nothing did.
   std::vector<std::string> update(std::vector<TargetConfig> scanned, Clock::time_point now);
   // The targets being watched, by name.
   std::vector<TargetConfig> targets() const;
@@ -109,9 +127,12 @@ class Discoverer {
   };
   Scan scan();
 
-  // The listeners `configured` take, by namespace inode (for discovered_targets); a target whose
-  // namespace cannot be read now takes nothing.
-  std::vector<TakenAddress> taken(std::span<const TargetConfig> configured) const;
+  // What `targets` hold (for discovered_targets); a target whose namespace cannot be read now
+  // holds only its name.
+  Configured configured(std::span<const TargetConfig> targets) const;
+
+  // Processes or namespaces the last scan skipped (problems, new or not).
+  std::size_t problem_count() const { return problems_.size(); }
 
   // A scan's targets beside `configured` (discovered_targets); its problems are appended to
   // `problems`.
@@ -123,6 +144,9 @@ class Discoverer {
   struct Known {
     std::uint64_t netns_inode = 0;
     std::vector<std::uint32_t> inodes;
+    std::vector<std::uint32_t> namespace_listeners;  // every listener there then, sorted
+    std::optional<std::string> container;            // FoundMemcached's, read once
+    std::optional<std::string> pod;
   };
   void report(Scan& scan, std::string problem);
 

@@ -103,10 +103,32 @@ int App::run() {
 void App::start_discovery() {
   discover_timer_.reset();
   discoverer_.reset();
-  discovered_.reset();
-  if (!config_.discover.enabled) return;
+  if (!config_.discover.enabled) {
+    discovered_.reset();
+    return;
+  }
+  if (discovered_gauge_ == nullptr) {
+    discovered_gauge_ =
+        &prometheus::BuildGauge()
+             .Name("mcbacklog_discovered_targets")
+             .Help("Targets discovery watches, those in their grace period included.")
+             .Register(exposition_.registry())
+             .Add({});
+    discovery_problems_gauge_ =
+        &prometheus::BuildGauge()
+             .Name("mcbacklog_discovery_problems")
+             .Help(
+                 "Processes and namespaces the last discovery scan could not read (a missing "
+                 "privilege, a process that ended meanwhile); the log says which.")
+             .Register(exposition_.registry())
+             .Add({});
+  }
   discoverer_ = std::make_unique<Discoverer>(config_.discover, config_.paths.procfs);
-  discovered_ = std::make_unique<DiscoveredTargets>(config_.discover.grace);
+  if (discovered_) {
+    discovered_->set_grace(config_.discover.grace);
+  } else {
+    discovered_ = std::make_unique<DiscoveredTargets>(config_.discover.grace);
+  }
   discover(false);
   discover_timer_ =
       std::make_unique<PeriodicTimer>(io_, config_.discover.interval, [this] { discover(true); });
@@ -119,6 +141,8 @@ void App::discover(bool restart) {
   for (const std::string& p : problems) spdlog::warn("discovery: {}", p);
   const auto changes = discovered_->update(std::move(found), LoopClock::now());
   for (const std::string& c : changes) spdlog::info("discovery: {}", c);
+  discovered_gauge_->Set(static_cast<double>(discovered_->targets().size()));
+  discovery_problems_gauge_->Set(static_cast<double>(discoverer_->problem_count()));
   if (changes.empty() || !restart) return;
   scheduler_->stop();
   start_sampling();
@@ -127,7 +151,17 @@ void App::discover(bool restart) {
 void App::start_sampling() {
   Config sampled = config_;
   if (discovered_) {
-    for (TargetConfig& t : discovered_->targets()) sampled.targets.push_back(std::move(t));
+    // Those that fit in the descriptor limit beside the configured ones, by name.
+    auto found = discovered_->targets();
+    const std::size_t fit = std::min(found.size(), discovered_targets_that_fit(config_));
+    if (fit < found.size() && found.size() - fit != discovered_unfit_) {
+      spdlog::warn(
+          "discovery: {} targets found, {} fit in the descriptor limit beside the configured "
+          "ones; the rest are not watched: raise LimitNOFILE= in the systemd unit or ulimit -n",
+          found.size(), fit);
+    }
+    discovered_unfit_ = found.size() - fit;
+    for (std::size_t i = 0; i < fit; ++i) sampled.targets.push_back(std::move(found[i]));
   }
   collectors_ = make_collectors(sampled, io_);
   auto all = collectors_.all();

@@ -11,6 +11,7 @@
 #include <optional>
 #include <vector>
 
+#include <prometheus/gauge.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
@@ -45,7 +46,8 @@ class App {
 
  private:
   void start_sampling();
-  // With discover.enabled: scans now and every discover.interval (a fresh state after a reload).
+  // With discover.enabled: scans now and every discover.interval. A reload keeps the targets
+  // found and their times (a crashed one still pages through its grace period).
   void start_discovery();
   // Scans; when the discovered targets changed, restarts sampling with them. `restart`: false
   // before sampling has started.
@@ -71,6 +73,9 @@ class App {
   std::unique_ptr<Discoverer> discoverer_;
   std::unique_ptr<DiscoveredTargets> discovered_;
   std::unique_ptr<PeriodicTimer> discover_timer_;
+  prometheus::Gauge* discovered_gauge_ = nullptr;  // registered when discovery first starts
+  prometheus::Gauge* discovery_problems_gauge_ = nullptr;
+  std::size_t discovered_unfit_ = 0;  // discovered targets left out for descriptors, last said
   std::shared_ptr<Scheduler> scheduler_;
   // Sources of the collectors just started, swapped in when their first cycle ends.
   std::optional<std::vector<std::shared_ptr<const prometheus::Collectable>>> pending_sources_;

@@ -34,6 +34,15 @@ Status check_descriptor_budget(const Config& config, std::uint64_t soft_limit,
               "from this daemon");
 }
 
+std::size_t discovered_targets_that_fit(const Config& config) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  const std::size_t needed = descriptors_needed(config, HttpLimits{}.max_sessions);
+  if (limit.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+  if (limit.rlim_cur <= needed) return 0;
+  return (limit.rlim_cur - needed) / (kDescriptorsPerTarget + kDescriptorsPerDiscoveredTarget);
+}
+
 Status check_descriptor_budget(const Config& config) {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {

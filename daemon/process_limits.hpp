@@ -20,6 +20,12 @@ inline constexpr std::size_t kFixedDescriptors = 32;
 // Per memcached target: the persistent stats connection and the probe's connection.
 inline constexpr std::size_t kDescriptorsPerTarget = 2;
 
+// Per discovered target beyond kDescriptorsPerTarget, at most: the watch on its namespace, and
+// the files and netlink socket of that namespace's collectors when it is another one.
+inline constexpr std::size_t kDescriptorsPerDiscoveredTarget = 8;
+// How many discovered targets fit beside `config`'s own targets in the process's descriptor
+// limit, at kDescriptorsPerTarget + kDescriptorsPerDiscoveredTarget each.
+std::size_t discovered_targets_that_fit(const Config& config);
 // Descriptors a configuration needs at most, with `http_sessions` HTTP sessions kept free for
 // scrapers (HttpLimits::max_sessions): the reserve that lets the listener always answer.
 std::size_t descriptors_needed(const Config& config, std::size_t http_sessions);

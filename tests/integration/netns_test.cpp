@@ -14,11 +14,14 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <memory>
+#include <regex>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
 
+#include "collectors/discovery.hpp"
 #include "collectors/memcached_client.hpp"
 #include "collectors/netstat.hpp"
 #include "collectors/sockdiag.hpp"
@@ -342,6 +345,8 @@ TEST_CASE(
     mc = std::make_unique<test::Memcached>(
         std::vector<std::string>{"-c", "64", "-o", "no_maxconns_fast", "-b", "8"});
   });
+  std::unique_ptr<test::Memcached> second;  // a second process of the same pod
+  pod.inside([&] { second = std::make_unique<test::Memcached>(); });
   test::Memcached configured;  // in the daemon's namespace, and in its configuration
   test::Memcached found_here;  // in the daemon's namespace, found
   const std::string port = std::to_string(mc->port());
@@ -361,6 +366,23 @@ TEST_CASE(
   CHECK_THAT(d.metrics(),
              !Contains("memcached@" + own + ":" + std::to_string(configured.port()) + "\""));
   CHECK_THAT(d.output(), Contains("discovery: added " + name + " (pid "));
+  // The pod's second memcached is read in the same namespace, named as the first names it: the
+  // namespace's own series come once.
+  const std::string second_name =
+      "memcached@" + inode_of(pod.path()) + ":" + std::to_string(second->port());
+  const auto first_pid = std::min(mc->process().pid(), second->process().pid());
+  const std::string pod_label = "pid:" + std::to_string(first_pid);
+  wait_for_series(d, R"(memcached_up{target=")" + second_name + R"(",netns=")" + pod_label + "\"}",
+                  1);
+  const std::string both = d.metrics();
+  CHECK(test::metric_value(both, R"(mcbacklog_discovered_targets)") == 3);
+  CHECK(test::metric_value(both, R"(mcbacklog_discovery_problems)") == 0);
+  std::size_t somaxconn = 0;
+  for (std::size_t at = both.find("\nmcbacklog_somaxconn"); at != std::string::npos;
+       at = both.find("\nmcbacklog_somaxconn", at + 1)) {
+    ++somaxconn;
+  }
+  CHECK(somaxconn == 2);  // the daemon's namespace and the pod's
 
   // The lab cause in the pod: past -c with no_maxconns_fast, memcached stops accepting.
   std::vector<test::Socket> clients;
@@ -377,16 +399,21 @@ TEST_CASE(
   CHECK(view.at("MaxConnectionsNear").labels == AlertLabels{{"target", name}, {"netns", label}});
   CHECK(test::metric_value(d.metrics(), "mcbacklog_listen_overflows_total") == 0);
 
-  // A crash: MemcachedDown's series stays through the grace period, then leaves.
+  // A crash: MemcachedDown's series stays through the grace period, a reload included, then
+  // leaves.
   clients.clear();
   mc->kill();
   wait_for_series(d, R"(memcached_up{target=")" + name + R"(",netns=")" + label + "\"}", 0);
+  d.process().signal(SIGHUP);
+  REQUIRE(d.process().wait_for_output(std::regex("configuration reloaded"), 10s));
+  CHECK(test::metric_value(
+            d.metrics(), R"(memcached_up{target=")" + name + R"(",netns=")" + label + "\"}") == 0);
   const auto gone = d.wait_for_metrics([&](const std::string& text) {
     return text.find("target=\"" + name + "\"") == std::string::npos;
   });
   INFO(d.output());
   REQUIRE(gone.has_value());
-  CHECK_THAT(d.output(), Contains("discovery: dropped " + name + ": its process went away"));
+  CHECK_THAT(d.output(), Contains("discovery: dropped " + name + ": not found for "));
   CHECK(test::metric_value(*gone, R"(memcached_up{target="conf"})") == 1);
 }
 
@@ -440,4 +467,86 @@ TEST_CASE(
   INFO(d.output());
   REQUIRE(m.has_value());
   CHECK_THAT(d.output(), !Contains("is not a memcached process this daemon can see"));
+}
+
+namespace {
+
+// A process whose root is `root` (python3 chroots itself there and sleeps), as a pod's
+// processes see their image's files.
+std::unique_ptr<test::Child> process_rooted_in(const std::string& root) {
+  auto child = std::make_unique<test::Child>(std::vector<std::string>{
+      "/usr/bin/python3", "-c",
+      "import os, sys, time; os.chroot(sys.argv[1]); print('rooted', flush=True); time.sleep(60)",
+      root});
+  REQUIRE(child->wait_for_output(std::regex("rooted"), 10s));
+  return child;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "discovery: a pod's name is read from its own root, and its files cannot make the daemon "
+    "wait, read without end or read the host's files",
+    "[integration][discovery]") {
+  test::TempDir root;
+  const std::string sa = root.path() + "/var/run/secrets/kubernetes.io/serviceaccount";
+  std::filesystem::create_directories(sa);
+  std::filesystem::create_directories(root.path() + "/etc");
+  root.write("etc/hostname", "memcached-0\n");
+  root.write("var/run/secrets/kubernetes.io/serviceaccount/namespace", "shop");
+  {
+    const auto pod = process_rooted_in(root.path());
+    CHECK(pod_name("/proc", pod->pid()) == "shop/memcached-0");
+  }
+  // A FIFO is refused at once (opening it would wait for a writer for ever), and a link to a
+  // device that never ends too.
+  std::filesystem::remove(root.path() + "/etc/hostname");
+  REQUIRE(::mkfifo((root.path() + "/etc/hostname").c_str(), 0644) == 0);
+  std::filesystem::remove(sa + "/namespace");
+  std::filesystem::create_symlink("/dev/zero", sa + "/namespace");
+  {
+    const auto pod = process_rooted_in(root.path());
+    CHECK_FALSE(pod_name("/proc", pod->pid()));
+  }
+  // An absolute link is resolved inside the pod's root: /etc/machine-id of the host is not read.
+  std::filesystem::remove(root.path() + "/etc/hostname");
+  std::filesystem::create_symlink("/etc/machine-id", root.path() + "/etc/hostname");
+  std::filesystem::remove(sa + "/namespace");
+  root.write("var/run/secrets/kubernetes.io/serviceaccount/namespace", "shop");
+  {
+    const auto pod = process_rooted_in(root.path());
+    CHECK_FALSE(pod_name("/proc", pod->pid()));
+    // The same name inside the root is read: the link's target is the pod's own file.
+    std::filesystem::create_directories(root.path() + "/etc");
+    root.write("etc/machine-id", "memcached-1\n");
+    CHECK(pod_name("/proc", pod->pid()) == "shop/memcached-1");
+  }
+  // More than a name holds: refused.
+  std::filesystem::remove(root.path() + "/etc/machine-id");
+  root.write("etc/machine-id", std::string(4096, 'a'));
+  {
+    const auto pod = process_rooted_in(root.path());
+    CHECK_FALSE(pod_name("/proc", pod->pid()));
+  }
+}
+
+TEST_CASE(
+    "discovery: an only_netns file that is not a network namespace is named in the scan's "
+    "problems, once while it lasts, and nothing is discovered through it",
+    "[integration][discovery]") {
+  DiscoverConfig config;
+  config.enabled = true;
+  config.only_netns = {"/etc/passwd", "/proc/self/ns/pid", "/nonexistent/netns"};
+  Discoverer discoverer(config, "/proc");
+  const auto first = discoverer.scan();
+  CHECK(first.found.empty());
+  REQUIRE(first.problems.size() == 3);
+  CHECK_THAT(first.problems[0], Contains("discover.only_netns: /etc/passwd: not a network "
+                                         "namespace file"));
+  CHECK_THAT(first.problems[1], Contains("/proc/self/ns/pid: not a network namespace file"));
+  CHECK_THAT(first.problems[2], Contains("/nonexistent/netns: No such file or directory"));
+  CHECK(discoverer.problem_count() == 3);
+  const auto second = discoverer.scan();
+  CHECK(second.problems.empty());  // logged once while it lasts
+  CHECK(discoverer.problem_count() == 3);
 }

@@ -53,7 +53,7 @@ TEST_CASE("discovery: a process's listeners become targets reached inside its na
   SECTION("a wildcard listener is reached on loopback, IPv4 before IPv6") {
     auto f = process(4242, 4026532301, false,
                      {listener("::", 11211), listener("0.0.0.0", 11211), listener("::", 11311)});
-    const auto targets = discovered_targets(std::span(&f, 1), {});
+    const auto targets = discovered_targets(std::span(&f, 1));
     REQUIRE(targets.size() == 2);
     CHECK(targets[0].name == "memcached@4026532301:11211");
     CHECK(targets[0].address.to_string() == "127.0.0.1:11211");
@@ -68,7 +68,7 @@ TEST_CASE("discovery: a process's listeners become targets reached inside its na
   }
   SECTION("a listener on one address is reached there") {
     auto f = process(7, 1, true, {listener("10.1.2.3", 11211)});
-    const auto targets = discovered_targets(std::span(&f, 1), {});
+    const auto targets = discovered_targets(std::span(&f, 1));
     REQUIRE(targets.size() == 1);
     CHECK(targets[0].address.to_string() == "10.1.2.3:11211");
     CHECK_FALSE(targets[0].netns);  // the daemon's own namespace: no netns label
@@ -76,7 +76,7 @@ TEST_CASE("discovery: a process's listeners become targets reached inside its na
   }
   SECTION("a process that listens on nothing (yet) is no target") {
     auto f = process(7, 1, true, {});
-    CHECK(discovered_targets(std::span(&f, 1), {}).empty());
+    CHECK(discovered_targets(std::span(&f, 1)).empty());
   }
 }
 
@@ -92,7 +92,7 @@ TEST_CASE("discovery: targets are named after their pod, else their container, e
       process(12, 102, false, {listener("0.0.0.0", 11211), listener("0.0.0.0", 11212)}));
   found.back().container = "container:3f4e5d6c7b8a";
   found.push_back(process(13, 103, false, {listener("127.0.0.1", 11211)}));
-  const auto targets = discovered_targets(found, {});
+  const auto targets = discovered_targets(found);
   CHECK(names(targets) ==
         std::vector<std::string>{"container:3f4e5d6c7b8a:11211", "container:3f4e5d6c7b8a:11212",
                                  "memcached@103:11211", "pod:7d3f0c2e-1111-4d0e-9a8f-2f6a1c1e0d11",
@@ -107,7 +107,7 @@ TEST_CASE("discovery: two memcached of one pod on two ports get a name each", "[
     found.back().container = "pod:uid";
     found.back().pod = "cache/mc-0";
   }
-  const auto targets = discovered_targets(found, {});
+  const auto targets = discovered_targets(found);
   CHECK(names(targets) == std::vector<std::string>{"cache/mc-0:11211", "cache/mc-0:11212"});
   CHECK(targets[0].host_pid == 20);
   CHECK(targets[1].host_pid == 21);
@@ -117,8 +117,7 @@ TEST_CASE("discovery: a configured target on the same namespace and port wins", 
   std::vector<FoundMemcached> found;
   found.push_back(process(30, 300, true, {listener("0.0.0.0", 11211), listener("0.0.0.0", 11212)}));
   found.push_back(process(31, 301, false, {listener("0.0.0.0", 11211)}));
-  const std::vector<TakenAddress> taken{{300, 11211}, {999, 11212}};
-  const auto targets = discovered_targets(found, taken);
+  const auto targets = discovered_targets(found, Configured{{{300, 11211}, {999, 11212}}});
   // 300:11211 is configured; 11212 is taken in another namespace only.
   CHECK(names(targets) == std::vector<std::string>{"memcached@300:11212", "memcached@301:11211"});
 }
@@ -128,10 +127,10 @@ TEST_CASE("discovery: a target whose process went away stays for the grace perio
   const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
   std::vector<FoundMemcached> found{process(40, 400, false, {listener("0.0.0.0", 11211)})};
   found[0].container = "container:abc";
-  auto changes = d.update(discovered_targets(found, {}), t0);
+  auto changes = d.update(discovered_targets(found), t0);
   REQUIRE(changes.size() == 1);
   CHECK(changes[0] == "added container:abc (pid 40, 127.0.0.1:11211, netns pid 40)");
-  CHECK(d.update(discovered_targets(found, {}), t0 + 30s).empty());
+  CHECK(d.update(discovered_targets(found), t0 + 30s).empty());
 
   // Gone: kept (MemcachedDown pages) until the grace period has passed since it was last seen.
   CHECK(d.update({}, t0 + 60s).empty());
@@ -139,13 +138,14 @@ TEST_CASE("discovery: a target whose process went away stays for the grace perio
   CHECK(names(d.targets()) == std::vector<std::string>{"container:abc"});
   changes = d.update({}, t0 + 5min + 30s);
   REQUIRE(changes.size() == 1);
-  CHECK(changes[0] == "dropped container:abc: its process went away 5m ago");
+  CHECK(changes[0] ==
+        "dropped container:abc: not found for 5m (its process ended, or no longer listens there)");
   CHECK(d.targets().empty());
 
   // Back as another process of the same container: one target, now of the new pid, at once.
-  d.update(discovered_targets(found, {}), t0 + 6min);
+  d.update(discovered_targets(found), t0 + 6min);
   found[0].pid = 41;
-  changes = d.update(discovered_targets(found, {}), t0 + 7min);
+  changes = d.update(discovered_targets(found), t0 + 7min);
   REQUIRE(changes.size() == 1);
   CHECK(changes[0] == "replaced container:abc (pid 41, 127.0.0.1:11211, netns pid 41)");
   REQUIRE(d.targets().size() == 1);
@@ -171,7 +171,30 @@ TEST_CASE("discovery: a discovered target never takes a configured target's name
   found[0].container = "pod:uid";
   found[0].pod = "shop/memcached-0";
   const std::vector<std::string> configured{"shop/memcached-0", "127.0.0.1:11311"};
-  CHECK(names(discovered_targets(found, {}, configured)) ==
+  CHECK(names(discovered_targets(found, Configured{{}, {}, configured})) ==
         std::vector<std::string>{"shop/memcached-0#50"});
-  CHECK(names(discovered_targets(found, {})) == std::vector<std::string>{"shop/memcached-0"});
+  CHECK(names(discovered_targets(found)) == std::vector<std::string>{"shop/memcached-0"});
+}
+
+TEST_CASE("discovery: the processes of one namespace name it alike, so it is read once",
+          "[discovery]") {
+  std::vector<FoundMemcached> found;
+  found.push_back(process(72, 700, false, {listener("0.0.0.0", 11212)}));
+  found.push_back(process(71, 700, false, {listener("0.0.0.0", 11211)}));
+  found.push_back(process(80, 800, false, {listener("0.0.0.0", 11211)}));
+  auto targets = discovered_targets(found);
+  REQUIRE(targets.size() == 3);
+  // By the lowest pid found there; each keeps its own pid for its threads.
+  CHECK(*targets[0].netns == NetnsConfig{"", 71});
+  CHECK(*targets[1].netns == NetnsConfig{"", 71});
+  CHECK(targets[0].host_pid == 71);
+  CHECK(targets[1].host_pid == 72);
+  CHECK(*targets[2].netns == NetnsConfig{"", 80});
+  // As a configured target names it, where one does.
+  Configured configured;
+  configured.namespaces.emplace(700, NetnsConfig{"/run/netns/pod1", 0});
+  targets = discovered_targets(found, configured);
+  CHECK(*targets[0].netns == NetnsConfig{"/run/netns/pod1", 0});
+  CHECK(*targets[1].netns == NetnsConfig{"/run/netns/pod1", 0});
+  CHECK(*targets[2].netns == NetnsConfig{"", 80});
 }
