@@ -292,33 +292,33 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
        {"discover",
         [&](auto& n, auto& p) {
           DiscoverConfig& d = c.discover;
-          w.mapping(
-              n, p,
-              {enabled(d.enabled),
-               {"interval",
-                [&](auto& v, auto& r) {
-                  w.duration(v, r, d.interval, std::chrono::milliseconds(100),
-                             std::chrono::hours(1));
-                }},
-               {"grace",
-                [&](auto& v, auto& r) {
-                  w.duration(v, r, d.grace, Duration{0}, std::chrono::hours(24));
-                }},
-               {"process_name",
-                [&](auto& v, auto& r) {
-                  w.name(v, r, d.process_name);
-                  if (d.process_name.size() > 15) {
-                    w.error(v.Mark(), r,
-                            "at most 15 bytes: the kernel keeps the first 15 of a process's name "
-                            "(/proc/PID/comm)");
-                  }
-                }},
-               {"only_netns", [&](auto& v, auto& r) {
-                  d.only_netns.clear();
-                  w.sequence(v, r, [&](const YAML::Node& item, const std::string& ip) {
-                    if (auto file = netns_file(w, item, ip)) d.only_netns.push_back(*file);
-                  });
-                }}});
+          w.mapping(n, p,
+                    {enabled(d.enabled),
+                     {"interval",
+                      [&](auto& v, auto& r) {
+                        w.duration(v, r, d.interval, std::chrono::milliseconds(100),
+                                   std::chrono::hours(1));
+                      }},
+                     {"grace",
+                      [&](auto& v, auto& r) {
+                        w.duration(v, r, d.grace, Duration{0}, std::chrono::hours(24));
+                      }},
+                     {"process_name",
+                      [&](auto& v, auto& r) {
+                        w.name(v, r, d.process_name);
+                        if (d.process_name.size() > 15) {
+                          w.error(
+                              v.Mark(), r,
+                              "at most 15 bytes: the kernel keeps the first 15 of a process's name "
+                              "(/proc/PID/comm)");
+                        }
+                      }},
+                     {"only_netns", [&](auto& v, auto& r) {
+                        d.only_netns.clear();
+                        w.sequence(v, r, [&](const YAML::Node& item, const std::string& ip) {
+                          if (auto file = netns_file(w, item, ip)) d.only_netns.push_back(*file);
+                        });
+                      }}});
         }},
        {"thresholds", [&](auto& n, auto& p) { walk_thresholds(w, n, p, c, alerts); }},
        {"paths",
