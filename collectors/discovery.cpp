@@ -24,6 +24,7 @@
 #include "collectors/netlink.hpp"
 #include "collectors/netns.hpp"
 #include "collectors/procfs.hpp"
+#include "collectors/table.hpp"
 #include "common/text.hpp"
 #include "config/duration.hpp"
 
@@ -454,7 +455,7 @@ Configured Discoverer::configured(std::span<const TargetConfig> targets) const {
   int error = 0;
   const auto own = netns_inode(procfs_ + "/self/ns/net", error);
   for (const TargetConfig& t : targets) {
-    out.names.push_back(t.name.empty() ? t.address.to_string() : t.name);
+    out.names.push_back(target_label(t));
     const auto inode = t.netns ? netns_inode(netns_file(*t.netns, procfs_), error) : own;
     if (!inode) continue;
     if (t.netns) out.namespaces.emplace(*inode, *t.netns);

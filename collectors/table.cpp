@@ -58,7 +58,7 @@ std::vector<std::uint16_t> ports_of(const Config& config, const NetnsConfig& net
 std::map<std::string, std::int64_t, std::less<>> host_pids(const Config& config) {
   std::map<std::string, std::int64_t, std::less<>> out;
   for (const TargetConfig& t : config.targets) {
-    const std::string name = t.name.empty() ? t.address.to_string() : t.name;
+    const std::string name = target_label(t);
     if (t.host_pid != 0) {
       out.emplace(name, t.host_pid);
     } else if (t.netns && t.netns->pid != 0) {
@@ -83,7 +83,7 @@ CollectorSet make_collectors(const Config& config, boost::asio::io_context& io) 
   for (const NetnsConfig& n : config.namespaces()) labels.emplace(n, netns_label(n, procfs));
   for (const TargetConfig& t : config.targets) {
     if (!t.netns) continue;
-    set.target_netns.emplace(t.name.empty() ? t.address.to_string() : t.name, labels.at(*t.netns));
+    set.target_netns.emplace(target_label(t), labels.at(*t.netns));
   }
   if (!config.targets.empty()) {
     set.memcached = std::make_shared<MemcachedCollector>(

@@ -22,6 +22,11 @@
 
 namespace mcb {
 
+// The `target` label of a target's series: its name, else its address ("127.0.0.1:11211").
+inline std::string target_label(const TargetConfig& t) {
+  return t.name.empty() ? t.address.to_string() : t.name;
+}
+
 // The kernel-side collectors of a network namespace other than the daemon's, where targets live
 // (`netns:`/`netns_pid:`). Their series carry netns="<label>"; a disabled one is null.
 struct NamespaceCollectors {

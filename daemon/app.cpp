@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <csignal>
 
 #include <prometheus/family.h>
@@ -151,8 +152,13 @@ void App::discover(bool restart) {
 void App::start_sampling() {
   Config sampled = config_;
   if (discovered_) {
-    // Those that fit in the descriptor limit beside the configured ones, by name.
+    // Those that fit in the descriptor limit beside the configured ones, by name; none under a
+    // configured target's name (one in its grace period when a reload brought that name).
     auto found = discovered_->targets();
+    std::erase_if(found, [this](const TargetConfig& d) {
+      return std::any_of(config_.targets.begin(), config_.targets.end(),
+                         [&d](const TargetConfig& t) { return target_label(t) == d.name; });
+    });
     const std::size_t fit = std::min(found.size(), discovered_targets_that_fit(config_));
     if (fit < found.size() && found.size() - fit != discovered_unfit_) {
       spdlog::warn(
