@@ -185,11 +185,11 @@ std::optional<std::uint64_t> fdinfo_inode(std::string_view text) {
 }
 
 std::optional<std::uint32_t> socket_inode(std::string_view link) {
-  constexpr std::string_view prefix = "socket:[";
-  if (link.size() <= prefix.size() + 1 || !link.starts_with(prefix) || link.back() != ']') {
+  constexpr std::string_view kPrefix = "socket:[";
+  if (link.size() <= kPrefix.size() + 1 || !link.starts_with(kPrefix) || link.back() != ']') {
     return std::nullopt;
   }
-  const std::string_view digits = link.substr(prefix.size(), link.size() - prefix.size() - 1);
+  const std::string_view digits = link.substr(kPrefix.size(), link.size() - kPrefix.size() - 1);
   std::uint32_t inode = 0;
   const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), inode);
   if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
