@@ -59,15 +59,17 @@ std::optional<std::uint64_t> netns_inode(const std::string& path, int& error) {
 // The inode of a network namespace file; an error when it cannot be opened or names something
 // else (another kind of namespace, any other file).
 Result<std::uint64_t> network_namespace_inode(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(std::strerror(errno));
+  constexpr std::string_view kNot =
+      "not a network namespace file (such as /run/netns/NAME or /proc/PID/ns/net)";
   struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return fail(std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return fail(std::string(kNot));  // no FIFO or device is opened
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return fail(std::strerror(errno));
   const bool stated = ::fstat(fd, &st) == 0;
   const int type = ::ioctl(fd, NS_GET_NSTYPE);
   ::close(fd);
-  if (!stated || type != CLONE_NEWNET) {
-    return fail("not a network namespace file (such as /run/netns/NAME or /proc/PID/ns/net)");
-  }
+  if (!stated || type != CLONE_NEWNET) return fail(std::string(kNot));
   return static_cast<std::uint64_t>(st.st_ino);
 }
 
@@ -79,19 +81,26 @@ bool kubernetes_name(std::string_view s) {
 }
 
 // At most 256 bytes of the regular file `file` (relative) of a process's root `root_fd`: every link
-// resolved inside that root (openat2 RESOLVE_IN_ROOT, no /proc magic links), never waiting on a
-// FIFO or device (O_NONBLOCK, then refused). nullopt otherwise. The files are the pod's own, and
-// whoever made its image chose them.
+// resolved inside that root (openat2 RESOLVE_IN_ROOT, no /proc magic links), and only a regular
+// file opened (resolved with O_PATH, checked, then opened through /proc/self/fd), so no FIFO,
+// device or socket is ever opened. nullopt otherwise. The files are the pod's own, and whoever
+// made its image chose them.
 std::optional<std::string> read_in_root(int root_fd, const char* file) {
   open_how how{};
-  how.flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+  how.flags = O_PATH | O_CLOEXEC;
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  const int fd = static_cast<int>(::syscall(SYS_openat2, root_fd, file, &how, sizeof how));
-  if (fd < 0) return std::nullopt;
+  const int path_fd = static_cast<int>(::syscall(SYS_openat2, root_fd, file, &how, sizeof how));
+  if (path_fd < 0) return std::nullopt;
   struct stat st {};
+  int fd = -1;
+  if (::fstat(path_fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    fd = ::open(("/proc/self/fd/" + std::to_string(path_fd)).c_str(),
+                O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  }
+  ::close(path_fd);
+  if (fd < 0) return std::nullopt;
   std::array<char, 256> buffer{};
-  ssize_t n = -1;
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) n = ::read(fd, buffer.data(), buffer.size());
+  const ssize_t n = ::read(fd, buffer.data(), buffer.size());
   ::close(fd);
   if (n <= 0) return std::nullopt;
   return std::string(buffer.data(), static_cast<std::size_t>(n));
@@ -99,8 +108,32 @@ std::optional<std::string> read_in_root(int root_fd, const char* file) {
 
 }  // namespace
 
+std::optional<std::string> blocking_filesystem(std::string_view mountinfo) {
+  constexpr std::array<std::string_view, 9> kNetwork = {"nfs",  "nfs4",      "cifs",   "smb3", "9p",
+                                                        "ceph", "glusterfs", "lustre", "afs"};
+  while (!mountinfo.empty()) {
+    const auto end = mountinfo.find('\n');
+    const std::string_view line = mountinfo.substr(0, end);
+    mountinfo = end == std::string_view::npos ? std::string_view() : mountinfo.substr(end + 1);
+    const auto dash = line.find(" - ");
+    if (dash == std::string_view::npos) continue;
+    std::string_view type = line.substr(dash + 3);
+    type = type.substr(0, type.find(' '));
+    if (type.starts_with("fuse") ||
+        std::find(kNetwork.begin(), kNetwork.end(), type) != kNetwork.end()) {
+      return std::string(type);
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> pod_name(const std::string& procfs, int pid) {
-  const std::string root = procfs + "/" + std::to_string(pid) + "/root";
+  const std::string dir = procfs + "/" + std::to_string(pid);
+  // A lookup on FUSE or a network file system waits for its server, whatever the flags: a pod
+  // with one mounted is named by its UID.
+  auto mounts = read_optional_file(dir + "/mountinfo");
+  if (!mounts || !*mounts || blocking_filesystem(**mounts)) return std::nullopt;
+  const std::string root = dir + "/root";
   const int root_fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) return std::nullopt;
   const auto name = read_in_root(root_fd, "etc/hostname");
@@ -130,18 +163,25 @@ bool same_target(const TargetConfig& a, const TargetConfig& b) {
          a.host_pid == b.host_pid;
 }
 
-// The inodes of the open sockets of process `pid`, from the links of <procfs>/PID/fd. Where
-// that directory is closed to the daemon (it is its owner's alone, and root without
-// CAP_DAC_READ_SEARCH, as in the DaemonSet, is not its owner), the "ino:" of each
-// <procfs>/PID/fdinfo/N instead, which ptrace access opens: the inodes of every descriptor, which
-// the caller matches against its sockets' inodes. nullopt with `error` set when neither opens.
+// The most descriptors read of one process per look: memcached opens its listeners first, among
+// its lowest descriptors, and a process with a million must not hold the loop for seconds.
+constexpr std::size_t kMaxDescriptors = 4096;
+
+// The inodes of the open sockets of process `pid` (of its first kMaxDescriptors descriptors), from
+// the links of <procfs>/PID/fd. Where that directory is closed to the daemon (it is its owner's
+// alone, and root without CAP_DAC_READ_SEARCH, as in the DaemonSet, is not its owner), the "ino:"
+// of each <procfs>/PID/fdinfo/N instead, which ptrace access opens: the inodes of every descriptor,
+// which the caller matches against its sockets' inodes. nullopt with `error` set when neither
+// opens.
 std::optional<std::vector<std::uint64_t>> descriptor_inodes(const std::string& procfs, int pid,
                                                             int& error) {
   const std::string dir = procfs + "/" + std::to_string(pid);
   std::vector<std::uint64_t> out;
+  std::size_t read = 0;
   if (DIR* fds = ::opendir((dir + "/fd").c_str())) {
     std::array<char, 64> link{};
     while (const dirent* e = ::readdir(fds)) {
+      if (++read > kMaxDescriptors) break;
       if (e->d_name[0] == '.') continue;
       const ssize_t n = ::readlinkat(::dirfd(fds), e->d_name, link.data(), link.size());
       if (n <= 0) continue;
@@ -157,6 +197,7 @@ std::optional<std::vector<std::uint64_t>> descriptor_inodes(const std::string& p
     return std::nullopt;
   }
   while (const dirent* e = ::readdir(infos)) {
+    if (++read > kMaxDescriptors) break;
     if (e->d_name[0] == '.') continue;
     auto text = read_optional_file(dir + "/fdinfo/" + e->d_name);
     if (!text || !*text) continue;  // closed meanwhile
@@ -244,9 +285,10 @@ std::vector<TargetConfig> discovered_targets(std::span<const FoundMemcached> fou
     if (uses[c.base] > 1 && !c.base.starts_with("memcached@")) {
       t.name += ":" + std::to_string(c.port);
     }
-    if (!names.insert(t.name).second) {  // a configured target's name, or one process's twice
-      t.name += "#" + std::to_string(c.process->pid);
-      names.insert(t.name);
+    // A configured target's name, or one process's twice: "#<pid>", then "#<pid>.2", ...
+    const std::string base = t.name + "#" + std::to_string(c.process->pid);
+    for (int n = 1; !names.insert(t.name).second; ++n) {
+      t.name = n == 1 ? base : base + "." + std::to_string(n);
     }
     t.address.kind = Endpoint::Kind::kTcp;
     t.address.host = c.host;
@@ -408,10 +450,14 @@ Discoverer::Scan Discoverer::scan() {
     const auto before = known_.find(f.pid);
     const bool same = before != known_.end() && before->second.netns_inode == f.netns_inode;
     Known k;
-    if (same && (before->second.namespace_listeners == here ||
-                 (!before->second.inodes.empty() &&
-                  std::all_of(before->second.inodes.begin(), before->second.inodes.end(),
-                              [&](std::uint32_t i) { return listening(i) != all.end(); })))) {
+    // Reused while no listener appeared there that could be its own (those that went away could
+    // not), or its own still listen.
+    if (same &&
+        (std::includes(before->second.namespace_listeners.begin(),
+                       before->second.namespace_listeners.end(), here.begin(), here.end()) ||
+         (!before->second.inodes.empty() &&
+          std::all_of(before->second.inodes.begin(), before->second.inodes.end(),
+                      [&](std::uint32_t i) { return listening(i) != all.end(); })))) {
       k = before->second;  // nothing that could be its own appeared, or its own still listen
     } else {
       k.netns_inode = f.netns_inode;

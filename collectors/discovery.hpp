@@ -53,9 +53,15 @@ std::optional<std::uint32_t> socket_inode(std::string_view link);
 // "namespace/name" of the Kubernetes pod of process `pid`, from its own files: the kubelet writes
 // the pod's name to /etc/hostname and mounts the service account's `namespace`. Read through
 // <procfs>/PID/root with every link resolved inside that root, regular files only, at most 256
-// bytes each, never waiting on a FIFO or device. nullopt when either is missing, refused or not a
-// Kubernetes name (lower-case letters, digits, '-' and '.').
+// bytes each, never opening a FIFO or device, nothing read where FUSE or a network file system is
+// mounted. nullopt when either is missing, refused or not a Kubernetes name (lower-case letters,
+// digits, '-' and '.').
 std::optional<std::string> pod_name(const std::string& procfs, int pid);
+
+// Pure. The type of the first file system of a /proc/PID/mountinfo text whose reads may wait for
+// a server (FUSE, NFS, CIFS, 9p, Ceph and the like); nullopt when there is none. pod_name() reads
+// nothing from a process that has one mounted.
+std::optional<std::string> blocking_filesystem(std::string_view mountinfo);
 
 // Pure. The inode of a <procfs>/PID/fdinfo/N text (its "ino:" line); nullopt when
 // it has none or it is malformed.
@@ -103,6 +109,7 @@ class DiscoveredTargets {
   std::vector<std::string> update(std::vector<TargetConfig> scanned, Clock::time_point now);
   // The targets being watched, by name.
   std::vector<TargetConfig> targets() const;
+  std::size_t size() const { return entries_.size(); }
 
  private:
   struct Entry {

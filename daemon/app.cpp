@@ -106,13 +106,16 @@ void App::start_discovery() {
   discoverer_.reset();
   if (!config_.discover.enabled) {
     discovered_.reset();
+    if (discovered_gauge_ != nullptr) discovered_gauge_->Set(0);
     return;
   }
   if (discovered_gauge_ == nullptr) {
     discovered_gauge_ =
         &prometheus::BuildGauge()
              .Name("mcbacklog_discovered_targets")
-             .Help("Targets discovery watches, those in their grace period included.")
+             .Help(
+                 "Discovered targets being sampled, those in their grace period included (not "
+                 "those left out for the descriptor limit).")
              .Register(exposition_.registry())
              .Add({});
     discovery_problems_gauge_ =
@@ -142,7 +145,6 @@ void App::discover(bool restart) {
   for (const std::string& p : problems) spdlog::warn("discovery: {}", p);
   const auto changes = discovered_->update(std::move(found), LoopClock::now());
   for (const std::string& c : changes) spdlog::info("discovery: {}", c);
-  discovered_gauge_->Set(static_cast<double>(discovered_->targets().size()));
   discovery_problems_gauge_->Set(static_cast<double>(discoverer_->problem_count()));
   if (changes.empty() || !restart) return;
   scheduler_->stop();
@@ -168,6 +170,7 @@ void App::start_sampling() {
     }
     discovered_unfit_ = found.size() - fit;
     for (std::size_t i = 0; i < fit; ++i) sampled.targets.push_back(std::move(found[i]));
+    discovered_gauge_->Set(static_cast<double>(fit));
   }
   collectors_ = make_collectors(sampled, io_);
   auto all = collectors_.all();

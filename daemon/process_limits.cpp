@@ -1,5 +1,7 @@
 #include "daemon/process_limits.hpp"
 
+#include <algorithm>
+
 #include <malloc.h>
 #include <sys/resource.h>
 
@@ -13,7 +15,11 @@
 namespace mcb {
 
 std::size_t descriptors_needed(const Config& config, std::size_t http_sessions) {
-  return kFixedDescriptors + http_sessions + kDescriptorsPerTarget * config.targets.size();
+  const auto elsewhere = static_cast<std::size_t>(std::count_if(
+      config.targets.begin(), config.targets.end(), [](const TargetConfig& t) { return t.netns; }));
+  return kFixedDescriptors + http_sessions + kDescriptorsPerTarget * config.targets.size() +
+         kDescriptorsPerTargetElsewhere * elsewhere +
+         kDescriptorsPerNamespace * config.namespaces().size();
 }
 
 Status check_descriptor_budget(const Config& config, std::uint64_t soft_limit,
@@ -26,8 +32,11 @@ Status check_descriptor_budget(const Config& config, std::uint64_t soft_limit,
   };
   return fail(config.source + ": " + std::to_string(config.targets.size()) +
               " targets need up to " + std::to_string(needed) + " file descriptors (" +
-              std::to_string(kDescriptorsPerTarget) + " per target, " + std::to_string(sessions) +
-              " kept for HTTP, " + std::to_string(kFixedDescriptors) +
+              std::to_string(kDescriptorsPerTarget) + " per target, " +
+              (config.namespaces().empty()
+                   ? std::string()
+                   : std::to_string(kDescriptorsPerNamespace) + " per other network namespace, ") +
+              std::to_string(sessions) + " kept for HTTP, " + std::to_string(kFixedDescriptors) +
               " for the daemon), but the limit is " + text(soft_limit) + " (hard limit " +
               text(hard_limit) +
               "): raise LimitNOFILE= in the systemd unit or ulimit -n, or watch fewer targets "

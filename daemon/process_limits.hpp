@@ -20,9 +20,16 @@ inline constexpr std::size_t kFixedDescriptors = 32;
 // Per memcached target: the persistent stats connection and the probe's connection.
 inline constexpr std::size_t kDescriptorsPerTarget = 2;
 
-// Per discovered target beyond kDescriptorsPerTarget, at most: the watch on its namespace, and
-// the files and netlink socket of that namespace's collectors when it is another one.
-inline constexpr std::size_t kDescriptorsPerDiscoveredTarget = 8;
+// Per target in another network namespace, beside kDescriptorsPerTarget: the stats connection's
+// watch on that namespace (a pidfd).
+inline constexpr std::size_t kDescriptorsPerTargetElsewhere = 1;
+// Per other network namespace: netstat's two files, sysctl's, sockdiag's netlink socket, and
+// the watch of each of the three collectors on it, rounded up.
+inline constexpr std::size_t kDescriptorsPerNamespace = 7;
+// Per discovered target beyond kDescriptorsPerTarget, at most: as a target in a namespace of its
+// own.
+inline constexpr std::size_t kDescriptorsPerDiscoveredTarget =
+    kDescriptorsPerTargetElsewhere + kDescriptorsPerNamespace;
 // How many discovered targets fit beside `config`'s own targets in the process's descriptor
 // limit, at kDescriptorsPerTarget + kDescriptorsPerDiscoveredTarget each.
 std::size_t discovered_targets_that_fit(const Config& config);

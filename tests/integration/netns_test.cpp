@@ -62,6 +62,31 @@ void wait_for_series(test::Daemon& d, const std::string& series, double value) {
   REQUIRE(m.has_value());
 }
 
+// memcached in `pod` as the lab cause wants it: 64 connections at most, its listener disabled
+// past them (no_maxconns_fast), a backlog of 8.
+std::unique_ptr<test::Memcached> limited_memcached_in(const test::NamedNetns& pod) {
+  std::unique_ptr<test::Memcached> mc;
+  pod.inside([&] {
+    mc = std::make_unique<test::Memcached>(
+        std::vector<std::string>{"-c", "64", "-o", "no_maxconns_fast", "-b", "8"});
+  });
+  return mc;
+}
+
+// Clients in the pod, a new one every 2 ms: memcached accepts until it runs out of descriptors,
+// then calls listen(fd, 0) and the pod's kernel drops the handshakes of the rest.
+std::vector<test::Socket> past_the_limit(const test::NamedNetns& pod, const test::Memcached& mc) {
+  std::vector<test::Socket> clients;
+  clients.reserve(100);
+  pod.inside([&] {
+    for (int i = 0; i < 100; ++i) {
+      clients.push_back(test::connect_tcp("127.0.0.1", mc.port(), {.wait = false}));
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  return clients;
+}
+
 // A non-blocking connect to a unix socket; nullopt when its listener's queue is full.
 std::optional<test::Socket> connect_unix(const std::string& path) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -84,11 +109,7 @@ TEST_CASE(
     "[integration][netns]") {
   test::enter_private_netns();
   test::NamedNetns pod("pod-a");
-  std::unique_ptr<test::Memcached> mc;
-  pod.inside([&] {
-    mc = std::make_unique<test::Memcached>(
-        std::vector<std::string>{"-c", "64", "-o", "no_maxconns_fast", "-b", "8"});
-  });
+  const auto mc = limited_memcached_in(pod);
   // Another memcached on the same address and port in the daemon's own namespace: its figures
   // must never be taken for the pod's.
   test::Memcached own({}, test::Memcached::Listen::tcp("127.0.0.1", mc->port()));
@@ -119,16 +140,7 @@ TEST_CASE(
             before, R"(mcbacklog_collector_success{collector="sysctl",netns="pod-a"})") == 1);
   CHECK(test::metric_value(before, R"(mcbacklog_somaxconn{netns="pod-a"})").has_value());
 
-  // Clients in the pod, a new one every 2 ms: memcached accepts until it runs out of descriptors,
-  // then calls listen(fd, 0) and the pod's kernel drops the handshakes of the rest.
-  std::vector<test::Socket> clients;
-  clients.reserve(100);
-  pod.inside([&] {
-    for (int i = 0; i < 100; ++i) {
-      clients.push_back(test::connect_tcp("127.0.0.1", mc->port(), {.wait = false}));
-      std::this_thread::sleep_for(2ms);
-    }
-  });
+  const auto clients = past_the_limit(pod, *mc);
 
   wait_for_series(
       d, R"(mcbacklog_accept_queue_max{address="127.0.0.1",port=")" + port + R"(",netns="pod-a"})",
@@ -340,11 +352,7 @@ TEST_CASE(
     "[integration][netns][discovery]") {
   test::enter_private_netns();
   test::NamedNetns pod("pod-d");
-  std::unique_ptr<test::Memcached> mc;
-  pod.inside([&] {
-    mc = std::make_unique<test::Memcached>(
-        std::vector<std::string>{"-c", "64", "-o", "no_maxconns_fast", "-b", "8"});
-  });
+  const auto mc = limited_memcached_in(pod);
   std::unique_ptr<test::Memcached> second;  // a second process of the same pod
   pod.inside([&] { second = std::make_unique<test::Memcached>(); });
   test::Memcached configured;  // in the daemon's namespace, and in its configuration
@@ -385,14 +393,7 @@ TEST_CASE(
   CHECK(somaxconn == 2);  // the daemon's namespace and the pod's
 
   // The lab cause in the pod: past -c with no_maxconns_fast, memcached stops accepting.
-  std::vector<test::Socket> clients;
-  clients.reserve(100);
-  pod.inside([&] {
-    for (int i = 0; i < 100; ++i) {
-      clients.push_back(test::connect_tcp("127.0.0.1", mc->port(), {.wait = false}));
-      std::this_thread::sleep_for(2ms);
-    }
-  });
+  auto clients = past_the_limit(pod, *mc);
   const test::Alerts view =
       test::wait_for_alert(d, "MaxConnectionsNear", Level::kCritical,
                            {"listener 127.0.0.1:" + port + " has a max queue of 0"}, name);

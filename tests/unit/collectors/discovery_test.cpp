@@ -198,3 +198,28 @@ TEST_CASE("discovery: the processes of one namespace name it alike, so it is rea
   CHECK(*targets[1].netns == NetnsConfig{"/run/netns/pod1", 0});
   CHECK(*targets[2].netns == NetnsConfig{"", 80});
 }
+
+TEST_CASE("discovery: a mountinfo with FUSE or a network file system is one whose reads may wait",
+          "[discovery]") {
+  const std::string plain =
+      "1203 1100 0:97 / / rw,relatime - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w\n"
+      "1204 1203 0:99 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n"
+      "1210 1203 254:1 /var/lib/kubelet/pods/x/etc-hosts /etc/hosts rw,relatime - ext4 "
+      "/dev/vda1 rw\n";
+  CHECK_FALSE(blocking_filesystem(plain));
+  CHECK(blocking_filesystem(plain + "1300 1203 0:120 / /etc rw - fuse.sshfs host:/ rw\n") ==
+        "fuse.sshfs");
+  CHECK(blocking_filesystem(plain + "1300 1203 0:121 / /data rw shared:5 - nfs4 srv:/x rw\n") ==
+        "nfs4");
+  CHECK(blocking_filesystem("1 0 0:1 / / rw - fuse fakefs rw") == "fuse");
+  CHECK_FALSE(blocking_filesystem(""));
+  CHECK_FALSE(blocking_filesystem("garbage without a separator\n"));
+}
+
+TEST_CASE("discovery: a discovered name stays unique whatever names are configured",
+          "[discovery]") {
+  std::vector<FoundMemcached> found{process(60, 600, true, {listener("0.0.0.0", 11511)})};
+  const std::vector<std::string> configured{"memcached@600:11511", "memcached@600:11511#60"};
+  CHECK(names(discovered_targets(found, Configured{{}, {}, configured})) ==
+        std::vector<std::string>{"memcached@600:11511#60.2"});
+}
