@@ -295,6 +295,7 @@ std::vector<TargetConfig> discovered_targets(std::span<const FoundMemcached> fou
     t.address.port = c.port;
     if (!c.process->own_netns) t.netns = namespaces.at(c.process->netns_inode);
     t.host_pid = c.process->pid;
+    t.netns_inode = c.process->netns_inode;
     out.push_back(std::move(t));
   }
   std::sort(out.begin(), out.end(),
@@ -303,11 +304,14 @@ std::vector<TargetConfig> discovered_targets(std::span<const FoundMemcached> fou
 }
 
 std::vector<std::string> DiscoveredTargets::update(std::vector<TargetConfig> scanned,
-                                                   Clock::time_point now) {
+                                                   Clock::time_point now,
+                                                   std::span<const TakenAddress> taken) {
   std::vector<std::string> changes;
   std::set<std::string, std::less<>> present;
+  std::map<std::uint64_t, std::optional<NetnsConfig>> namespaces;  // as the scan names them
   for (TargetConfig& t : scanned) {
     present.insert(t.name);
+    namespaces.emplace(t.netns_inode, t.netns);
     const std::string what = t.name + " (pid " + std::to_string(t.host_pid) + ", " +
                              t.address.to_string() +
                              (t.netns ? ", netns " + t.netns->describe() : std::string()) + ")";
@@ -325,13 +329,24 @@ std::vector<std::string> DiscoveredTargets::update(std::vector<TargetConfig> sca
     it->second.seen = now;
   }
   for (auto it = entries_.begin(); it != entries_.end();) {
-    if (!present.contains(it->first) && now - it->second.seen >= grace_) {
+    TargetConfig& target = it->second.target;
+    if (present.contains(it->first)) {
+      ++it;
+    } else if (std::find(taken.begin(), taken.end(),
+                         TakenAddress{target.netns_inode, target.address.port}) != taken.end()) {
+      changes.push_back("dropped " + it->first + ": a configured target now watches " +
+                        target.address.to_string() + " in its namespace");
+      it = entries_.erase(it);
+    } else if (now - it->second.seen >= grace_) {
       changes.push_back(
           "dropped " + it->first + ": not found for " +
           format_duration(std::chrono::duration_cast<Duration>(now - it->second.seen)) +
           " (its process ended, or no longer listens there)");
       it = entries_.erase(it);
     } else {
+      // Read its namespace through the process the scan names it by, not the one that ended.
+      auto scanned_there = namespaces.find(target.netns_inode);
+      if (scanned_there != namespaces.end()) target.netns = scanned_there->second;
       ++it;
     }
   }
@@ -510,11 +525,11 @@ Configured Discoverer::configured(std::span<const TargetConfig> targets) const {
   return out;
 }
 
-std::vector<TargetConfig> Discoverer::targets(std::span<const TargetConfig> configured,
+std::vector<TargetConfig> Discoverer::targets(const Configured& configured,
                                               std::vector<std::string>& problems) {
   Scan found = scan();
   for (std::string& p : found.problems) problems.push_back(std::move(p));
-  return discovered_targets(found.found, this->configured(configured));
+  return discovered_targets(found.found, configured);
 }
 
 }  // namespace mcb

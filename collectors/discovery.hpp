@@ -18,9 +18,10 @@
 // `netns` label); in another, its namespace is `netns_pid: PID` and `host_pid` is PID.
 //
 // A configured target wins over a discovered one in the same namespace on the same port (it is
-// not added twice, and its settings such as `tls:` stay). A discovered target whose process went
-// away stays for `grace`, so that MemcachedDown pages a crash, and a process of the same name
-// that comes back replaces it at once.
+// not added twice, and its settings such as `tls:` stay; a discovered target whose address a
+// reload configures goes at once). A discovered target whose process went away stays for `grace`,
+// so that MemcachedDown pages a crash, and a process of the same name that comes back replaces it
+// at once.
 //
 // Privileges: ptrace access to each process (the same user, or CAP_SYS_PTRACE) for its ns/net,
 // fdinfo and root; CAP_SYS_ADMIN (setns) to dump the listeners of another namespace. A process or
@@ -105,8 +106,11 @@ class DiscoveredTargets {
   void set_grace(Duration grace) { grace_ = grace; }
 
   // Merges the targets of a scan at `now`. Returns what changed in words ("added X (pid 12, ...)",
-  // "dropped X: not found for 5m (...)"); empty when nothing did.
-  std::vector<std::string> update(std::vector<TargetConfig> scanned, Clock::time_point now);
+  // "dropped X: not found for 5m (...)"); empty when nothing did. A target in its grace period
+  // names its namespace as the scan's targets there do (when the process it was named by ended),
+  // and is dropped at once when a configured target now takes its address (`taken`).
+  std::vector<std::string> update(std::vector<TargetConfig> scanned, Clock::time_point now,
+                                  std::span<const TakenAddress> taken = {});
   // The targets being watched, by name.
   std::vector<TargetConfig> targets() const;
   std::size_t size() const { return entries_.size(); }
@@ -143,7 +147,7 @@ class Discoverer {
 
   // A scan's targets beside `configured` (discovered_targets); its problems are appended to
   // `problems`.
-  std::vector<TargetConfig> targets(std::span<const TargetConfig> configured,
+  std::vector<TargetConfig> targets(const Configured& configured,
                                     std::vector<std::string>& problems);
 
  private:

@@ -59,6 +59,8 @@ struct TargetConfig {
   // Not configured: a discovered target's process as this daemon sees it (its pid in the
   // daemon's pid namespace), which memcached_threads reads; 0: the `pid` memcached reports.
   int host_pid = 0;
+  // Not configured: a discovered target's network namespace (the inode of /proc/PID/ns/net).
+  std::uint64_t netns_inode = 0;
 };
 
 // Finding the memcached processes of this host, each watched as a target

@@ -483,7 +483,8 @@ int run_diagnose(const Flags& flags, const Config& configured) {
   // never answers it.
   if (config.discover.enabled) {
     std::vector<std::string> problems;
-    auto found = Discoverer(config.discover, config.paths.procfs).targets(config.targets, problems);
+    Discoverer discoverer(config.discover, config.paths.procfs);
+    auto found = discoverer.targets(discoverer.configured(config.targets), problems);
     for (const std::string& p : problems) std::fprintf(stderr, "discovery: %s\n", p.c_str());
     config.targets.insert(config.targets.end(), found.begin(), found.end());
   }

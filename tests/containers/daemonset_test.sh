@@ -58,7 +58,7 @@ for set in CapInh CapAmb; do
   [ "$(field $set)" = 0000000000000000 ] || fail "$set is $(field $set)"
 done
 [ "$(readlink "/proc/$pid/ns/net")" != "$(readlink /proc/self/ns/net)" ] || fail "in the host's network namespace"
-awk '$5 == "/" { print $6 }' "/proc/$pid/mountinfo" | grep -qE '(^|,)ro(,|$)' || fail "the root file system is writable"
+awk '$5 == "/" { print $6 }' "/proc/$pid/mountinfo" | grep -E '(^|,)ro(,|$)' >/dev/null || fail "the root file system is writable"
 podman kube down "$work/daemonset-pod.yaml" >>"$work/play.log" 2>&1
 
 echo "--- what the privileges allow"
@@ -118,11 +118,11 @@ podman run -d --name discover --network=host --read-only --cap-drop=all --user 0
   --config.file=/etc/mcbacklogd/mcbacklogd.yaml >/dev/null
 found() {
   curl -sf --max-time 5 http://127.0.0.1:9751/metrics |
-    grep -q "^memcached_up{target=\"memcached@$inode:11211\",netns=\"pid:$mc_pid\"} 1$"
+    grep "^memcached_up{target=\"memcached@$inode:11211\",netns=\"pid:$mc_pid\"} 1$" >/dev/null
 }
 wait_for 30 "the discovered memcached is up" found ||
   fail "not discovered: $(curl -sf --max-time 5 http://127.0.0.1:9751/metrics | grep '^memcached_up'; podman logs discover 2>&1 | tail -5)"
-podman logs discover 2>&1 | grep -q "discovery: added memcached@$inode:11211 (pid $mc_pid" ||
+podman logs discover 2>&1 | grep "discovery: added memcached@$inode:11211 (pid $mc_pid" >/dev/null ||
   fail "the log does not say what discovery added: $(podman logs discover 2>&1 | tail -5)"
 podman rm -f discover >/dev/null
 kill "$pod_mc" 2>/dev/null || true

@@ -67,7 +67,7 @@ inspect() { podman image inspect --format "$1" "$image"; }
 [ "$(inspect '{{json .Config.Entrypoint}}')" = '["/usr/bin/mcbacklogd"]' ] ||
   fail "Entrypoint is $(inspect '{{json .Config.Entrypoint}}')"
 [ "$(inspect '{{json .Config.Cmd}}')" = "null" ] || fail "Cmd is $(inspect '{{json .Config.Cmd}}')"
-inspect '{{json .Config.ExposedPorts}}' | grep -q '"9741/tcp"' || fail "9741/tcp is not exposed"
+inspect '{{json .Config.ExposedPorts}}' | grep '"9741/tcp"' >/dev/null || fail "9741/tcp is not exposed"
 [ "$(inspect '{{index .Config.Labels "org.opencontainers.image.version"}}')" = "$version" ] ||
   fail "the version label is not $version"
 echo "size: $(podman image inspect --format '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1 / 1e6}')"

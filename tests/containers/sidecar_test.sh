@@ -97,7 +97,7 @@ rss_kb=$(field VmRSS)
 echo "the daemon's resident memory: $((rss_kb / 1024)) MiB"
 [ "$rss_kb" -lt $((128 * 1024)) ] || fail "the daemon uses ${rss_kb} kB, above the manifest's 128 MiB limit"
 curl -sf --max-time 5 "http://$address:9741/-/healthy" >/dev/null || fail "/-/healthy (the liveness probe) does not answer 200"
-awk '$5 == "/" { print $6 }' "/proc/$pid/mountinfo" | grep -qE '(^|,)ro(,|$)' || fail "the root file system is writable"
+awk '$5 == "/" { print $6 }' "/proc/$pid/mountinfo" | grep -E '(^|,)ro(,|$)' >/dev/null || fail "the root file system is writable"
 [ "$(readlink "/proc/$pid/ns/net")" != "$(readlink /proc/self/ns/net)" ] || fail "the daemon runs in the host's network namespace"
 [ "$(readlink "/proc/$pid/ns/net")" = "$(readlink "/proc/$(podman inspect --format '{{.State.Pid}}' "$memcached")/ns/net")" ] ||
   fail "the daemon and memcached are in different network namespaces"

@@ -72,7 +72,7 @@ cmp -s "$work/root/lib/systemd/system/mcbacklogd.service" "$src/systemd/mcbacklo
   fail "the shipped unit differs from systemd/mcbacklogd.service"
 cmp -s "$work/root/etc/mcbacklogd/mcbacklogd.yaml" "$src/config/mcbacklogd.example.yaml" ||
   fail "the shipped configuration differs from config/mcbacklogd.example.yaml"
-! readelf -S "$work/root/usr/bin/mcbacklogd" | grep -q '\.symtab' || fail "the binary is not stripped"
+! readelf -S "$work/root/usr/bin/mcbacklogd" | grep '\.symtab' >/dev/null || fail "the binary is not stripped"
 
 echo "--- conffiles and maintainer scripts"
 dpkg-deb -e "$deb" "$work/control"
@@ -88,7 +88,7 @@ grep -q 'deb-systemd-invoke stop mcbacklogd.service' "$work/control/prerm" || fa
 grep -q 'deb-systemd-helper purge "$unit"' "$work/control/postrm" || fail "postrm does not purge"
 # Nothing is started or stopped where systemd does not run.
 for script in postinst prerm; do
-  grep -B3 'deb-systemd-invoke' "$work/control/$script" | grep -q '\[ -d /run/systemd/system \]' ||
+  grep -B3 'deb-systemd-invoke' "$work/control/$script" | grep '\[ -d /run/systemd/system \]' >/dev/null ||
     fail "$script calls deb-systemd-invoke without checking that systemd runs"
 done
 

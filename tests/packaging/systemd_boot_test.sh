@@ -64,7 +64,7 @@ cleanup() {
   fi
   if [ -f "$work/cgroups" ]; then
     while read -r dir; do
-      wait_for 10 sh -c "! find '$dir' -name cgroup.procs -exec cat {} + | grep -q ." || true
+      wait_for 10 sh -c "! find '$dir' -name cgroup.procs -exec cat {} + | grep . >/dev/null" || true
       find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null ||
         echo "warning: could not remove cgroup $dir" >&2
     done <"$work/cgroups"
@@ -185,7 +185,7 @@ all_collectors_succeed() {
 }
 wait_for 15 all_collectors_succeed ||
   fail "a collector fails under the unit's sandbox: $(metrics | grep '^mcbacklog_collector_success')"
-has_series() { metrics | grep -qE "^$1\$"; }
+has_series() { metrics | grep -E "^$1\$" >/dev/null; }
 # Kernel files, /proc/self, and memcached.service reached over TCP from inside the sandbox.
 for series in 'mcbacklog_somaxconn [0-9]+' 'mcbacklog_listen_overflows_total [0-9]+' \
   'process_max_fds [0-9]+' 'memcached_up\{.*\} 1' 'mcbacklog_probe_success\{.*\} 1'; do
@@ -270,7 +270,7 @@ inside systemctl restart mcbacklogd.service || fail "restart failed"
 wait_for 15 has_series 'memcached_up\{target="pod1",netns="pod1"\} 0' ||
   fail "pod1 is not down under the unprivileged unit: $(metrics | grep '^memcached_up')"
 journal_names_the_capability() {
-  inside journalctl -u mcbacklogd.service -o cat --no-pager | grep -q 'needs CAP_SYS_ADMIN'
+  inside journalctl -u mcbacklogd.service -o cat --no-pager | grep 'needs CAP_SYS_ADMIN' >/dev/null
 }
 wait_for 10 journal_names_the_capability || fail "the journal does not name CAP_SYS_ADMIN"
 inside install -D -m 644 /usr/share/mcbacklogd/systemd/mcbacklogd-namespaces.conf \
@@ -321,7 +321,7 @@ inside kill -STOP "$stalled_pid" # the loop stops, and so do its pings
 wait_for 30 restarted "$restarts" || fail "systemd did not restart the stalled daemon"
 [ "$(show MainPID)" != "$stalled_pid" ] || fail "the stalled process still runs"
 # journald may write systemd's line a moment after the restart.
-journal_shows_watchdog() { inside journalctl -u mcbacklogd.service --no-pager | grep -q 'Watchdog timeout'; }
+journal_shows_watchdog() { inside journalctl -u mcbacklogd.service --no-pager | grep 'Watchdog timeout' >/dev/null; }
 wait_for 10 journal_shows_watchdog || fail "the journal does not show the watchdog timeout"
 echo "watchdog: restarted after a stall ($(show NRestarts) restart)"
 

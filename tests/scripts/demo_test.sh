@@ -44,9 +44,9 @@ run_and_stop() { # SIGNAL
   memcached=$(pgrep -P "$demo" -x memcached) || fail "no memcached child"
   for pid in "${daemon:-}" "${memcached:-}"; do [ -z "$pid" ] || started+=("$pid"); done
   grep -q 'demo: starting memcached on 127.0.0.1:11211' "$work/demo.out" || fail "no memcached started"
-  wait_for 15 sh -c "curl -sf http://127.0.0.1:9741/metrics | grep -q '^memcached_up{.*} 1'" ||
+  wait_for 15 sh -c "curl -sf http://127.0.0.1:9741/metrics | grep '^memcached_up{.*} 1' >/dev/null" ||
     fail "memcached_up is not 1"
-  curl -sf http://127.0.0.1:9741/alerts | grep -q '"MaxConnectionsNear"' || fail "/alerts lacks the alerts"
+  curl -sf http://127.0.0.1:9741/alerts | grep '"MaxConnectionsNear"' >/dev/null || fail "/alerts lacks the alerts"
   # The command the demo prints, as printed.
   cmd=$(sed -n 's/^  \(.*mcbacklogd diagnose --from-daemon\).*/\1/p' "$work/demo.out")
   [ -n "$cmd" ] || fail "the demo does not show diagnose"

@@ -152,6 +152,46 @@ TEST_CASE("discovery: a target whose process went away stays for the grace perio
   CHECK(d.targets()[0].host_pid == 41);
 }
 
+TEST_CASE("discovery: a target in its grace period reads its namespace as the live ones there do",
+          "[discovery]") {
+  DiscoveredTargets d(5min);
+  const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
+  // Two memcached in one pod's namespace: both name it by the lower pid, 60.
+  std::vector<FoundMemcached> found{process(60, 600, false, {listener("0.0.0.0", 11211)}),
+                                    process(61, 600, false, {listener("0.0.0.0", 11212)})};
+  d.update(discovered_targets(found), t0);
+  for (const TargetConfig& t : d.targets()) CHECK(t.netns == NetnsConfig{"", 60});
+
+  // 60 ends: the one left names the namespace by 61, and so does 60's target in its grace
+  // period, so the namespace is read once and through a process that is there.
+  found.erase(found.begin());
+  const auto changes = d.update(discovered_targets(found), t0 + 30s);
+  CHECK(changes == std::vector<std::string>{
+                       "replaced memcached@600:11212 (pid 61, 127.0.0.1:11212, netns pid 61)"});
+  const auto targets = d.targets();
+  CHECK(names(targets) == std::vector<std::string>{"memcached@600:11211", "memcached@600:11212"});
+  for (const TargetConfig& t : targets) CHECK(t.netns == NetnsConfig{"", 61});
+  CHECK(targets[0].host_pid == 60);  // still the process that ended: MemcachedDown pages it
+}
+
+TEST_CASE("discovery: a target whose address a reload configures goes at once, not after grace",
+          "[discovery]") {
+  DiscoveredTargets d(5min);
+  const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
+  std::vector<FoundMemcached> found{process(70, 700, true, {listener("127.0.0.1", 11211)}),
+                                    process(71, 701, false, {listener("0.0.0.0", 11211)})};
+  d.update(discovered_targets(found), t0);
+  REQUIRE(d.size() == 2);
+
+  // The reload configures 127.0.0.1:11211 in the daemon's namespace (700): the scan leaves it to
+  // that target, and the discovered one is not sampled beside it for the grace period.
+  const Configured configured{{{700, 11211}}};
+  const auto changes = d.update(discovered_targets(found, configured), t0 + 30s, configured.addresses);
+  CHECK(changes == std::vector<std::string>{"dropped memcached@700:11211: a configured target now "
+                                            "watches 127.0.0.1:11211 in its namespace"});
+  CHECK(names(d.targets()) == std::vector<std::string>{"memcached@701:11211"});
+}
+
 TEST_CASE("discovery: an fdinfo text gives the descriptor's inode", "[discovery]") {
   // A socket's, as Linux 6.x writes it.
   CHECK(fdinfo_inode("pos:\t0\nflags:\t02000002\nmnt_id:\t10\nino:\t150509\n") == 150509u);
