@@ -144,7 +144,8 @@ void App::discover(bool restart) {
   const Configured configured = discoverer_->configured(config_.targets);
   auto found = discoverer_->targets(configured, problems);
   for (const std::string& p : problems) spdlog::warn("discovery: {}", p);
-  const auto changes = discovered_->update(std::move(found), LoopClock::now(), configured.addresses);
+  const auto changes =
+      discovered_->update(std::move(found), LoopClock::now(), configured.addresses);
   for (const std::string& c : changes) spdlog::info("discovery: {}", c);
   discovery_problems_gauge_->Set(static_cast<double>(discoverer_->problem_count()));
   if (changes.empty() || !restart) return;

@@ -186,7 +186,8 @@ TEST_CASE("discovery: a target whose address a reload configures goes at once, n
   // The reload configures 127.0.0.1:11211 in the daemon's namespace (700): the scan leaves it to
   // that target, and the discovered one is not sampled beside it for the grace period.
   const Configured configured{{{700, 11211}}};
-  const auto changes = d.update(discovered_targets(found, configured), t0 + 30s, configured.addresses);
+  const auto changes =
+      d.update(discovered_targets(found, configured), t0 + 30s, configured.addresses);
   CHECK(changes == std::vector<std::string>{"dropped memcached@700:11211: a configured target now "
                                             "watches 127.0.0.1:11211 in its namespace"});
   CHECK(names(d.targets()) == std::vector<std::string>{"memcached@701:11211"});
