@@ -10,8 +10,10 @@
 //  - a synchronous collector (files) does its work inside collect() and calls done before it
 //    returns;
 //  - an asynchronous collector (a network peer) starts operations on its io_context and calls
-//    done from a completion handler. It bounds every operation by a deadline, so a run ends
-//    within the interval even when the peer is silent.
+//    done from a completion handler. It bounds every operation by a deadline, and ends the run
+//    when overdue() says the next cycle has come, so a silent peer costs one cycle, never more.
+//    A deadline no earlier than the next cycle costs nothing when the peer answers: the loop
+//    wakes for it only if it is still pending then (a timer cancelled earlier still wakes it).
 // done(error) means the run failed; the message is logged by the scheduler (rate-limited) and
 // mcbacklog_collector_success{collector} becomes 0. The framework, not the collector, times runs.
 //
@@ -48,6 +50,11 @@ class Collector : public prometheus::Collectable {
   virtual void collect(Done done) = 0;
 
   virtual void stop() {}
+
+  // The scheduler's next cycle has come and this run has not called done: end it now, as its
+  // deadlines would (its peers' operations failed), calling done before returning. The default
+  // does nothing: the run stays in flight and misses the cycle.
+  virtual void overdue() {}
 
   // A collector that watches another network namespace than the daemon's: every series it
   // exports, and its mcbacklog_collector_* series, carry netns="<label>". Set before the first

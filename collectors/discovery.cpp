@@ -308,10 +308,8 @@ std::vector<std::string> DiscoveredTargets::update(std::vector<TargetConfig> sca
                                                    std::span<const TakenAddress> taken) {
   std::vector<std::string> changes;
   std::set<std::string, std::less<>> present;
-  std::map<std::uint64_t, std::optional<NetnsConfig>> namespaces;  // as the scan names them
   for (TargetConfig& t : scanned) {
     present.insert(t.name);
-    namespaces.emplace(t.netns_inode, t.netns);
     const std::string what = t.name + " (pid " + std::to_string(t.host_pid) + ", " +
                              t.address.to_string() +
                              (t.netns ? ", netns " + t.netns->describe() : std::string()) + ")";
@@ -344,9 +342,6 @@ std::vector<std::string> DiscoveredTargets::update(std::vector<TargetConfig> sca
           " (its process ended, or no longer listens there)");
       it = entries_.erase(it);
     } else {
-      // Read its namespace through the process the scan names it by, not the one that ended.
-      auto scanned_there = namespaces.find(target.netns_inode);
-      if (scanned_there != namespaces.end()) target.netns = scanned_there->second;
       ++it;
     }
   }

@@ -107,8 +107,8 @@ class DiscoveredTargets {
 
   // Merges the targets of a scan at `now`. Returns what changed in words ("added X (pid 12, ...)",
   // "dropped X: not found for 5m (...)"); empty when nothing did. A target in its grace period
-  // names its namespace as the scan's targets there do (when the process it was named by ended),
-  // and is dropped at once when a configured target now takes its address (`taken`).
+  // keeps its labels, `netns` included, so that its MemcachedDown stays one alert; it is dropped
+  // at once when a configured target now takes its address (`taken`).
   std::vector<std::string> update(std::vector<TargetConfig> scanned, Clock::time_point now,
                                   std::span<const TakenAddress> taken = {});
   // The targets being watched, by name.

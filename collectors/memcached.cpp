@@ -661,7 +661,7 @@ Families memcached_target_families(const std::vector<MemcachedSample>& samples) 
 
 MemcachedTiming MemcachedTiming::for_interval(Duration interval) {
   MemcachedTiming t;
-  t.run_timeout = std::min<Duration>(interval / 2, std::chrono::seconds(5));
+  t.run_timeout = std::min<Duration>(interval, std::chrono::seconds(5));
   t.connection.backoff_base =
       std::clamp<Duration>(interval, std::chrono::milliseconds(100), std::chrono::seconds(5));
   return t;
@@ -950,6 +950,15 @@ void MemcachedCollector::on_probe(std::size_t index, const ProbeResult& result) 
     if (t.probe_log.failed(result.error, result.at)) {
       spdlog::warn("probe of memcached target {} failed: {}", describe(t.config), result.error);
     }
+  }
+}
+
+void MemcachedCollector::overdue() {
+  // Each connection still waiting calls on_reply synchronously; the last ends the run.
+  const std::uint64_t run = run_;
+  for (Target& t : targets_) {
+    if (stopped_ || run != run_ || !done_) return;
+    if (!t.reply) t.connection->expire();
   }
 }
 

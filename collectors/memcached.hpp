@@ -5,8 +5,10 @@
 // typed MemcachedSample per target for the evaluator.
 //
 // A run queries every target at once and ends when all have answered or at the run deadline
-// (half the interval, at most 5 s), whichever is first: a target that is down, slow, stopped or
-// sends garbage costs its own memcached_up 0 and a rate-limited log line, never the schedule.
+// (the next cycle, overdue(), or 5 s when the interval is longer), whichever is first: a target
+// that is down, slow, stopped or sends garbage costs its own memcached_up 0 and a rate-limited
+// log line, never the schedule. The deadline is no earlier than the next tick so that, when
+// every target answers, the loop does not wake for the cancelled deadline timers.
 // mcbacklog_collector_success{collector="memcached"} is 1 when `stats` succeeded on every target
 // in the run and 0 when it failed on at least one (which ones: memcached_up); probes do not
 // affect it.
@@ -118,7 +120,7 @@ inline constexpr Duration kSettingsInterval = std::chrono::minutes(1);
 
 // Deadlines and backoff of a collector, derived from the sampling interval.
 struct MemcachedTiming {
-  Duration run_timeout;                                   // a run ends by then
+  Duration run_timeout;  // a run ends by then, unless overdue() ends it first
   Duration probe_timeout_cap = std::chrono::seconds(10);  // a probe's deadline: min(interval, cap)
   StatsConnection::Options connection;
 
@@ -137,6 +139,7 @@ class MemcachedCollector final : public Collector,
   std::string_view name() const override { return "memcached"; }
   void collect(Done done) override;
   void stop() override;
+  void overdue() override;
   // The families of the last run, built now (when /metrics is rendered, not every run); none
   // before the first run.
   std::vector<prometheus::MetricFamily> Collect() const override;

@@ -753,6 +753,10 @@ void StatsConnection::finish() {
   handler(std::move(reply_));
 }
 
+void StatsConnection::expire() {
+  if (handler_) on_deadline();
+}
+
 void StatsConnection::close() {
   closed_ = true;
   handler_ = nullptr;

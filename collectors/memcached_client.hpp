@@ -175,6 +175,10 @@ class StatsConnection : public std::enable_shared_from_this<StatsConnection> {
   // query(), no later than `deadline`. Precondition: no query in flight.
   void query(SteadyClock::time_point deadline, Handler handler, StatsRequest request = {});
 
+  // Ends the query in flight now as its deadline would, calling its handler before returning;
+  // nothing when none is in flight.
+  void expire();
+
   // Closes the connection and drops the query in flight without calling its handler. Final.
   void close();
 

@@ -28,7 +28,17 @@ void Scheduler::stop() {
 
 void Scheduler::start_cycle() {
   if (cycle_open_) {
-    // The previous cycle is still waiting for a run: close it, and count the straggler as failed.
+    // The previous cycle is still waiting for a run: ask it to end now, so that the cycle ends
+    // with what it found and the collector runs in this one.
+    starting_ = true;
+    for (Slot& s : slots_) {
+      if (s.in_flight && s.cycle == cycle_) s.collector->overdue();
+    }
+    starting_ = false;
+    maybe_end_cycle();
+  }
+  if (cycle_open_) {
+    // A run that did not end when asked: close the cycle without it, and count it as failed.
     for (Slot& s : slots_) {
       if (s.in_flight && s.cycle == cycle_) {
         s.success = false;

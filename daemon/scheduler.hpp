@@ -3,8 +3,9 @@
 // exports mcbacklog_collector_success / mcbacklog_collector_duration_seconds itself.
 //
 // A cycle starts at each tick with every collector that is not still running from an earlier
-// cycle. It ends when all its runs have called done, or at the next tick if one has not (that
-// collector counts as failed for the cycle). At the end of each cycle `on_cycle` runs: the app
+// cycle. It ends when all its runs have called done, or at the next tick if one has not: that
+// run is told it is overdue (Collector::overdue), and one that still does not end counts as
+// failed for the cycle. At the end of each cycle `on_cycle` runs: the app
 // evaluates and refreshes /metrics there. A failing collector is logged (rate-limited) and never
 // stops the others.
 //

@@ -382,6 +382,50 @@ TEST_CASE("memcached client: failures carry the kind of what happened",
 }
 
 TEST_CASE(
+    "memcached collector: the next cycle ends a run that a stopped memcached holds, with the "
+    "deadline's reason, and the connection answers again after SIGCONT",
+    "[integration][memcached]") {
+  test::enter_private_netns();
+  test::Memcached mc;
+  boost::asio::io_context io;
+  TargetConfig target;
+  target.name = "mc";
+  target.address = endpoint(mc.address());
+  target.probe_interval = Duration{0};
+  target.slab_stats_interval = Duration{0};
+  auto collector = std::make_shared<MemcachedCollector>(io, std::vector<TargetConfig>{target},
+                                                        MemcachedTiming::for_interval(1s));
+  std::optional<Status> ended;
+  const auto run = [&](Duration wait) {
+    ended.reset();
+    collector->collect([&](const Status& s) { ended = s; });
+    const auto end = std::chrono::steady_clock::now() + wait;
+    while (!ended && std::chrono::steady_clock::now() < end) io.run_one_for(10ms);
+  };
+  run(10s);
+  REQUIRE(ended);
+  REQUIRE(ended->ok());
+
+  mc.pause();
+  run(200ms);  // well before its 1 s deadline
+  REQUIRE_FALSE(ended);
+  collector->overdue();
+  REQUIRE(ended);  // before overdue() returned
+  CHECK_THAT(ended->error().message, Contains("stats failed on mc"));
+  const MemcachedSample& s = collector->samples().at(0);
+  CHECK_FALSE(s.up);
+  CHECK_THAT(s.error, Contains("no reply to stats within 1000ms"));
+  collector->overdue();  // nothing in flight: nothing happens
+
+  mc.resume();
+  run(10s);
+  REQUIRE(ended);
+  CHECK(ended->ok());
+  CHECK(collector->samples().at(0).up);
+  collector->stop();
+}
+
+TEST_CASE(
     "memcached collector: on a connection that stays, stats settings once a minute of the loop's "
     "clock and the probe every probe_interval of it",
     "[integration][memcached][clock]") {

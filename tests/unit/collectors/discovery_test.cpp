@@ -152,7 +152,7 @@ TEST_CASE("discovery: a target whose process went away stays for the grace perio
   CHECK(d.targets()[0].host_pid == 41);
 }
 
-TEST_CASE("discovery: a target in its grace period reads its namespace as the live ones there do",
+TEST_CASE("discovery: a target in its grace period keeps its labels when its namespace is renamed",
           "[discovery]") {
   DiscoveredTargets d(5min);
   const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
@@ -162,16 +162,17 @@ TEST_CASE("discovery: a target in its grace period reads its namespace as the li
   d.update(discovered_targets(found), t0);
   for (const TargetConfig& t : d.targets()) CHECK(t.netns == NetnsConfig{"", 60});
 
-  // 60 ends: the one left names the namespace by 61, and so does 60's target in its grace
-  // period, so the namespace is read once and through a process that is there.
+  // 60 ends: the one left names the namespace by 61; 60's target, in its grace period, keeps
+  // netns="pid:60", so that its MemcachedDown is one alert from the crash on.
   found.erase(found.begin());
   const auto changes = d.update(discovered_targets(found), t0 + 30s);
   CHECK(changes == std::vector<std::string>{
                        "replaced memcached@600:11212 (pid 61, 127.0.0.1:11212, netns pid 61)"});
   const auto targets = d.targets();
   CHECK(names(targets) == std::vector<std::string>{"memcached@600:11211", "memcached@600:11212"});
-  for (const TargetConfig& t : targets) CHECK(t.netns == NetnsConfig{"", 61});
-  CHECK(targets[0].host_pid == 60);  // still the process that ended: MemcachedDown pages it
+  CHECK(targets[0].netns == NetnsConfig{"", 60});
+  CHECK(targets[0].host_pid == 60);
+  CHECK(targets[1].netns == NetnsConfig{"", 61});
 }
 
 TEST_CASE("discovery: a target whose address a reload configures goes at once, not after grace",

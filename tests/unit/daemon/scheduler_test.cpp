@@ -47,6 +47,26 @@ class Silent final : public Collector {
   Done pending;
 };
 
+// An asynchronous collector whose peer never answers, which ends its run when told it is overdue.
+class Late final : public Collector {
+ public:
+  std::string_view name() const override { return "late"; }
+  std::vector<prometheus::MetricFamily> Collect() const override { return {}; }
+  void collect(Done done) override {
+    ++runs;
+    pending = std::move(done);
+  }
+  void overdue() override {
+    ++overdues;
+    Done done = std::move(pending);
+    pending = nullptr;
+    done(fail("no reply"));
+  }
+  int runs = 0;
+  int overdues = 0;
+  Done pending;
+};
+
 // Advances the manual clock 5 ms at a time, running what is due, until `condition` holds (at
 // most a minute of the manual clock).
 void run_until(boost::asio::io_context& io, ManualTime& time,
@@ -104,6 +124,32 @@ TEST_CASE("scheduler: a run that never finishes fails its cycle and is not start
   // When it finally answers, it is scheduled again.
   silent->pending(ok_status());
   run_until(io, time, [&] { return silent->runs >= 2; });
+  s->stop();
+}
+
+TEST_CASE(
+    "scheduler: a run still in flight at the next tick is told it is overdue, ends its cycle "
+    "with its failure, and runs in the next",
+    "[daemon][scheduler]") {
+  ManualTime time;
+  boost::asio::io_context io;
+  auto good = std::make_shared<Counting>("good", true);
+  auto late = std::make_shared<Late>();
+  int cycles = 0;
+  int ended_with_late_done = 0;  // cycles whose callback came after late's run had ended
+  auto s = std::make_shared<Scheduler>(io, 20ms,
+                                       std::vector<std::shared_ptr<Collector>>{good, late}, [&] {
+                                         ++cycles;
+                                         if (!late->pending) ++ended_with_late_done;
+                                       });
+  s->start();
+  run_until(io, time, [&] { return cycles >= 3; });
+  CHECK(ended_with_late_done == cycles);
+  CHECK(late->overdues == cycles);
+  CHECK(late->runs == cycles + 1);  // once a cycle, never skipped; the last one still in flight
+  CHECK(good->runs == cycles + 1);
+  const std::string text = render_families(s->Collect());
+  CHECK(test::metric_value(text, R"(mcbacklog_collector_success{collector="late"})") == 0);
   s->stop();
 }
 
