@@ -427,16 +427,9 @@ Discoverer::Scan Discoverer::scan() {
                           NETLINK_SOCK_DIAG);
     });
     std::vector<DiagSocket> found;
-    Status dumped = ok_status();
-    for (int family : {AF_INET, AF_INET6}) {
-      DiagRequest request;
-      request.family = family;
-      request.states = tcp_state_bit(TCP_LISTEN);
-      if (dumped) {
-        dumped =
-            socket.dump(request, std::chrono::steady_clock::now() + std::chrono::seconds(1), found);
-      }
-    }
+    const Status dumped =
+        socket.dump_tcp(tcp_state_bit(TCP_LISTEN), {}, /*memory_info=*/false,
+                        std::chrono::steady_clock::now() + std::chrono::seconds(1), found);
     if (!dumped) {
       report(scan, "the listeners of process " + std::to_string(f.pid) +
                        "'s network namespace: " + dumped.error().message);

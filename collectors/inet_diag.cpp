@@ -126,31 +126,52 @@ std::vector<std::byte> encode_request(const DiagRequest& request, std::uint32_t 
 
 void encode_request(const DiagRequest& request, std::uint32_t seq, std::vector<std::byte>& out) {
   const std::size_t attr_len = request.bytecode.empty() ? 0 : NLA_HDRLEN + request.bytecode.size();
-  nlmsghdr h{};
-  h.nlmsg_len =
-      static_cast<std::uint32_t>(NLMSG_LENGTH(sizeof(inet_diag_req_v2)) + NLA_ALIGN(attr_len));
-  h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  h.nlmsg_flags = request.listener ? NLM_F_REQUEST : NLM_F_REQUEST | NLM_F_DUMP;
-  h.nlmsg_seq = seq;
-  inet_diag_req_v2 r{};
-  r.sdiag_family = static_cast<std::uint8_t>(request.family);
-  r.sdiag_protocol = IPPROTO_TCP;
-  r.idiag_states = request.states;
-  if (request.listener) {
-    // The kernel looks up (src, sport) as a local address and port with no peer: a listener.
-    const auto& [address, port] = *request.listener;
-    const IpAddress a = address.family == request.family ? address : IpAddress{request.family, {}};
-    r.id.idiag_sport = htons(port);
-    std::memcpy(r.id.idiag_src, a.bytes.data(), sizeof r.id.idiag_src);
-    r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
-    r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-    r.idiag_states = kAllTcpStates;
-  }
-  if (request.memory_info) r.idiag_ext = 1U << (INET_DIAG_SKMEMINFO - 1);
+  const std::uint8_t extensions =
+      request.memory_info ? static_cast<std::uint8_t>(1U << (INET_DIAG_SKMEMINFO - 1)) : 0;
   out.clear();
-  out.reserve(h.nlmsg_len);
-  append(out, h);
-  append(out, r);
+  if (request.family == AF_UNSPEC && !request.listener) {
+    // The kernel's older request: it dumps every family in one walk (inet_diag_dump_compat).
+    nlmsghdr h{};
+    h.nlmsg_len =
+        static_cast<std::uint32_t>(NLMSG_LENGTH(sizeof(inet_diag_req)) + NLA_ALIGN(attr_len));
+    h.nlmsg_type = TCPDIAG_GETSOCK;
+    h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    h.nlmsg_seq = seq;
+    inet_diag_req r{};
+    r.idiag_family = AF_UNSPEC;
+    r.idiag_ext = extensions;
+    r.idiag_states = request.states;
+    out.reserve(h.nlmsg_len);
+    append(out, h);
+    append(out, r);
+  } else {
+    nlmsghdr h{};
+    h.nlmsg_len =
+        static_cast<std::uint32_t>(NLMSG_LENGTH(sizeof(inet_diag_req_v2)) + NLA_ALIGN(attr_len));
+    h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    h.nlmsg_flags = request.listener ? NLM_F_REQUEST : NLM_F_REQUEST | NLM_F_DUMP;
+    h.nlmsg_seq = seq;
+    inet_diag_req_v2 r{};
+    r.sdiag_family = static_cast<std::uint8_t>(request.family);
+    r.sdiag_protocol = IPPROTO_TCP;
+    r.idiag_states = request.states;
+    if (request.listener) {
+      // The kernel looks up (src, sport) as a local address and port with no peer: a listener.
+      const auto& [address, port] = *request.listener;
+      const IpAddress a =
+          address.family == request.family ? address : IpAddress{request.family, {}};
+      r.id.idiag_sport = htons(port);
+      std::memcpy(r.id.idiag_src, a.bytes.data(), sizeof r.id.idiag_src);
+      r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+      r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+      r.idiag_states = kAllTcpStates;
+    }
+    r.idiag_ext = extensions;
+    out.reserve(h.nlmsg_len);
+    append(out, h);
+    append(out, r);
+  }
+  const std::size_t length = NLMSG_ALIGN(out.size()) + NLA_ALIGN(attr_len);
   if (attr_len != 0) {
     nlattr a{};
     a.nla_len = static_cast<std::uint16_t>(attr_len);
@@ -158,7 +179,7 @@ void encode_request(const DiagRequest& request, std::uint32_t seq, std::vector<s
     append(out, a);
     out.insert(out.end(), request.bytecode.begin(), request.bytecode.end());
   }
-  out.resize(h.nlmsg_len);  // zero padding to the netlink alignment
+  out.resize(length);  // zero padding to the netlink alignment
 }
 
 Result<DumpProgress> parse_sock_diag(std::span<const std::byte> datagram, std::uint32_t seq,
@@ -206,6 +227,7 @@ Result<DumpProgress> parse_sock_diag(std::span<const std::byte> datagram, std::u
       case NLMSG_OVERRUN:
         return fail(at() + ": the kernel reports lost data (NLMSG_OVERRUN)");
       case SOCK_DIAG_BY_FAMILY:
+      case TCPDIAG_GETSOCK:  // the reply to an AF_UNSPEC dump
         if (auto st = on_socket(payload); !st) return fail(at() + ": " + st.error().message);
         break;
       default:

@@ -71,7 +71,10 @@ inline constexpr std::size_t kMaxFilterPorts = 4096;
 Result<std::vector<std::byte>> compile_port_filter(std::span<const std::uint16_t> ports);
 
 struct DiagRequest {
-  int family = 0;                   // AF_INET or AF_INET6: the kernel dumps one family per request
+  // AF_INET or AF_INET6: one family per request (SOCK_DIAG_BY_FAMILY, inet_diag_req_v2).
+  // AF_UNSPEC: both in one walk of the kernel's tables, through the older TCPDIAG_GETSOCK request
+  // (inet_diag_req), which the kernel answers for every family; a dump only, not a lookup.
+  int family = 0;
   std::uint32_t states = 0;         // tcp_state_bit(TCP_LISTEN) | ...
   std::vector<std::byte> bytecode;  // from compile_port_filter; empty: every socket
   bool memory_info = false;         // ask for INET_DIAG_SKMEMINFO (DiagSocket::drops)
@@ -80,9 +83,9 @@ struct DiagRequest {
   std::optional<std::pair<IpAddress, std::uint16_t>> listener = std::nullopt;
 };
 
-// The netlink message of one TCP request (inet_diag_req_v2, bytecode as
-// INET_DIAG_REQ_BYTECODE, memory_info as the INET_DIAG_SKMEMINFO extension) with sequence
-// number `seq`: a dump, or with `listener` the lookup of one socket.
+// The netlink message of one TCP request (inet_diag_req_v2, or inet_diag_req for AF_UNSPEC;
+// bytecode as INET_DIAG_REQ_BYTECODE, memory_info as the INET_DIAG_SKMEMINFO extension) with
+// sequence number `seq`: a dump, or with `listener` the lookup of one socket.
 std::vector<std::byte> encode_request(const DiagRequest& request, std::uint32_t seq);
 // The same into `out` (replacing what it held), reusing its memory.
 void encode_request(const DiagRequest& request, std::uint32_t seq, std::vector<std::byte>& out);
@@ -103,7 +106,8 @@ Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::u
 
 // The netlink framing every sock_diag reply shares (inet_diag, unix_diag): walks the messages of
 // one datagram as parse_inet_diag describes and hands the payload of each SOCK_DIAG_BY_FAMILY
-// message to `on_socket`, whose error (prefixed with the message's offset) ends the parse.
+// message (TCPDIAG_GETSOCK in the reply to an AF_UNSPEC dump) to `on_socket`, whose error (prefixed
+// with the message's offset) ends the parse.
 using SockDiagHandler = std::function<Status(std::span<const std::byte> payload)>;
 Result<DumpProgress> parse_sock_diag(std::span<const std::byte> datagram, std::uint32_t seq,
                                      const SockDiagHandler& on_socket);

@@ -58,6 +58,23 @@ Status SockDiagSocket::dump(const DiagRequest& request, Clock::time_point deadli
   return ok_status();
 }
 
+Status SockDiagSocket::dump_tcp(std::uint32_t states, const std::vector<std::byte>& filter,
+                                bool memory_info, Clock::time_point deadline,
+                                std::vector<DiagSocket>& out) {
+  if (!per_family_) {
+    const std::size_t first = out.size();
+    Status both = dump({AF_UNSPEC, states, filter, memory_info}, deadline, out);
+    // Out of time is not a refusal: the next dump tries again.
+    if (both || Clock::now() >= deadline) return both;
+    out.resize(first);
+    per_family_ = true;
+  }
+  for (const int family : {AF_INET, AF_INET6}) {
+    if (auto st = dump({family, states, filter, memory_info}, deadline, out); !st) return st;
+  }
+  return ok_status();
+}
+
 Status SockDiagSocket::dump_unix_listeners(Clock::time_point deadline,
                                            std::vector<UnixDiagSocket>& out) {
   auto done =

@@ -48,6 +48,15 @@ class SockDiagSocket {
   // part read so far and must not be used.
   Status dump(const DiagRequest& request, Clock::time_point deadline, std::vector<DiagSocket>& out);
 
+  // Dumps the TCP sockets of both families in `states` that pass `filter` (compile_port_filter;
+  // empty: every socket), with their memory counters when `memory_info`, into `out`: one walk of
+  // the kernel's tables (an AF_UNSPEC DiagRequest). A kernel that refuses that request gets one
+  // dump per family, then and from then on. Errors as dump().
+  Status dump_tcp(std::uint32_t states, const std::vector<std::byte>& filter, bool memory_info,
+                  Clock::time_point deadline, std::vector<DiagSocket>& out);
+  // False once the kernel refused an AF_UNSPEC dump (dump_tcp then dumps each family).
+  bool one_walk() const { return !per_family_; }
+
   // Runs the lookup of request.listener: the socket bound there, or nullopt when there is none.
   // Costs the same whatever the number of sockets (no table is walked). Errors as dump().
   Result<std::optional<DiagSocket>> lookup(const DiagRequest& request, Clock::time_point deadline);
@@ -73,6 +82,7 @@ class SockDiagSocket {
 
   Opener opener_;
   int fd_ = -1;
+  bool per_family_ = false;  // the kernel refused an AF_UNSPEC dump
   std::uint32_t seq_ = 0;
   std::vector<std::byte> buffer_;
   // Kept between requests so that a lookup ten times a second allocates nothing.

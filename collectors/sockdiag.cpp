@@ -283,26 +283,14 @@ std::vector<ListenerSample> unix_listeners(std::span<const UnixDiagSocket> socke
 
 Status dump_listeners(SockDiagSocket& socket, const std::vector<std::byte>& filter,
                       SockDiagSocket::Clock::time_point deadline, std::vector<DiagSocket>& out) {
-  for (const int family : {AF_INET, AF_INET6}) {
-    const DiagRequest request{family, tcp_state_bit(TCP_LISTEN), filter, /*memory_info=*/true};
-    if (auto st = socket.dump(request, deadline, out); !st) return st;
-  }
-  return ok_status();
+  return socket.dump_tcp(tcp_state_bit(TCP_LISTEN), filter, /*memory_info=*/true, deadline, out);
 }
 
 Status dump_watched(SockDiagSocket& socket, const std::vector<std::byte>& filter,
                     SockDiagSocket::Clock::time_point deadline, std::vector<DiagSocket>& out) {
-  const std::size_t first = out.size();
   if (auto st = dump_listeners(socket, filter, deadline, out); !st) return st;
-  for (const int family : {AF_INET, AF_INET6}) {
-    const bool listening =
-        std::any_of(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
-                    [&](const DiagSocket& s) { return s.local.family == family; });
-    if (!listening) continue;
-    const std::uint32_t states = kAllTcpStates & ~tcp_state_bit(TCP_LISTEN);
-    if (auto st = socket.dump({family, states, filter}, deadline, out); !st) return st;
-  }
-  return ok_status();
+  const std::uint32_t states = kAllTcpStates & ~tcp_state_bit(TCP_LISTEN);
+  return socket.dump_tcp(states, filter, /*memory_info=*/false, deadline, out);
 }
 
 SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const SockdiagConfig& config,

@@ -117,12 +117,10 @@ struct SockdiagOptions {
 Status dump_listeners(SockDiagSocket& socket, const std::vector<std::byte>& filter,
                       SockDiagSocket::Clock::time_point deadline, std::vector<DiagSocket>& out);
 
-// One run's dump, appended to `out`: dump_listeners, then every other state of the families that
-// have a listener among them. The kernel walks its whole connection table once per family dumped
-// (a cost that grows with every socket on the machine, see README "Benchmarks"), and server-side
-// connections exist only in a family that has a listener, so a memcached listening on IPv4 alone
-// (Debian's default -l 127.0.0.1) costs half. What this leaves out: connections of a family whose
-// listener has gone (after a restart or while memcached is down), which are closing anyway.
+// One run's dump, appended to `out`: dump_listeners, then every other state, both families in
+// one dump (SockDiagSocket::dump_tcp). The kernel walks its whole connection table for it, once
+// for both families (a cost that grows with every socket on the machine, see README
+// "Benchmarks"); one dump per family walked it twice.
 Status dump_watched(SockDiagSocket& socket, const std::vector<std::byte>& filter,
                     SockDiagSocket::Clock::time_point deadline, std::vector<DiagSocket>& out);
 

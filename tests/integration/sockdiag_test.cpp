@@ -726,3 +726,49 @@ TEST_CASE("sockdiag: the lookup of one listener and the dump agree, without walk
   CHECK(s.dump({AF_INET, tcp_state_bit(TCP_LISTEN), {}, false}, deadline, after).ok());
   CHECK(after.size() == 2);
 }
+
+TEST_CASE("sockdiag: one dump of both families finds what a dump of each finds, in one walk",
+          "[integration][sockdiag]") {
+  test::enter_private_netns();
+  Fd four = listen_on("127.0.0.1", 16);
+  Fd six = listen_on("::1", 16);
+  Fd other = listen_on("127.0.0.1", 16);  // not in the filter
+  std::vector<Fd> held;
+  connect_n(held, 3, "127.0.0.1", port_of(four));
+  connect_n(held, 2, "::1", port_of(six));
+  connect_n(held, 4, "127.0.0.1", port_of(other));
+  std::vector<std::uint16_t> ports{port_of(four), port_of(six)};
+  std::sort(ports.begin(), ports.end());
+  const auto filter = *compile_port_filter(ports);
+  const auto deadline = SockDiagSocket::Clock::now() + 5s;
+  // What identifies a socket, and what the walk reads of it.
+  const auto seen = [](const std::vector<DiagSocket>& sockets) {
+    std::vector<std::string> out;
+    for (const DiagSocket& d : sockets) {
+      out.push_back(std::to_string(d.state) + " " + to_string(d.local) + ":" +
+                    std::to_string(d.local_port) + " " + to_string(d.remote) + ":" +
+                    std::to_string(d.remote_port) + " q" + std::to_string(d.rqueue) + "/" +
+                    std::to_string(d.wqueue) + (d.drops ? " d" + std::to_string(*d.drops) : ""));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  for (const bool memory_info : {false, true}) {
+    for (const std::uint32_t states : {tcp_state_bit(TCP_LISTEN), kAllTcpStates}) {
+      INFO("states " << states << ", memory_info " << memory_info);
+      SockDiagSocket s;
+      std::vector<DiagSocket> both;
+      REQUIRE(s.dump_tcp(states, filter, memory_info, deadline, both).ok());
+      CHECK(s.one_walk());  // the kernel took the AF_UNSPEC request
+      std::vector<DiagSocket> each;
+      for (const int family : {AF_INET, AF_INET6}) {
+        REQUIRE(s.dump({family, states, filter, memory_info}, deadline, each).ok());
+      }
+      CHECK(seen(both) == seen(each));
+      // Two listeners, and the server ends of 3 + 2 connections, of both families.
+      CHECK(both.size() == (states == kAllTcpStates ? 2u + 5 : 2u));
+      CHECK(std::any_of(both.begin(), both.end(),
+                        [](const DiagSocket& d) { return d.local.family == AF_INET6; }));
+    }
+  }
+}

@@ -276,6 +276,51 @@ TEST_CASE("inet_diag: a request carries the family, states and the filter as byt
   CHECK(req.idiag_ext == 1u << (INET_DIAG_SKMEMINFO - 1));
 }
 
+TEST_CASE(
+    "inet_diag: an AF_UNSPEC dump is the kernel's older request, which walks once for both "
+    "families, and its reply is read like the others",
+    "[collectors][inet_diag]") {
+  const std::vector<std::uint16_t> ports{11211};
+  const DiagRequest r{AF_UNSPEC, kAllTcpStates & ~tcp_state_bit(TCP_LISTEN),
+                      *compile_port_filter(ports), true};
+  const Bytes m = encode_request(r, 9);
+  nlmsghdr h{};
+  std::memcpy(&h, m.data(), sizeof h);
+  CHECK(h.nlmsg_len == m.size());
+  CHECK(m.size() % 4 == 0);
+  CHECK(h.nlmsg_type == TCPDIAG_GETSOCK);
+  CHECK(h.nlmsg_flags == (NLM_F_REQUEST | NLM_F_DUMP));
+  CHECK(h.nlmsg_seq == 9);
+  inet_diag_req req{};
+  std::memcpy(&req, m.data() + NLMSG_HDRLEN, sizeof req);
+  CHECK(req.idiag_family == AF_UNSPEC);
+  CHECK(req.idiag_states == r.states);
+  CHECK(req.idiag_ext == 1u << (INET_DIAG_SKMEMINFO - 1));
+  CHECK(req.id.idiag_sport == 0);
+  nlattr a{};
+  const std::size_t attr_at = NLMSG_HDRLEN + sizeof req;
+  std::memcpy(&a, m.data() + attr_at, sizeof a);
+  CHECK(a.nla_type == INET_DIAG_REQ_BYTECODE);
+  CHECK(a.nla_len == NLA_HDRLEN + r.bytecode.size());
+  CHECK(std::equal(r.bytecode.begin(), r.bytecode.end(), m.begin() + attr_at + NLA_HDRLEN));
+  CHECK(encode_request({AF_UNSPEC, kAllTcpStates, {}}, 1).size() ==
+        NLMSG_LENGTH(sizeof(inet_diag_req)));
+
+  // The kernel answers with messages of the request's type.
+  Bytes reply;
+  message(reply, TCPDIAG_GETSOCK, 9, diag_payload({.remote = "127.0.0.2", .remote_port = 40001}));
+  message(reply, TCPDIAG_GETSOCK, 9,
+          diag_payload({.family = AF_INET6, .local = "::1", .remote = "::1"}));
+  reply = concat({reply, done(9)});
+  std::vector<DiagSocket> out;
+  const auto parsed = parse_inet_diag(reply, 9, out);
+  REQUIRE(parsed.ok());
+  CHECK(*parsed == DumpProgress::done);
+  REQUIRE(out.size() == 2);
+  CHECK(to_string(out[0].remote) == "127.0.0.2");
+  CHECK(out[1].local.family == AF_INET6);
+}
+
 TEST_CASE("inet_diag: a dump over several datagrams gives every socket and ends at NLMSG_DONE",
           "[collectors][inet_diag]") {
   std::vector<DiagSocket> out;
