@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -771,4 +772,24 @@ TEST_CASE("sockdiag: one dump of both families finds what a dump of each finds, 
                         [](const DiagSocket& d) { return d.local.family == AF_INET6; }));
     }
   }
+}
+
+TEST_CASE("sockdiag: where the one-walk request is refused, each family is dumped on its own",
+          "[integration][sockdiag]") {
+  // No kernel here refuses TCPDIAG_GETSOCK; an rtnetlink socket stands in for one that does: it
+  // answers type 18 (RTM_GETLINK there) with links, which no sock_diag reply holds.
+  int requests = 0;
+  SockDiagSocket s([&requests]() -> Result<int> {
+    ++requests;
+    const int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+    if (fd < 0) return fail("socket");
+    return fd;
+  });
+  std::vector<DiagSocket> out;
+  const Status st = s.dump_tcp(kAllTcpStates, {}, false, SockDiagSocket::Clock::now() + 5s, out);
+  CHECK_FALSE(s.one_walk());
+  // The per-family request (type 20, RTM_NEWADDR there) fails in its own words.
+  REQUIRE_FALSE(st.ok());
+  CHECK_THAT(st.error().message, Contains("the kernel refused the request: Invalid argument"));
+  CHECK(requests >= 1);
 }
