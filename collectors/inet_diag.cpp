@@ -18,6 +18,10 @@
 namespace mcb {
 namespace {
 
+// The words of the errors kernel_refused() tells apart.
+constexpr std::string_view kRefused = "the kernel refused the request: ";
+constexpr std::string_view kUnexpectedType = ": unexpected message type ";
+
 IpAddress address_of(std::uint8_t family, const __be32 (&words)[4]) {
   IpAddress a;
   a.family = family;
@@ -171,7 +175,8 @@ void encode_request(const DiagRequest& request, std::uint32_t seq, std::vector<s
     append(out, h);
     append(out, r);
   }
-  const std::size_t length = NLMSG_ALIGN(out.size()) + NLA_ALIGN(attr_len);
+  out.resize(NLMSG_ALIGN(out.size()));  // the attribute starts aligned
+  const std::size_t length = out.size() + NLA_ALIGN(attr_len);
   if (attr_len != 0) {
     nlattr a{};
     a.nla_len = static_cast<std::uint16_t>(attr_len);
@@ -180,6 +185,11 @@ void encode_request(const DiagRequest& request, std::uint32_t seq, std::vector<s
     out.insert(out.end(), request.bytecode.begin(), request.bytecode.end());
   }
   out.resize(length);  // zero padding to the netlink alignment
+}
+
+bool kernel_refused(const Error& error) {
+  return error.message.find(kRefused) != std::string::npos ||
+         error.message.find(kUnexpectedType) != std::string::npos;
 }
 
 Result<DumpProgress> parse_sock_diag(std::span<const std::byte> datagram, std::uint32_t seq,
@@ -218,7 +228,7 @@ Result<DumpProgress> parse_sock_diag(std::span<const std::byte> datagram, std::u
         const int error = load<int>(payload);
         if (error == -ENOENT) return DumpProgress::not_found;
         if (error < 0) {
-          return fail("the kernel refused the request: " + errno_text(error));
+          return fail(std::string(kRefused) + errno_text(error));
         }
         break;  // 0 acknowledges a request
       }
@@ -231,7 +241,7 @@ Result<DumpProgress> parse_sock_diag(std::span<const std::byte> datagram, std::u
         if (auto st = on_socket(payload); !st) return fail(at() + ": " + st.error().message);
         break;
       default:
-        return fail(at() + ": unexpected message type " + std::to_string(h.nlmsg_type));
+        return fail(at() + std::string(kUnexpectedType) + std::to_string(h.nlmsg_type));
     }
     offset += std::min<std::size_t>(NLMSG_ALIGN(h.nlmsg_len), rest.size());
   }

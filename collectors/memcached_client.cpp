@@ -663,7 +663,7 @@ void StatsConnection::on_reply(Command command, std::string_view reply) {
   if (unanswered_.empty()) finish();
 }
 
-void StatsConnection::on_deadline() {
+void StatsConnection::on_deadline(bool overdue) {
   if (state_ == State::kConnecting && tls_) {
     drop(handshake_unanswered(endpoint_), FailureKind::kTls, false);
     return;
@@ -673,8 +673,10 @@ void StatsConnection::on_deadline() {
          FailureKind::kNoReply, false);
     return;
   }
+  // The same words every time, so that the failure log's rate limit holds.
   const std::string within =
-      " within " + millis(std::chrono::round<Duration>(deadline_ - query_started_));
+      overdue ? std::string(" by the next sample")
+              : " within " + millis(std::chrono::round<Duration>(deadline_ - query_started_));
   if (state_ == State::kDisconnected && !last_error_.empty()) {
     fail_unanswered(last_error_, last_kind_);
   } else if (state_ == State::kBusy && due_query_ != query_id_) {
@@ -754,7 +756,7 @@ void StatsConnection::finish() {
 }
 
 void StatsConnection::expire() {
-  if (handler_) on_deadline();
+  if (handler_) on_deadline(/*overdue=*/true);
 }
 
 void StatsConnection::close() {

@@ -175,8 +175,8 @@ class StatsConnection : public std::enable_shared_from_this<StatsConnection> {
   // query(), no later than `deadline`. Precondition: no query in flight.
   void query(SteadyClock::time_point deadline, Handler handler, StatsRequest request = {});
 
-  // Ends the query in flight now as its deadline would, calling its handler before returning;
-  // nothing when none is in flight.
+  // Ends the query in flight now as its deadline would ("no reply to stats by the next sample"),
+  // calling its handler before returning; nothing when none is in flight.
   void expire();
 
   // Closes the connection and drops the query in flight without calling its handler. Final.
@@ -198,7 +198,8 @@ class StatsConnection : public std::enable_shared_from_this<StatsConnection> {
   void read_more();
   void on_bytes(std::size_t n);
   void on_reply(Command command, std::string_view reply);
-  void on_deadline();
+  // `overdue`: ended by expire() (the next sample came), not by the query's own deadline.
+  void on_deadline(bool overdue = false);
   // Closes the socket and records the failure; `peer_closed` marks an error that a restarted
   // memcached causes on an idle connection (eligible for the one immediate retry).
   void drop(const std::string& reason, FailureKind kind, bool peer_closed);

@@ -64,8 +64,8 @@ Status SockDiagSocket::dump_tcp(std::uint32_t states, const std::vector<std::byt
   if (!per_family_) {
     const std::size_t first = out.size();
     Status both = dump({AF_UNSPEC, states, filter, memory_info}, deadline, out);
-    // Out of time is not a refusal: the next dump tries again.
-    if (both || Clock::now() >= deadline) return both;
+    // Only the kernel's answer turns it off: no socket, no time or a bad reply try again next.
+    if (both || !kernel_refused(both.error())) return both;
     out.resize(first);
     per_family_ = true;
   }
@@ -94,6 +94,9 @@ Status SockDiagSocket::dump_unix_listeners(Clock::time_point deadline,
 
 Result<std::optional<DiagSocket>> SockDiagSocket::lookup(const DiagRequest& request,
                                                          Clock::time_point deadline) {
+  if (request.family != AF_INET && request.family != AF_INET6) {
+    return fail("sock_diag: a lookup needs an address family, AF_INET or AF_INET6");
+  }
   found_.clear();
   auto done = exchange(
       [&request](std::uint32_t seq, std::vector<std::byte>& message) {

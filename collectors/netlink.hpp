@@ -50,8 +50,8 @@ class SockDiagSocket {
 
   // Dumps the TCP sockets of both families in `states` that pass `filter` (compile_port_filter;
   // empty: every socket), with their memory counters when `memory_info`, into `out`: one walk of
-  // the kernel's tables (an AF_UNSPEC DiagRequest). A kernel that refuses that request gets one
-  // dump per family, then and from then on. Errors as dump().
+  // the kernel's tables (an AF_UNSPEC DiagRequest). A kernel that refuses that request
+  // (kernel_refused) gets one dump per family, then and from then on. Errors as dump().
   Status dump_tcp(std::uint32_t states, const std::vector<std::byte>& filter, bool memory_info,
                   Clock::time_point deadline, std::vector<DiagSocket>& out);
   // False once the kernel refused an AF_UNSPEC dump (dump_tcp then dumps each family).

@@ -288,9 +288,10 @@ Status dump_listeners(SockDiagSocket& socket, const std::vector<std::byte>& filt
 
 Status dump_watched(SockDiagSocket& socket, const std::vector<std::byte>& filter,
                     SockDiagSocket::Clock::time_point deadline, std::vector<DiagSocket>& out) {
+  const std::size_t first = out.size();
   if (auto st = dump_listeners(socket, filter, deadline, out); !st) return st;
-  const std::uint32_t states = kAllTcpStates & ~tcp_state_bit(TCP_LISTEN);
-  return socket.dump_tcp(states, filter, /*memory_info=*/false, deadline, out);
+  if (out.size() == first) return ok_status();  // nothing listens: no walk
+  return socket.dump_tcp(kConnectionStates, filter, /*memory_info=*/false, deadline, out);
 }
 
 SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const SockdiagConfig& config,

@@ -117,10 +117,12 @@ struct SockdiagOptions {
 Status dump_listeners(SockDiagSocket& socket, const std::vector<std::byte>& filter,
                       SockDiagSocket::Clock::time_point deadline, std::vector<DiagSocket>& out);
 
-// One run's dump, appended to `out`: dump_listeners, then every other state, both families in
-// one dump (SockDiagSocket::dump_tcp). The kernel walks its whole connection table for it, once
-// for both families (a cost that grows with every socket on the machine, see README
-// "Benchmarks"); one dump per family walked it twice.
+// One run's dump, appended to `out`: dump_listeners, then, when a listener is there, the
+// connections (kConnectionStates) of both families in one dump (SockDiagSocket::dump_tcp). The
+// kernel walks its whole connection table for it, once for both families (a cost that grows with
+// every socket on the machine, see README "Benchmarks"); one dump per family walked it twice.
+// What this leaves out: connections of a listener that has gone while none is left (memcached
+// down or restarting), which are closing anyway.
 Status dump_watched(SockDiagSocket& socket, const std::vector<std::byte>& filter,
                     SockDiagSocket::Clock::time_point deadline, std::vector<DiagSocket>& out);
 

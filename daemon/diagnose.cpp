@@ -473,7 +473,7 @@ int run_from_daemon(const Config& config) {
 int run_diagnose(const Flags& flags, const Config& configured) {
   if (flags.from_daemon) return run_from_daemon(configured);
   Config config = configured;
-  // The collectors run once per wait: each run's deadline is half of it, not half of the daemon's
+  // The collectors run once per wait: each run has until the next (at most 5 s), not the daemon's
   // interval, which may be far shorter than a loaded memcached needs to answer.
   config.interval = flags.diagnose_wait;
   // Both samples count the connections: two are all it has.

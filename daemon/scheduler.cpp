@@ -27,6 +27,8 @@ void Scheduler::stop() {
 }
 
 void Scheduler::start_cycle() {
+  // on_cycle may run below (a run ended when told it is overdue) and stop or drop this scheduler.
+  const auto self = shared_from_this();
   if (cycle_open_) {
     // The previous cycle is still waiting for a run: ask it to end now, so that the cycle ends
     // with what it found and the collector runs in this one.
@@ -36,6 +38,7 @@ void Scheduler::start_cycle() {
     }
     starting_ = false;
     maybe_end_cycle();
+    if (stopped_) return;
   }
   if (cycle_open_) {
     // A run that did not end when asked: close the cycle without it, and count it as failed.
@@ -47,6 +50,7 @@ void Scheduler::start_cycle() {
     }
     pending_ = 0;
     maybe_end_cycle();
+    if (stopped_) return;
   }
   ++cycle_;
   cycle_open_ = true;

@@ -281,8 +281,7 @@ TEST_CASE(
     "families, and its reply is read like the others",
     "[collectors][inet_diag]") {
   const std::vector<std::uint16_t> ports{11211};
-  const DiagRequest r{AF_UNSPEC, kAllTcpStates & ~tcp_state_bit(TCP_LISTEN),
-                      *compile_port_filter(ports), true};
+  const DiagRequest r{AF_UNSPEC, kConnectionStates, *compile_port_filter(ports), true};
   const Bytes m = encode_request(r, 9);
   nlmsghdr h{};
   std::memcpy(&h, m.data(), sizeof h);
@@ -319,6 +318,21 @@ TEST_CASE(
   REQUIRE(out.size() == 2);
   CHECK(to_string(out[0].remote) == "127.0.0.2");
   CHECK(out[1].local.family == AF_INET6);
+}
+
+TEST_CASE("inet_diag: the connection states are every state but LISTEN and bound-inactive",
+          "[collectors][inet_diag]") {
+  for (int state = TCP_ESTABLISHED; state <= TCP_CLOSING; ++state) {
+    INFO(tcp_state_name(state));
+    CHECK(((kConnectionStates & tcp_state_bit(state)) != 0) == (state != TCP_LISTEN));
+  }
+  CHECK((kConnectionStates & tcp_state_bit(12)) != 0);  // TCP_NEW_SYN_RECV
+  CHECK((kConnectionStates & tcp_state_bit(13)) == 0);  // TCP_BOUND_INACTIVE, Linux 6.8 on
+  CHECK((kConnectionStates & tcp_state_bit(0)) == 0);   // no state 0
+  CHECK(kernel_refused(Error{"sock_diag: the kernel refused the request: Invalid argument"}));
+  CHECK(kernel_refused(Error{"sock_diag: netlink message at byte 0: unexpected message type 16"}));
+  CHECK_FALSE(
+      kernel_refused(Error{"sock_diag: dump not finished within its deadline after 2 datagrams"}));
 }
 
 TEST_CASE("inet_diag: a dump over several datagrams gives every socket and ends at NLMSG_DONE",

@@ -153,6 +153,32 @@ TEST_CASE(
   s->stop();
 }
 
+TEST_CASE(
+    "scheduler: a cycle callback that stops the scheduler when an overdue run ended starts "
+    "nothing more",
+    "[daemon][scheduler]") {
+  ManualTime time;
+  boost::asio::io_context io;
+  auto good = std::make_shared<Counting>("good", true);
+  auto late = std::make_shared<Late>();
+  std::shared_ptr<Scheduler> s;
+  int cycles = 0;
+  s = std::make_shared<Scheduler>(io, 20ms, std::vector<std::shared_ptr<Collector>>{good, late},
+                                  [&] {
+                                    ++cycles;
+                                    s->stop();
+                                    s.reset();  // as a reload may drop it
+                                  });
+  s->start();
+  run_until(io, time, [&] { return cycles == 1; });
+  time.advance(100ms);
+  io.poll();
+  CHECK(cycles == 1);
+  CHECK(late->overdues == 1);
+  CHECK(late->runs == 1);
+  CHECK(good->runs == 1);
+}
+
 TEST_CASE("scheduler: after stop no cycle runs and late answers are ignored",
           "[daemon][scheduler]") {
   ManualTime time;
