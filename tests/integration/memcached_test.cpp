@@ -297,7 +297,8 @@ TEST_CASE("memcached: hostile servers give up 0 with a reason and bounded memory
       "memcached target endless (" + endless.address() +
           ") is down: protocol error: a line longer than 4096 bytes",
       "memcached target cut (" + cut.address() + ") is down: memcached closed the connection",
-      "memcached target silent (" + silent.address() + ") is down: no reply to stats by the next sample",
+      "memcached target silent (" + silent.address() +
+          ") is down: no reply to stats by the next sample",
       "memcached target garbage (" + garbage.address() +
           ") is down: connection accepted, but the reply is not text",
       "memcached target huge (" + huge.address() +

@@ -665,8 +665,7 @@ TEST_CASE("memcached: reconnect delays double up to the cap with jitter",
   CHECK(reconnect_delay(1000, base, cap, 0.0) == 15s);
 }
 
-TEST_CASE("memcached: the run timeout is the interval, at most 5s",
-          "[collectors][memcached]") {
+TEST_CASE("memcached: the run timeout is the interval, at most 5s", "[collectors][memcached]") {
   // No earlier than the next cycle (which ends a run still waiting, overdue()), at most 5 s.
   CHECK(MemcachedTiming::for_interval(1s).run_timeout == 1s);
   CHECK(MemcachedTiming::for_interval(200ms).run_timeout == 200ms);
