@@ -327,22 +327,26 @@ std::vector<std::string> DiscoveredTargets::update(std::vector<TargetConfig> sca
     it->second.seen = now;
   }
   for (auto it = entries_.begin(); it != entries_.end();) {
-    TargetConfig& target = it->second.target;
+    const TargetConfig& target = it->second.target;
+    std::string dropped;  // why it goes, if it does
+    const bool configured =
+        std::find(taken.begin(), taken.end(),
+                  TakenAddress{target.netns_inode, target.address.port}) != taken.end();
     if (present.contains(it->first)) {
-      ++it;
-    } else if (std::find(taken.begin(), taken.end(),
-                         TakenAddress{target.netns_inode, target.address.port}) != taken.end()) {
-      changes.push_back("dropped " + it->first + ": a configured target now watches " +
-                        target.address.to_string() + " in its namespace");
-      it = entries_.erase(it);
+      // seen in this scan
+    } else if (configured) {
+      dropped =
+          "a configured target now watches " + target.address.to_string() + " in its namespace";
     } else if (now - it->second.seen >= grace_) {
-      changes.push_back(
-          "dropped " + it->first + ": not found for " +
-          format_duration(std::chrono::duration_cast<Duration>(now - it->second.seen)) +
-          " (its process ended, or no longer listens there)");
-      it = entries_.erase(it);
-    } else {
+      dropped = "not found for " +
+                format_duration(std::chrono::duration_cast<Duration>(now - it->second.seen)) +
+                " (its process ended, or no longer listens there)";
+    }
+    if (dropped.empty()) {
       ++it;
+    } else {
+      changes.push_back("dropped " + it->first + ": " + dropped);
+      it = entries_.erase(it);
     }
   }
   return changes;

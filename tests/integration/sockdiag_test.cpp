@@ -745,6 +745,7 @@ TEST_CASE("sockdiag: one dump of both families finds what a dump of each finds, 
   // What identifies a socket, and what the walk reads of it.
   const auto seen = [](const std::vector<DiagSocket>& sockets) {
     std::vector<std::string> out;
+    out.reserve(sockets.size());
     for (const DiagSocket& d : sockets) {
       out.push_back(std::to_string(d.state) + " " + to_string(d.local) + ":" +
                     std::to_string(d.local_port) + " " + to_string(d.remote) + ":" +
