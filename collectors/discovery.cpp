@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <linux/netlink.h>
 #include <linux/nsfs.h>
 #include <linux/openat2.h>
@@ -503,16 +504,60 @@ Discoverer::Scan Discoverer::scan() {
   return scan;
 }
 
+namespace {
+
+// The addresses of the daemon's own network namespace (getifaddrs), loopback included; nullopt
+// when they cannot be read.
+std::optional<std::set<IpAddress>> own_addresses() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return std::nullopt;
+  std::set<IpAddress> out;
+  for (const ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    IpAddress a;
+    a.family = i->ifa_addr->sa_family;
+    if (a.family == AF_INET) {
+      std::memcpy(a.bytes.data(), &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr, 4);
+    } else if (a.family == AF_INET6) {
+      std::memcpy(a.bytes.data(), &reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr,
+                  16);
+    } else {
+      continue;
+    }
+    out.insert(canonical(a));
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
+// Whether a target at IP literal `ip` in the daemon's namespace is a memcached of this host: a
+// loopback or wildcard address, or one of `own`'s (unknown: yes).
+bool of_this_host(const IpAddress& ip, const std::optional<std::set<IpAddress>>& own) {
+  const bool loopback = ip.family == AF_INET ? ip.bytes[0] == 127 : ip == *parse_ip("::1");
+  const bool wildcard = ip == IpAddress{ip.family, {}};
+  return loopback || wildcard || !own || own->contains(ip);
+}
+
+}  // namespace
+
 Configured Discoverer::configured(std::span<const TargetConfig> targets) const {
   Configured out;
   int error = 0;
   const auto own = netns_inode(procfs_ + "/self/ns/net", error);
+  std::optional<std::optional<std::set<IpAddress>>> addresses;  // read once, when needed
   for (const TargetConfig& t : targets) {
     out.names.push_back(target_label(t));
     const auto inode = t.netns ? netns_inode(netns_file(*t.netns, procfs_), error) : own;
     if (!inode) continue;
     if (t.netns) out.namespaces.emplace(*inode, *t.netns);
-    if (!t.address.is_unix()) out.addresses.emplace_back(*inode, t.address.port);
+    if (t.address.is_unix()) continue;
+    // A memcached of another host on the same port is not the one found here. (A host name, or
+    // a target in another namespace, is taken as this host's.)
+    if (const auto ip = parse_ip(t.address.host); ip && !t.netns) {
+      if (!addresses) addresses = own_addresses();
+      if (!of_this_host(*ip, *addresses)) continue;
+    }
+    out.addresses.emplace_back(*inode, t.address.port);
   }
   return out;
 }

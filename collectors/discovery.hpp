@@ -18,10 +18,10 @@
 // `netns` label); in another, its namespace is `netns_pid: PID` and `host_pid` is PID.
 //
 // A configured target wins over a discovered one in the same namespace on the same port (it is
-// not added twice, and its settings such as `tls:` stay; a discovered target whose address a
-// reload configures goes at once). A discovered target whose process went away stays for `grace`,
-// so that MemcachedDown pages a crash, and a process of the same name that comes back replaces it
-// at once.
+// not added twice; one at an IP address of another host does not count, and its settings such as
+// `tls:` stay; a discovered target whose address a reload configures goes at once). A discovered
+// target whose process went away stays for `grace`, so that MemcachedDown pages a crash, and a
+// process of the same name that comes back replaces it at once.
 //
 // Privileges: ptrace access to each process (the same user, or CAP_SYS_PTRACE) for its ns/net,
 // fdinfo and root; CAP_SYS_ADMIN (setns) to dump the listeners of another namespace. A process or

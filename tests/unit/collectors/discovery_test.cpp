@@ -265,3 +265,26 @@ TEST_CASE("discovery: a discovered name stays unique whatever names are configur
   CHECK(names(discovered_targets(found, Configured{{}, {}, configured})) ==
         std::vector<std::string>{"memcached@600:11511#60.2"});
 }
+
+TEST_CASE("discovery: a configured target of another host does not take the port here",
+          "[discovery]") {
+  const auto target = [](std::string host, std::uint16_t port) {
+    TargetConfig t;
+    t.address.kind = Endpoint::Kind::kTcp;
+    t.address.host = std::move(host);
+    t.address.port = port;
+    return t;
+  };
+  const std::vector<TargetConfig> targets{
+      target("127.0.0.1", 11211), target("192.0.2.1", 11212),  // TEST-NET-1: never this host's
+      target("::1", 11213), target("localhost", 11214),        // a host name: taken as this one
+      target("0.0.0.0", 11215)};
+  const Configured c = Discoverer(DiscoverConfig{}, "/proc").configured(targets);
+  std::vector<std::uint16_t> ports;
+  for (const auto& [inode, port] : c.addresses) {
+    CHECK(inode != 0);
+    ports.push_back(port);
+  }
+  CHECK(ports == std::vector<std::uint16_t>{11211, 11213, 11214, 11215});
+  CHECK(c.names.size() == 5);
+}
