@@ -74,7 +74,25 @@ Status check_regex_bounds(std::string_view p) {
     }
     return ok_status();
   };
+  // Quantifiers in a row: one, and a '?' after it (lazy), are ECMAScript; more ("a**", "l???")
+  // std::regex accepts, and matches in time exponential in their number.
+  int quantifiers = 0;
+  const auto quantifier = [&](std::size_t i) -> Status {
+    if (quantifiers == 1 && p[i] == '?') {
+      quantifiers = 2;
+      return ok_status();
+    }
+    if (quantifiers > 0) return fail("a quantifier on a quantifier" + at_byte(i));
+    quantifiers = 1;
+    return ok_status();
+  };
   for (std::size_t i = 0; i < p.size(); ++i) {
+    const bool after_group = i > 0 && p[i - 1] == '(';  // "(?:", "(?=": not a quantifier
+    if ((p[i] == '*' || p[i] == '+' || p[i] == '?') && !after_group) {
+      if (auto st = quantifier(i); !st) return st;
+      continue;
+    }
+    if (p[i] != '{') quantifiers = 0;
     switch (p[i]) {
       case '\\':
         ++i;
@@ -100,7 +118,10 @@ Status check_regex_bounds(std::string_view p) {
           if (largest > kMaxRegexRepeat) {
             return fail("a repetition count above " + std::to_string(kMaxRegexRepeat) + at_byte(i));
           }
+          if (auto st = quantifier(i); !st) return st;
           i = end;
+        } else {
+          quantifiers = 0;  // a literal '{'
         }
         break;
       }

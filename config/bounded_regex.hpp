@@ -12,8 +12,10 @@
 
 namespace mcb {
 
-// Checks length, nesting of groups and bracket expressions, and repetition counts. The error
-// names the limit and the byte of the pattern where it was passed.
+// Checks length, nesting of groups and bracket expressions, repetition counts, and that no
+// quantifier follows a quantifier but the '?' of a lazy one ("a**" and "l???" std::regex accepts
+// and matches in exponential time). The error names the limit and the byte of the pattern where
+// it was passed.
 Status check_regex_bounds(std::string_view pattern);
 
 // check_regex_bounds(), then compiles an ECMAScript regex; a pattern std::regex refuses is an

@@ -77,6 +77,34 @@ TEST_CASE("limits: regexes are bounded in nesting and repetition, and ordinary o
                                          "bracket expressions nested deeper than 16 levels"));
 }
 
+TEST_CASE("limits: a quantifier on a quantifier is refused; lazy quantifiers pass",
+          "[config][limits]") {
+  CHECK_THAT(check_regex_bounds("a**").error().message,
+             Contains("a quantifier on a quantifier (at byte 3)"));
+  CHECK_THAT(check_regex_bounds("^l???x").error().message,
+             Contains("a quantifier on a quantifier (at byte 5)"));
+  CHECK_THAT(check_regex_bounds("a*{2}").error().message, Contains("a quantifier on a quantifier"));
+  CHECK_THAT(check_regex_bounds("(ab)+*").error().message,
+             Contains("a quantifier on a quantifier"));
+  for (const char* good :
+       {"a*?", "a+?b", "a??", "a{2,3}?", "(?:eth)+[0-9]*", "x(?=y)?", "\\**", "[*?+]+", "x{y*"}) {
+    INFO(good);
+    CHECK(check_regex_bounds(good).ok());
+  }
+  for (const char* good : {"a*?", "a+?b", "a??", "a{2,3}?", "(?:eth)+[0-9]*", "[*?+]+"}) {
+    INFO(good);
+    CHECK(compile_bounded_regex(good).ok());
+  }
+  // The pattern a fuzzer found taking more than 10 s against "eth0" is refused at once.
+  const std::string found =
+      "l???????****************????:??????????????????????:????????????????????>??????????????"
+      "?????eardigit:]]*$";
+  auto c = parse_config("collectors:\n  netdev:\n    include: \"" + found + "\"\n", "t.yaml");
+  REQUIRE_FALSE(c.ok());
+  CHECK_THAT(c.error().message,
+             Contains("collectors.netdev.include: a quantifier on a quantifier"));
+}
+
 TEST_CASE("limits: nan and inf are refused for every number, so no alert is switched off",
           "[config][limits]") {
   CHECK_THAT(error_of("thresholds: { MaxConnectionsNear: { warning: nan } }\n"),
