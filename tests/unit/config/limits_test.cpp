@@ -77,7 +77,7 @@ TEST_CASE("limits: regexes are bounded in nesting and repetition, and ordinary o
                                          "bracket expressions nested deeper than 16 levels"));
 }
 
-TEST_CASE("limits: a quantifier on a quantifier is refused; lazy quantifiers pass",
+TEST_CASE("limits: a quantifier on a quantifier is refused and a lazy quantifier passes",
           "[config][limits]") {
   CHECK_THAT(check_regex_bounds("a**").error().message,
              Contains("a quantifier on a quantifier (at byte 3)"));
