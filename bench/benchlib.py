@@ -183,10 +183,11 @@ def start_memcached(max_connections=1024, extra=()):
     return process
 
 
-def write_config(directory, probe_interval="5s", sample_interval=None):
-    """The daemon's defaults but for the test's ports; sample_interval: the accept-queue
-    sampler's, when not its default."""
-    path = os.path.join(directory, "mcbacklogd.yaml")
+def write_config(directory, probe_interval="5s", sample_interval=None, port=OURS_PORT):
+    """The daemon's defaults but for the test's ports (`port`: its web listener's);
+    sample_interval: the accept-queue sampler's, when not its default."""
+    path = os.path.join(directory, "mcbacklogd.yaml" if port == OURS_PORT else
+                        f"mcbacklogd-{port}.yaml")
     sampler = (f"collectors:\n  sockdiag:\n    sample_interval: {sample_interval}\n"
                if sample_interval else "")
     with open(path, "w") as config:
@@ -195,16 +196,16 @@ targets:
   - address: 127.0.0.1:{MEMCACHED_PORT}
     probe_interval: {probe_interval}
 {sampler}web:
-  listen_address: 127.0.0.1:{OURS_PORT}
+  listen_address: 127.0.0.1:{port}
 log:
   level: warn
 """)
     return path
 
 
-def start_mcbacklogd(binary, config_path):
+def start_mcbacklogd(binary, config_path, port=OURS_PORT):
     process = subprocess.Popen([binary, f"--config.file={config_path}"], stdout=subprocess.DEVNULL)
-    wait_port(OURS_PORT, process, "mcbacklogd")
+    wait_port(port, process, "mcbacklogd")
     return process
 
 

@@ -34,29 +34,19 @@ class Counting final : public Collector {
   bool succeed_;
 };
 
-// An asynchronous collector whose peer never answers: it never calls done.
+// An asynchronous collector whose peer never answers: it never calls done, unless `late` and the
+// scheduler tells it the run is overdue (then it fails the run).
 class Silent final : public Collector {
  public:
-  std::string_view name() const override { return "silent"; }
-  std::vector<prometheus::MetricFamily> Collect() const override { return {}; }
-  void collect(Done done) override {
-    ++runs;
-    pending = std::move(done);
-  }
-  int runs = 0;
-  Done pending;
-};
-
-// An asynchronous collector whose peer never answers, which ends its run when told it is overdue.
-class Late final : public Collector {
- public:
-  std::string_view name() const override { return "late"; }
+  explicit Silent(bool late = false) : late_(late) {}
+  std::string_view name() const override { return late_ ? "late" : "silent"; }
   std::vector<prometheus::MetricFamily> Collect() const override { return {}; }
   void collect(Done done) override {
     ++runs;
     pending = std::move(done);
   }
   void overdue() override {
+    if (!late_) return;
     ++overdues;
     Done done = std::move(pending);
     pending = nullptr;
@@ -65,6 +55,9 @@ class Late final : public Collector {
   int runs = 0;
   int overdues = 0;
   Done pending;
+
+ private:
+  bool late_;
 };
 
 // Advances the manual clock 5 ms at a time, running what is due, until `condition` holds (at
@@ -134,7 +127,7 @@ TEST_CASE(
   ManualTime time;
   boost::asio::io_context io;
   auto good = std::make_shared<Counting>("good", true);
-  auto late = std::make_shared<Late>();
+  auto late = std::make_shared<Silent>(/*late=*/true);
   int cycles = 0;
   int ended_with_late_done = 0;  // cycles whose callback came after late's run had ended
   auto s = std::make_shared<Scheduler>(io, 20ms,
@@ -160,7 +153,7 @@ TEST_CASE(
   ManualTime time;
   boost::asio::io_context io;
   auto good = std::make_shared<Counting>("good", true);
-  auto late = std::make_shared<Late>();
+  auto late = std::make_shared<Silent>(/*late=*/true);
   std::shared_ptr<Scheduler> s;
   int cycles = 0;
   s = std::make_shared<Scheduler>(io, 20ms, std::vector<std::shared_ptr<Collector>>{good, late},
