@@ -13,7 +13,6 @@
 #include "collectors/sysctl.hpp"
 #include "common/families.hpp"
 #include "common/text.hpp"
-#include "config/bounded_regex.hpp"
 
 namespace mcb {
 namespace {
@@ -267,8 +266,8 @@ NetdevCollector::NetdevCollector(const NetdevConfig& config, std::string procfs,
 }
 
 bool NetdevCollector::selected(const std::string& device) const {
-  if (include_ ? !std::regex_search(device, *include_) : !default_.contains(device)) return false;
-  return !(exclude_ && std::regex_search(device, *exclude_));
+  if (include_ ? !include_->search(device) : !default_.contains(device)) return false;
+  return !(exclude_ && exclude_->search(device));
 }
 
 void NetdevCollector::refresh_default(const std::vector<NetdevCounters>& devices,

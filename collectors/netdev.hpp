@@ -15,7 +15,6 @@
 #include <functional>
 #include <map>
 #include <optional>
-#include <regex>
 #include <set>
 #include <span>
 #include <string>
@@ -25,6 +24,7 @@
 #include "collectors/ethtool.hpp"
 #include "collectors/file_collector.hpp"
 #include "collectors/procfs.hpp"
+#include "config/bounded_regex.hpp"
 #include "config/config.hpp"
 
 namespace mcb {
@@ -132,8 +132,8 @@ class NetdevCollector final : public FileCollector<NetdevSample> {
   // minute rather than every run: a link renegotiates rarely.
   std::map<std::string, std::optional<std::uint64_t>, std::less<>> link_speeds_;
   std::optional<Clock::time_point> link_speeds_at_;
-  std::optional<std::regex> include_;  // absent: the default selection
-  std::optional<std::regex> exclude_;  // absent: none
+  std::optional<BoundedRegex> include_;  // absent: the default selection
+  std::optional<BoundedRegex> exclude_;  // absent: none
   std::optional<std::string> regex_error_;
   std::map<std::string, double, std::less<>> speeds_;  // bits per second
   EthtoolReader ethtool_;  // drivers' names for the default selection, and their counters

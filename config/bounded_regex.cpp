@@ -1,5 +1,7 @@
 #include "config/bounded_regex.hpp"
 
+#include <re2/re2.h>
+
 #include <charconv>
 #include <string>
 
@@ -12,8 +14,8 @@ namespace {
 std::string at_byte(std::size_t i) { return " (at byte " + std::to_string(i + 1) + ")"; }
 
 // The end of the bracket expression opened at `open` ('['), or npos when it is not closed (the
-// compiler then says so). Inside, '\' escapes one character and "[:", "[." and "[=" open a class
-// that ends at ":]", ".]" or "=]"; a ']' first (after an optional '^') is literal.
+// compiler then says so). Inside, '\' escapes one character and "[:" opens a class that ends at
+// ":]"; a ']' first (after an optional '^') is literal.
 std::size_t bracket_end(std::string_view p, std::size_t open) {
   std::size_t i = open + 1;
   if (i < p.size() && p[i] == '^') ++i;
@@ -21,10 +23,8 @@ std::size_t bracket_end(std::string_view p, std::size_t open) {
   while (i < p.size() && p[i] != ']') {
     if (p[i] == '\\') {
       i += 2;
-    } else if (p[i] == '[' && i + 1 < p.size() &&
-               (p[i + 1] == ':' || p[i + 1] == '.' || p[i + 1] == '=')) {
-      const char close[] = {p[i + 1], ']', '\0'};
-      const auto end = p.find(close, i + 2);
+    } else if (p[i] == '[' && i + 1 < p.size() && p[i + 1] == ':') {
+      const auto end = p.find(":]", i + 2);
       if (end == std::string_view::npos) return end;
       i = end + 2;
     } else {
@@ -34,8 +34,8 @@ std::size_t bracket_end(std::string_view p, std::size_t open) {
   return i < p.size() ? i : std::string_view::npos;
 }
 
-// Reads "{n}", "{n,}" or "{n,m}" at `open`; false when the text there is not one (ECMAScript
-// then takes the brace literally or refuses it).
+// Reads "{n}", "{n,}" or "{n,m}" at `open`; false when the text there is not one (RE2 then
+// takes the brace literally).
 bool repeat_bounds(std::string_view p, std::size_t open, std::size_t& largest, std::size_t& end) {
   std::size_t i = open + 1;
   auto number = [&](std::size_t& out) {
@@ -74,25 +74,7 @@ Status check_regex_bounds(std::string_view p) {
     }
     return ok_status();
   };
-  // Quantifiers in a row: one, and a '?' after it (lazy), are ECMAScript; more ("a**", "l???")
-  // std::regex accepts, and matches in time exponential in their number.
-  int quantifiers = 0;
-  const auto quantifier = [&](std::size_t i) -> Status {
-    if (quantifiers == 1 && p[i] == '?') {
-      quantifiers = 2;
-      return ok_status();
-    }
-    if (quantifiers > 0) return fail("a quantifier on a quantifier" + at_byte(i));
-    quantifiers = 1;
-    return ok_status();
-  };
   for (std::size_t i = 0; i < p.size(); ++i) {
-    const bool after_group = i > 0 && p[i - 1] == '(';  // "(?:", "(?=": not a quantifier
-    if ((p[i] == '*' || p[i] == '+' || p[i] == '?') && !after_group) {
-      if (auto st = quantifier(i); !st) return st;
-      continue;
-    }
-    if (p[i] != '{') quantifiers = 0;
     switch (p[i]) {
       case '\\':
         ++i;
@@ -118,10 +100,7 @@ Status check_regex_bounds(std::string_view p) {
           if (largest > kMaxRegexRepeat) {
             return fail("a repetition count above " + std::to_string(kMaxRegexRepeat) + at_byte(i));
           }
-          if (auto st = quantifier(i); !st) return st;
           i = end;
-        } else {
-          quantifiers = 0;  // a literal '{'
         }
         break;
       }
@@ -132,13 +111,18 @@ Status check_regex_bounds(std::string_view p) {
   return ok_status();
 }
 
-Result<std::regex> compile_bounded_regex(std::string_view pattern) {
+bool BoundedRegex::search(std::string_view text) const {
+  return re2::RE2::PartialMatch(re2::StringPiece(text.data(), text.size()), *re_);
+}
+
+Result<BoundedRegex> compile_bounded_regex(std::string_view pattern) {
   if (auto st = check_regex_bounds(pattern); !st) return st.error();
-  try {
-    return std::regex(pattern.begin(), pattern.end(), std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    return fail(std::string("invalid regular expression: ") + e.what());
-  }
+  re2::RE2::Options options;
+  options.set_log_errors(false);  // the error is returned, not written to stderr
+  auto re =
+      std::make_shared<const re2::RE2>(re2::StringPiece(pattern.data(), pattern.size()), options);
+  if (!re->ok()) return fail("invalid regular expression: " + re->error());
+  return BoundedRegex(std::move(re));
 }
 
 }  // namespace mcb

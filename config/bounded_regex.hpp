@@ -1,25 +1,38 @@
 #pragma once
-// Regular expressions from the configuration, compiled only within the bounds of
-// config/limits.hpp. libstdc++'s std::regex compiler recurses once per nested group and once per
-// term of a sequence, so an unbounded pattern (20,000 nested groups) overflows the stack and ends
-// the process; these functions check the bounds first and report any failure as a value. Pure;
-// thread-safe.
+// Regular expressions from the configuration: RE2 syntax (as Prometheus and node_exporter use),
+// matched by RE2 in time linear in the text whatever the pattern, compiled only within the bounds
+// of config/limits.hpp so that every refusal names the limit and the byte where it was passed.
+// Pure; a compiled BoundedRegex is immutable and may be shared between threads.
 
-#include <regex>
+#include <memory>
 #include <string_view>
 
 #include "common/result.hpp"
 
+namespace re2 {
+class RE2;
+}
+
 namespace mcb {
 
-// Checks length, nesting of groups and bracket expressions, repetition counts, and that no
-// quantifier follows a quantifier but the '?' of a lazy one ("a**" and "l???" std::regex accepts
-// and matches in exponential time). The error names the limit and the byte of the pattern where
-// it was passed.
+class BoundedRegex {
+ public:
+  // Whether the pattern matches anywhere in `text` (unanchored, as grep: "^eth" for a prefix).
+  bool search(std::string_view text) const;
+
+ private:
+  friend Result<BoundedRegex> compile_bounded_regex(std::string_view pattern);
+  explicit BoundedRegex(std::shared_ptr<const re2::RE2> re) : re_(std::move(re)) {}
+  std::shared_ptr<const re2::RE2> re_;
+};
+
+// Checks length, nesting of groups and bracket expressions, and repetition counts. The error
+// names the limit and the byte of the pattern where it was passed.
 Status check_regex_bounds(std::string_view pattern);
 
-// check_regex_bounds(), then compiles an ECMAScript regex; a pattern std::regex refuses is an
-// error with its reason.
-Result<std::regex> compile_bounded_regex(std::string_view pattern);
+// check_regex_bounds(), then compiles with RE2; a pattern RE2 refuses (a syntax error, a
+// quantifier on a quantifier such as "a**", a Perl feature RE2 does not have such as a
+// back-reference) is an error with RE2's reason.
+Result<BoundedRegex> compile_bounded_regex(std::string_view pattern);
 
 }  // namespace mcb

@@ -121,7 +121,7 @@ struct SockdiagConfig {
 
 struct NetdevConfig {
   bool enabled = true;
-  // ECMAScript regex over device names; empty: the devices that carry traffic off the host
+  // RE2 regex searched in device names; empty: the devices that carry traffic off the host
   // (collectors/netdev.hpp, default_selection).
   std::string include;
   std::string exclude = "^lo$";  // narrows either

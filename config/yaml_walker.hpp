@@ -87,7 +87,7 @@ class YamlWalker {
   void number(const YAML::Node& node, const std::string& path, double& out, double min, double max);
   void duration(const YAML::Node& node, const std::string& path, Duration& out, Duration min,
                 Duration max);
-  // An ECMAScript regular expression within the bounds of config/limits.hpp that compiles.
+  // An RE2 regular expression within the bounds of config/limits.hpp that compiles.
   void regex(const YAML::Node& node, const std::string& path, std::string& out);
 
   template <class Int>
