@@ -5,6 +5,7 @@
 #include <charconv>
 #include <string>
 
+#include "common/text.hpp"
 #include "config/limits.hpp"
 
 namespace mcb {
@@ -13,9 +14,10 @@ namespace {
 
 std::string at_byte(std::size_t i) { return " (at byte " + std::to_string(i + 1) + ")"; }
 
-// The end of the bracket expression opened at `open` ('['), or npos when it is not closed (the
-// compiler then says so). Inside, '\' escapes one character and "[:" opens a class that ends at
-// ":]"; a ']' first (after an optional '^') is literal.
+// The end of the bracket expression opened at `open` ('['), or npos when it is not closed (RE2
+// then refuses the pattern: "missing ]"). Inside, '\' escapes one character and "[:" opens a
+// class that ends at ":]" (without one, the '[' is a literal, as RE2 reads it); a ']' first
+// (after an optional '^') is literal.
 std::size_t bracket_end(std::string_view p, std::size_t open) {
   std::size_t i = open + 1;
   if (i < p.size() && p[i] == '^') ++i;
@@ -23,10 +25,9 @@ std::size_t bracket_end(std::string_view p, std::size_t open) {
   while (i < p.size() && p[i] != ']') {
     if (p[i] == '\\') {
       i += 2;
-    } else if (p[i] == '[' && i + 1 < p.size() && p[i + 1] == ':') {
-      const auto end = p.find(":]", i + 2);
-      if (end == std::string_view::npos) return end;
-      i = end + 2;
+    } else if (p[i] == '[' && i + 1 < p.size() && p[i + 1] == ':' &&
+               p.find(":]", i + 2) != std::string_view::npos) {
+      i = p.find(":]", i + 2) + 2;
     } else {
       ++i;
     }
@@ -77,13 +78,19 @@ Status check_regex_bounds(std::string_view p) {
   for (std::size_t i = 0; i < p.size(); ++i) {
     switch (p[i]) {
       case '\\':
-        ++i;
+        if (i + 1 < p.size() && p[i + 1] == 'Q') {
+          // \Q...\E (or to the end): literal text, no group or count in it.
+          const auto end = p.find("\\E", i + 2);
+          i = end == std::string_view::npos ? p.size() : end + 1;
+        } else {
+          ++i;
+        }
         break;
       case '[': {
         if (auto st = deeper(i); !st) return st;
         --depth;  // a bracket expression holds no group
         const auto end = bracket_end(p, i);
-        if (end == std::string_view::npos) return ok_status();  // the compiler reports it
+        if (end == std::string_view::npos) return ok_status();  // RE2 refuses it: "missing ]"
         i = end;
         break;
       }
@@ -119,9 +126,17 @@ Result<BoundedRegex> compile_bounded_regex(std::string_view pattern) {
   if (auto st = check_regex_bounds(pattern); !st) return st.error();
   re2::RE2::Options options;
   options.set_log_errors(false);  // the error is returned, not written to stderr
+  // Bytes, not UTF-8: a device name is any bytes, and '.' matches each of them.
+  options.set_encoding(re2::RE2::Options::EncodingLatin1);
   auto re =
       std::make_shared<const re2::RE2>(re2::StringPiece(pattern.data(), pattern.size()), options);
-  if (!re->ok()) return fail("invalid regular expression: " + re->error());
+  // RE2 quotes the part of the pattern it refuses: untrusted bytes, escaped for the log.
+  if (!re->ok()) return fail("invalid regular expression: " + escape_untrusted(re->error()));
+  if (re->ProgramSize() > kMaxRegexProgramSize) {
+    return fail("a regular expression that compiles to " + std::to_string(re->ProgramSize()) +
+                " instructions; at most " + std::to_string(kMaxRegexProgramSize) +
+                " are allowed (counted repetitions copy their operand)");
+  }
   return BoundedRegex(std::move(re));
 }
 

@@ -1,8 +1,10 @@
 #pragma once
-// Regular expressions from the configuration: RE2 syntax (as Prometheus and node_exporter use),
-// matched by RE2 in time linear in the text whatever the pattern, compiled only within the bounds
-// of config/limits.hpp so that every refusal names the limit and the byte where it was passed.
-// Pure; a compiled BoundedRegex is immutable and may be shared between threads.
+// Regular expressions from the configuration: RE2 syntax (close to Go's regexp, which Prometheus
+// and node_exporter use), over bytes (Latin-1: '.' matches any byte of a device name), matched by
+// RE2 in time linear in the text whatever the pattern. The bounds of config/limits.hpp are
+// checked first, so that such a refusal names the limit and the byte where it was passed, and the
+// compiled program's size after. Pure; a compiled BoundedRegex is immutable and may be shared
+// between threads.
 
 #include <memory>
 #include <string_view>
@@ -32,7 +34,9 @@ Status check_regex_bounds(std::string_view pattern);
 
 // check_regex_bounds(), then compiles with RE2; a pattern RE2 refuses (a syntax error, a
 // quantifier on a quantifier such as "a**", a Perl feature RE2 does not have such as a
-// back-reference) is an error with RE2's reason.
+// back-reference, nested counts whose product passes 1000) is an error with RE2's reason,
+// escaped (it quotes the pattern); so is a program of more than kMaxRegexProgramSize
+// instructions.
 Result<BoundedRegex> compile_bounded_regex(std::string_view pattern);
 
 }  // namespace mcb

@@ -85,7 +85,7 @@ TEST_CASE("limits: RE2 refuses a quantifier on a quantifier, and matches in line
                Contains("invalid regular expression: bad repetition operator"));
   }
   CHECK_THAT(compile_bounded_regex("(a)\\1").error().message,
-             Contains("invalid regular expression: invalid escape sequence: \\1"));
+             Contains(R"(invalid regular expression: invalid escape sequence: \\1)"));
   for (const char* good : {"a*?", "a+?b", "a??", "a{2,3}?", "(?:eth)+[0-9]*", "[*?+]+", "x{y*"}) {
     INFO(good);
     CHECK(compile_bounded_regex(good).ok());
@@ -112,6 +112,46 @@ TEST_CASE("limits: RE2 refuses a quantifier on a quantifier, and matches in line
   CHECK_THAT(c.error().message,
              Contains("t.yaml:3:14: collectors.netdev.include: invalid regular expression: bad "
                       "repetition operator"));
+}
+
+TEST_CASE("limits: quoted text and a POSIX class never closed are read as RE2 reads them",
+          "[config][limits]") {
+  // RE2 takes these '[' as literals: the counts and groups after them are still bounded.
+  CHECK_THAT(check_regex_bounds("[[:]a{1000}").error().message,
+             Contains("a repetition count above 100"));
+  CHECK_THAT(check_regex_bounds("\\Q[\\Ea{1000}").error().message,
+             Contains("a repetition count above 100"));
+  CHECK_THAT(check_regex_bounds("[[:]" + nested(kMaxRegexNesting + 1)).error().message,
+             Contains("nested deeper than 16 levels"));
+  // Quoted text holds no group and no count.
+  for (const char* literal :
+       {"\\Q(((((((((((((((((\\E", "\\Qa{101}\\E", "\\Q((((((((((((((((((("}) {
+    INFO(literal);
+    CHECK(check_regex_bounds(literal).ok());
+    CHECK(compile_bounded_regex(literal).ok());
+  }
+  CHECK(compile_bounded_regex("\\Qa{101}\\E")->search("xa{101}"));
+}
+
+TEST_CASE("limits: a regex that compiles to a large program is refused", "[config][limits]") {
+  // Each count is within bounds, their product is not small: about 5,000 instructions, which
+  // would take microseconds a device name and far more with an alternation of them.
+  CHECK_THAT(compile_bounded_regex("(((\\S?){10}){10}){10}x").error().message,
+             Contains("a regular expression that compiles to") &&
+                 Contains("instructions; at most 1000 are allowed"));
+  CHECK(compile_bounded_regex("[0-9]{100}").ok());
+  CHECK(compile_bounded_regex("^(eth|ens|enp|eno|bond|veth)[0-9a-z]*$").ok());
+}
+
+TEST_CASE("limits: RE2's reason is escaped, and names are matched as bytes", "[config][limits]") {
+  const auto refused = compile_bounded_regex("[\x1b[31mRED\nFORGED");
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.error().message, Contains("invalid regular expression: missing ]"));
+  CHECK_THAT(refused.error().message, Contains("\\x1b") && Contains("\\n"));
+  CHECK(refused.error().message.find('\x1b') == std::string::npos);
+  CHECK(refused.error().message.find('\n') == std::string::npos);
+  // Linux allows any byte but '/' and blanks in a name: '.' matches each.
+  CHECK(compile_bounded_regex("^veth.*$")->search("veth\xff\xfe"));
 }
 
 TEST_CASE("limits: nan and inf are refused for every number, so no alert is switched off",
