@@ -8,38 +8,12 @@
 
 namespace mcb {
 
-namespace {
-
-// zlib's deflate state, some 270 KiB, kept by each thread that compresses and reset for each
-// body: allocating and first touching it again cost about nine times the compression itself of
-// a 27 KB /metrics body (bench/micro_bench BM_Gzip).
-class Deflater {
- public:
-  Deflater() {
-    // 15 window bits + 16: write a gzip header and trailer instead of a zlib one.
-    if (deflateInit2(&zs_, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-      throw std::runtime_error("deflateInit2 failed");  // only on out of memory
-    }
-  }
-  ~Deflater() { deflateEnd(&zs_); }
-  Deflater(const Deflater&) = delete;
-  Deflater& operator=(const Deflater&) = delete;
-
-  // The stream, ready for a new gzip member.
-  z_stream& reset() {
-    deflateReset(&zs_);
-    return zs_;
-  }
-
- private:
-  z_stream zs_{};
-};
-
-}  // namespace
-
 std::string gzip_compress(std::string_view data) {
-  thread_local Deflater deflater;
-  z_stream& zs = deflater.reset();
+  z_stream zs{};
+  // 15 window bits + 16: write a gzip header and trailer instead of a zlib one.
+  if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    throw std::runtime_error("deflateInit2 failed");  // only on out of memory
+  }
   std::string out;
   out.resize(deflateBound(&zs, static_cast<uLong>(data.size())));
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
@@ -48,6 +22,7 @@ std::string gzip_compress(std::string_view data) {
   zs.avail_out = static_cast<uInt>(out.size());
   const int rc = deflate(&zs, Z_FINISH);
   out.resize(zs.total_out);
+  deflateEnd(&zs);
   if (rc != Z_STREAM_END) throw std::runtime_error("deflate did not finish");  // bound is exact
   return out;
 }
