@@ -544,7 +544,7 @@ Configured Discoverer::configured(std::span<const TargetConfig> targets) const {
   Configured out;
   int error = 0;
   const auto own = netns_inode(procfs_ + "/self/ns/net", error);
-  std::optional<std::optional<std::set<IpAddress>>> addresses;  // read once, when needed
+  const auto addresses = own_addresses();
   for (const TargetConfig& t : targets) {
     out.names.push_back(target_label(t));
     const auto inode = t.netns ? netns_inode(netns_file(*t.netns, procfs_), error) : own;
@@ -553,9 +553,8 @@ Configured Discoverer::configured(std::span<const TargetConfig> targets) const {
     if (t.address.is_unix()) continue;
     // A memcached of another host on the same port is not the one found here. (A host name, or
     // a target in another namespace, is taken as this host's.)
-    if (const auto ip = parse_ip(t.address.host); ip && !t.netns) {
-      if (!addresses) addresses = own_addresses();
-      if (!of_this_host(*ip, *addresses)) continue;
+    if (const auto ip = parse_ip(t.address.host); ip && !t.netns && !of_this_host(*ip, addresses)) {
+      continue;
     }
     out.addresses.emplace_back(*inode, t.address.port);
   }
