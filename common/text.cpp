@@ -132,7 +132,7 @@ std::string to_valid_utf8(std::string_view text) {
 bool is_printable_utf8(std::string_view text) {
   for (std::size_t i = 0; i < text.size();) {
     const Decoded d = decode(text, i);
-    if (d.code < 0 || is_control(d.code)) return false;
+    if (d.code < 0 || is_control(d.code) || steers_display(d.code)) return false;
     i += d.length;
   }
   return true;

@@ -33,8 +33,10 @@ bool is_valid_utf8(std::string_view text);
 // as the WHATWG decoder does. Returns `text` unchanged when it is valid.
 std::string to_valid_utf8(std::string_view text);
 
-// True if `text` is valid UTF-8 and holds no control character (C0, DEL, C1): what a name that
-// labels series and log lines must be.
+// True if `text` is valid UTF-8 and holds no control character (C0, DEL, C1) nor one that steers
+// a terminal or a reader (those escape_untrusted() writes as \u{NNNN}): what a name that labels
+// series and log lines must be, and what escape_untrusted() would leave as it is but for '"' and
+// '\'.
 bool is_printable_utf8(std::string_view text);
 
 // Escapes a string for inclusion in a JSON string literal. The result is valid UTF-8 whatever

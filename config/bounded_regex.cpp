@@ -82,6 +82,11 @@ Status check_regex_bounds(std::string_view p) {
           // \Q...\E (or to the end): literal text, no group or count in it.
           const auto end = p.find("\\E", i + 2);
           i = end == std::string_view::npos ? p.size() : end + 1;
+        } else if (i + 2 < p.size() && (p[i + 1] == 'x' || p[i + 1] == 'p' || p[i + 1] == 'P') &&
+                   p[i + 2] == '{') {
+          // \x{10FFFF}, \p{Greek}: braces that hold no count.
+          const auto end = p.find('}', i + 3);
+          i = end == std::string_view::npos ? p.size() : end;
         } else {
           ++i;
         }

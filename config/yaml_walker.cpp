@@ -161,7 +161,10 @@ void YamlWalker::name(const YAML::Node& node, const std::string& path, std::stri
           "a name of " + std::to_string(s.size()) + " bytes; at most " +
               std::to_string(kMaxNameBytes) + " are allowed");
   } else if (!is_printable_utf8(s)) {
-    error(node.Mark(), path, quote_untrusted(s) + ": a name must not hold control characters");
+    error(node.Mark(), path,
+          quote_untrusted(s) +
+              ": a name must not hold control characters nor characters that "
+              "reorder text (bidirectional overrides)");
   } else {
     out = s;
   }

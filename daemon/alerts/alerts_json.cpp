@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/text.hpp"
+
 namespace mcb {
 namespace {
 
@@ -30,6 +32,16 @@ json number_or_null(const std::optional<double>& v) {
   if (!v || !std::isfinite(*v)) return nullptr;
   return *v;
 }
+
+// A string of the peer's, as diagnose may print it: the daemon's own text (printable UTF-8) as it
+// is, anything else escaped whole, so that another program answering at the daemon's address
+// cannot steer the terminal.
+std::string printable(std::string s) {
+  return is_printable_utf8(s) ? s : escape_untrusted(s, s.size());
+}
+
+// The parser's message quotes the bytes it stopped at: escaped.
+std::string reason(const std::exception& e) { return escape_untrusted(e.what(), 200); }
 
 }  // namespace
 
@@ -77,7 +89,7 @@ Result<std::vector<AlertStatus>> parse_alerts_json(std::string_view text) {
       return true;
     });
   } catch (const std::exception& e) {
-    return fail(std::string("not the /alerts format: ") + e.what());
+    return fail("not the /alerts format: " + reason(e));
   }
   std::vector<AlertStatus> out;
   std::string field;
@@ -86,17 +98,20 @@ Result<std::vector<AlertStatus>> parse_alerts_json(std::string_view text) {
     for (const json& a : tree.at("alerts")) {
       AlertStatus s;
       field = "name";
-      s.name = a.at("name").get<std::string>();
+      const auto raw_name = a.at("name").get<std::string>();
+      s.name = printable(raw_name);
       field = "state";
       const auto state = parse_level(a.at("state").get<std::string>());
       field = "condition";
       const auto condition = parse_level(a.value("condition", std::string("ok")));
-      if (!state || !condition) return fail("not the /alerts format: unknown level in " + s.name);
+      if (!state || !condition) {
+        return fail("not the /alerts format: unknown level in " + quote_untrusted(raw_name));
+      }
       s.state = *state;
       s.condition = std::max(*condition, *state);
       field = "labels";
       for (const auto& [name, value] : a.at("labels").items()) {
-        s.labels.emplace_back(name, value.get<std::string>());
+        s.labels.emplace_back(printable(name), printable(value.get<std::string>()));
       }
       // A JSON object has no order: the subject's label first, the network namespace's after, as
       // the evaluator makes them.
@@ -109,13 +124,13 @@ Result<std::vector<AlertStatus>> parse_alerts_json(std::string_view text) {
         s.active_since = parse_rfc3339(a.at("active_since").get<std::string>());
       }
       field = "cause";
-      s.cause = a.at("cause").get<std::string>();
+      s.cause = printable(a.at("cause").get<std::string>());
       field = "remediation";
-      s.remediation = a.at("remediation").get<std::string>();
+      s.remediation = printable(a.at("remediation").get<std::string>());
       Verdict v;
       v.level = s.condition;
       field = "evidence";
-      v.evidence = a.at("evidence").get<std::string>();
+      v.evidence = printable(a.at("evidence").get<std::string>());
       field = "value";
       if (a.contains("value") && a.at("value").is_number()) v.value = a.at("value").get<double>();
       field = "threshold";
@@ -126,7 +141,7 @@ Result<std::vector<AlertStatus>> parse_alerts_json(std::string_view text) {
       out.push_back(std::move(s));
     }
   } catch (const json::exception& e) {
-    return fail("not the /alerts format: field \"" + field + "\": " + e.what());
+    return fail("not the /alerts format: field \"" + field + "\": " + reason(e));
   }
   return out;
 }

@@ -27,7 +27,9 @@ inline constexpr std::size_t kMaxAlertsJsonBytes = 16 * 1024 * 1024;
 inline constexpr int kMaxAlertsJsonDepth = 8;
 
 // Errors: not JSON, nested deeper than kMaxAlertsJsonDepth, larger than kMaxAlertsJsonBytes, or
-// not the shape above (the message names the field).
+// not the shape above (the message names the field; the peer's bytes in it are escaped). The
+// strings read (names, labels, cause, evidence, remediation) are the peer's: one that is not
+// printable UTF-8 (is_printable_utf8) is escaped whole, so they may be printed as they are.
 Result<std::vector<AlertStatus>> parse_alerts_json(std::string_view json);
 
 }  // namespace mcb

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "common/families.hpp"
+#include "common/text.hpp"
 #include "daemon/alerts/alerts_json.hpp"
 #include "daemon/alerts/evaluator.hpp"
 #include "daemon/alerts/rules.hpp"
@@ -1031,6 +1032,27 @@ TEST_CASE("evaluator: the /alerts reader refuses deep nesting and foreign shapes
   REQUIRE_FALSE(nested.ok());
   CHECK_THAT(nested.error().message, Contains("nested deeper than"));
   CHECK_FALSE(parse_alerts_json("{\"alerts\": 3}").ok());
+  // What another program at the daemon's address sends is escaped before diagnose prints it.
+  auto garbage = parse_alerts_json("{\"alerts\": [\x1b[2J\n]}");
+  REQUIRE_FALSE(garbage.ok());
+  CHECK(garbage.error().message.find('\x1b') == std::string::npos);
+  CHECK(garbage.error().message.find('\n') == std::string::npos);
+  auto hostile = parse_alerts_json(
+      R"({"alerts":[{"name":"X\u001b[2J","state":"ok","condition":"ok","labels":)"
+      R"({"target":"t\u202e1"},"since":"2026-12-02T00:00:00Z","cause":"c\nFORGED",)"
+      R"("remediation":"r","evidence":"e\u009b2J"}]})");
+  REQUIRE(hostile.ok());
+  const AlertStatus& h = hostile->at(0);
+  for (const std::string& text :
+       {h.name, h.labels.at(0).second, h.cause, h.remediation, h.verdict->evidence}) {
+    CHECK(is_printable_utf8(text));
+  }
+  CHECK(h.name == "X\\x1b[2J");
+  CHECK(h.cause == "c\\nFORGED");
+  CHECK(h.remediation == "r");  // printable text is kept as it is
+  auto bad_level = parse_alerts_json(R"({"alerts":[{"name":"X\u001b","state":"loud"}]})");
+  REQUIRE_FALSE(bad_level.ok());
+  CHECK_THAT(bad_level.error().message, Contains(R"(unknown level in "X\x1b")"));
   CHECK_FALSE(parse_alerts_json("not json").ok());
   auto no_state = parse_alerts_json(R"({"alerts":[{"name":"X"}]})");
   REQUIRE_FALSE(no_state.ok());

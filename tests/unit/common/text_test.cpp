@@ -45,6 +45,15 @@ TEST_CASE("text: a printable name is valid UTF-8 without control characters", "[
       is_printable_utf8("a\xc2\x9b"
                         "2J"));  // U+009B, the C1 CSI
   CHECK_FALSE(is_printable_utf8("a\xff"));
+  // Characters that reorder what a terminal shows: U+202E, U+2066, U+2028.
+  for (const char* steering : {"a\xe2\x80\xae"
+                               "b",
+                               "a\xe2\x81\xa6"
+                               "b",
+                               "a\xe2\x80\xa8"
+                               "b"}) {
+    CHECK_FALSE(is_printable_utf8(steering));
+  }
 }
 
 TEST_CASE(

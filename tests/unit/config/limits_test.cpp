@@ -131,6 +131,13 @@ TEST_CASE("limits: quoted text and a POSIX class never closed are read as RE2 re
     CHECK(compile_bounded_regex(literal).ok());
   }
   CHECK(compile_bounded_regex("\\Qa{101}\\E")->search("xa{101}"));
+  // The braces of \x{...} and \p{...} hold no count: RE2 says what is wrong with them.
+  CHECK(check_regex_bounds("\\x{110000}").ok());
+  CHECK_THAT(compile_bounded_regex("\\x{110000}").error().message,
+             Contains("invalid escape sequence"));
+  CHECK(compile_bounded_regex("\\x{41}{2}")->search("AA"));
+  CHECK_THAT(check_regex_bounds("\\p{Greek}{101}").error().message,
+             Contains("a repetition count above 100"));
 }
 
 TEST_CASE("limits: a regex that compiles to a large program is refused", "[config][limits]") {
@@ -177,6 +184,10 @@ TEST_CASE("limits: a target name that is not UTF-8 or holds control characters i
              Contains(R"("a\x1b[2Jb": a name must not hold control characters)"));
   CHECK_THAT(error_of("targets:\n  - { name: \"a\\nb\", address: 127.0.0.1:1 }\n"),
              Contains("must not hold control characters"));
+  // A right-to-left override shows the name and what follows it in a log line reversed.
+  CHECK_THAT(error_of("targets:\n  - { name: \"a\\u202Eb\", address: 127.0.0.1:1 }\n"),
+             Contains(R"("a\u{202e}b": a name must not hold control characters nor characters )"
+                      "that reorder text"));
   CHECK_THAT(error_of("targets:\n  - { name: \"\", address: 127.0.0.1:1 }\n"),
              Contains("a name must not be empty"));
   // Any string of the file: a key, a path, a word.
