@@ -5,13 +5,114 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
+
+#include <yaml-cpp/eventhandler.h>
 
 #include "config/bounded_regex.hpp"
 #include "config/limits.hpp"
 
 namespace mcb {
+
+namespace {
+
+constexpr std::string_view kByteOrderMark = "\xef\xbb\xbf";
+
+// The bytes of the first character YAML does not allow in a stream (YAML 1.2, 5.1 c-printable):
+// a C0 control but tab, line feed and carriage return; DEL; a C1 control but NEL (U+0085); U+FFFE
+// and U+FFFF. yaml-cpp 0.7 reads them, even an escape sequence of a terminal in a quoted string.
+// Bytes that are not UTF-8 are left to the checks of the values that hold them.
+std::optional<std::string_view> first_forbidden_character(std::string_view text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const auto next = [&](std::size_t k) {
+      return i + k < text.size() ? static_cast<unsigned char>(text[i + k]) : 0u;
+    };
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return text.substr(i, 1);
+    if (c == 0xc2 && next(1) >= 0x80 && next(1) <= 0x9f && next(1) != 0x85) {
+      return text.substr(i, 2);
+    }
+    if (c == 0xef && next(1) == 0xbf && (next(2) == 0xbe || next(2) == 0xbf)) {
+      return text.substr(i, 3);
+    }
+  }
+  return std::nullopt;
+}
+
+// The mark of a byte offset of `text`, lines and columns counted from 0 as yaml-cpp counts them.
+YAML::Mark mark_at(std::string_view text, std::size_t offset) {
+  YAML::Mark mark;
+  mark.pos = static_cast<int>(offset);
+  const std::string_view before = text.substr(0, offset);
+  mark.line = static_cast<int>(std::count(before.begin(), before.end(), '\n'));
+  const auto line_start = before.rfind('\n');
+  mark.column =
+      static_cast<int>(line_start == std::string_view::npos ? offset : offset - line_start - 1);
+  return mark;
+}
+
+// True if the quoted scalar whose opening quote is at `open` is closed before the end of `text`:
+// in double quotes a backslash escapes the next character, in single quotes '' is a quote.
+bool quoted_scalar_closed(std::string_view text, std::size_t open) {
+  const char quote = text[open];
+  for (std::size_t i = open + 1; i < text.size(); ++i) {
+    if (quote == '"' && text[i] == '\\') {
+      ++i;
+    } else if (text[i] == quote) {
+      if (quote == '"' || i + 1 == text.size() || text[i + 1] != '\'') return true;
+      ++i;
+    }
+  }
+  return false;
+}
+
+// What yaml-cpp 0.7 accepts that YAML does not, found from the parser's events: a quoted scalar
+// never closed (yaml-cpp ends it at the end of the file, so the rest of the file becomes its
+// value and every key after it is silently lost) and a second document (YAML::Load reads the
+// first only).
+class StructureCheck : public YAML::EventHandler {
+ public:
+  // `text`: the file after its byte order mark, if any, where yaml-cpp's positions count from.
+  StructureCheck(YamlWalker& walker, std::string_view text) : walker_(walker), text_(text) {}
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents_ == 2) {
+      walker_.error(mark, "",
+                    "a second YAML document starts here; a configuration file holds one (remove "
+                    "the \"---\" or \"...\" line before it)");
+    }
+  }
+  void OnScalar(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t /*anchor*/,
+                const std::string& /*value*/) override {
+    const auto open = static_cast<std::size_t>(mark.pos);
+    if (open >= text_.size() || (text_[open] != '"' && text_[open] != '\'')) return;
+    if (!quoted_scalar_closed(text_, open)) {
+      const std::string quote = text_[open] == '"' ? "double" : "single";
+      walker_.error(mark, "",
+                    "this " + quote + "-quoted string is never closed: it would run to the end " +
+                        "of the file and take every key after it; add the closing " +
+                        (text_[open] == '"' ? "\"" : "'"));
+    }
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  YamlWalker& walker_;
+  std::string_view text_;
+  int documents_ = 0;
+};
+
+}  // namespace
 
 Result<std::string> read_config_file(const std::string& path) {
   const std::string name = escape_untrusted(path, kMaxPathBytes);
@@ -32,13 +133,31 @@ Result<std::string> read_config_file(const std::string& path) {
 
 Status YamlWalker::parse(std::string_view text,
                          const std::function<void(const YAML::Node&)>& walk) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(text));
-  } catch (const YAML::ParserException& e) {
-    error(e.mark, "", "YAML syntax error: " + escape_untrusted(e.msg));
+  // yaml-cpp counts lines, columns and positions after a byte order mark.
+  std::string_view body = text;
+  if (body.starts_with(kByteOrderMark)) body.remove_prefix(kByteOrderMark.size());
+  if (const auto forbidden = first_forbidden_character(body)) {
+    error(mark_at(body, static_cast<std::size_t>(forbidden->data() - body.data())), "",
+          "character " + quote_untrusted(*forbidden) +
+              " is not allowed in YAML (control characters but tab and line breaks); write it "
+              "as an escape in a double-quoted string, or save the file as UTF-8 text");
     return fail(errors_.front());
   }
+  // The structure is checked first: a quote never closed also ends in a syntax error further on
+  // (a flow mapping's '}' swallowed), and the quote is what to fix.
+  const std::string copy(text);
+  YAML::Node root;
+  try {
+    std::istringstream events(copy);
+    YAML::Parser parser(events);
+    StructureCheck check(*this, body);
+    while (errors_.empty() && parser.HandleNextDocument(check)) {
+    }
+    if (errors_.empty()) root = YAML::Load(copy);
+  } catch (const YAML::ParserException& e) {
+    if (errors_.empty()) error(e.mark, "", "YAML syntax error: " + escape_untrusted(e.msg));
+  }
+  if (!errors_.empty()) return fail(errors_.front());
   bool stopped = false;
   try {
     walk(root);

@@ -194,6 +194,42 @@ TEST_CASE("config: a YAML syntax error names line and column", "[config]") {
   CHECK_THAT(error_of("a: b: c\n"), Contains("test.yaml:1:5: YAML syntax error"));
 }
 
+TEST_CASE("config: what yaml-cpp reads but YAML forbids is an error, not a lost key", "[config]") {
+  // A quote never closed: yaml-cpp takes the rest of the file as the string, and the web block
+  // after it would be silently dropped (the daemon listening on its default address instead).
+  const std::string unclosed =
+      "collectors:\n  netdev:\n    include: \"eth0\nweb:\n  listen_address: 127.0.0.1:9999\n";
+  CHECK_THAT(error_of(unclosed),
+             Contains("test.yaml:3:14: this double-quoted string is never closed"));
+  CHECK_THAT(error_of("log: { level: 'info }\ninterval: 2s\n"),
+             Contains("test.yaml:1:15: this single-quoted string is never closed"));
+  // The same in a key, in a list and after an escaped quote.
+  CHECK_THAT(error_of("? \"interval\n"), Contains("test.yaml:1:3: this double-quoted"));
+  CHECK_THAT(error_of("targets:\n  - \"a\n"), Contains("test.yaml:2:5: this double-quoted"));
+  CHECK_THAT(error_of("log: { level: \"info\\\" }\n"), Contains("test.yaml:1:15: this double"));
+  CHECK_THAT(error_of("log: { level: 'it''s }\n"), Contains("test.yaml:1:15: this single"));
+  // Closed ones, with escaped quotes and a string over two lines, load.
+  CHECK(parse_config("targets:\n  - { name: \"a\\\"b\", address: \"127.0.0.1:\\\n  1\" }\n"
+                     "  - { name: 'it''s', address: '127.0.0.1:2' }\n",
+                     "t")
+            .ok());
+  // A second document: YAML::Load reads the first only.
+  CHECK_THAT(error_of("interval: 2s\n---\nweb: { listen_address: 127.0.0.1:9999 }\n"),
+             Contains("test.yaml:2:1: a second YAML document starts here"));
+  CHECK(parse_config("---\ninterval: 2s\n...\n", "t").ok());
+  // Control characters, raw in the file: an escape sequence of a terminal in a quoted string,
+  // NUL, DEL, a C1 control and U+FFFE; after a byte order mark the column is yaml-cpp's.
+  CHECK_THAT(error_of("interval: 1s\nlog: { level: \"in\x1b[2Jfo\" }\n"),
+             Contains("test.yaml:2:18: character \"\\x1b\" is not allowed in YAML"));
+  CHECK_THAT(error_of(std::string("interval: 1s\0\n", 15)), Contains("test.yaml:1:13: character"));
+  CHECK_THAT(error_of("# a comment \x7f\n"), Contains("test.yaml:1:13: character \"\\x7f\""));
+  CHECK_THAT(error_of("a: \xc2\x9b\n"), Contains("test.yaml:1:4: character \"\\u{009b}\""));
+  CHECK_THAT(error_of("a: \xef\xbf\xbe\n"), Contains("test.yaml:1:4: character"));
+  CHECK_THAT(error_of("\xef\xbb\xbf\x01"), Contains("test.yaml:1:1: character"));
+  // Tab, carriage return, NEL and a byte order mark are allowed.
+  CHECK(parse_config("\xef\xbb\xbfinterval:\t2s\r\n# \xc2\x85\n", "t").ok());
+}
+
 TEST_CASE("config: repeated keys and repeated target names are errors", "[config]") {
   CHECK_THAT(error_of("interval: 1s\ninterval: 2s\n"),
              Contains("test.yaml:2:1: interval: key given twice"));

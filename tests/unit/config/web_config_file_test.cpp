@@ -93,6 +93,9 @@ TEST_CASE("web config: unknown keys, wrong types and bad values name file, line 
   CHECK_THAT(error_of("basic_auth_users: [alice]\n"),
              Contains("web.yml:1:19: basic_auth_users: expected a mapping of keys"));
   CHECK_THAT(error_of("tls_server_config: {\n"), Contains("web.yml:2:1: YAML syntax error"));
+  // A quote never closed would swallow the users after it.
+  CHECK_THAT(error_of("tls_server_config:\n  cert_file: \"a\nbasic_auth_users: { u: x }\n"),
+             Contains("web.yml:2:14: this double-quoted string is never closed"));
 }
 
 TEST_CASE("web config: TLS needs a certificate and a key, and client CAs go with verification",
