@@ -6,25 +6,29 @@
 // branch predictors cold; in a loop, warm. The ratio is how far a micro-benchmark understates a
 // once-a-second cycle (docs/benchmarks.md).
 //
-// Run: build/bench/cold_cost [--smoke] [memcached host:port, default 127.0.0.1:11211]
-// Without a memcached there, only the files are measured. --smoke: a few rounds, no sleeping
-// (what ctest runs; figures meaningless).
+// Run: build/bench/cold_cost [--smoke] [memcached address, default 127.0.0.1:11211]
+// Without a memcached there (nothing listening), only the files are measured; an address that
+// does not parse, or a memcached that stops answering, is an error (exit 2, 1). --smoke: a few
+// rounds, no sleeping (what ctest runs; figures meaningless).
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <array>
-#include <charconv>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "config/address.hpp"
 
 namespace {
 
@@ -36,22 +40,37 @@ double thread_cpu_us() {
 
 std::array<char, 16384> buffer;
 
-// A connected TCP socket to host:port (an IPv4 address), or -1.
-int connect_to(const std::string& address) {
-  const auto colon = address.rfind(':');
-  if (colon == std::string::npos) return -1;
-  std::uint16_t port = 0;
-  const char* end = address.data() + address.size();
-  if (std::from_chars(address.data() + colon + 1, end, port).ptr != end) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  if (inet_pton(AF_INET, address.substr(0, colon).c_str(), &a.sin_addr) != 1) return -1;
-  const int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (connect(s, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
-    close(s);
+// A connected stream socket to `to` (TCP by name or address, or a unix socket), or -1 with `why`
+// set.
+int connect_to(const mcb::Endpoint& to, std::string& why) {
+  if (to.is_unix()) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    to.path.copy(a.sun_path, sizeof a.sun_path - 1);
+    const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s >= 0 && connect(s, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0) return s;
+    why = std::strerror(errno);
+    if (s >= 0) close(s);
     return -1;
   }
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (const int e = getaddrinfo(to.host.c_str(), std::to_string(to.port).c_str(), &hints, &found);
+      e != 0) {
+    why = gai_strerror(e);
+    return -1;
+  }
+  int s = -1;
+  for (const addrinfo* a = found; a != nullptr && s < 0; a = a->ai_next) {
+    s = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (s >= 0 && connect(s, a->ai_addr, a->ai_addrlen) != 0) {
+      why = std::strerror(errno);
+      close(s);
+      s = -1;
+    }
+  }
+  freeaddrinfo(found);
   return s;
 }
 
@@ -90,17 +109,35 @@ void print(const char* what, std::pair<double, double> r) {
               r.second / r.first);
 }
 
+constexpr const char* kUsage =
+    "usage: cold_cost [--smoke] [memcached address, default 127.0.0.1:11211]\n"
+    "  address: host:port, [v6]:port or unix:/path. Measures the CPU of the daemon's per-second\n"
+    "  reads back to back and once a second (about 35 s; --smoke: under a second, figures\n"
+    "  meaningless). Without a memcached at the address only the files are measured.\n";
+
 }  // namespace
 
 int main(int argc, char** argv) {
   bool smoke = false;
-  std::string memcached = "127.0.0.1:11211";
+  std::string address = "127.0.0.1:11211";
   for (int i = 1; i < argc; ++i) {
-    if (std::string_view(argv[i]) == "--smoke") {
+    const std::string_view arg = argv[i];
+    if (arg == "--smoke") {
       smoke = true;
+    } else if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg.starts_with("-")) {
+      std::fprintf(stderr, "cold_cost: unknown option %s\n%s", argv[i], kUsage);
+      return 2;
     } else {
-      memcached = argv[i];
+      address = arg;
     }
+  }
+  const auto memcached = mcb::parse_target_address(address);
+  if (!memcached) {
+    std::fprintf(stderr, "cold_cost: %s\n%s", memcached.error().message.c_str(), kUsage);
+    return 2;
   }
   std::vector<int> files;
   for (const char* path : {"/proc/net/netstat", "/proc/net/snmp", "/proc/stat", "/proc/net/dev",
@@ -112,25 +149,34 @@ int main(int argc, char** argv) {
     }
     files.push_back(fd);
   }
+  if (!smoke) std::fprintf(stderr, "cold_cost: the files, about 15 s\n");
   bool failed = false;
   const auto read_files = [&] {
     for (const int fd : files) failed |= pread(fd, buffer.data(), buffer.size(), 0) < 0;
   };
-  print("five /proc files, one pread each", measure(read_files, smoke));
+  const auto file_costs = measure(read_files, smoke);
   if (failed) {
     std::perror("cold_cost: pread");
     return 1;
   }
-  const int s = connect_to(memcached);
+  print("five /proc files, one pread each", file_costs);
+  const std::string name = memcached->to_string();
+  std::string why;
+  const int s = connect_to(*memcached, why);
   if (s < 0) {
-    std::printf("no memcached at %s: the stats round trip is not measured\n", memcached.c_str());
+    std::printf("no memcached at %s (%s): the stats round trip is not measured\n", name.c_str(),
+                why.c_str());
     return 0;
   }
-  print("a stats round trip to memcached", measure([&] { failed |= !stats_round_trip(s); }, smoke));
+  if (!smoke)
+    std::fprintf(stderr, "cold_cost: the stats round trip to %s, about 16 s\n", name.c_str());
+  const auto stats_costs = measure([&] { failed = failed || !stats_round_trip(s); }, smoke);
   close(s);
   if (failed) {
-    std::fprintf(stderr, "cold_cost: memcached at %s stopped answering\n", memcached.c_str());
+    std::fprintf(stderr, "cold_cost: memcached at %s stopped answering `stats`; no figures\n",
+                 name.c_str());
     return 1;
   }
+  print("a stats round trip to memcached", stats_costs);
   return 0;
 }
