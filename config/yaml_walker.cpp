@@ -203,6 +203,12 @@ void YamlWalker::mapping(const YAML::Node& node, const std::string& path, const 
   entries(node, path, [&](const YAML::Node& key, const YAML::Node& value, const std::string& p) {
     auto it = std::find_if(table.begin(), table.end(),
                            [&](const auto& entry) { return entry.first == key.Scalar(); });
+    if (it == table.end() && key.Scalar() == "<<") {
+      error(key.Mark(), p,
+            "merge keys (<<) are not supported by the YAML library mcbacklogd uses (yaml-cpp "
+            "0.7); write the keys out, or repeat a whole mapping with an alias (*name)");
+      return;
+    }
     if (it == table.end()) {
       std::string known;
       for (const auto& entry : table)

@@ -226,6 +226,9 @@ TEST_CASE("config: what yaml-cpp reads but YAML forbids is an error, not a lost 
   CHECK_THAT(error_of("a: \xc2\x9b\n"), Contains("test.yaml:1:4: character \"\\u{009b}\""));
   CHECK_THAT(error_of("a: \xef\xbf\xbe\n"), Contains("test.yaml:1:4: character"));
   CHECK_THAT(error_of("\xef\xbb\xbf\x01"), Contains("test.yaml:1:1: character"));
+  // A merge key, which yaml-cpp reads as a key named "<<".
+  CHECK_THAT(error_of("defaults: &d { probe_interval: 2s }\ntargets:\n  - <<: *d\n"),
+             Contains("test.yaml:3:5: targets[0].<<: merge keys (<<) are not supported"));
   // Tab, carriage return, NEL and a byte order mark are allowed.
   CHECK(parse_config("\xef\xbb\xbfinterval:\t2s\r\n# \xc2\x85\n", "t").ok());
 }
