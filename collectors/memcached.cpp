@@ -866,12 +866,20 @@ void MemcachedCollector::log_unreadable(Target& t, const std::vector<UnreadableS
     return;
   }
   // The names decide when to log again; the values (which a counter changes every run) do not.
+  // A line names the first few: a peer's reply of 256 KiB would otherwise make a line as long.
+  constexpr std::size_t kNamed = 10;
   std::string names;
   std::string quoted;
-  for (const UnreadableStat& u : unreadable) {
-    names += (names.empty() ? "" : " ") + u.command + ":" + u.name;
-    quoted += (quoted.empty() ? "" : ", ") + u.name + " " + quote_untrusted(u.value) + " (" +
-              u.command + ")";
+  for (std::size_t i = 0; i < unreadable.size() && i < kNamed; ++i) {
+    const UnreadableStat& u = unreadable[i];
+    names += (names.empty() ? "" : " ") + u.command + ":" + escape_untrusted(u.name);
+    quoted += (quoted.empty() ? "" : ", ") + escape_untrusted(u.name) + " " +
+              quote_untrusted(u.value) + " (" + u.command + ")";
+  }
+  if (unreadable.size() > kNamed) {
+    const std::string more = std::to_string(unreadable.size() - kNamed);
+    names += " +" + more;
+    quoted += " and " + more + " more";
   }
   if (t.unreadable_log.failed(names, now)) {
     spdlog::warn(

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <limits>
 #include <span>
 
 #include "common/text.hpp"
@@ -381,7 +380,7 @@ class SlabReader {
     const auto colon = key.find(':');
     if (colon == std::string_view::npos) return false;
     const auto id = integer_of(key.substr(0, colon));
-    if (!id || *id < 0 || *id > std::numeric_limits<int>::max()) return false;
+    if (!id || *id < 0 || *id > kMaxSlabClassId) return false;
     const std::string_view name = key.substr(colon + 1);
     SlabClassStats& c = class_of(static_cast<int>(*id));
     for (const NamedSlabField& f : fields) {

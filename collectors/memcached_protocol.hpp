@@ -238,6 +238,11 @@ struct SlabClassStats {
   std::optional<std::int64_t> touch_hits;
 };
 
+// The largest slab class id read: memcached 1.4 numbers its classes up to 200 (POWER_LARGEST),
+// 1.5 on up to 63. A larger id is no class of a memcached: the stat is unreadable, so a peer
+// cannot make a series per id.
+inline constexpr std::int64_t kMaxSlabClassId = 255;
+
 // `stats items` and `stats slabs` together.
 struct SlabStats {
   std::vector<SlabClassStats> classes;  // by id, each class either reply lists
@@ -255,8 +260,8 @@ MemcachedSettings memcached_settings(const StatsMap& settings,
 // hold the other (both list classes by id). Read straight from the reply, without a StatsMap:
 // with items in all 63 classes the two replies hold 2,700 lines. Errors are those of parse_stats
 // but a stat given twice (the later value counts); a value of the wrong form, or a key that names
-// no class ("items:x:number"), is left out and appended to `unreadable`; unknown stats are
-// ignored.
+// no class ("items:x:number", an id above kMaxSlabClassId), is left out and appended to
+// `unreadable`; unknown stats are ignored. Linear in the reply whatever the order of the ids.
 Status parse_stats_items(std::string_view reply, SlabStats& out,
                          std::vector<UnreadableStat>& unreadable);
 Status parse_stats_slabs(std::string_view reply, SlabStats& out,

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <set>
 
@@ -533,6 +534,37 @@ TEST_CASE("memcached: slab replies that are errors, malformed or unreadable in p
   CHECK(names == std::vector<std::string>{"stats items items:12:age", "stats items items:x:number",
                                           "stats items itemz:1:number", "stats slabs 3:chunk_size",
                                           "stats slabs active_slabs"});
+}
+
+TEST_CASE(
+    "memcached: a peer's slab ids past any memcached's are unreadable, and ids in any order are "
+    "read in one pass",
+    "[collectors][memcached]") {
+  // A hostile reply: 9000 classes counting down from 99999 made 9000 series, and inserting each
+  // at the front held the loop for seconds.
+  std::string items;
+  std::string slabs;
+  for (int id = 99999; id > 90999; --id) {
+    items += "STAT items:" + std::to_string(id) + ":number 1\r\n";
+    slabs += "STAT " + std::to_string(id) + ":chunk_size 96\r\n";
+  }
+  // Then the ids a memcached may use, backwards: 255 to 0.
+  for (int id = 255; id >= 0; --id) items += "STAT items:" + std::to_string(id) + ":number 2\r\n";
+  items += "END\r\n";
+  slabs += "END\r\n";
+  SlabStats out;
+  std::vector<UnreadableStat> unreadable;
+  REQUIRE(parse_stats_items(items, out, unreadable).ok());
+  REQUIRE(parse_stats_slabs(slabs, out, unreadable).ok());
+  REQUIRE(out.classes.size() == 256);
+  CHECK(out.classes.front().id == 0);
+  CHECK(out.classes.back().id == kMaxSlabClassId);
+  CHECK(
+      std::is_sorted(out.classes.begin(), out.classes.end(),
+                     [](const SlabClassStats& a, const SlabClassStats& b) { return a.id < b.id; }));
+  CHECK(out.classes[63].number == 2);
+  CHECK(unreadable.size() == 18000);
+  CHECK(unreadable.front().name == "items:99999:number");
 }
 
 TEST_CASE(
