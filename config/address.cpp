@@ -60,6 +60,9 @@ Result<Endpoint> split_host_port(std::string_view text, bool host_required, bool
       return fail("address " + quoted + ": expected \"host:port\"");
     }
     host = text.substr(0, colon);
+    if (text.find("://") != std::string_view::npos) {
+      return fail("address " + quoted + ": no scheme (tcp://, memcache://); write \"host:port\"");
+    }
     if (host.find(':') != std::string_view::npos) {
       return fail("address " + quoted + ": put an IPv6 host in brackets, e.g. \"[::1]:11211\"");
     }

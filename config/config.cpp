@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include <fmt/format.h>
+
 #include "common/text.hpp"
 #include "config/bit_rate.hpp"
 #include "config/limits.hpp"
@@ -177,10 +179,22 @@ void walk_thresholds(Walker& w, const YAML::Node& node, const std::string& path,
   for (const AlertSchema& alert : alerts) {
     table.emplace_back(alert.name, [&w, &c, &alert](const YAML::Node& n, const std::string& p) {
       AlertThreshold& th = c.thresholds[std::string(alert.name)];
+      // A level of a ratio above 1 is never reached: "80" meant 80 % would switch the alert off.
+      const auto level = [&w, &alert](const YAML::Node& v, const std::string& q, double& out) {
+        double read = out;
+        w.number(v, q, read, 0, 1e12);
+        if (alert.ratio && read > 1) {
+          w.error(v.Mark(), q,
+                  escape_untrusted(v.Scalar()) + " is out of range (0 to 1): the levels of " +
+                      std::string(alert.name) + " are ratios (0.8 for 80 %)");
+        } else {
+          out = read;
+        }
+      };
       Walker::Table keys{
-          {"warning", [&](auto& v, auto& q) { w.number(v, q, th.warning, 0, 1e12); }},
-          {"critical", [&](auto& v, auto& q) { w.number(v, q, th.critical, 0, 1e12); }},
-          {"clear", [&](auto& v, auto& q) { w.number(v, q, th.clear, 0, 1e12); }},
+          {"warning", [&](auto& v, auto& q) { level(v, q, th.warning); }},
+          {"critical", [&](auto& v, auto& q) { level(v, q, th.critical); }},
+          {"clear", [&](auto& v, auto& q) { level(v, q, th.clear); }},
           {"for", [&](auto& v,
                       auto& q) { w.duration(v, q, th.for_, Duration{0}, std::chrono::hours(24)); }},
           {"window", [&](auto& v, auto& q) {
@@ -374,16 +388,30 @@ void check_consistency(Walker& w, const YAML::Node& root, const Config& c, Alert
     if (!node) continue;  // the defaults are consistent
     const AlertThreshold& th = c.thresholds.at(name);
     const std::string path = "thresholds." + name;
+    // Each side says its value, and which came from the defaults: a warning lowered alone meets
+    // the default clear above it.
+    const auto side = [&node](const char* key, double value) {
+      return fmt::format("{} ({}{})", key, value, node[key] ? "" : ", the default");
+    };
     if (alert.lower_is_worse) {
       // Floors (SomaxconnTooLow): below `warning` always, below `critical` only while overflowing,
       // so the two are not ordered; a condition clears above `clear`.
       if (th.clear < th.warning) {
-        w.error(node.Mark(), path, "clear must not be below warning (lower is worse)");
+        w.error(node.Mark(), path,
+                side("clear", th.clear) + " must not be below " + side("warning", th.warning) +
+                    " (lower is worse)");
       }
       continue;
     }
-    if (th.critical < th.warning) w.error(node.Mark(), path, "critical must not be below warning");
-    if (th.clear > th.warning) w.error(node.Mark(), path, "clear must not be above warning");
+    if (th.critical < th.warning) {
+      w.error(node.Mark(), path,
+              side("critical", th.critical) + " must not be below " + side("warning", th.warning));
+    }
+    if (th.clear > th.warning) {
+      w.error(node.Mark(), path,
+              side("clear", th.clear) + " must not be above " + side("warning", th.warning) +
+                  "; set clear below warning too");
+    }
   }
   if (c.sockdiag.peak_window < c.sockdiag.sample_interval) {
     const YAML::Node node = root["collectors"]["sockdiag"];

@@ -178,6 +178,7 @@ struct AlertSchema {
   AlertThreshold defaults;
   bool lower_is_worse = false;  // floors (SomaxconnTooLow): a lower value is worse
   std::span<const ThresholdKey> extra_keys;
+  bool ratio = false;  // warning, critical and clear are ratios, 0 to 1 (0.8 for 80 %)
 };
 using AlertSchemas = std::span<const AlertSchema>;
 

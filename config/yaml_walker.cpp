@@ -228,12 +228,14 @@ void YamlWalker::entries(
     error(node.Mark(), path, "expected a mapping of keys, got " + kind(node));
     return;
   }
+  if (!untagged(node, path)) return;
   std::set<std::string> seen;
   for (const auto& kv : node) {
     if (!kv.first.IsScalar()) {
       error(kv.first.Mark(), path, "keys must be plain words");
       continue;
     }
+    if (!untagged(kv.first, path)) continue;
     if (!is_valid_utf8(kv.first.Scalar())) {
       error(kv.first.Mark(), path, "key " + quote_untrusted(kv.first.Scalar()) + " is not UTF-8");
       continue;
@@ -248,11 +250,27 @@ void YamlWalker::entries(
   }
 }
 
+bool YamlWalker::untagged(const YAML::Node& node, const std::string& path) {
+  // "?" a plain scalar or a collection, "!" a quoted one; !!str on a scalar and !!map on a
+  // mapping say what it is read as. Any other tag (!!binary, !!int, !custom) would be ignored:
+  // the value read as written.
+  const std::string& tag = node.Tag();
+  if (tag.empty() || tag == "?" || tag == "!" ||
+      tag == (node.IsMap() ? "tag:yaml.org,2002:map" : "tag:yaml.org,2002:str")) {
+    return true;
+  }
+  error(node.Mark(), path,
+        "the tag " + quote_untrusted(tag) +
+            " is not read (values are read as written); remove it and write the value itself");
+  return false;
+}
+
 bool YamlWalker::scalar(const YAML::Node& node, const std::string& path, const char* what) {
   if (!node.IsScalar()) {
     error(node.Mark(), path, std::string("expected ") + what + ", got " + kind(node));
     return false;
   }
+  if (!untagged(node, path)) return false;
   if (!is_valid_utf8(node.Scalar())) {
     error(node.Mark(), path, quote_untrusted(node.Scalar()) + " is not UTF-8");
     return false;

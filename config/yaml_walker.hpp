@@ -63,8 +63,12 @@ class YamlWalker {
       const YAML::Node& node, const std::string& path,
       const std::function<void(const YAML::Node&, const YAML::Node&, const std::string&)>& each);
 
-  // True if the node is a scalar of valid UTF-8; otherwise reports "expected <what>" or the bytes
-  // that are not UTF-8.
+  // True if the node carries no tag but !!str (a scalar) or !!map (a mapping); otherwise reports
+  // the tag, which would be ignored.
+  bool untagged(const YAML::Node& node, const std::string& path);
+
+  // True if the node is an untagged scalar of valid UTF-8; otherwise reports "expected <what>",
+  // the tag or the bytes that are not UTF-8.
   bool scalar(const YAML::Node& node, const std::string& path, const char* what);
 
   void boolean(const YAML::Node& node, const std::string& path, bool& out);

@@ -753,9 +753,13 @@ std::optional<Verdict> check_somaxconn_too_low(const RuleInput& in) {
                         num(effective), num(*backlog), num(somaxconn)),
             "",
             false};
-  if (somaxconn < *backlog) {
+  if (effective < *backlog) {
     v.level = Level::kWarning;
-    append(v.evidence, "the kernel silently cuts -b down to somaxconn");
+    // A listener keeps the backlog it was created with: somaxconn raised since does not reach it.
+    append(v.evidence, somaxconn < *backlog
+                           ? "the kernel silently cuts -b down to somaxconn"
+                           : "the listener keeps the backlog it was created with, under a lower "
+                             "somaxconn: restart memcached to apply the new one");
   }
   if (effective < th.warning) {
     v.level = Level::kWarning;
@@ -1054,8 +1058,9 @@ constexpr std::array<Rule, kAlertCount> kRules{{
      "The kernel caps memcached's accept queue below what it asked for, so bursts of connections "
      "overflow sooner than they need to.",
      "Floors on the effective backlog (what the kernel applied: the listener's max queue, else "
-     "min(somaxconn, -b)): warning when somaxconn is below memcached's -b or the backlog is below "
-     "`warning` (128); critical when it is below `critical` (1024, memcached's default -b) while "
+     "min(somaxconn, -b)): warning when it is below memcached's -b (somaxconn is lower, or was "
+     "when memcached started listening) or below `warning` (128); critical when it is below "
+     "`critical` (1024, memcached's default -b) while "
      "memcached's own listener overflows.",
      "`for` is 0: a configuration, not a spike.",
      "`sysctl net.core.somaxconn`, memcached's -b (`stats settings` tcp_backlog), `ss -ltn` "
@@ -1130,12 +1135,31 @@ std::optional<Alert> find_alert(std::string_view name) {
   return std::nullopt;
 }
 
+namespace {
+
+// Whether an alert's value, and so its levels, is a ratio from 0 to 1.
+bool ratio_levels(Alert alert) {
+  switch (alert) {
+    case Alert::kAcceptQueueFilling:
+    case Alert::kMaxConnectionsNear:
+    case Alert::kMemcachedCpuSaturated:
+    case Alert::kNetworkSaturated:
+    case Alert::kMemcachedMemoryFull:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 AlertSchemas alert_schemas() {
   static const std::vector<AlertSchema> kSchemas = [] {
     std::vector<AlertSchema> out;
     out.reserve(kRules.size());
     for (const Rule& r : kRules) {
-      out.push_back(AlertSchema{r.name, r.defaults, r.lower_is_worse, r.extra_keys});
+      out.push_back(
+          AlertSchema{r.name, r.defaults, r.lower_is_worse, r.extra_keys, ratio_levels(r.alert)});
     }
     return out;
   }();

@@ -234,6 +234,34 @@ TEST_CASE("causes: net.core.somaxconn below -b cuts memcached's backlog and Soma
   CHECK_THAT(r.output, Contains("net.core.somaxconn is 64"));
 }
 
+TEST_CASE(
+    "causes: somaxconn raised after memcached listened leaves its backlog cut, and "
+    "SomaxconnTooLow holds until a restart",
+    "[integration][causes]") {
+  test::enter_private_netns();
+  const std::string somaxconn = "/proc/sys/net/core/somaxconn";  // this namespace's own
+  std::ofstream(somaxconn) << "128\n";
+  auto mc = std::make_unique<test::Memcached>();  // -b 1024: the kernel gives it 128
+  std::ofstream(somaxconn) << "4096\n";
+  REQUIRE(test::read_text_file(somaxconn) == "4096\n");
+  test::Daemon d(config_for(*mc));
+
+  // The kernel's max queue of the listener (ss -ltn Send-Q) is still 128.
+  const Alerts view = wait_for_alert(
+      d, "SomaxconnTooLow", Level::kWarning,
+      {"listen backlog 128: memcached asks for 1024 (-b), net.core.somaxconn is 4096",
+       "restart memcached"});
+  CHECK(view.at("SomaxconnTooLow").verdict->value == 128);
+
+  // Restarted on the same port, memcached listens with its 1024.
+  const std::uint16_t port = mc->port();
+  mc.reset();
+  test::Memcached again({}, test::Memcached::Listen::tcp("127.0.0.1", port));
+  const Alerts after =
+      wait_for_alert(d, "SomaxconnTooLow", Level::kOk, {"listen backlog 1024"}, "mc", false);
+  CHECK(after.at("SomaxconnTooLow").state == Level::kOk);
+}
+
 TEST_CASE("causes: clients connecting per request without a pool are ConnectionSprawl, named",
           "[integration][causes]") {
   test::enter_private_netns();
@@ -280,9 +308,13 @@ TEST_CASE("causes: clients that do not read their large replies are SlowClients"
     test::send_all(slow.back(), "get big big big big\r\n");
   }
 
+  // Twelve connections are no move of memcached's counters that walks the connections every
+  // sample (10 new a second, or a rise of 5 % of -c): they are seen at the next walk, within
+  // connections_interval (15 s) and a sample.
   const Alerts view =
       wait_for_alert(d, "SlowClients", Level::kCritical,
-                     {"12 connections to 127.0.0.1:" + std::to_string(mc.port()) + " hold unread"});
+                     {"12 connections to 127.0.0.1:" + std::to_string(mc.port()) + " hold unread"},
+                     "mc", false, std::chrono::seconds(40));
   check_state_metric(d, "SlowClients", Level::kCritical);
   check_ok(view, {"MemcachedDown", "ListenQueueOverflow", "AcceptQueueFilling", "ConnectionSprawl",
                   "MaxConnectionsNear", "MemcachedCpuSaturated", "SomaxconnTooLow",

@@ -189,6 +189,30 @@ TEST_CASE("config: bad durations, addresses and regexes say what is wrong", "[co
              Contains("log.level: \"verbose\" is not one of: debug, info, warn, error"));
 }
 
+TEST_CASE("config: the levels of a ratio are refused above 1, with what was meant", "[config]") {
+  // 80 meant as 80 % would never be reached, and the alert would be off without a word.
+  CHECK_THAT(
+      error_of("thresholds:\n  MaxConnectionsNear: { warning: 80, critical: 95, clear: 75 }\n"),
+      Contains("test.yaml:2:34: thresholds.MaxConnectionsNear.warning: 80 is out of range "
+               "(0 to 1): the levels of MaxConnectionsNear are ratios (0.8 for 80 %)"));
+  for (const char* alert :
+       {"AcceptQueueFilling", "MemcachedCpuSaturated", "NetworkSaturated", "MemcachedMemoryFull"}) {
+    CHECK_THAT(error_of("thresholds: { " + std::string(alert) + ": { critical: 1.5 } }\n"),
+               Contains(std::string(alert) + ".critical: 1.5 is out of range (0 to 1)"));
+  }
+  CHECK_THAT(error_of("thresholds: { MemcachedMemoryFull: { clear: 50 } }\n"),
+             Contains("MemcachedMemoryFull.clear: 50 is out of range (0 to 1)"));
+  // Counts, rates and seconds keep their range.
+  const auto c = parse_config(
+      "thresholds:\n  ConnectionSprawl: { warning: 200, critical: 500, clear: 150 }\n"
+      "  ProbeSlow: { warning: 2, critical: 5, clear: 1 }\n"
+      "  MaxConnectionsNear: { warning: 1, critical: 1, clear: 0.9 }\n",
+      "t");
+  REQUIRE(c.ok());
+  CHECK(c->thresholds.at("ConnectionSprawl").warning == 200);
+  CHECK(c->thresholds.at("MaxConnectionsNear").warning == 1);
+}
+
 TEST_CASE("config: a YAML syntax error names line and column", "[config]") {
   CHECK_THAT(error_of("interval: 1s\ntargets: [\n"), Contains("test.yaml:3:1: YAML syntax error"));
   CHECK_THAT(error_of("a: b: c\n"), Contains("test.yaml:1:5: YAML syntax error"));
@@ -226,6 +250,16 @@ TEST_CASE("config: what yaml-cpp reads but YAML forbids is an error, not a lost 
   CHECK_THAT(error_of("a: \xc2\x9b\n"), Contains("test.yaml:1:4: character \"\\u{009b}\""));
   CHECK_THAT(error_of("a: \xef\xbf\xbe\n"), Contains("test.yaml:1:4: character"));
   CHECK_THAT(error_of("\xef\xbb\xbf\x01"), Contains("test.yaml:1:1: character"));
+  // A tag would be ignored: !!binary bWFpbg== would name the target "bWFpbg==", not "main".
+  CHECK_THAT(error_of("targets:\n  - { name: !!binary bWFpbg==, address: \"127.0.0.1:1\" }\n"),
+             Contains("test.yaml:2:13: targets[0].name: the tag \"tag:yaml.org,2002:binary\" is "
+                      "not read"));
+  CHECK_THAT(error_of("interval: !!float 5s\n"), Contains("test.yaml:1:11: interval: the tag"));
+  CHECK_THAT(error_of("interval: !mine 5s\n"), Contains("the tag \"!mine\" is not read"));
+  CHECK_THAT(error_of("log: !!set { level: info }\n"), Contains("test.yaml:1:6: log: the tag"));
+  CHECK_THAT(error_of("!!str interval: 2s\n!!binary log: {}\n"),
+             Contains("test.yaml:2:1: the tag"));
+  CHECK(parse_config("interval: !!str 2s\nlog: !!map { level: !!str \"info\" }\n", "t").ok());
   // A merge key, which yaml-cpp reads as a key named "<<".
   CHECK_THAT(error_of("defaults: &d { probe_interval: 2s }\ntargets:\n  - <<: *d\n"),
              Contains("test.yaml:3:5: targets[0].<<: merge keys (<<) are not supported"));
@@ -245,9 +279,14 @@ TEST_CASE("config: threshold blocks are checked for unknown alerts and level ord
   CHECK_THAT(error_of("thresholds:\n  CpuHot: { warning: 1 }\n"),
              Contains("test.yaml:2:3: thresholds.CpuHot: unknown key (known here: MemcachedDown"));
   CHECK_THAT(error_of("thresholds:\n  MaxConnectionsNear: { warning: 0.9, critical: 0.5 }\n"),
-             Contains("thresholds.MaxConnectionsNear: critical must not be below warning"));
+             Contains("thresholds.MaxConnectionsNear: critical (0.5) must not be below warning "
+                      "(0.9)"));
   CHECK_THAT(error_of("thresholds:\n  MaxConnectionsNear: { warning: 0.9, clear: 0.95 }\n"),
-             Contains("clear must not be above warning"));
+             Contains("clear (0.95) must not be above warning (0.9)"));
+  // A level lowered alone meets a default: the message says which.
+  CHECK_THAT(error_of("thresholds:\n  MaxConnectionsNear: { warning: 0.5 }\n"),
+             Contains("clear (0.75, the default) must not be above warning (0.5); set clear below "
+                      "warning too"));
   CHECK_THAT(error_of("thresholds:\n  SlowClients: { connections_warning: 5 }\n"),
              Contains("thresholds.SlowClients.connections_warning: unknown key"));
   auto sprawl = parse_config(

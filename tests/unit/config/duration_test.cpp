@@ -79,6 +79,9 @@ TEST_CASE("address: malformed target addresses are errors", "[config][address]")
     INFO(bad);
     CHECK_FALSE(parse_target_address(bad).ok());
   }
+  // A URL's scheme is named as such, not taken for an IPv6 host without brackets.
+  CHECK(parse_target_address("tcp://127.0.0.1:11211").error().message ==
+        "address \"tcp://127.0.0.1:11211\": no scheme (tcp://, memcache://); write \"host:port\"");
 }
 
 TEST_CASE("address: listen addresses allow an empty host and port 0", "[config][address]") {
