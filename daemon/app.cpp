@@ -244,8 +244,13 @@ void App::reload() {
   auto security = loaded ? load_http_security(loaded->web.config_file)
                          : Result<std::shared_ptr<const HttpSecurity>>(loaded.error());
   if (!security) {
-    spdlog::error("reload failed, keeping the running configuration:\n{}",
-                  security.error().message);
+    // One event per error: a text log holds one line per event.
+    std::string_view errors = security.error().message;
+    while (!errors.empty()) {
+      const auto end = std::min(errors.find('\n'), errors.size());
+      spdlog::error("reload failed, keeping the running configuration: {}", errors.substr(0, end));
+      errors.remove_prefix(std::min(end + 1, errors.size()));
+    }
     // Still serving; before the first sample on_cycle() reports ready instead.
     if (ready_) notifier_.ready("reload failed, see the log; " + status_line());
     return;

@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "common/text.hpp"
+
 namespace mcb {
 
 Result<Flags> parse_flags(const std::vector<std::string>& args) {
@@ -60,7 +62,7 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
       }
       if (matched) break;
     }
-    if (!matched) return fail("unknown argument \"" + a + "\" (see --help)");
+    if (!matched) return fail("unknown argument " + quote_untrusted(a) + " (see --help)");
   }
   if (f.log_level && *f.log_level != "debug" && *f.log_level != "info" && *f.log_level != "warn" &&
       *f.log_level != "error") {

@@ -228,11 +228,17 @@ TEST_CASE("daemon: SIGHUP with a bad file keeps the running configuration, a goo
   test::Daemon d(fixture_config());
   CHECK(test::metric_value(d.metrics(), "mcbacklog_somaxconn") == 4096);
 
-  std::ofstream(d.config_path()) << "interval: 100ms\ncollectors:\n  sysctl: { enabled: nope }\n";
+  std::ofstream(d.config_path())
+      << "interval: 100ms\ncollectors:\n  sysctl: { enabled: nope }\n  netstat: { enabled: 2 }\n";
   const std::size_t mark = d.output().size();
   d.process().signal(SIGHUP);
-  auto logged = d.process().wait_for_output(std::regex("reload failed.*\\n.*mcbacklogd.yaml:3:22"),
-                                            10s, mark);
+  // One event, one line, per error (a text log holds one line per event).
+  auto logged = d.process().wait_for_output(
+      std::regex("error reload failed, keeping the running configuration: [^\\n]*"
+                 "mcbacklogd.yaml:3:22: [^\\n]*\\n[^\\n]* error reload failed, keeping the running "
+                 "configuration: [^\\n]*mcbacklogd.yaml:4:23: "),
+      10s, mark);
+  INFO(d.output().substr(mark));
   CHECK(logged.has_value());
   // Still serving, still sampling with the old configuration.
   auto still = d.wait_for_metrics(

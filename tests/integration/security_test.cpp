@@ -100,7 +100,8 @@ TEST_CASE("daemon: SIGHUP with a bad web config keeps the running one, a good on
   std::size_t mark = d.output().size();
   d.process().signal(SIGHUP);
   CHECK(d.process()
-            .wait_for_output(std::regex("reload failed.*\\n.*web.yml:2:8: basic_auth_users.bob: "
+            .wait_for_output(std::regex("reload failed, keeping the running configuration: "
+                                        "[^\\n]*web.yml:2:8: basic_auth_users.bob: "
                                         "not a bcrypt hash"),
                              10s, mark)
             .has_value());

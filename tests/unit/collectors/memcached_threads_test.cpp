@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
@@ -185,8 +186,10 @@ TEST_CASE(
   int stop = 0;  // how many workers may end
   std::vector<std::thread> workers;
   std::atomic<int> named{0};
+  std::array<std::atomic<pid_t>, 3> tids{};
   for (int i = 0; i < 3; ++i) {
     workers.emplace_back([&, i] {
+      tids[static_cast<std::size_t>(i)] = ::gettid();
       ::pthread_setname_np(::pthread_self(), "mc-worker");
       ++named;
       std::unique_lock lock(mutex);
@@ -209,6 +212,12 @@ TEST_CASE(
   }
   cv.notify_all();
   workers[0].join();
+  // A joined thread may still be leaving the kernel's task list: wait until /proc has let it go.
+  const std::string task = "/proc/self/task/" + std::to_string(tids[0].load());
+  for (int i = 0; i < 3000 && std::filesystem::exists(task); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE_FALSE(std::filesystem::exists(task));
   REQUIRE(run(c).ok());  // its open schedstat says ESRCH: gone, and listed again next run
   CHECK(c.last()->targets[0].workers == 2);
   CHECK(c.thread_reads() - reads == 3);

@@ -22,6 +22,9 @@ TEST_CASE("flags: unknown arguments, missing values and bad levels are errors", 
   CHECK_FALSE(parse_flags({"--log.level=loud"}).ok());
   CHECK_FALSE(parse_flags({"--log.format=xml"}).ok());
   CHECK_FALSE(parse_flags({"--config.filex=1"}).ok());
+  // An argument is echoed escaped: it cannot colour or clear the terminal.
+  CHECK(parse_flags({"--x\x1b[31mRED"}).error().message ==
+        "unknown argument \"--x\\x1b[31mRED\" (see --help)");
 }
 
 TEST_CASE("flags: --help text names every flag", "[daemon][flags]") {
