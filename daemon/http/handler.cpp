@@ -72,7 +72,12 @@ std::optional<std::string> decode(std::string_view text) {
 }
 
 HttpResponse scrape(const HttpRequest& req, const HttpContent& c, std::string_view target) {
-  const auto name = query_parameter(target, "target");
+  const auto parameter = query_parameter(target, "target");
+  if (!parameter) {
+    return make(req, http::status::bad_request, "text/plain; charset=utf-8",
+                parameter.error().message + "\n");
+  }
+  const std::optional<std::string>& name = *parameter;
   if (!name || name->empty()) {
     return make(req, http::status::bad_request, "text/plain; charset=utf-8",
                 "the target parameter is missing: /scrape?target=NAME, NAME a target's name or "
@@ -95,9 +100,10 @@ HttpResponse scrape(const HttpRequest& req, const HttpContent& c, std::string_vi
 
 }  // namespace
 
-std::optional<std::string> query_parameter(std::string_view request_target, std::string_view name) {
+Result<std::optional<std::string>> query_parameter(std::string_view request_target,
+                                                   std::string_view name) {
   const auto question = request_target.find('?');
-  if (question == std::string_view::npos) return std::nullopt;
+  if (question == std::string_view::npos) return std::optional<std::string>();
   std::string_view query = request_target.substr(question + 1);
   query = query.substr(0, query.find('#'));
   while (!query.empty()) {
@@ -107,10 +113,16 @@ std::optional<std::string> query_parameter(std::string_view request_target, std:
     const auto eq = pair.find('=');
     const auto key = decode(pair.substr(0, eq));
     if (!key || *key != name) continue;
-    return eq == std::string_view::npos ? std::optional<std::string>("")
-                                        : decode(pair.substr(eq + 1));
+    if (eq == std::string_view::npos) return std::optional<std::string>("");
+    auto value = decode(pair.substr(eq + 1));
+    if (!value) {
+      return fail("the " + std::string(name) + " parameter " +
+                  quote_untrusted(pair.substr(eq + 1)) +
+                  " is not valid percent-encoding (a % takes two hex digits)");
+    }
+    return value;
   }
-  return std::nullopt;
+  return std::optional<std::string>();
 }
 
 HttpResponse handle_http(const HttpRequest& req, const HttpContent& c) {

@@ -12,6 +12,8 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "common/result.hpp"
+
 namespace mcb {
 
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
@@ -32,8 +34,10 @@ struct HttpContent {
 };
 
 // Pure. The value of parameter `name` in a request target's query ("/scrape?target=a%3A1"),
-// percent- and '+'-decoded; nullopt when it is absent or its escapes are malformed.
-std::optional<std::string> query_parameter(std::string_view request_target, std::string_view name);
+// percent- and '+'-decoded; nullopt when it is absent, an error when its escapes are malformed
+// ("%zz", "%4").
+Result<std::optional<std::string>> query_parameter(std::string_view request_target,
+                                                   std::string_view name);
 
 inline constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 

@@ -166,6 +166,11 @@ TEST_CASE("http handler: /scrape serves one target's series, by memcached_export
     CHECK(missing.result() == http::status::bad_request);
     CHECK(missing.body().find("/scrape?target=NAME") != std::string::npos);
   }
+  // A target escaped wrongly is told so, not that it is missing.
+  auto malformed = handle_http(request(http::verb::get, "/scrape?target=%zz"), c);
+  CHECK(malformed.result() == http::status::bad_request);
+  CHECK(malformed.body() ==
+        "the target parameter \"%zz\" is not valid percent-encoding (a % takes two hex digits)\n");
   CHECK(handle_http(request(http::verb::get, "/"), c).body().find("/scrape?target=NAME") !=
         std::string::npos);
   // Without a callback there is no /scrape.
@@ -174,13 +179,15 @@ TEST_CASE("http handler: /scrape serves one target's series, by memcached_export
 }
 
 TEST_CASE("http handler: query parameters are found and percent-decoded", "[http][handler]") {
-  CHECK(query_parameter("/scrape?target=main", "target") == "main");
-  CHECK(query_parameter("/scrape?a=1&target=a%3Ab+c&target=second", "target") == "a:b c");
-  CHECK(query_parameter("/scrape?target", "target") == "");
-  CHECK(query_parameter("/scrape?target=x#frag", "target") == "x");
-  CHECK(query_parameter("/scrape?t%61rget=x", "target") == "x");
-  CHECK_FALSE(query_parameter("/scrape", "target").has_value());
-  CHECK_FALSE(query_parameter("/scrape?other=1", "target").has_value());
-  CHECK_FALSE(query_parameter("/scrape?target=%4", "target").has_value());
-  CHECK_FALSE(query_parameter("/scrape?target=%zz", "target").has_value());
+  CHECK(*query_parameter("/scrape?target=main", "target") == "main");
+  CHECK(*query_parameter("/scrape?a=1&target=a%3Ab+c&target=second", "target") == "a:b c");
+  CHECK(*query_parameter("/scrape?target", "target") == "");
+  CHECK(*query_parameter("/scrape?target=x#frag", "target") == "x");
+  CHECK(*query_parameter("/scrape?t%61rget=x", "target") == "x");
+  CHECK_FALSE(query_parameter("/scrape", "target")->has_value());
+  CHECK_FALSE(query_parameter("/scrape?other=1", "target")->has_value());
+  // Malformed escapes are an error of their own, not a parameter missing.
+  CHECK(query_parameter("/scrape?target=%4", "target").error().message ==
+        "the target parameter \"%4\" is not valid percent-encoding (a % takes two hex digits)");
+  CHECK_FALSE(query_parameter("/scrape?target=%zz", "target").ok());
 }
