@@ -5,16 +5,21 @@
 #include <unistd.h>
 
 #include <deque>
+#include <limits>
 #include <list>
 #include <optional>
 #include <type_traits>
+#include <utility>
 
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/basic_stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/core/rate_policy.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -204,8 +209,38 @@ class HttpSession {
   Clock::time_point since_;
 };
 
-using PlainStream = beast::tcp_stream;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+// The socket's rate policy, which limits nothing: it tells a session when the socket reads the
+// first byte of a request, under TLS too, where the bytes of a record arrive long before the
+// record can be decrypted and parsed.
+class FirstByteWatch {
+ public:
+  // `f` runs at the first read that returns a byte after arm(), once.
+  void on_first_byte(std::function<void()> f) { on_first_byte_ = std::move(f); }
+  void arm() { armed_ = true; }
+  void disarm() { armed_ = false; }
+
+ private:
+  friend class beast::rate_policy_access;
+
+  static std::size_t available_read_bytes() { return std::numeric_limits<std::size_t>::max(); }
+  static std::size_t available_write_bytes() { return std::numeric_limits<std::size_t>::max(); }
+  // Runs as a read of the socket completes, when the stream has no read pending: a new deadline
+  // set here applies to the reads that follow.
+  void transfer_read_bytes(std::size_t n) {
+    if (n == 0 || !armed_) return;
+    armed_ = false;
+    on_first_byte_();
+  }
+  void transfer_write_bytes(std::size_t /*n*/) {}
+  void on_timer() {}
+
+  std::function<void()> on_first_byte_;
+  bool armed_ = false;
+};
+
+using TcpStream = beast::basic_stream<tcp, asio::any_io_executor, FirstByteWatch>;
+using PlainStream = TcpStream;
+using TlsStream = beast::ssl_stream<TcpStream>;
 
 // One HTTP/1.1 connection over a plain or a TLS stream: the same code, with the handshake and the
 // closing of TLS where the stream has them.
@@ -220,7 +255,11 @@ class HttpStreamSession final : public HttpSession,
   HttpStreamSession(std::shared_ptr<HttpServer::Shared> shared, std::string key,
                     Args&&... stream_args)
       : HttpSession(std::move(shared), std::move(key)),
-        stream_(std::forward<Args>(stream_args)...) {}
+        stream_(std::forward<Args>(stream_args)...) {
+    // The stream is the session's own, so it never calls back into a session that is gone.
+    lowest().rate_policy().on_first_byte(
+        [this] { lowest().expires_after(shared_->limits.request_timeout); });
+  }
 
   void start() {
     // Every end but a complete answer's resets the connection (see close_gracefully()).
@@ -255,8 +294,8 @@ class HttpStreamSession final : public HttpSession,
   }
 
  private:
-  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
-  const beast::tcp_stream& lowest() const { return beast::get_lowest_layer(stream_); }
+  TcpStream& lowest() { return beast::get_lowest_layer(stream_); }
+  const TcpStream& lowest() const { return beast::get_lowest_layer(stream_); }
 
   bool nothing_received() const override {
     if (buffer_.size() != 0 || (parser_ && parser_->got_some())) return false;
@@ -273,7 +312,15 @@ class HttpStreamSession final : public HttpSession,
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(shared_->limits.header_limit));
     parser_->body_limit(shared_->limits.body_limit);
-    lowest().expires_after(first_ ? shared_->limits.request_timeout : shared_->limits.idle_timeout);
+    // A request must arrive whole within the request deadline: the first counted from the start
+    // of the connection (or the end of its TLS handshake), a later one from its first byte. Until
+    // that byte comes, a kept-alive connection is idle and has the idle timeout.
+    if (first_ || next_request_begun()) {
+      lowest().expires_after(shared_->limits.request_timeout);
+    } else {
+      lowest().expires_after(shared_->limits.idle_timeout);
+      lowest().rate_policy().arm();
+    }
     start_waiting();
     http::async_read(stream_, buffer_, *parser_,
                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
@@ -281,8 +328,21 @@ class HttpStreamSession final : public HttpSession,
                      });
   }
 
+  // Bytes that came after the last request are here already, and the socket may read nothing
+  // more of the next one: pipelined with the last, or held by TLS (records not yet decrypted, or
+  // decrypted in part).
+  bool next_request_begun() {
+    if (buffer_.size() != 0) return true;
+    if constexpr (kTls) {
+      SSL* ssl = stream_.native_handle();
+      return SSL_has_pending(ssl) == 1 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0;
+    }
+    return false;
+  }
+
   void on_read(beast::error_code ec) {
     waiting_ = false;
+    lowest().rate_policy().disarm();
     if (closed_) return;
     if (ec == http::error::header_limit) {
       respond(refusal(11, http::status::request_header_fields_too_large,

@@ -2,9 +2,12 @@
 // HttpServer: Boost.Beast HTTP/1.1 on the daemon's io_context, for the endpoints of
 // http_handler.hpp, over plain TCP or TLS, with optional basic authentication (HttpSecurity,
 // from the web config file). It keeps connections alive for scrapers, and bounds what a client
-// can cost: a deadline on the TLS handshake and on every read and write, a shorter one on a
-// write that moves no byte (a client that reads nothing), header and body limits, and a bounded
-// queue of password checks (bcrypt runs on a worker thread, never on the loop).
+// can cost: a deadline on the TLS handshake, on every request (the first counted from the start
+// of the connection, a later one from its first byte, so a request trickled on a kept-alive
+// connection cannot hold it for the idle timeout), on the idle wait between requests and on every
+// response, a shorter one on a write that moves no byte (a client that reads nothing), header and
+// body limits, and a bounded queue of password checks (bcrypt runs on a worker thread, never on
+// the loop).
 //
 // Sessions are shared fairly: at most max_sessions in all and max_sessions_per_address from one
 // client address (IPv6 addresses by their /64). A newcomer may evict an idle session (one that
@@ -39,8 +42,11 @@
 namespace mcb {
 
 struct HttpLimits {
-  std::chrono::milliseconds request_timeout = std::chrono::seconds(10);  // first request
-  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);  // between keep-alive requests
+  // A whole request, header and body: the first from the start of the connection (over TLS, from
+  // the end of the handshake, which has a deadline as long), a later one from its first byte.
+  std::chrono::milliseconds request_timeout = std::chrono::seconds(10);
+  // Between kept-alive requests: from the end of an answer to the next request's first byte.
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
   std::chrono::milliseconds write_timeout = std::chrono::seconds(10);       // a whole response
   std::chrono::milliseconds write_stall_timeout = std::chrono::seconds(3);  // no byte moved
   std::size_t header_limit = 8 * 1024;

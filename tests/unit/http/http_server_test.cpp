@@ -8,11 +8,20 @@
 #include <atomic>
 #include <cerrno>
 #include <future>
+#include <optional>
 #include <thread>
 
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
 
 #include "daemon/http/server.hpp"
 #include "tests/support/http_client.hpp"
@@ -103,6 +112,113 @@ void send_all(int fd, const std::string& data) {
   REQUIRE(::send(fd, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size()));
 }
 
+// Reads until what came ends with `tail` or `timeout`; what was read.
+std::string read_until_tail(int fd, const std::string& tail, std::chrono::milliseconds timeout) {
+  std::string out;
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < end && !out.ends_with(tail)) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+// The peer has closed the connection (FIN or reset); reads nothing.
+bool peer_gone(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLERR | POLLHUP)) != 0;
+}
+
+// Limits with a request timeout far shorter than the idle timeout (60 s).
+HttpLimits short_request_timeout() {
+  HttpLimits limits;
+  limits.request_timeout = 500ms;
+  return limits;
+}
+
+// A connection to `port` that has had GET /one answered, kept alive.
+int after_one_request(std::uint16_t port) {
+  const int fd = connect_to(port);
+  send_all(fd, "GET /one HTTP/1.1\r\nHost: x\r\n\r\n");
+  REQUIRE(read_until_tail(fd, "/one", 5s).ends_with("/one"));
+  return fd;
+}
+
+// Sends `bytes` one at a time, `interval` apart, until the peer closes. Returns how long after
+// the first byte the peer was found gone, or nullopt when it was still there after the last byte.
+std::optional<std::chrono::milliseconds> trickle(int fd, const std::string& bytes,
+                                                 std::chrono::milliseconds interval) {
+  const auto start = std::chrono::steady_clock::now();
+  auto since_start = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 start);
+  };
+  for (const char c : bytes) {
+    if (peer_gone(fd) || ::send(fd, &c, 1, MSG_NOSIGNAL) != 1) return since_start();
+    std::this_thread::sleep_for(interval);
+  }
+  return peer_gone(fd) ? std::optional(since_start()) : std::nullopt;
+}
+
+// A TLS client of 127.0.0.1:`port` (it verifies nothing) on the calling thread, for tests that
+// send a request in pieces. Each exchange gives up after 10 s, so a broken server fails the test
+// rather than hang it.
+class TlsClient {
+ public:
+  explicit TlsClient(std::uint16_t port) {
+    bool done = false;
+    stream_.next_layer().connect({boost::asio::ip::make_address("127.0.0.1"), port});
+    stream_.async_handshake(boost::asio::ssl::stream_base::client,
+                            [&](boost::system::error_code ec) { done = !ec; });
+    io_.run_for(10s);
+    REQUIRE(done);
+  }
+
+  // Sends `request` and reads one response; its body, or "failed" when the exchange failed.
+  std::string exchange(const std::string& request) {
+    std::string body = "failed";
+    response_ = {};
+    boost::asio::async_write(
+        stream_, boost::asio::buffer(request), [&](boost::system::error_code ec, std::size_t) {
+          if (ec) return;
+          http::async_read(stream_, buffer_, response_,
+                           [&](boost::system::error_code read_ec, std::size_t) {
+                             if (!read_ec) body = response_.body();
+                           });
+        });
+    io_.restart();
+    io_.run_for(10s);
+    return body;
+  }
+
+  // `text` encrypted as one TLS record, to be sent raw: until its last byte the server has
+  // nothing it can decrypt. The client writes nothing more through TLS afterwards.
+  std::string seal(const std::string& text) {
+    SSL* ssl = stream_.native_handle();
+    BIO* out = BIO_new(BIO_s_mem());
+    REQUIRE(out != nullptr);
+    SSL_set0_wbio(ssl, out);  // the TLS session now writes its records there
+    REQUIRE(SSL_write(ssl, text.data(), static_cast<int>(text.size())) ==
+            static_cast<int>(text.size()));
+    char* data = nullptr;
+    const long size = BIO_get_mem_data(out, &data);
+    return {data, static_cast<std::size_t>(size)};
+  }
+
+  int fd() { return stream_.next_layer().native_handle(); }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::ssl::context context_{boost::asio::ssl::context::tls_client};
+  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_{io_, context_};
+  boost::beast::flat_buffer buffer_;
+  http::response<http::string_body> response_;
+};
+
 }  // namespace
 
 TEST_CASE("http server: a kept-alive connection serves several requests", "[daemon][http]") {
@@ -153,6 +269,39 @@ TEST_CASE("http server: a silent connection is closed after the request timeout"
   ::close(fd);
   CHECK(closed);
   CHECK(out.empty());
+}
+
+TEST_CASE(
+    "http server: a request after the first on a kept-alive connection is closed at the request "
+    "timeout counted from its first byte, not at the idle timeout",
+    "[daemon][http]") {
+  Server s(short_request_timeout());
+  const int fd = after_one_request(s.port);
+  // The idle wait before it does not count: the connection is idle longer than the request
+  // timeout before the second request's first byte.
+  std::this_thread::sleep_for(1s);
+  REQUIRE_FALSE(peer_gone(fd));
+  // A header that would take 20 s at a byte every 50 ms.
+  const std::string second = "GET /two HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(400, 'a');
+  const auto gone = trickle(fd, second, 50ms);
+  ::close(fd);
+  REQUIRE(gone.has_value());
+  CHECK(*gone >= 250ms);  // the deadline, not an error: it cannot pass before 500 ms
+  CHECK(*gone < 15s);     // not the idle timeout, 60 s
+  CHECK(s.requests == 1);
+}
+
+TEST_CASE(
+    "http server: the body of a request after the first must arrive within the request timeout",
+    "[daemon][http]") {
+  Server s(short_request_timeout());
+  const int fd = after_one_request(s.port);
+  send_all(fd, "POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n");
+  const auto gone = trickle(fd, std::string(400, 'b'), 50ms);
+  ::close(fd);
+  REQUIRE(gone.has_value());
+  CHECK(*gone < 15s);
+  CHECK(s.requests == 1);
 }
 
 TEST_CASE("http server: at the session cap the longest-idle connection makes room",
@@ -250,6 +399,31 @@ TEST_CASE("http server: a TLS client that never says hello is closed at the requ
   CHECK(closed);
   CHECK(out.empty());
   CHECK(test::eventually([&] { return s.sessions() == 0; }));
+}
+
+TEST_CASE(
+    "http server: over TLS, a request after the first sent a byte at a time is closed at the "
+    "request timeout, though no byte of it can be decrypted, while an idle connection keeps the "
+    "idle timeout",
+    "[daemon][http][tls]") {
+  test::TempDir dir;
+  const auto pki = test::make_test_pki(dir);
+  Server s(short_request_timeout(), "127.0.0.1:0", secured(tls_config(pki)));
+  TlsClient client(s.port);
+  CHECK(client.exchange("GET /one HTTP/1.1\r\nHost: x\r\n\r\n") == "/one");
+  std::this_thread::sleep_for(1s);
+  REQUIRE_FALSE(peer_gone(client.fd()));
+  CHECK(client.exchange("GET /two HTTP/1.1\r\nHost: x\r\n\r\n") == "/two");
+  std::this_thread::sleep_for(1s);
+  REQUIRE_FALSE(peer_gone(client.fd()));
+  // One record that would take over 20 s at a byte every 50 ms.
+  const std::string third =
+      client.seal("GET /three HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(400, 'a'));
+  const auto gone = trickle(client.fd(), third, 50ms);
+  REQUIRE(gone.has_value());
+  CHECK(*gone >= 250ms);
+  CHECK(*gone < 15s);
+  CHECK(s.requests == 2);
 }
 
 TEST_CASE("http server: client certificates are asked for, required and verified as configured",
