@@ -4,11 +4,8 @@
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <linux/netlink.h>
-#include <linux/nsfs.h>
 #include <linux/openat2.h>
 #include <netinet/tcp.h>
-#include <sched.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -26,6 +23,7 @@
 #include "collectors/netns.hpp"
 #include "collectors/procfs.hpp"
 #include "collectors/table.hpp"
+#include "common/files.hpp"
 #include "common/text.hpp"
 #include "config/duration.hpp"
 
@@ -58,19 +56,12 @@ std::optional<std::uint64_t> netns_inode(const std::string& path, int& error) {
 }
 
 // The inode of a network namespace file; an error when it cannot be opened or names something
-// else (another kind of namespace, any other file).
+// else (another kind of namespace, any other file, a FIFO: never waited on).
 Result<std::uint64_t> network_namespace_inode(const std::string& path) {
-  constexpr std::string_view kNot =
-      "not a network namespace file (such as /run/netns/NAME or /proc/PID/ns/net)";
+  auto fd = open_network_namespace(path, 0);
+  if (!fd) return fd.error();
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return fail(std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) return fail(std::string(kNot));  // no FIFO or device is opened
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0) return fail(std::strerror(errno));
-  const bool stated = ::fstat(fd, &st) == 0;
-  const int type = ::ioctl(fd, NS_GET_NSTYPE);
-  ::close(fd);
-  if (!stated || type != CLONE_NEWNET) return fail(std::string(kNot));
+  if (::fstat(fd->get(), &st) != 0) return fail(std::strerror(errno));
   return static_cast<std::uint64_t>(st.st_ino);
 }
 
@@ -81,30 +72,24 @@ bool kubernetes_name(std::string_view s) {
   });
 }
 
-// At most 256 bytes of the regular file `file` (relative) of a process's root `root_fd`: every link
+// The regular file `file` (relative, at most 256 bytes) of a process's root `root_fd`: every link
 // resolved inside that root (openat2 RESOLVE_IN_ROOT, no /proc magic links), and only a regular
-// file opened (resolved with O_PATH, checked, then opened through /proc/self/fd), so no FIFO,
-// device or socket is ever opened. nullopt otherwise. The files are the pod's own, and whoever
-// made its image chose them.
+// file opened (resolved with O_PATH, checked, then read through /proc/self/fd with
+// read_regular_file, which checks again what it opened), so no FIFO, device or socket is ever
+// opened. nullopt otherwise. The files are the pod's own, and whoever made its image chose them.
 std::optional<std::string> read_in_root(int root_fd, const char* file) {
   open_how how{};
   how.flags = O_PATH | O_CLOEXEC;
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  const int path_fd = static_cast<int>(::syscall(SYS_openat2, root_fd, file, &how, sizeof how));
-  if (path_fd < 0) return std::nullopt;
+  const FileDescriptor path_fd(
+      static_cast<int>(::syscall(SYS_openat2, root_fd, file, &how, sizeof how)));
+  if (!path_fd.valid()) return std::nullopt;
   struct stat st {};
-  int fd = -1;
-  if (::fstat(path_fd, &st) == 0 && S_ISREG(st.st_mode)) {
-    fd = ::open(("/proc/self/fd/" + std::to_string(path_fd)).c_str(),
-                O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  }
-  ::close(path_fd);
-  if (fd < 0) return std::nullopt;
-  std::array<char, 256> buffer{};
-  const ssize_t n = ::read(fd, buffer.data(), buffer.size());
-  ::close(fd);
-  if (n <= 0) return std::nullopt;
-  return std::string(buffer.data(), static_cast<std::size_t>(n));
+  if (::fstat(path_fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  auto text =
+      read_regular_file("/proc/self/fd/" + std::to_string(path_fd.get()), 256, "a pod's file");
+  if (!text || text->empty()) return std::nullopt;
+  return std::move(*text);
 }
 
 }  // namespace

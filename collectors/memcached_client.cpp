@@ -23,7 +23,9 @@
 
 #include "collectors/name_lookup.hpp"
 #include "collectors/netns.hpp"
+#include "common/files.hpp"
 #include "common/text.hpp"
+#include "config/limits.hpp"
 
 namespace mcb {
 namespace asio = boost::asio;
@@ -53,29 +55,57 @@ Transport Transport::of(const TargetConfig& target) {
   if (!target.tls) return t;
   const TlsClientConfig& c = *target.tls;
   auto client = std::make_shared<TlsClient>(c);
+  asio::ssl::context& context = client->context;
   error_code ec;
-  client->context.set_options(asio::ssl::context::default_workarounds |
-                              asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3);
-  if (client->verify) {
-    client->context.set_verify_mode(asio::ssl::verify_peer, ec);
-    if (c.ca_file.empty()) {
-      client->context.set_default_verify_paths(ec);
-      if (ec) t.tls_error = "TLS: the system's CA certificates: " + ec.message();
-    } else {
-      client->context.load_verify_file(c.ca_file, ec);
-      if (ec) t.tls_error = "TLS ca_file " + c.ca_file + ": " + ec.message();
+  context.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                      asio::ssl::context::no_sslv3);
+  // An encrypted key would make OpenSSL ask for a passphrase on the terminal: refuse it instead.
+  context.set_password_callback(
+      [](std::size_t, asio::ssl::context::password_purpose) { return std::string(); });
+  // Each file is read here, opened without blocking and refused unless it is a regular file (a
+  // FIFO would hold the loop for ever), and OpenSSL loads it from memory; `use` returns why it
+  // could not, or nothing.
+  const auto load = [&](const std::string& file, const std::string& origin, std::string_view key,
+                        const auto& use) {
+    if (file.empty() || !t.tls_error.empty()) return;
+    const std::string where = (origin.empty() ? "tls." + std::string(key) : origin) + ": " +
+                              escape_untrusted(file, kMaxPathBytes) + ": ";
+    auto text = read_regular_file(file, kMaxTlsFileBytes, "a TLS file");
+    if (!text) {
+      t.tls_error = where + text.error().message;
+    } else if (const std::string why = use(asio::buffer(*text)); !why.empty()) {
+      t.tls_error = where + why;
     }
+  };
+  const auto reason = [&](std::string_view what) {
+    return ec ? std::string(what) + ": " + ec.message() : std::string();
+  };
+  if (client->verify) {
+    context.set_verify_mode(asio::ssl::verify_peer, ec);
+    if (c.ca_file.empty()) {
+      context.set_default_verify_paths(ec);
+      if (ec) t.tls_error = "TLS: the system's CA certificates: " + ec.message();
+    }
+    load(c.ca_file, c.ca_file_origin, "ca_file", [&](const asio::const_buffer& b) {
+      context.add_certificate_authority(b, ec);
+      // Asio takes a file without a certificate, and then nothing would verify.
+      X509_STORE* store = SSL_CTX_get_cert_store(context.native_handle());
+      if (!ec && sk_X509_OBJECT_num(X509_STORE_get0_objects(store)) == 0) {
+        return std::string("cannot load the CA certificates: the file holds none");
+      }
+      return reason("cannot load the CA certificates");
+    });
   } else {
-    client->context.set_verify_mode(asio::ssl::verify_none, ec);
+    context.set_verify_mode(asio::ssl::verify_none, ec);
   }
-  if (!ec && !c.cert_file.empty()) {
-    client->context.use_certificate_chain_file(c.cert_file, ec);
-    if (ec) t.tls_error = "TLS cert_file " + c.cert_file + ": " + ec.message();
-  }
-  if (!ec && !c.key_file.empty()) {
-    client->context.use_private_key_file(c.key_file, asio::ssl::context::pem, ec);
-    if (ec) t.tls_error = "TLS key_file " + c.key_file + ": " + ec.message();
-  }
+  load(c.cert_file, c.cert_file_origin, "cert_file", [&](const asio::const_buffer& b) {
+    context.use_certificate_chain(b, ec);
+    return reason("cannot load the certificate chain");
+  });
+  load(c.key_file, c.key_file_origin, "key_file", [&](const asio::const_buffer& b) {
+    context.use_private_key(b, asio::ssl::context::pem, ec);
+    return reason("cannot load the private key");
+  });
   if (ec && t.tls_error.empty()) t.tls_error = "TLS: " + ec.message();
   t.tls = std::move(client);
   return t;
@@ -261,10 +291,7 @@ std::string unix_path_not_socket(const GenericEndpoint& ep) {
   const std::string path(un->sun_path, ::strnlen(un->sun_path, max));
   struct stat st {};
   if (path.empty() || ::stat(path.c_str(), &st) != 0 || S_ISSOCK(st.st_mode)) return {};
-  const char* what = S_ISDIR(st.st_mode)   ? "a directory"
-                     : S_ISREG(st.st_mode) ? "a regular file"
-                                           : "another kind of file";
-  return std::string("; the path is ") + what +
+  return "; the path is " + std::string(file_kind(st.st_mode)) +
          ", not a socket: is it the path memcached was started with (-s)?";
 }
 

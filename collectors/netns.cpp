@@ -1,8 +1,10 @@
 #include "collectors/netns.hpp"
 
 #include <fcntl.h>
+#include <linux/nsfs.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -14,6 +16,7 @@
 #include <thread>
 
 #include "collectors/procfs.hpp"
+#include "common/files.hpp"
 #include "common/text.hpp"
 
 namespace mcb {
@@ -104,24 +107,41 @@ std::string netns_label(const NetnsConfig& netns, const std::string& procfs) {
   return "pid:" + std::to_string(netns.pid);
 }
 
-Status run_in_netns(const NetnsConfig& netns, const std::string& procfs,
-                    const std::function<void()>& work) {
-  const std::string file = netns_file(netns, procfs);
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int error = errno;
-    const std::string what = "network namespace " + escape_untrusted(file, 4096) + ": ";
+Result<FileDescriptor> open_network_namespace(const std::string& file, int pid) {
+  constexpr std::string_view kNot =
+      "not a network namespace file (such as /run/netns/NAME or /proc/PID/ns/net)";
+  struct stat st {};
+  int error = 0;
+  FileDescriptor fd = open_nonblocking(file, st, error);
+  if (!fd.valid()) {
     if (error == ENOENT) {
-      return fail(what + (netns.pid != 0 ? "no process " + std::to_string(netns.pid)
-                                         : std::string("no such file (ip netns add?)")));
+      return fail(pid != 0 ? "no process " + std::to_string(pid)
+                           : std::string("no such file (ip netns add?)"));
     }
-    if ((error == EACCES || error == EPERM) && netns.pid != 0) {
-      return fail(what + errno_text(error) +
+    if ((error == EACCES || error == EPERM) && pid != 0) {
+      return fail(errno_text(error) +
                   ": opening another process's namespace needs ptrace access to it "
                   "(CAP_SYS_PTRACE, or the same user; hostPID in a pod)");
     }
-    return fail(what + errno_text(error));
+    return fail(errno_text(error));
   }
+  // A namespace file is a regular file of nsfs; asking any other one its namespace type fails.
+  if (!S_ISREG(st.st_mode)) {
+    return fail("is " + std::string(file_kind(st.st_mode)) + ", " + std::string(kNot));
+  }
+  if (::ioctl(fd.get(), NS_GET_NSTYPE) != CLONE_NEWNET) return fail(std::string(kNot));
+  return fd;
+}
+
+Status run_in_netns(const NetnsConfig& netns, const std::string& procfs,
+                    const std::function<void()>& work) {
+  const std::string file = netns_file(netns, procfs);
+  auto opened = open_network_namespace(file, netns.pid);
+  if (!opened) {
+    return fail("network namespace " + escape_untrusted(file, 4096) + ": " +
+                opened.error().message);
+  }
+  const int fd = opened->get();
   int setns_error = 0;
   std::exception_ptr thrown;
   try {
@@ -138,11 +158,9 @@ Status run_in_netns(const NetnsConfig& netns, const std::string& procfs,
     });
     inside.join();
   } catch (const std::system_error& e) {
-    ::close(fd);
     return fail("network namespace " + escape_untrusted(file, 4096) +
                 ": cannot start a thread to enter it: " + e.what());
   }
-  ::close(fd);
   if (thrown) std::rethrow_exception(thrown);  // a bug in `work`, not the environment
   if (setns_error != 0) {
     const std::string what = "network namespace " + escape_untrusted(file, 4096) + ": setns: ";

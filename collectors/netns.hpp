@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/files.hpp"
 #include "common/result.hpp"
 #include "config/config.hpp"
 
@@ -38,9 +39,18 @@ std::string netns_label(const NetnsConfig& netns, const std::string& procfs);
 // The file that names the namespace: the path, or <procfs>/PID/ns/net.
 std::string netns_file(const NetnsConfig& netns, const std::string& procfs);
 
+// Opens a network namespace file (`netns:`, /proc/PID/ns/net of `pid`, `discover.only_netns`)
+// without blocking and keeps it only if it is one: a regular file of nsfs whose namespace type
+// (NS_GET_NSTYPE) is a network namespace. Anything else, a FIFO included, is refused at once,
+// never waited on. `pid`: the process the file belongs to, 0 for a path. The error is the reason
+// alone ("no such file (ip netns add?)", "no process 12", "is a FIFO, not a network namespace
+// file (...)"), for the caller to prefix with the file.
+Result<FileDescriptor> open_network_namespace(const std::string& file, int pid);
+
 // Runs `work` on a thread that entered the namespace, and waits for it. Errors: the namespace
-// file is missing or not a network namespace, ptrace access to the process is refused, setns is
-// refused (CAP_SYS_ADMIN), no thread could be started. `work` does not run then.
+// file is missing or not a network namespace (open_network_namespace), ptrace access to the
+// process is refused, setns is refused (CAP_SYS_ADMIN), no thread could be started. `work` does
+// not run then.
 Status run_in_netns(const NetnsConfig& netns, const std::string& procfs,
                     const std::function<void()>& work);
 

@@ -21,8 +21,10 @@ Result<std::optional<std::string>> read_optional_file(const std::string& path,
     return err == ENOENT || err == ENOTDIR ||
            std::find(absent.begin(), absent.end(), err) != absent.end();
   };
-  // open/read rather than ifstream: proc files report size 0, and errno must survive.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // open/read rather than ifstream: proc files report size 0, and errno must survive. O_NONBLOCK:
+  // a FIFO left under paths.procfs or paths.sysfs reads as empty instead of holding the loop
+  // (proc and sysfs files ignore the flag).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
     if (is_absent(errno)) return std::optional<std::string>{};
     return fail(escape_untrusted(path, 4096) + ": " + std::strerror(errno));
@@ -69,7 +71,8 @@ Error ProcFile::failed(int err) {
 
 Status ProcFile::open() {
   if (fd_ >= 0) return ok_status();
-  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK as in read_optional_file.
+  fd_ = ::open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd_ < 0) return failed(errno);
   if (buffer_.empty()) buffer_.resize(capacity_);
   return ok_status();

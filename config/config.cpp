@@ -82,6 +82,7 @@ void walk_target(Walker& w, const YAML::Node& node, const std::string& path, Tar
     }
     netns_mark = n.Mark();
     t.netns = std::move(value);
+    t.netns_origin = w.origin(n.Mark(), p);
   };
   w.mapping(
       node, path,
@@ -111,13 +112,17 @@ void walk_target(Walker& w, const YAML::Node& node, const std::string& path, Tar
        {"tls",
         [&](auto& n, auto& p) {
           TlsClientConfig tls;
-          w.mapping(n, p,
-                    {{"ca_file", [&](auto& v, auto& r) { w.file_path(v, r, tls.ca_file); }},
-                     {"cert_file", [&](auto& v, auto& r) { w.file_path(v, r, tls.cert_file); }},
-                     {"key_file", [&](auto& v, auto& r) { w.file_path(v, r, tls.key_file); }},
-                     {"server_name", [&](auto& v, auto& r) { w.text(v, r, tls.server_name); }},
-                     {"insecure_skip_verify",
-                      [&](auto& v, auto& r) { w.boolean(v, r, tls.insecure_skip_verify); }}});
+          w.mapping(
+              n, p,
+              {{"ca_file",
+                [&](auto& v, auto& r) { w.file_path(v, r, tls.ca_file, &tls.ca_file_origin); }},
+               {"cert_file",
+                [&](auto& v, auto& r) { w.file_path(v, r, tls.cert_file, &tls.cert_file_origin); }},
+               {"key_file",
+                [&](auto& v, auto& r) { w.file_path(v, r, tls.key_file, &tls.key_file_origin); }},
+               {"server_name", [&](auto& v, auto& r) { w.text(v, r, tls.server_name); }},
+               {"insecure_skip_verify",
+                [&](auto& v, auto& r) { w.boolean(v, r, tls.insecure_skip_verify); }}});
           if (tls.cert_file.empty() != tls.key_file.empty()) {
             w.error(n.Mark(), p,
                     "cert_file and key_file go together: give both (a client certificate) "
@@ -343,19 +348,20 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
         }},
        {"web",
         [&](auto& n, auto& p) {
-          w.mapping(
-              n, p,
-              {{"listen_address",
-                [&](auto& v, auto& r) {
-                  if (!w.scalar(v, r, "an address such as \":9741\"")) return;
-                  auto e = parse_listen_address(v.Scalar());
-                  if (e) {
-                    c.web.listen_address = v.Scalar();
-                  } else {
-                    w.error(v.Mark(), r, e.error().message);
-                  }
-                }},
-               {"config_file", [&](auto& v, auto& r) { w.file_path(v, r, c.web.config_file); }}});
+          w.mapping(n, p,
+                    {{"listen_address",
+                      [&](auto& v, auto& r) {
+                        if (!w.scalar(v, r, "an address such as \":9741\"")) return;
+                        auto e = parse_listen_address(v.Scalar());
+                        if (e) {
+                          c.web.listen_address = v.Scalar();
+                        } else {
+                          w.error(v.Mark(), r, e.error().message);
+                        }
+                      }},
+                     {"config_file", [&](auto& v, auto& r) {
+                        w.file_path(v, r, c.web.config_file, &c.web.config_file_origin);
+                      }}});
         }},
        {"log", [&](auto& n, auto& p) {
           w.mapping(n, p,

@@ -46,6 +46,11 @@ struct TlsClientConfig {
   std::string key_file;
   std::string server_name;
   bool insecure_skip_verify = false;  // encrypt, but accept any certificate
+  // Where each file is named ("FILE:LINE:COL: targets[N].tls.ca_file"), which begins the message
+  // when it cannot be loaded; empty when not from a file.
+  std::string ca_file_origin;
+  std::string cert_file_origin;
+  std::string key_file_origin;
 };
 
 struct TargetConfig {
@@ -54,7 +59,8 @@ struct TargetConfig {
   Duration probe_interval = std::chrono::seconds(5);  // 0 disables the probe
   // Period of `stats items` and `stats slabs` (the per-slab-class families); 0 turns them off.
   Duration slab_stats_interval = std::chrono::seconds(15);
-  std::optional<NetnsConfig> netns;    // unset: the daemon's own network namespace
+  std::optional<NetnsConfig> netns;  // unset: the daemon's own network namespace
+  std::string netns_origin;  // where netns or netns_pid is set ("FILE:LINE:COL: targets[N].netns")
   std::optional<TlsClientConfig> tls;  // unset: plain text
   // Not configured: a discovered target's process as this daemon sees it (its pid in the
   // daemon's pid namespace), which memcached_threads reads; 0: the `pid` memcached reports.
@@ -192,6 +198,8 @@ struct WebConfig {
   // The web configuration file (TLS, basic auth; config/web_config_file.hpp); empty: plain HTTP
   // without authentication. Given relative, it is relative to this config file's directory.
   std::string config_file;
+  // Where config_file is set ("FILE:LINE:COL: web.config_file"); empty when not from a file.
+  std::string config_file_origin;
 };
 
 struct LogConfig {

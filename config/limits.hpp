@@ -28,6 +28,11 @@ inline constexpr std::size_t kMaxHostBytes = 253;
 // less its NUL.
 inline constexpr std::size_t kMaxPathBytes = 4095;
 
+// A TLS file (a CA bundle, a certificate chain, a key) larger than this is refused, read no
+// further: it is read into memory at each load, on the loop at a reload. The system's whole CA
+// bundle is about 220 KiB.
+inline constexpr std::size_t kMaxTlsFileBytes = std::size_t{1} << 20;
+
 // A unix socket path fits in sockaddr_un's sun_path with its NUL.
 inline constexpr std::size_t kMaxUnixPathBytes = 107;
 

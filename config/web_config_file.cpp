@@ -20,9 +20,14 @@ void walk_tls(YamlWalker& w, const YAML::Node& node, const std::string& path,
   std::string min_version = "TLS12";
   w.mapping(
       node, path,
-      {{"cert_file", [&](auto& v, auto& p) { w.file_path(v, p, tls.cert_file); }},
-       {"key_file", [&](auto& v, auto& p) { w.file_path(v, p, tls.key_file); }},
-       {"client_ca_file", [&](auto& v, auto& p) { w.file_path(v, p, tls.client_ca_file); }},
+      {{"cert_file",
+        [&](auto& v, auto& p) { w.file_path(v, p, tls.cert_file, &tls.cert_file_origin); }},
+       {"key_file",
+        [&](auto& v, auto& p) { w.file_path(v, p, tls.key_file, &tls.key_file_origin); }},
+       {"client_ca_file",
+        [&](auto& v, auto& p) {
+          w.file_path(v, p, tls.client_ca_file, &tls.client_ca_file_origin);
+        }},
        {"client_auth_type", [&](auto& v, auto& p) { w.word(v, p, client_auth, kClientAuthNames); }},
        {"min_version", [&](auto& v, auto& p) {
           w.word(v, p, min_version, {"TLS12", "TLS13"});
@@ -122,9 +127,9 @@ Result<WebConfigFile> parse_web_config_file(std::string_view yaml, std::string_v
   return c;
 }
 
-Result<WebConfigFile> load_web_config_file(const std::string& path) {
+Result<WebConfigFile> load_web_config_file(const std::string& path, const std::string& origin) {
   auto text = read_config_file(path);
-  if (!text) return text.error();
+  if (!text) return origin.empty() ? text.error() : fail(origin + ": " + text.error().message);
   return parse_web_config_file(*text, path);
 }
 

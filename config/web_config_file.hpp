@@ -43,6 +43,11 @@ struct TlsServerConfig {
   std::string client_ca_file;  // empty: none
   ClientAuth client_auth = ClientAuth::kNoClientCert;
   TlsVersion min_version = TlsVersion::kTls12;
+  // Where each file is named ("FILE:LINE:COL: tls_server_config.cert_file"), which begins the
+  // message when it cannot be loaded; empty when not from a file.
+  std::string cert_file_origin;
+  std::string key_file_origin;
+  std::string client_ca_file_origin;
 };
 
 struct WebConfigFile {
@@ -57,8 +62,10 @@ struct WebConfigFile {
 // Parses YAML text. `file_name` is used in error messages and to resolve relative file names.
 Result<WebConfigFile> parse_web_config_file(std::string_view yaml, std::string_view file_name);
 
-// Reads and parses a file. A missing or unreadable file is an error naming it.
-Result<WebConfigFile> load_web_config_file(const std::string& path);
+// Reads and parses a file. A missing or unreadable file is an error naming it, and so is one that
+// is not a regular file (config/yaml_walker.hpp, read_config_file). `origin`, where the path is
+// set ("FILE:LINE:COL: web.config_file"; empty for a flag), begins the message of such an error.
+Result<WebConfigFile> load_web_config_file(const std::string& path, const std::string& origin = "");
 
 // True if `hash` has the form of a bcrypt hash: "$2a$", "$2b$" or "$2y$", a two-digit cost from
 // 04 to 31, "$", then 53 characters of bcrypt's base64 (salt and digest).

@@ -1,16 +1,14 @@
 #include "config/yaml_walker.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
-#include <fstream>
 #include <optional>
 #include <set>
 #include <sstream>
 
 #include <yaml-cpp/eventhandler.h>
 
+#include "common/files.hpp"
 #include "config/bounded_regex.hpp"
 #include "config/limits.hpp"
 
@@ -115,19 +113,8 @@ class StructureCheck : public YAML::EventHandler {
 }  // namespace
 
 Result<std::string> read_config_file(const std::string& path) {
-  const std::string name = escape_untrusted(path, kMaxPathBytes);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return fail(name + ": cannot open: " + std::strerror(errno));
-  // One byte past the limit tells a file that is too large from one that fits exactly.
-  std::string text(kMaxConfigFileBytes + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in.bad()) return fail(name + ": cannot read: " + std::strerror(errno));
-  text.resize(static_cast<std::size_t>(in.gcount()));
-  if (text.size() > kMaxConfigFileBytes) {
-    return fail(name + ": larger than " + std::to_string(kMaxConfigFileBytes >> 10) +
-                " KiB; a configuration file is at most " + std::to_string(kMaxConfigFileBytes) +
-                " bytes");
-  }
+  auto text = read_regular_file(path, kMaxConfigFileBytes, "a configuration file");
+  if (!text) return fail(escape_untrusted(path, kMaxPathBytes) + ": " + text.error().message);
   return text;
 }
 
@@ -192,10 +179,13 @@ void YamlWalker::warning(const YAML::Mark& mark, const std::string& path,
 
 std::string YamlWalker::at(const YAML::Mark& mark, const std::string& path,
                            const std::string& reason) const {
+  return origin(mark, path) + ": " + reason;
+}
+
+std::string YamlWalker::origin(const YAML::Mark& mark, const std::string& path) const {
   std::ostringstream out;
-  out << file_ << ':' << (mark.line + 1) << ':' << (mark.column + 1) << ": ";
-  if (!path.empty()) out << escape_untrusted(path, 2 * kQuoteMax) << ": ";
-  out << reason;
+  out << file_ << ':' << (mark.line + 1) << ':' << (mark.column + 1);
+  if (!path.empty()) out << ": " << escape_untrusted(path, 2 * kQuoteMax);
   return out.str();
 }
 
@@ -324,7 +314,8 @@ void YamlWalker::directory(const YAML::Node& node, const std::string& path, std:
   out = node.Scalar();
 }
 
-void YamlWalker::file_path(const YAML::Node& node, const std::string& path, std::string& out) {
+void YamlWalker::file_path(const YAML::Node& node, const std::string& path, std::string& out,
+                           std::string* origin_out) {
   if (!scalar(node, path, "a file name")) return;
   if (node.Scalar().size() > kMaxPathBytes) {
     error(node.Mark(), path,
@@ -337,6 +328,7 @@ void YamlWalker::file_path(const YAML::Node& node, const std::string& path, std:
   if (!out.empty() && out.front() != '/' && slash != std::string::npos) {
     out.insert(0, file_, 0, slash + 1);
   }
+  if (origin_out != nullptr) *origin_out = origin(node.Mark(), path);
 }
 
 void YamlWalker::word(const YAML::Node& node, const std::string& path, std::string& out,

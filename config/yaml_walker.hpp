@@ -25,8 +25,9 @@
 namespace mcb {
 
 // Reads a whole configuration file. A missing or unreadable file is an error naming it, and so
-// is one larger than kMaxConfigFileBytes (read no further than that, so a FIFO or a device
-// cannot hold the caller).
+// are one that is not a regular file (a FIFO, a device: opened without blocking and refused, so
+// none can hold the caller; common/files.hpp) and one larger than kMaxConfigFileBytes (read no
+// further than that).
 Result<std::string> read_config_file(const std::string& path);
 
 class YamlWalker {
@@ -47,6 +48,9 @@ class YamlWalker {
   void error(const YAML::Mark& mark, const std::string& path, const std::string& reason);
   // "file:line:col: path: reason", the form of every error and warning.
   std::string at(const YAML::Mark& mark, const std::string& path, const std::string& reason) const;
+  // "file:line:col: path": where a value is set, for the messages about it that come after the
+  // walk (a file it names that cannot be opened).
+  std::string origin(const YAML::Mark& mark, const std::string& path) const;
   bool has_errors() const { return !errors_.empty(); }
 
   // Records a warning, in the same form; the file still loads.
@@ -79,7 +83,9 @@ class YamlWalker {
   // A file or directory name of at most kMaxPathBytes.
   void directory(const YAML::Node& node, const std::string& path, std::string& out);
   // A file name; a relative one is made relative to the directory of the file being walked.
-  void file_path(const YAML::Node& node, const std::string& path, std::string& out);
+  // `origin`, when given, receives where it is set (origin()).
+  void file_path(const YAML::Node& node, const std::string& path, std::string& out,
+                 std::string* origin = nullptr);
   // One of `choices`.
   void word(const YAML::Node& node, const std::string& path, std::string& out,
             std::span<const std::string_view> choices);

@@ -32,7 +32,10 @@ Result<Config> load_configuration(const Flags& flags) {
     if (!e) return fail("--web.listen-address: " + e.error().message);
     c.web.listen_address = *flags.listen_address;
   }
-  if (flags.web_config_file) c.web.config_file = *flags.web_config_file;
+  if (flags.web_config_file) {
+    c.web.config_file = *flags.web_config_file;
+    c.web.config_file_origin.clear();
+  }
   if (flags.log_level) c.log.level = *flags.log_level;
   if (flags.log_format) c.log.format = *flags.log_format;
   return loaded;
@@ -241,8 +244,9 @@ void App::reload() {
   if (auto fits = loaded ? check_descriptor_budget(*loaded) : ok_status(); !fits) {
     loaded = fits.error();
   }
-  auto security = loaded ? load_http_security(loaded->web.config_file)
-                         : Result<std::shared_ptr<const HttpSecurity>>(loaded.error());
+  auto security = loaded
+                      ? load_http_security(loaded->web.config_file, loaded->web.config_file_origin)
+                      : Result<std::shared_ptr<const HttpSecurity>>(loaded.error());
   if (!security) {
     // One event per error: a text log holds one line per event.
     std::string_view errors = security.error().message;

@@ -19,23 +19,31 @@ namespace {
 
 // What --check-config finds beyond the file's text, for each target: a TLS file that does not
 // load is an error (every connection would fail with it); a network namespace that cannot be
-// entered now is a warning (a pod's may come later, and the daemon waits for it). Prints each
-// to stderr; returns the number of errors.
+// entered now is a warning (a pod's may come later, and the daemon waits for it). Each message
+// begins with where the file or namespace is named (file, line, column and key). Prints each to
+// stderr; returns the number of errors.
 int check_targets(const mcb::Config& config) {
   int errors = 0;
   for (const mcb::TargetConfig& target : config.targets) {
-    const std::string where = config.source + ": target " + target.name + ": ";
     if (target.tls) {
       const mcb::Transport transport = mcb::Transport::of(target);
-      if (!transport.tls_error.empty()) {
-        std::fprintf(stderr, "%s%s\n", where.c_str(), transport.tls_error.c_str());
+      const std::string& e = transport.tls_error;
+      if (!e.empty()) {
+        // A file's error begins with where it is named; the system's CAs have no such place.
+        const bool located = e.starts_with(config.source + ":");
+        std::fprintf(stderr, "%s%s\n",
+                     located ? "" : (config.source + ": target " + target.name + ": ").c_str(),
+                     e.c_str());
         ++errors;
       }
     }
     if (target.netns) {
       auto entered = mcb::run_in_netns(*target.netns, "/proc", [] {});
       if (!entered) {
-        std::fprintf(stderr, "%swarning: %s\n", where.c_str(), entered.error().message.c_str());
+        const std::string where = target.netns_origin.empty()
+                                      ? config.source + ": target " + target.name
+                                      : target.netns_origin;
+        std::fprintf(stderr, "%s: warning: %s\n", where.c_str(), entered.error().message.c_str());
       }
     }
   }
@@ -69,7 +77,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (flags->command == "diagnose") return mcb::run_diagnose(*flags, *config);
-  auto security = mcb::load_http_security(config->web.config_file);
+  auto security = mcb::load_http_security(config->web.config_file, config->web.config_file_origin);
   if (!security) {
     std::fprintf(stderr, "%s\n", security.error().message.c_str());
     return 1;

@@ -1,12 +1,15 @@
 #include "daemon/http/security.hpp"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <optional>
+#include <string_view>
 #include <utility>
+
+#include "common/files.hpp"
+#include "common/text.hpp"
+#include "config/limits.hpp"
 
 namespace mcb {
 
@@ -14,30 +17,25 @@ namespace ssl = boost::asio::ssl;
 
 namespace {
 
-// OpenSSL reports a file it cannot open without a reason: find the reason first.
-std::optional<std::string> unreadable(const std::string& file) {
-  std::FILE* f = std::fopen(file.c_str(), "rb");
-  if (f == nullptr) return std::string(std::strerror(errno));
-  std::fclose(f);
-  return std::nullopt;
+// The subjects of the certificates in `pem`, named to clients as the CAs their certificate must
+// chain to (what SSL_load_client_CA_file does from a path). False if there is none.
+bool add_client_ca_names(SSL_CTX* native, std::string_view pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (bio == nullptr) return false;
+  bool added = false;
+  while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+    added = SSL_CTX_add_client_CA(native, cert) == 1 || added;
+    X509_free(cert);
+  }
+  ERR_clear_error();  // the end of the text
+  BIO_free(bio);
+  return added;
 }
 
 Result<std::shared_ptr<ssl::context>> make_tls_context(const TlsServerConfig& t,
                                                        const std::string& source) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   SSL_CTX* native = ctx->native_handle();
-  boost::system::error_code ec;
-  auto error = [&](std::string_view key, const std::string& file, std::string_view what) {
-    return fail(source + ": tls_server_config." + std::string(key) + ": " + file + ": " +
-                std::string(what) + (ec ? ": " + ec.message() : ""));
-  };
-  for (const auto& [key, file] :
-       {std::pair<std::string_view, const std::string&>{"cert_file", t.cert_file},
-        {"key_file", t.key_file},
-        {"client_ca_file", t.client_ca_file}}) {
-    if (file.empty()) continue;
-    if (auto why = unreadable(file)) return error(key, file, "cannot read: " + *why);
-  }
   ctx->set_options(ssl::context::default_workarounds | SSL_OP_NO_RENEGOTIATION |
                    SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_min_proto_version(
@@ -46,19 +44,47 @@ Result<std::shared_ptr<ssl::context>> make_tls_context(const TlsServerConfig& t,
   ctx->set_password_callback(
       [](std::size_t, ssl::context::password_purpose) { return std::string(); });
 
-  ctx->use_certificate_chain_file(t.cert_file, ec);
-  if (ec) return error("cert_file", t.cert_file, "cannot load the certificate chain");
-  // Also checks that the key is the certificate's ("key values mismatch").
-  ctx->use_private_key_file(t.key_file, ssl::context::pem, ec);
-  if (ec) return error("key_file", t.key_file, "cannot load the private key");
+  // Each file is read here, opened without blocking and refused unless it is a regular file (a
+  // FIFO would hold the loop for ever), and OpenSSL loads it from memory. Errors begin with where
+  // the file is named and the file.
+  const auto where = [&](std::string_view key, const std::string& origin, const std::string& file) {
+    return (origin.empty() ? source + ": tls_server_config." + std::string(key) : origin) + ": " +
+           escape_untrusted(file, kMaxPathBytes) + ": ";
+  };
+  const auto read = [&](std::string_view key, const std::string& origin,
+                        const std::string& file) -> Result<std::string> {
+    if (file.empty()) return std::string();
+    auto text = read_regular_file(file, kMaxTlsFileBytes, "a TLS file");
+    if (!text) return fail(where(key, origin, file) + text.error().message);
+    return text;
+  };
+  auto chain = read("cert_file", t.cert_file_origin, t.cert_file);
+  if (!chain) return chain.error();
+  auto key = read("key_file", t.key_file_origin, t.key_file);
+  if (!key) return key.error();
+  auto client_cas = read("client_ca_file", t.client_ca_file_origin, t.client_ca_file);
+  if (!client_cas) return client_cas.error();
 
+  boost::system::error_code ec;
+  ctx->use_certificate_chain(boost::asio::buffer(*chain), ec);
+  if (ec) {
+    return fail(where("cert_file", t.cert_file_origin, t.cert_file) +
+                "cannot load the certificate chain: " + ec.message());
+  }
+  // Also checks that the key is the certificate's ("key values mismatch").
+  ctx->use_private_key(boost::asio::buffer(*key), ssl::context::pem, ec);
+  if (ec) {
+    return fail(where("key_file", t.key_file_origin, t.key_file) +
+                "cannot load the private key: " + ec.message());
+  }
   if (!t.client_ca_file.empty()) {
-    ctx->load_verify_file(t.client_ca_file, ec);
-    if (ec) return error("client_ca_file", t.client_ca_file, "cannot load the CA certificates");
+    const std::string at = where("client_ca_file", t.client_ca_file_origin, t.client_ca_file);
+    ctx->add_certificate_authority(boost::asio::buffer(*client_cas), ec);
+    if (ec) return fail(at + "cannot load the CA certificates: " + ec.message());
     // The CAs are also named to clients, so they know which certificate to send.
-    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(t.client_ca_file.c_str());
-    if (names == nullptr) return error("client_ca_file", t.client_ca_file, "no certificates");
-    SSL_CTX_set_client_CA_list(native, names);
+    if (!add_client_ca_names(native, *client_cas)) {
+      return fail(at + "cannot load the CA certificates: the file holds none");
+    }
   }
   // Sessions resumed with a client certificate must come from this server's context.
   static constexpr unsigned char kSessionContext[] = "mcbacklogd";
@@ -119,9 +145,10 @@ Result<std::shared_ptr<const HttpSecurity>> make_http_security(const WebConfigFi
   return std::shared_ptr<const HttpSecurity>(std::move(s));
 }
 
-Result<std::shared_ptr<const HttpSecurity>> load_http_security(const std::string& path) {
+Result<std::shared_ptr<const HttpSecurity>> load_http_security(const std::string& path,
+                                                               const std::string& origin) {
   if (path.empty()) return make_http_security(WebConfigFile{});
-  auto config = load_web_config_file(path);
+  auto config = load_web_config_file(path, origin);
   if (!config) return config.error();
   return make_http_security(*config);
 }

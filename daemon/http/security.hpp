@@ -24,11 +24,14 @@ struct HttpSecurity {
   std::vector<std::string> warnings;  // the web config file's (WebConfigFile::warnings)
 };
 
-// Loads the certificate, key and client CAs the file names; every error names the file, the key
-// and the reason.
+// Loads the certificate, key and client CAs the file names; every error names where the file is
+// named (file, line, column and key), the file and the reason. Each is read through
+// read_regular_file (common/files.hpp): a FIFO or a device is refused, never waited on.
 Result<std::shared_ptr<const HttpSecurity>> make_http_security(const WebConfigFile& config);
 
 // load_web_config_file, then make_http_security. An empty path is plain HTTP without auth.
-Result<std::shared_ptr<const HttpSecurity>> load_http_security(const std::string& path);
+// `origin`: where the path is set (WebConfig::config_file_origin), for load_web_config_file.
+Result<std::shared_ptr<const HttpSecurity>> load_http_security(const std::string& path,
+                                                               const std::string& origin = "");
 
 }  // namespace mcb

@@ -193,8 +193,8 @@ TEST_CASE(
                       dir.path() + "/absent-ca.pem } }\n");
   auto ko = test::run_command(bin + " --check-config --config.file=" + tls);
   CHECK(ko.exit_code == 1);
-  CHECK_THAT(ko.output,
-             Contains("tls.yaml: target mc: TLS ca_file " + dir.path() + "/absent-ca.pem"));
+  CHECK_THAT(ko.output, Contains("tls.yaml:2:61: targets[0].tls.ca_file: " + dir.path() +
+                                 "/absent-ca.pem: cannot open: No such file or directory"));
   CHECK_THAT(ko.output, !Contains("configuration is valid"));
   const std::string netns = dir.write(
       "netns.yaml", "targets:\n  - { name: a, address: \"127.0.0.1:11211\", netns: " + dir.path() +
@@ -202,10 +202,11 @@ TEST_CASE(
                         "\"127.0.0.1:11212\", netns_pid: 4194000 }\n");
   auto warned = test::run_command(bin + " --check-config --config.file=" + netns);
   CHECK(warned.exit_code == 0);
-  CHECK_THAT(warned.output, Contains("netns.yaml: target a: warning: network namespace " +
+  CHECK_THAT(warned.output, Contains("netns.yaml:2:51: targets[0].netns: warning: network "
+                                     "namespace " +
                                      dir.path() + "/no-such-netns: no such file"));
-  CHECK_THAT(warned.output, Contains("target b: warning: network namespace "
-                                     "/proc/4194000/ns/net: no process 4194000"));
+  CHECK_THAT(warned.output, Contains("netns.yaml:3:55: targets[1].netns_pid: warning: network "
+                                     "namespace /proc/4194000/ns/net: no process 4194000"));
   CHECK_THAT(warned.output, Contains("configuration is valid"));
 }
 

@@ -141,8 +141,8 @@ TEST_CASE("daemon: --check-config validates the web config, and a bad one stops 
   // Relative to the web config's directory, and named with the key that gave it.
   auto cert = test::run_command(bin + " --check-config --web.config.file=" + no_cert);
   CHECK(cert.exit_code == 1);
-  CHECK_THAT(cert.output, Contains("nocert.yml: tls_server_config.cert_file: " + dir.path() +
-                                   "/none.crt: cannot read: No such file or directory"));
+  CHECK_THAT(cert.output, Contains("nocert.yml:2:14: tls_server_config.cert_file: " + dir.path() +
+                                   "/none.crt: cannot open: No such file or directory"));
 
   auto missing =
       test::run_command(bin + " --check-config --web.config.file=" + dir.path() + "/none.yml");

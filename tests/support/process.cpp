@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -113,6 +114,20 @@ std::string TempDir::write(const std::string& name, const std::string& content) 
   std::filesystem::create_directories(std::filesystem::path(full).parent_path());
   std::ofstream(full, std::ios::binary) << content;
   return full;
+}
+
+std::string make_fifo(const TempDir& dir, const std::string& name) {
+  std::string path = dir.path() + "/" + name;
+  if (::mkfifo(path.c_str(), 0600) != 0) {
+    throw std::runtime_error("mkfifo " + path + ": " + std::strerror(errno));
+  }
+  return path;
+}
+
+void release_fifo_readers(const std::string& path) {
+  // Without a reader waiting, a non-blocking open for writing fails (ENXIO) and changes nothing.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd >= 0) ::close(fd);
 }
 
 std::string read_text_file(const std::string& path) {

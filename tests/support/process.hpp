@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include <chrono>
+#include <future>
 #include <optional>
 #include <regex>
 #include <string>
@@ -76,6 +77,30 @@ class TempDir {
 };
 
 std::string read_text_file(const std::string& path);
+
+// Makes a FIFO `name` in `dir` (mkfifo) and returns its path: what a test names where a file is
+// expected, to check that it is refused rather than waited on. Throws when mkfifo fails.
+std::string make_fifo(const TempDir& dir, const std::string& name);
+
+// Opens the FIFO `path` for writing and closes it again, so that an open(2) of it that waits for
+// a writer returns (and its reader then reads the end of the file). Nothing when no one waits.
+void release_fifo_readers(const std::string& path);
+
+// Runs `f` on a thread of its own and returns what it returns; nullopt when `f` was held past
+// `bound` waiting on the FIFO `fifo` (it was then released, so the test fails instead of hanging).
+// A bound on a hang, not a timing assertion.
+template <class F>
+auto unless_held(const std::string& fifo, F f,
+                 std::chrono::milliseconds bound = std::chrono::seconds(30))
+    -> std::optional<decltype(f())> {
+  auto done = std::async(std::launch::async, std::move(f));
+  if (done.wait_for(bound) == std::future_status::ready) return done.get();
+  while (done.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+    release_fifo_readers(fifo);
+  }
+  done.get();
+  return std::nullopt;
+}
 
 // Runs a shell command and returns its exit code and combined output.
 struct CommandResult {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "collectors/netns.hpp"
+#include "tests/support/process.hpp"
 
 using namespace mcb;
 using Catch::Matchers::Contains;
@@ -67,6 +68,28 @@ TEST_CASE("netns: a file that is not a network namespace is refused", "[collecto
   auto st = run_in_netns(NetnsConfig{"/proc/self/ns/uts", 0}, "/proc", [] {});
   REQUIRE_FALSE(st);
   CHECK_THAT(st.error().message, Contains("not a network namespace"));
+}
+
+TEST_CASE("netns: a FIFO or a regular file named as a namespace is refused at once",
+          "[collectors][netns]") {
+  test::TempDir dir;
+  const std::string fifo = test::make_fifo(dir, "netns");
+  auto entered = test::unless_held(fifo, [&] {
+    return run_in_netns(NetnsConfig{fifo, 0}, "/proc", [] {});
+  });
+  REQUIRE(entered.has_value());
+  REQUIRE_FALSE(entered->ok());
+  CHECK(entered->error().message ==
+        "network namespace " + fifo +
+            ": is a FIFO, not a network namespace file (such as /run/netns/NAME or "
+            "/proc/PID/ns/net)");
+  // What `ip netns add` leaves before it mounts the namespace there: an empty regular file.
+  const std::string empty = dir.write("empty", "");
+  auto opened = open_network_namespace(empty, 0);
+  REQUIRE_FALSE(opened.ok());
+  CHECK(opened.error().message ==
+        "not a network namespace file (such as /run/netns/NAME or /proc/PID/ns/net)");
+  CHECK(open_network_namespace("/proc/self/ns/net", 0).ok());
 }
 
 TEST_CASE("netns: a socket made in the daemon's own namespace by its file works",

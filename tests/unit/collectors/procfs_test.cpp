@@ -57,3 +57,18 @@ TEST_CASE("procfs: a ProcFile reads a kernel file again from its start", "[colle
     CHECK(std::count(text->begin(), text->end(), '\n') == 1);
   }
 }
+
+TEST_CASE("procfs: a FIFO under paths.procfs reads as empty at once, never waited on",
+          "[collectors][procfs]") {
+  test::TempDir dir;
+  const std::string fifo = test::make_fifo(dir, "netstat");
+  auto read = test::unless_held(fifo, [&] { return read_file(fifo); });
+  REQUIRE(read.has_value());
+  REQUIRE(read->ok());
+  CHECK((*read)->empty());
+  // A ProcFile's pread of a FIFO fails (ESPIPE), at once too.
+  ProcFile file(fifo);
+  auto again = test::unless_held(fifo, [&] { return file.read().ok(); });
+  REQUIRE(again.has_value());
+  CHECK_FALSE(*again);
+}

@@ -1,8 +1,10 @@
 #include <catch2/catch.hpp>
 
 #include "config/config.hpp"
+#include "config/web_config_file.hpp"
 #include "daemon/alerts/rules.hpp"
 #include "tests/support/daemon.hpp"
+#include "tests/support/process.hpp"
 #include "tests/unit/config/loader.hpp"
 
 using namespace mcb;
@@ -322,6 +324,46 @@ TEST_CASE("config: a missing file is an error naming it", "[config]") {
   auto c = load_config("/nonexistent/mcbacklogd.yaml");
   REQUIRE_FALSE(c.ok());
   CHECK_THAT(c.error().message, Contains("/nonexistent/mcbacklogd.yaml: cannot open"));
+}
+
+TEST_CASE("config: a FIFO given as the file is refused at once, naming it", "[config]") {
+  test::TempDir dir;
+  const std::string fifo = test::make_fifo(dir, "mcbacklogd.yaml");
+  auto c = test::unless_held(fifo, [&] { return load_config(fifo); });
+  REQUIRE(c.has_value());
+  REQUIRE_FALSE(c->ok());
+  CHECK(c->error().message == fifo + ": is a FIFO, not a regular file");
+  auto web = test::unless_held(fifo, [&] { return load_web_config_file(fifo); });
+  REQUIRE(web.has_value());
+  REQUIRE_FALSE(web->ok());
+  CHECK(web->error().message == fifo + ": is a FIFO, not a regular file");
+  // Named by the configuration, the web configuration's error says where.
+  auto from_file = test::unless_held(
+      fifo, [&] { return load_web_config_file(fifo, "m.yaml:3:17: web.config_file"); });
+  REQUIRE(from_file.has_value());
+  REQUIRE_FALSE(from_file->ok());
+  CHECK(from_file->error().message ==
+        "m.yaml:3:17: web.config_file: " + fifo + ": is a FIFO, not a regular file");
+}
+
+TEST_CASE("config: where each file and namespace is named is kept for the messages about it",
+          "[config]") {
+  auto c = parse_config(
+      "web: { config_file: web.yml }\n"
+      "targets:\n"
+      "  - address: \"127.0.0.1:11211\"\n"
+      "    netns: /run/netns/a\n"
+      "    tls: { ca_file: ca.pem, cert_file: c.pem, key_file: c.key }\n"
+      "  - { address: \"127.0.0.1:11212\", netns_pid: 7 }\n",
+      "/etc/m.yaml");
+  REQUIRE(c.ok());
+  CHECK(c->web.config_file_origin == "/etc/m.yaml:1:21: web.config_file");
+  CHECK(c->targets[0].netns_origin == "/etc/m.yaml:4:12: targets[0].netns");
+  CHECK(c->targets[1].netns_origin == "/etc/m.yaml:6:46: targets[1].netns_pid");
+  REQUIRE(c->targets[0].tls);
+  CHECK(c->targets[0].tls->ca_file_origin == "/etc/m.yaml:5:21: targets[0].tls.ca_file");
+  CHECK(c->targets[0].tls->cert_file_origin == "/etc/m.yaml:5:40: targets[0].tls.cert_file");
+  CHECK(c->targets[0].tls->key_file_origin == "/etc/m.yaml:5:57: targets[0].tls.key_file");
 }
 
 TEST_CASE("config: NIC speeds are bits per second with the usual units", "[config]") {

@@ -10,6 +10,7 @@
 #include <future>
 #include <optional>
 #include <thread>
+#include <tuple>
 
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
@@ -488,7 +489,7 @@ TEST_CASE("http server: TLS files that do not load are errors naming the key and
   missing.tls->cert_file = dir.path() + "/none.crt";
   CHECK_THAT(error_of(missing),
              Catch::Matchers::Contains("web.yml: tls_server_config.cert_file: " + dir.path() +
-                                       "/none.crt: cannot read: No such file or directory"));
+                                       "/none.crt: cannot open: No such file or directory"));
   auto mismatched = config;
   mismatched.tls->key_file = pki.client_key;
   CHECK_THAT(error_of(mismatched),
@@ -502,6 +503,29 @@ TEST_CASE("http server: TLS files that do not load are errors naming the key and
   auto not_a_ca = tls_config(pki, ClientAuth::kRequireAndVerifyClientCert);
   not_a_ca.tls->client_ca_file = dir.write("empty.crt", "");
   CHECK_THAT(error_of(not_a_ca), Catch::Matchers::Contains("tls_server_config.client_ca_file"));
+}
+
+TEST_CASE("http server: a FIFO named as a TLS file is refused at once, where it is named",
+          "[daemon][http][tls]") {
+  test::TempDir dir;
+  const auto pki = test::make_test_pki(dir);
+  const std::string fifo = test::make_fifo(dir, "fifo.pem");
+  for (const std::string key : {"cert_file", "key_file", "client_ca_file"}) {
+    INFO(key);
+    auto config = tls_config(pki, ClientAuth::kRequireAndVerifyClientCert);
+    config.source = "web.yml";
+    TlsServerConfig& t = *config.tls;
+    const std::string origin = "web.yml:3:14: tls_server_config." + key;
+    if (key == "cert_file") std::tie(t.cert_file, t.cert_file_origin) = std::tie(fifo, origin);
+    if (key == "key_file") std::tie(t.key_file, t.key_file_origin) = std::tie(fifo, origin);
+    if (key == "client_ca_file") {
+      std::tie(t.client_ca_file, t.client_ca_file_origin) = std::tie(fifo, origin);
+    }
+    auto made = test::unless_held(fifo, [&] { return make_http_security(config); });
+    REQUIRE(made.has_value());
+    REQUIRE_FALSE(made->ok());
+    CHECK(made->error().message == origin + ": " + fifo + ": is a FIFO, not a regular file");
+  }
 }
 
 TEST_CASE("http server: with users, a request without or with wrong credentials gets 401",

@@ -1,0 +1,201 @@
+// A FIFO named where the daemon expects a file (the configuration, the web configuration, a TLS
+// file of a target or of the endpoint) or a network namespace file: refused at once by
+// --check-config, at a reload and at the start, naming the path and where it is set; opening it
+// used to wait for a writer for ever. Each command runs under `timeout -s KILL 30`, a bound on a
+// hang and no timing assertion. Each daemon test runs in its own network namespace.
+
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+
+#include "tests/support/daemon.hpp"
+#include "tests/support/netns.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/tls.hpp"
+
+using namespace mcb;
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+
+namespace {
+
+constexpr const char* kGood =
+    "interval: 100ms\ntargets: []\ncollectors: { sockdiag: { enabled: false } }\n";
+
+// --check-config with `args`, killed if it has not returned after 30 s (exit code 137 then).
+test::CommandResult check_config(const std::string& args) {
+  return test::run_command("timeout -s KILL 30 " + test::daemon_binary() + " --check-config " +
+                           args);
+}
+
+std::string refused(const std::string& path) { return path + ": is a FIFO, not a regular file"; }
+
+}  // namespace
+
+TEST_CASE("regular files: --check-config refuses a FIFO as the configuration or web configuration",
+          "[integration][config][files]") {
+  test::TempDir dir;
+  const std::string fifo = test::make_fifo(dir, "fifo.yaml");
+  const std::string good = dir.write("good.yaml", kGood);
+
+  auto config = check_config("--config.file=" + fifo);
+  CHECK(config.exit_code == 1);
+  CHECK_THAT(config.output, Contains(refused(fifo)));
+
+  auto web_flag = check_config("--config.file=" + good + " --web.config.file=" + fifo);
+  CHECK(web_flag.exit_code == 1);
+  CHECK_THAT(web_flag.output, Contains(refused(fifo)));
+
+  // Named in the configuration: the message says where.
+  const std::string names_web =
+      dir.write("names-web.yaml", std::string(kGood) + "web:\n  config_file: fifo.yaml\n");
+  auto web_key = check_config("--config.file=" + names_web);
+  CHECK(web_key.exit_code == 1);
+  CHECK_THAT(web_key.output, Contains(names_web + ":5:16: web.config_file: " + refused(fifo)));
+}
+
+TEST_CASE("regular files: --check-config refuses a FIFO as a target's CA, certificate or key",
+          "[integration][config][files][tls]") {
+  test::TempDir dir;
+  const auto pki = test::make_test_pki(dir);
+  const std::string fifo = test::make_fifo(dir, "fifo.pem");
+  const struct {
+    std::string key;
+    std::string tls;  // the other keys of the block; `key` is added last
+  } cases[] = {
+      {"ca_file", ""},
+      {"cert_file", "      ca_file: " + pki.ca_cert + "\n      key_file: " + pki.client_key + "\n"},
+      {"key_file",
+       "      ca_file: " + pki.ca_cert + "\n      cert_file: " + pki.client_cert + "\n"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.key);
+    const std::string yaml = "targets:\n  - address: \"127.0.0.1:11211\"\n    tls:\n" + c.tls +
+                             "      " + c.key + ": fifo.pem\n";
+    const std::string file = dir.write(c.key + ".yaml", yaml);
+    const int line = 4 + (c.tls.empty() ? 0 : 2);
+    const std::size_t column = 6 + c.key.size() + 2 + 1;
+    auto checked = check_config("--config.file=" + file);
+    CHECK(checked.exit_code == 1);
+    CHECK_THAT(checked.output,
+               Contains(file + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                        ": targets[0].tls." + c.key + ": " + refused(fifo)));
+    CHECK_THAT(checked.output, !Contains("configuration is valid"));
+  }
+  // A missing file says why, not only that OpenSSL failed.
+  const std::string absent =
+      dir.write("absent.yaml",
+                "targets:\n  - address: \"127.0.0.1:11211\"\n    tls: { ca_file: none.pem }\n");
+  auto missing = check_config("--config.file=" + absent);
+  CHECK(missing.exit_code == 1);
+  CHECK_THAT(missing.output, Contains(absent + ":3:21: targets[0].tls.ca_file: " + dir.path() +
+                                      "/none.pem: cannot open: No such file or directory"));
+}
+
+TEST_CASE("regular files: --check-config refuses a FIFO as the endpoint's certificate, key or CAs",
+          "[integration][config][files][tls]") {
+  test::TempDir dir;
+  const auto pki = test::make_test_pki(dir);
+  const std::string fifo = test::make_fifo(dir, "fifo.pem");
+  const std::string good = dir.write("good.yaml", kGood);
+  for (const std::string key : {"cert_file", "key_file", "client_ca_file"}) {
+    INFO(key);
+    std::string yaml = "tls_server_config:\n  client_auth_type: RequireAndVerifyClientCert\n";
+    int line = 3;
+    for (const auto& [k, file] : {std::pair<std::string, std::string>{"cert_file", pki.server_cert},
+                                  {"key_file", pki.server_key},
+                                  {"client_ca_file", pki.ca_cert}}) {
+      if (k == key) continue;
+      yaml += "  " + k + ": " + file + "\n";
+      ++line;
+    }
+    yaml += "  " + key + ": fifo.pem\n";
+    const std::string web = dir.write(key + ".yml", yaml);
+    auto checked = check_config("--config.file=" + good + " --web.config.file=" + web);
+    CHECK(checked.exit_code == 1);
+    CHECK_THAT(checked.output, Contains(web + ":" + std::to_string(line) + ":" +
+                                        std::to_string(2 + key.size() + 2 + 1) +
+                                        ": tls_server_config." + key + ": " + refused(fifo)));
+  }
+}
+
+TEST_CASE("regular files: --check-config warns of a FIFO as a target's network namespace",
+          "[integration][config][files][netns]") {
+  test::TempDir dir;
+  const std::string fifo = test::make_fifo(dir, "netns");
+  const std::string file = dir.write(
+      "netns.yaml", "targets:\n  - address: \"127.0.0.1:11211\"\n    netns: " + fifo + "\n");
+  auto checked = check_config("--config.file=" + file);
+  // A namespace that cannot be entered now is a warning: one may be mounted there later.
+  CHECK(checked.exit_code == 0);
+  CHECK_THAT(checked.output,
+             Contains(file + ":3:12: targets[0].netns: warning: network namespace " + fifo +
+                      ": is a FIFO, not a network namespace file"));
+}
+
+TEST_CASE(
+    "regular files: SIGHUP with a FIFO as the configuration or the web configuration keeps the "
+    "running configuration and the loop answering",
+    "[integration][config][files][reload]") {
+  test::enter_private_netns();
+  test::Daemon d(kGood);
+  d.metrics();
+  const std::string config = d.config_path();
+
+  // The configuration file replaced by a FIFO.
+  std::filesystem::remove(config);
+  test::TempDir dir;
+  REQUIRE(::mkfifo(config.c_str(), 0600) == 0);
+  std::size_t mark = d.output().size();
+  d.process().signal(SIGHUP);
+  auto logged = d.process().wait_for_output(
+      std::regex("reload failed.*\\n.*mcbacklogd.yaml: is a FIFO, not a regular file"), 30s, mark);
+  CHECK(logged.has_value());
+  auto healthy = d.get("/-/healthy");
+  REQUIRE(healthy.ok());
+  CHECK(healthy->status == 200);
+  CHECK(d.get("/metrics").ok());
+
+  // A good configuration naming a FIFO as its web configuration.
+  const std::string web_fifo = test::make_fifo(dir, "web.yml");
+  std::filesystem::remove(config);
+  std::ofstream(config) << kGood << "web: { config_file: " << web_fifo << " }\n";
+  mark = d.output().size();
+  d.process().signal(SIGHUP);
+  logged = d.process().wait_for_output(
+      std::regex("reload failed.*\\n.*mcbacklogd.yaml:4:21: web.config_file: .*web.yml: is a "
+                 "FIFO, not a regular file"),
+      30s, mark);
+  CHECK(logged.has_value());
+  healthy = d.get("/-/healthy");
+  REQUIRE(healthy.ok());
+  CHECK(healthy->status == 200);
+
+  // A good file again applies.
+  std::ofstream(config) << kGood;
+  mark = d.output().size();
+  d.process().signal(SIGHUP);
+  CHECK(d.process().wait_for_output(std::regex("configuration reloaded from"), 30s, mark));
+  CHECK(d.process().running());
+}
+
+TEST_CASE(
+    "regular files: a target whose netns is a FIFO holds neither the start nor the stop of the "
+    "daemon",
+    "[integration][files][netns]") {
+  test::enter_private_netns();
+  test::TempDir dir;
+  const std::string fifo = test::make_fifo(dir, "netns");
+  test::Daemon d("interval: 100ms\ntargets:\n  - { name: a, address: \"127.0.0.1:11211\", netns: " +
+                 fifo + " }\ncollectors: { sockdiag: { enabled: false } }\n");
+  CHECK(d.process().wait_for_output(std::regex("is a FIFO, not a network namespace file"), 30s));
+  auto healthy = d.get("/-/healthy");
+  REQUIRE(healthy.ok());
+  CHECK(healthy->status == 200);
+  d.process().signal(SIGTERM);
+  CHECK(d.process().wait_exit(30s) == 0);
+}
