@@ -1,12 +1,13 @@
 #include "collectors/procfs.hpp"
 
-#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include "common/files.hpp"
 #include "common/text.hpp"
 
 namespace mcb {
@@ -15,35 +16,53 @@ Result<std::optional<std::string>> read_optional_file(const std::string& path) {
   return read_optional_file(path, {});
 }
 
+namespace {
+
+std::string where(const std::string& path) { return escape_untrusted(path, 4096) + ": "; }
+
+// Why a file under /proc or /sys that opened as `status` is not read: files there are regular
+// files (of size 0); anything else under paths.procfs or paths.sysfs (a FIFO, a device such as
+// /dev/zero, whose reads never end) is a mistake that would hold the loop or fill the memory.
+std::string not_regular(const struct stat& status) {
+  return "is " + std::string(file_kind(status.st_mode)) + ", not a regular file";
+}
+
+std::string too_large() {
+  return std::to_string(kMaxProcFileBytes >> 20) +
+         " MiB or more, more than is read of a file "
+         "under /proc or /sys";
+}
+
+}  // namespace
+
 Result<std::optional<std::string>> read_optional_file(const std::string& path,
                                                       std::initializer_list<int> absent) {
   const auto is_absent = [absent](int err) {
     return err == ENOENT || err == ENOTDIR ||
            std::find(absent.begin(), absent.end(), err) != absent.end();
   };
-  // open/read rather than ifstream: proc files report size 0, and errno must survive. O_NONBLOCK:
-  // a FIFO left under paths.procfs or paths.sysfs reads as empty instead of holding the loop
-  // (proc and sysfs files ignore the flag).
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0) {
-    if (is_absent(errno)) return std::optional<std::string>{};
-    return fail(escape_untrusted(path, 4096) + ": " + std::strerror(errno));
+  // open/read rather than ifstream: proc files report size 0, and errno must survive.
+  struct stat status {};
+  int error = 0;
+  const FileDescriptor fd = open_nonblocking(path, status, error);
+  if (!fd.valid()) {
+    if (is_absent(error)) return std::optional<std::string>{};
+    return fail(where(path) + std::strerror(error));
   }
+  if (!S_ISREG(status.st_mode)) return fail(where(path) + not_regular(status));
   std::string out;
   char buf[16384];
   for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n == 0) break;
     if (n < 0) {
       if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      if (is_absent(err)) return std::optional<std::string>{};
-      return fail(escape_untrusted(path, 4096) + ": " + std::strerror(err));
+      if (is_absent(errno)) return std::optional<std::string>{};
+      return fail(where(path) + std::strerror(errno));
     }
     out.append(buf, static_cast<std::size_t>(n));
+    if (out.size() >= kMaxProcFileBytes) return fail(where(path) + too_large());
   }
-  ::close(fd);
   return std::optional<std::string>{std::move(out)};
 }
 
@@ -54,26 +73,26 @@ Result<std::string> read_file(const std::string& path) {
   return std::move(**r);
 }
 
-ProcFile::~ProcFile() { close(); }
-
-void ProcFile::close() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
+void ProcFile::close() { fd_ = FileDescriptor(); }
 
 Error ProcFile::failed(int err) {
   close();
   errno_ = err;
-  if (err == ENOENT || err == ENOTDIR)
-    return fail(escape_untrusted(path_, 4096) + ": no such file");
-  return fail(escape_untrusted(path_, 4096) + ": " + std::strerror(err));
+  if (err == ENOENT || err == ENOTDIR) return fail(where(path_) + "no such file");
+  return fail(where(path_) + std::strerror(err));
 }
 
 Status ProcFile::open() {
-  if (fd_ >= 0) return ok_status();
-  // O_NONBLOCK as in read_optional_file.
-  fd_ = ::open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  if (fd_ < 0) return failed(errno);
+  if (fd_.valid()) return ok_status();
+  struct stat status {};
+  int error = 0;
+  fd_ = open_nonblocking(path_, status, error);
+  if (!fd_.valid()) return failed(error);
+  if (!S_ISREG(status.st_mode)) {
+    close();
+    errno_ = EINVAL;
+    return fail(where(path_) + not_regular(status));
+  }
   if (buffer_.empty()) buffer_.resize(capacity_);
   return ok_status();
 }
@@ -82,9 +101,16 @@ Result<std::string_view> ProcFile::read() {
   if (auto opened = open(); !opened) return opened.error();
   std::size_t size = 0;
   for (;;) {
-    if (size == buffer_.size()) buffer_.resize(buffer_.size() * 2);
+    if (size == buffer_.size()) {
+      if (size >= kMaxProcFileBytes) {
+        close();
+        errno_ = EFBIG;
+        return fail(where(path_) + too_large());
+      }
+      buffer_.resize(buffer_.size() * 2);
+    }
     const ssize_t n =
-        ::pread(fd_, buffer_.data() + size, buffer_.size() - size, static_cast<off_t>(size));
+        ::pread(fd_.get(), buffer_.data() + size, buffer_.size() - size, static_cast<off_t>(size));
     if (n == 0) break;
     if (n < 0) {
       if (errno == EINTR) continue;

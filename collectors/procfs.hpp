@@ -8,12 +8,21 @@
 #include <string_view>
 #include <vector>
 
+#include "common/files.hpp"
 #include "common/result.hpp"
 
 namespace mcb {
 
+// What is read of one file under /proc or /sys is less than 16 MiB (a /proc/net/dev of 50,000
+// devices is about 7 MiB); a file of 16 MiB or more is an error, so a device such as /dev/zero left
+// under paths.procfs cannot fill the memory.
+inline constexpr std::size_t kMaxProcFileBytes = std::size_t{16} << 20;
+
 // Reads a whole file. A missing file is `std::nullopt` (some kernels lack some files, and that
-// is not an error); any other failure is an error naming the path.
+// is not an error); any other failure is an error naming the path. The file is opened without
+// blocking and read only if it is a regular file, as every file under /proc and /sys is: a FIFO
+// or a device is an error ("/host/proc/stat: is a FIFO, not a regular file"), as is one of
+// kMaxProcFileBytes or more.
 Result<std::optional<std::string>> read_optional_file(const std::string& path);
 
 // The same, where the errno values in `absent` (from opening or reading) also mean "no value":
@@ -34,12 +43,12 @@ class ProcFile {
   // `capacity`: the buffer's first size, grown as the file needs.
   explicit ProcFile(std::string path, std::size_t capacity = 16384)
       : path_(std::move(path)), capacity_(capacity) {}
-  ~ProcFile();
   ProcFile(const ProcFile&) = delete;
   ProcFile& operator=(const ProcFile&) = delete;
 
   // The whole file; the view is valid until the next read. A missing file is an error naming
-  // the path, as read_file() has it.
+  // the path, as read_file() has it; so are a file that is not a regular file and one of
+  // kMaxProcFileBytes or more, as read_optional_file() has them.
   Result<std::string_view> read();
   // The errno of the last read's failure (ENOENT for a missing file, ESRCH for a process or
   // thread that ended while its file was open); 0 after a good read.
@@ -49,7 +58,7 @@ class ProcFile {
   // opened by another thread, one inside another network namespace (collectors/netns.hpp).
   // Errors as read().
   Status open();
-  bool is_open() const { return fd_ >= 0; }
+  bool is_open() const { return fd_.valid(); }
   void close();
 
   const std::string& path() const { return path_; }
@@ -58,7 +67,7 @@ class ProcFile {
   Error failed(int err);
 
   std::string path_;
-  int fd_ = -1;
+  FileDescriptor fd_;
   int errno_ = 0;
   std::size_t capacity_;
   std::string buffer_;

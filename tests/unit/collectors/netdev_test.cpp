@@ -321,7 +321,8 @@ TEST_CASE("netdev: an unreadable file fails the run naming the path, and no stal
   root.write("proc/net/dev", std::string(kHeader) + dev_line("eth0", 1, 2));
   std::filesystem::create_directories(root.path() + "/sys/class/net/eth0/speed");
   NetdevCollector fresh(config, root.path() + "/proc", root.path() + "/sys");
-  CHECK_THAT(run(fresh).error().message, Contains("/sys/class/net/eth0/speed: Is a directory"));
+  CHECK_THAT(run(fresh).error().message,
+             Contains("/sys/class/net/eth0/speed: is a directory, not a regular file"));
   CHECK(fresh.Collect().empty());
 }
 

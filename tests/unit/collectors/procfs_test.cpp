@@ -58,17 +58,53 @@ TEST_CASE("procfs: a ProcFile reads a kernel file again from its start", "[colle
   }
 }
 
-TEST_CASE("procfs: a FIFO under paths.procfs reads as empty at once, never waited on",
-          "[collectors][procfs]") {
+TEST_CASE(
+    "procfs: a FIFO or a device under paths.procfs is refused at once, never waited on or read "
+    "without end",
+    "[collectors][procfs]") {
   test::TempDir dir;
   const std::string fifo = test::make_fifo(dir, "netstat");
   auto read = test::unless_held(fifo, [&] { return read_file(fifo); });
   REQUIRE(read.has_value());
-  REQUIRE(read->ok());
-  CHECK((*read)->empty());
-  // A ProcFile's pread of a FIFO fails (ESPIPE), at once too.
+  REQUIRE_FALSE(read->ok());
+  CHECK(read->error().message == fifo + ": is a FIFO, not a regular file");
   ProcFile file(fifo);
-  auto again = test::unless_held(fifo, [&] { return file.read().ok(); });
+  auto again = test::unless_held(fifo, [&] { return file.read(); });
   REQUIRE(again.has_value());
-  CHECK_FALSE(*again);
+  REQUIRE_FALSE(again->ok());
+  CHECK(again->error().message == fifo + ": is a FIFO, not a regular file");
+  CHECK_FALSE(file.is_open());
+
+  // /dev/zero never ends a read: refused before any.
+  auto zero = read_optional_file("/dev/zero");
+  REQUIRE_FALSE(zero.ok());
+  CHECK(zero.error().message == "/dev/zero: is a character device, not a regular file");
+  ProcFile zero_file("/dev/zero");
+  auto zero_again = zero_file.read();
+  REQUIRE_FALSE(zero_again.ok());
+  CHECK(zero_again.error().message == "/dev/zero: is a character device, not a regular file");
+}
+
+TEST_CASE("procfs: a regular file of 16 MiB or more under paths.procfs is refused, one below read",
+          "[collectors][procfs]") {
+  test::TempDir dir;
+  const std::string fits = dir.write("fits", std::string(kMaxProcFileBytes - 1, 'x'));
+  auto whole = read_file(fits);
+  REQUIRE(whole.ok());
+  CHECK(whole->size() == kMaxProcFileBytes - 1);
+  ProcFile fits_file(fits);
+  auto fits_again = fits_file.read();
+  REQUIRE(fits_again.ok());
+  CHECK(fits_again->size() == kMaxProcFileBytes - 1);
+
+  const std::string large = dir.write("large", std::string(kMaxProcFileBytes, 'x'));
+  const std::string why =
+      large + ": 16 MiB or more, more than is read of a file under /proc or /sys";
+  auto refused = read_file(large);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message == why);
+  ProcFile large_file(large);
+  auto refused_again = large_file.read();
+  REQUIRE_FALSE(refused_again.ok());
+  CHECK(refused_again.error().message == why);
 }
