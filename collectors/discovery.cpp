@@ -362,11 +362,15 @@ Discoverer::Scan Discoverer::scan() {
     return scan;
   }
   std::set<std::uint64_t> only;
-  for (const std::string& path : config_.only_netns) {
+  for (std::size_t i = 0; i < config_.only_netns.size(); ++i) {
+    const std::string& path = config_.only_netns[i];
     if (auto inode = network_namespace_inode(path)) {
       only.insert(*inode);
     } else {
-      report(scan, "discover.only_netns: " + escape_untrusted(path) + ": " + inode.error().message);
+      const std::string where = i < config_.only_netns_origins.size()
+                                    ? config_.only_netns_origins[i]
+                                    : std::string("discover.only_netns");
+      report(scan, where + ": " + escape_untrusted(path) + ": " + inode.error().message);
     }
   }
   if (!config_.only_netns.empty() && only.empty()) return scan;

@@ -334,8 +334,12 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
                       }},
                      {"only_netns", [&](auto& v, auto& r) {
                         d.only_netns.clear();
+                        d.only_netns_origins.clear();
                         w.sequence(v, r, [&](const YAML::Node& item, const std::string& ip) {
-                          if (auto file = netns_file(w, item, ip)) d.only_netns.push_back(*file);
+                          if (auto file = netns_file(w, item, ip)) {
+                            d.only_netns.push_back(*file);
+                            d.only_netns_origins.push_back(w.origin(item.Mark(), ip));
+                          }
                         });
                       }}});
         }},

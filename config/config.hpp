@@ -81,6 +81,8 @@ struct DiscoverConfig {
   // Only processes in these network namespaces (files such as /run/netns/NAME or
   // /proc/PID/ns/net, compared by inode at each scan); empty: every namespace.
   std::vector<std::string> only_netns;
+  // Where each of only_netns is named ("FILE:LINE:COL: discover.only_netns[N]"), in its order.
+  std::vector<std::string> only_netns_origins;
 };
 
 struct NetstatConfig {

@@ -540,16 +540,22 @@ TEST_CASE(
   DiscoverConfig config;
   config.enabled = true;
   config.only_netns = {"/etc/passwd", "/proc/self/ns/pid", "/nonexistent/netns", fifo};
+  for (int i = 0; i < 4; ++i) {
+    config.only_netns_origins.push_back("d.yaml:" + std::to_string(i + 3) +
+                                        ":5: discover.only_netns[" + std::to_string(i) + "]");
+  }
   Discoverer discoverer(config, "/proc");
   const auto first = test::unless_held(fifo, [&] { return discoverer.scan(); });
   REQUIRE(first.has_value());
   CHECK(first->found.empty());
   REQUIRE(first->problems.size() == 4);
-  CHECK_THAT(first->problems[0], Contains("discover.only_netns: /etc/passwd: not a network "
-                                          "namespace file"));
+  // Each named by where the configuration names it.
+  CHECK_THAT(first->problems[0], Contains("d.yaml:3:5: discover.only_netns[0]: /etc/passwd: not a "
+                                          "network namespace file"));
   CHECK_THAT(first->problems[1], Contains("/proc/self/ns/pid: not a network namespace file"));
   CHECK_THAT(first->problems[2], Contains("/nonexistent/netns: no such file (ip netns add?)"));
-  CHECK_THAT(first->problems[3], Contains(fifo + ": is a FIFO, not a network namespace file"));
+  CHECK_THAT(first->problems[3], Contains("d.yaml:6:5: discover.only_netns[3]: " + fifo +
+                                          ": is a FIFO, not a network namespace file"));
   CHECK(discoverer.problem_count() == 4);
   const auto second = discoverer.scan();
   CHECK(second.problems.empty());  // logged once while it lasts

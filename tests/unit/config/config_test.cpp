@@ -490,6 +490,9 @@ TEST_CASE("config: discovery is off by default, and on it replaces the built-in 
   CHECK(c->discover.grace == std::chrono::minutes(1));
   CHECK(c->discover.process_name == "mc");
   CHECK(c->discover.only_netns == std::vector<std::string>{"/run/netns/pod1", "/proc/self/ns/net"});
+  CHECK(c->discover.only_netns_origins ==
+        std::vector<std::string>{"t.yaml:6:16: discover.only_netns[0]",
+                                 "t.yaml:6:33: discover.only_netns[1]"});
   CHECK(c->targets.empty());  // discovery finds them
 
   // Configured targets stay beside discovery.
