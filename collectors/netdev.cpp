@@ -19,12 +19,8 @@ namespace {
 
 std::vector<std::string_view> lines(std::string_view text) {
   std::vector<std::string_view> out;
-  while (!text.empty()) {
-    const auto nl = text.find('\n');
-    const std::string_view line = text.substr(0, nl);
+  for (std::string_view line; take_line(text, line);) {
     if (!split_words(line).empty()) out.push_back(line);
-    if (nl == std::string_view::npos) break;
-    text.remove_prefix(nl + 1);
   }
   return out;
 }

@@ -64,10 +64,7 @@ std::string errno_text(int error) { return std::strerror(error); }
 std::optional<std::string> container_of_cgroup(std::string_view cgroup) {
   std::optional<std::string> pod;
   std::optional<std::string> container;
-  while (!cgroup.empty()) {
-    const auto eol = cgroup.find('\n');
-    std::string_view line = cgroup.substr(0, eol);
-    cgroup = eol == std::string_view::npos ? std::string_view() : cgroup.substr(eol + 1);
+  for (std::string_view line; take_line(cgroup, line);) {
     // "hierarchy-ID:controllers:path"
     const auto first = line.find(':');
     const auto second = first == std::string_view::npos ? first : line.find(':', first + 1);

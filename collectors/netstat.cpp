@@ -32,10 +32,7 @@ bool blank(char c) { return c == ' ' || c == '\t'; }
 
 // Takes the next non-empty line (without its CR) off the front of `text`; false at the end.
 bool next_line(std::string_view& text, std::string_view& line) {
-  while (!text.empty()) {
-    const auto nl = text.find('\n');
-    line = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+  while (take_line(text, line)) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (!line.empty()) return true;
   }

@@ -5,16 +5,14 @@
 
 #include "collectors/procfs.hpp"
 #include "common/families.hpp"
+#include "common/text.hpp"
 
 namespace mcb {
 
 Result<std::vector<SoftnetCpu>> parse_softnet_stat(std::string_view text) {
   std::vector<SoftnetCpu> out;
   int line_number = 0;
-  while (!text.empty()) {
-    const auto nl = text.find('\n');
-    const std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+  for (std::string_view line; take_line(text, line);) {
     ++line_number;
     const auto words = split_words(line);
     if (words.empty()) continue;

@@ -43,6 +43,18 @@ bool is_printable_utf8(std::string_view text);
 // `text` holds: bytes that are not UTF-8 become U+FFFD.
 std::string json_escape(std::string_view text);
 
+// Takes the next line (up to '\n', without it) off the front of `text` into `line`; false, with
+// `line` untouched, when `text` is empty. A last line without '\n' is a line too. No allocation;
+// `line` points into the text. For the line loops of the /proc parsers:
+//   for (std::string_view line; take_line(text, line);) { ... }
+inline bool take_line(std::string_view& text, std::string_view& line) {
+  if (text.empty()) return false;
+  const auto nl = text.find('\n');
+  line = text.substr(0, nl);
+  text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+  return true;
+}
+
 // Escapes a string for HTML text and attribute values (& < > " '). Pure.
 std::string html_escape(std::string_view text);
 

@@ -9,6 +9,7 @@
 #include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
 
+#include "common/text.hpp"
 #include "daemon/alerts/runbooks.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/process_limits.hpp"
@@ -250,10 +251,8 @@ void App::reload() {
   if (!security) {
     // One event per error: a text log holds one line per event.
     std::string_view errors = security.error().message;
-    while (!errors.empty()) {
-      const auto end = std::min(errors.find('\n'), errors.size());
-      spdlog::error("reload failed, keeping the running configuration: {}", errors.substr(0, end));
-      errors.remove_prefix(std::min(end + 1, errors.size()));
+    for (std::string_view line; take_line(errors, line);) {
+      spdlog::error("reload failed, keeping the running configuration: {}", line);
     }
     // Still serving; before the first sample on_cycle() reports ready instead.
     if (ready_) notifier_.ready("reload failed, see the log; " + status_line());
