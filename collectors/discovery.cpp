@@ -97,10 +97,7 @@ std::optional<std::string> read_in_root(int root_fd, const char* file) {
 std::optional<std::string> blocking_filesystem(std::string_view mountinfo) {
   constexpr std::array<std::string_view, 9> kNetwork = {"nfs",  "nfs4",      "cifs",   "smb3", "9p",
                                                         "ceph", "glusterfs", "lustre", "afs"};
-  while (!mountinfo.empty()) {
-    const auto end = mountinfo.find('\n');
-    const std::string_view line = mountinfo.substr(0, end);
-    mountinfo = end == std::string_view::npos ? std::string_view() : mountinfo.substr(end + 1);
+  for (std::string_view line; take_line(mountinfo, line);) {
     const auto dash = line.find(" - ");
     if (dash == std::string_view::npos) continue;
     std::string_view type = line.substr(dash + 3);
@@ -120,11 +117,11 @@ std::optional<std::string> pod_name(const std::string& procfs, int pid) {
   auto mounts = read_optional_file(dir + "/mountinfo");
   if (!mounts || !*mounts || blocking_filesystem(**mounts)) return std::nullopt;
   const std::string root = dir + "/root";
-  const int root_fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (root_fd < 0) return std::nullopt;
-  const auto name = read_in_root(root_fd, "etc/hostname");
-  const auto ns = read_in_root(root_fd, "var/run/secrets/kubernetes.io/serviceaccount/namespace");
-  ::close(root_fd);
+  const FileDescriptor root_fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root_fd.valid()) return std::nullopt;
+  const auto name = read_in_root(root_fd.get(), "etc/hostname");
+  const auto ns =
+      read_in_root(root_fd.get(), "var/run/secrets/kubernetes.io/serviceaccount/namespace");
   if (!name || !ns) return std::nullopt;
   const std::string_view n = trimmed(*name);
   const std::string_view s = trimmed(*ns);
@@ -196,10 +193,7 @@ std::optional<std::vector<std::uint64_t>> descriptor_inodes(const std::string& p
 }  // namespace
 
 std::optional<std::uint64_t> fdinfo_inode(std::string_view text) {
-  while (!text.empty()) {
-    const auto end = text.find('\n');
-    std::string_view line = text.substr(0, end);
-    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+  for (std::string_view line; take_line(text, line);) {
     if (!line.starts_with("ino:")) continue;
     line.remove_prefix(4);
     while (!line.empty() && (line.front() == '\t' || line.front() == ' ')) line.remove_prefix(1);

@@ -169,13 +169,8 @@ DriverCounters DriverCounterMap::apply(std::span<const std::uint64_t> values) co
   return c;
 }
 
-EthtoolReader::EthtoolReader() {
-  fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) socket_errno_ = errno;
-}
-
-EthtoolReader::~EthtoolReader() {
-  if (fd_ >= 0) ::close(fd_);
+EthtoolReader::EthtoolReader() : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+  if (!fd_.valid()) socket_errno_ = errno;
 }
 
 int EthtoolReader::request(const std::string& device, void* data) {
@@ -184,7 +179,7 @@ int EthtoolReader::request(const std::string& device, void* data) {
   std::memcpy(ifr.ifr_name, device.data(), device.size());
   ifr.ifr_data = static_cast<char*>(data);
   ++calls_;
-  return ::ioctl(fd_, SIOCETHTOOL, &ifr) == 0 ? 0 : errno;
+  return ::ioctl(fd_.get(), SIOCETHTOOL, &ifr) == 0 ? 0 : errno;
 }
 
 namespace {
@@ -203,7 +198,7 @@ std::string request_error(const std::string& device, const char* request, int er
 }  // namespace
 
 Result<std::optional<std::uint32_t>> EthtoolReader::count(const std::string& device) {
-  if (fd_ < 0) {
+  if (!fd_.valid()) {
     return fail(std::string("no socket for the ethtool ioctl: ") + std::strerror(socket_errno_));
   }
   std::vector<std::uint64_t> buf(4);  // header and one count, 8-byte aligned
@@ -256,7 +251,7 @@ Result<std::optional<std::vector<std::uint64_t>>> EthtoolReader::values(const st
 }
 
 Result<std::optional<std::string>> EthtoolReader::driver(const std::string& device) {
-  if (fd_ < 0) {
+  if (!fd_.valid()) {
     return fail(std::string("no socket for the ethtool ioctl: ") + std::strerror(socket_errno_));
   }
   ethtool_drvinfo info{};

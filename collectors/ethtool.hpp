@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/files.hpp"
 #include "common/result.hpp"
 
 namespace mcb {
@@ -105,7 +106,6 @@ class EthtoolReader {
   };
 
   EthtoolReader();
-  ~EthtoolReader();
   EthtoolReader(const EthtoolReader&) = delete;
   EthtoolReader& operator=(const EthtoolReader&) = delete;
 
@@ -141,7 +141,7 @@ class EthtoolReader {
   // Runs one request; errno on failure.
   int request(const std::string& device, void* data);
 
-  int fd_ = -1;
+  FileDescriptor fd_;
   int socket_errno_ = 0;
   std::map<std::string, Cached, std::less<>> cache_;
   std::uint64_t calls_ = 0;

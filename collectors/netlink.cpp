@@ -20,21 +20,17 @@ std::string errno_text(const char* what) { return std::string(what) + ": " + std
 
 }  // namespace
 
-SockDiagSocket::~SockDiagSocket() { close(); }
-
-void SockDiagSocket::close() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
+void SockDiagSocket::close() { fd_ = FileDescriptor(); }
 
 Status SockDiagSocket::open() {
   if (opener_) {
     auto fd = opener_();
     if (!fd) return fail("cannot open a NETLINK_SOCK_DIAG socket: " + fd.error().message);
-    fd_ = *fd;
+    fd_ = FileDescriptor(*fd);
   } else {
-    fd_ = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_SOCK_DIAG);
-    if (fd_ < 0) return fail(errno_text("cannot open a NETLINK_SOCK_DIAG socket"));
+    fd_ = FileDescriptor(
+        ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_SOCK_DIAG));
+    if (!fd_.valid()) return fail(errno_text("cannot open a NETLINK_SOCK_DIAG socket"));
   }
   buffer_.resize(kReceiveBuffer);
   return ok_status();
@@ -116,7 +112,7 @@ Result<std::optional<DiagSocket>> SockDiagSocket::lookup(const DiagRequest& requ
 
 Result<DumpProgress> SockDiagSocket::exchange(const Encode& encode, Clock::time_point deadline,
                                               const Parse& parse) {
-  if (fd_ < 0) {
+  if (!fd_.valid()) {
     if (auto opened = open(); !opened) return opened.error();
   }
   // Any failure leaves the dump half-read: close so the next dump starts on a clean socket.
@@ -130,7 +126,7 @@ Result<DumpProgress> SockDiagSocket::exchange(const Encode& encode, Clock::time_
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   for (;;) {
-    const ssize_t n = ::sendto(fd_, message.data(), message.size(), 0,
+    const ssize_t n = ::sendto(fd_.get(), message.data(), message.size(), 0,
                                reinterpret_cast<const sockaddr*>(&kernel), sizeof kernel);
     if (n == static_cast<ssize_t>(message.size())) break;
     if (n < 0 && errno == EINTR) continue;
@@ -145,7 +141,7 @@ Result<DumpProgress> SockDiagSocket::exchange(const Encode& encode, Clock::time_
                     " datagrams");
     }
     if (wait) {
-      pollfd p{fd_, POLLIN, 0};
+      pollfd p{fd_.get(), POLLIN, 0};
       const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
       if (ready < 0 && errno != EINTR) return failed(errno_text("poll"));
       if (ready <= 0) continue;  // EINTR or the deadline: checked at the top
@@ -155,7 +151,7 @@ Result<DumpProgress> SockDiagSocket::exchange(const Encode& encode, Clock::time_
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    const ssize_t n = ::recvmsg(fd_, &msg, 0);
+    const ssize_t n = ::recvmsg(fd_.get(), &msg, 0);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) wait = true;
       if (errno == EINTR || wait) continue;

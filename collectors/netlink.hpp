@@ -24,6 +24,7 @@
 
 #include "collectors/inet_diag.hpp"
 #include "collectors/unix_diag.hpp"
+#include "common/files.hpp"
 #include "common/result.hpp"
 
 namespace mcb {
@@ -38,7 +39,6 @@ class SockDiagSocket {
 
   // `opener` unset: a socket of the calling thread's namespace.
   explicit SockDiagSocket(Opener opener = {}) : opener_(std::move(opener)) {}
-  ~SockDiagSocket();
   SockDiagSocket(const SockDiagSocket&) = delete;
   SockDiagSocket& operator=(const SockDiagSocket&) = delete;
 
@@ -81,7 +81,7 @@ class SockDiagSocket {
   Status open();
 
   Opener opener_;
-  int fd_ = -1;
+  FileDescriptor fd_;
   bool per_family_ = false;  // the kernel refused an AF_UNSPEC dump
   std::uint32_t seq_ = 0;
   std::vector<std::byte> buffer_;

@@ -93,18 +93,14 @@ ServiceNotifier::ServiceNotifier(boost::asio::io_context& io)
                                std::getenv("WATCHDOG_PID"), ::getpid());
   for (const std::string& p : env.problems) spdlog::warn("{}", p);
   if (!env.socket) return;
-  fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd_ < 0) {
+  fd_ = FileDescriptor(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd_.valid()) {
     spdlog::warn("cannot create the notification socket: {}; notifications are off",
                  std::strerror(errno));
     return;
   }
   socket_address_ = env.socket;
   if (env.watchdog_timeout) watchdog_period_ = *env.watchdog_timeout / 2;
-}
-
-ServiceNotifier::~ServiceNotifier() {
-  if (fd_ >= 0) ::close(fd_);
 }
 
 void ServiceNotifier::start_watchdog() {
@@ -137,8 +133,8 @@ void ServiceNotifier::stopping() {
 void ServiceNotifier::send(const std::string& message) {
   if (!socket_address_) return;
   const auto* to = reinterpret_cast<const sockaddr*>(&socket_address_->address);
-  const ssize_t n =
-      ::sendto(fd_, message.data(), message.size(), MSG_NOSIGNAL, to, socket_address_->length);
+  const ssize_t n = ::sendto(fd_.get(), message.data(), message.size(), MSG_NOSIGNAL, to,
+                             socket_address_->length);
   if (n == static_cast<ssize_t>(message.size())) {
     if (!last_error_.empty()) spdlog::info("service manager notifications work again");
     last_error_.clear();

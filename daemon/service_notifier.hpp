@@ -29,6 +29,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "common/clock.hpp"
+#include "common/files.hpp"
 
 namespace mcb {
 
@@ -55,7 +56,6 @@ class ServiceNotifier {
  public:
   // Reads the environment and logs what is malformed in it.
   explicit ServiceNotifier(boost::asio::io_context& io);
-  ~ServiceNotifier();
   ServiceNotifier(const ServiceNotifier&) = delete;
   ServiceNotifier& operator=(const ServiceNotifier&) = delete;
 
@@ -77,7 +77,7 @@ class ServiceNotifier {
   PeriodicTimer watchdog_timer_;
   std::optional<NotifyAddress> socket_address_;
   std::chrono::microseconds watchdog_period_{0};  // 0: no watchdog
-  int fd_ = -1;
+  FileDescriptor fd_;
   std::string last_error_;  // the reason of the last failed send, empty after a success
 };
 
