@@ -130,6 +130,14 @@ Result<FileDescriptor> open_network_namespace(const std::string& file, int pid) 
   return fd;
 }
 
+bool is_not_network_namespace(const std::string& file) {
+  struct stat st {};
+  int error = 0;
+  const FileDescriptor fd = open_nonblocking(file, st, error);
+  if (!fd.valid()) return false;
+  return !S_ISREG(st.st_mode) || ::ioctl(fd.get(), NS_GET_NSTYPE) != CLONE_NEWNET;
+}
+
 Status run_in_netns(const NetnsConfig& netns, const std::string& procfs,
                     const std::function<void()>& work) {
   const std::string file = netns_file(netns, procfs);

@@ -47,6 +47,11 @@ std::string netns_file(const NetnsConfig& netns, const std::string& procfs);
 // file (...)"), for the caller to prefix with the file.
 Result<FileDescriptor> open_network_namespace(const std::string& file, int pid);
 
+// Whether `file` is there and is something other than a network namespace file (a FIFO, a
+// directory, a regular file of another file system, another kind of namespace), which no waiting
+// mends. False for a file that is missing or cannot be opened now (a pod's may come later).
+bool is_not_network_namespace(const std::string& file);
+
 // Runs `work` on a thread that entered the namespace, and waits for it. Errors: the namespace
 // file is missing or not a network namespace (open_network_namespace), ptrace access to the
 // process is refused, setns is refused (CAP_SYS_ADMIN), no thread could be started. `work` does

@@ -9,6 +9,8 @@
 #include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
 
+#include "collectors/memcached_client.hpp"
+#include "collectors/netns.hpp"
 #include "common/text.hpp"
 #include "daemon/alerts/runbooks.hpp"
 #include "daemon/logging.hpp"
@@ -40,6 +42,53 @@ Result<Config> load_configuration(const Flags& flags) {
   if (flags.log_level) c.log.level = *flags.log_level;
   if (flags.log_format) c.log.format = *flags.log_format;
   return loaded;
+}
+
+namespace {
+
+// A network namespace file named at `where`: a warning when it is not there or cannot be entered
+// now, an error when it is there and is not a network namespace.
+void check_netns(const NetnsConfig& netns, const std::string& procfs, const std::string& where,
+                 NamedFilesCheck& check) {
+  const std::string file = netns_file(netns, procfs);
+  if (auto opened = open_network_namespace(file, netns.pid);
+      !opened && is_not_network_namespace(file)) {
+    check.errors.push_back(where + ": network namespace " + escape_untrusted(file, 4096) + ": " +
+                           opened.error().message);
+  } else if (auto entered = run_in_netns(netns, procfs, [] {}); !entered) {
+    check.warnings.push_back(where + ": warning: " + entered.error().message);
+  }
+}
+
+}  // namespace
+
+NamedFilesCheck check_named_files(const Config& config) {
+  NamedFilesCheck check;
+  const auto target_origin = [&](const TargetConfig& target) {
+    return config.source + ": target " + target.name;
+  };
+  for (const TargetConfig& target : config.targets) {
+    if (target.tls) {
+      const std::string& e = Transport::of(target).tls_error;
+      // A file's error begins with where it is named; the system's CAs have no such place.
+      if (!e.empty()) {
+        check.errors.push_back(
+            e.starts_with(config.source + ":") ? e : target_origin(target) + ": " + e);
+      }
+    }
+    if (target.netns) {
+      check_netns(*target.netns, config.paths.procfs,
+                  target.netns_origin.empty() ? target_origin(target) : target.netns_origin, check);
+    }
+  }
+  const DiscoverConfig& d = config.discover;
+  for (std::size_t i = 0; i < d.only_netns.size(); ++i) {
+    check_netns(NetnsConfig{d.only_netns[i], 0}, config.paths.procfs,
+                i < d.only_netns_origins.size() ? d.only_netns_origins[i]
+                                                : config.source + ": discover.only_netns",
+                check);
+  }
+  return check;
 }
 
 App::App(Flags flags, Config config, std::shared_ptr<const HttpSecurity> security)
@@ -244,6 +293,12 @@ void App::reload() {
   auto loaded = load_configuration(flags_);
   if (auto fits = loaded ? check_descriptor_budget(*loaded) : ok_status(); !fits) {
     loaded = fits.error();
+  }
+  if (loaded) {
+    const NamedFilesCheck named = check_named_files(*loaded);
+    std::string errors;
+    for (const std::string& e : named.errors) errors += (errors.empty() ? "" : "\n") + e;
+    if (!errors.empty()) loaded = fail(errors);
   }
   auto security = loaded
                       ? load_http_security(loaded->web.config_file, loaded->web.config_file_origin)

@@ -35,6 +35,19 @@ namespace mcb {
 // --log.level, --log.format).
 Result<Config> load_configuration(const Flags& flags);
 
+// The files a configuration names beyond its own text, checked alike by --check-config, the start
+// and a reload, so that a configuration that --check-config refuses is refused by the daemon too.
+// Errors: a target's TLS file that does not load (every connection would fail with it), a network
+// namespace file (a target's `netns`, `discover.only_netns`) that is there and is not a network
+// namespace (a FIFO, a directory, /etc/hosts). Warnings: a namespace that is not there or cannot
+// be entered now (a pod's may come later, and the daemon waits for it). Each message begins with
+// where the file is named ("FILE:LINE:COL: targets[0].tls.ca_file: ..."), one per line.
+struct NamedFilesCheck {
+  std::vector<std::string> errors;
+  std::vector<std::string> warnings;
+};
+NamedFilesCheck check_named_files(const Config& config);
+
 class App {
  public:
   // `security`: from load_http_security(config.web.config_file).

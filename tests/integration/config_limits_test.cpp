@@ -17,9 +17,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-constexpr const char* kGood =
-    "interval: 100ms\ntargets: []\ncollectors: { sockdiag: { enabled: false } }\n";
-
 std::string nested_include(std::size_t depth) {
   return "interval: 100ms\ntargets: []\ncollectors:\n  netdev:\n    include: \"" +
          std::string(depth, '(') + "a" + std::string(depth, ')') + "\"\n";
@@ -30,7 +27,6 @@ std::string nested_include(std::size_t depth) {
 TEST_CASE("config limits: --check-config and the start refuse each example with its position",
           "[integration][config][limits]") {
   test::TempDir dir;
-  const std::string bin = test::daemon_binary();
   const struct {
     const char* what;
     std::string yaml;
@@ -54,10 +50,10 @@ TEST_CASE("config limits: --check-config and the start refuse each example with 
   for (const auto& e : examples) {
     INFO(e.what);
     const std::string file = dir.write("example" + std::to_string(i++) + ".yaml", e.yaml);
-    auto check = test::run_command(bin + " --check-config --config.file=" + file);
+    auto check = test::run_daemon("--check-config --config.file=" + file);
     CHECK(check.exit_code == 1);
     CHECK_THAT(check.output, Contains(file.substr(file.rfind('/') + 1, 8)) && Contains(e.says));
-    auto start = test::run_command(bin + " --web.listen-address=127.0.0.1:0 --config.file=" + file);
+    auto start = test::run_daemon("--web.listen-address=127.0.0.1:0 --config.file=" + file);
     CHECK(start.exit_code == 1);
     CHECK_THAT(start.output, Contains(e.says));
   }
@@ -66,7 +62,7 @@ TEST_CASE("config limits: --check-config and the start refuse each example with 
 TEST_CASE("config limits: SIGHUP with 20,000 nested groups keeps the daemon and its configuration",
           "[integration][config][limits][reload]") {
   test::enter_private_netns();
-  test::Daemon d(kGood);
+  test::Daemon d(test::kQuietConfig);
   d.metrics();
   std::ofstream(d.config_path()) << nested_include(20000);
   const std::size_t mark = d.output().size();
@@ -88,7 +84,7 @@ TEST_CASE(
     "the loop keeps answering",
     "[integration][config][limits][reload]") {
   test::enter_private_netns();
-  test::Daemon d(kGood);
+  test::Daemon d(test::kQuietConfig);
   d.metrics();
 
   // 41 MB of bad targets: refused by its size, before yaml-cpp reads it.

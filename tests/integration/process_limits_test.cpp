@@ -26,9 +26,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-constexpr const char* kConfig =
-    "interval: 100ms\ntargets: []\ncollectors: { sockdiag: { enabled: false } }\n";
-
 // "Max open files  SOFT  HARD  files" of /proc/PID/limits.
 std::pair<long, long> open_files_limit(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/limits");
@@ -62,7 +59,7 @@ std::string targets_config(int n) {
 TEST_CASE("process limits: the soft descriptor limit is raised to the hard one at start",
           "[integration][limits]") {
   test::enter_private_netns();
-  test::Daemon d(kConfig, {}, {"/usr/bin/prlimit", "--nofile=256:8192", "--"});
+  test::Daemon d(test::kQuietConfig, {}, {"/usr/bin/prlimit", "--nofile=256:8192", "--"});
   CHECK(open_files_limit(d.process().pid()) == std::pair<long, long>{8192, 8192});
 }
 
@@ -87,7 +84,7 @@ TEST_CASE("process limits: 1000 targets at a limit of 1024 are refused at start 
 TEST_CASE("process limits: out of descriptors, accept failures are logged once and HTTP recovers",
           "[integration][limits][http]") {
   test::enter_private_netns();
-  test::Daemon d(kConfig);
+  test::Daemon d(test::kQuietConfig);
   d.metrics();
   // Leave the running daemon a few descriptors more than it holds, then ask for more.
   std::size_t open = 0;
@@ -127,7 +124,7 @@ TEST_CASE("process limits: SIGUSR1, SIGUSR2, SIGALRM and SIGPIPE are ignored",
           "[integration][limits][signals]") {
   test::enter_private_netns();
   // Started with every signal at its default action, as by a careless parent.
-  test::Daemon d(kConfig, {},
+  test::Daemon d(test::kQuietConfig, {},
                  {"/usr/bin/python3", "-c",
                   "import os, signal, sys\n"
                   "for s in (signal.SIGPIPE, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):\n"
@@ -144,7 +141,7 @@ TEST_CASE("process limits: SIGUSR1, SIGUSR2, SIGALRM and SIGPIPE are ignored",
 TEST_CASE("process limits: SIGTERM stops the daemon even when its parent blocked it",
           "[integration][limits][signals]") {
   test::enter_private_netns();
-  test::Daemon d(kConfig, {},
+  test::Daemon d(test::kQuietConfig, {},
                  {"/usr/bin/python3", "-c",
                   "import os, signal, sys\n"
                   "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP})\n"

@@ -23,13 +23,8 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-constexpr const char* kGood =
-    "interval: 100ms\ntargets: []\ncollectors: { sockdiag: { enabled: false } }\n";
-
-// --check-config with `args`, killed if it has not returned after 30 s (exit code 137 then).
 test::CommandResult check_config(const std::string& args) {
-  return test::run_command("timeout -s KILL 30 " + test::daemon_binary() + " --check-config " +
-                           args);
+  return test::run_daemon("--check-config " + args);
 }
 
 std::string refused(const std::string& path) { return path + ": is a FIFO, not a regular file"; }
@@ -40,7 +35,7 @@ TEST_CASE("regular files: --check-config refuses a FIFO as the configuration or 
           "[integration][config][files]") {
   test::TempDir dir;
   const std::string fifo = test::make_fifo(dir, "fifo.yaml");
-  const std::string good = dir.write("good.yaml", kGood);
+  const std::string good = dir.write("good.yaml", test::kQuietConfig);
 
   auto config = check_config("--config.file=" + fifo);
   CHECK(config.exit_code == 1);
@@ -51,8 +46,8 @@ TEST_CASE("regular files: --check-config refuses a FIFO as the configuration or 
   CHECK_THAT(web_flag.output, Contains(refused(fifo)));
 
   // Named in the configuration: the message says where.
-  const std::string names_web =
-      dir.write("names-web.yaml", std::string(kGood) + "web:\n  config_file: fifo.yaml\n");
+  const std::string names_web = dir.write(
+      "names-web.yaml", std::string(test::kQuietConfig) + "web:\n  config_file: fifo.yaml\n");
   auto web_key = check_config("--config.file=" + names_web);
   CHECK(web_key.exit_code == 1);
   CHECK_THAT(web_key.output, Contains(names_web + ":5:16: web.config_file: " + refused(fifo)));
@@ -101,7 +96,7 @@ TEST_CASE("regular files: --check-config refuses a FIFO as the endpoint's certif
   test::TempDir dir;
   const auto pki = test::make_test_pki(dir);
   const std::string fifo = test::make_fifo(dir, "fifo.pem");
-  const std::string good = dir.write("good.yaml", kGood);
+  const std::string good = dir.write("good.yaml", test::kQuietConfig);
   for (const std::string key : {"cert_file", "key_file", "client_ca_file"}) {
     INFO(key);
     std::string yaml = "tls_server_config:\n  client_auth_type: RequireAndVerifyClientCert\n";
@@ -123,18 +118,27 @@ TEST_CASE("regular files: --check-config refuses a FIFO as the endpoint's certif
   }
 }
 
-TEST_CASE("regular files: --check-config warns of a FIFO as a target's network namespace",
+TEST_CASE("regular files: --check-config refuses a FIFO or a regular file as a network namespace",
           "[integration][config][files][netns]") {
   test::TempDir dir;
   const std::string fifo = test::make_fifo(dir, "netns");
-  const std::string file = dir.write(
+  const std::string target = dir.write(
       "netns.yaml", "targets:\n  - address: \"127.0.0.1:11211\"\n    netns: " + fifo + "\n");
-  auto checked = check_config("--config.file=" + file);
-  // A namespace that cannot be entered now is a warning: one may be mounted there later.
-  CHECK(checked.exit_code == 0);
-  CHECK_THAT(checked.output,
-             Contains(file + ":3:12: targets[0].netns: warning: network namespace " + fifo +
-                      ": is a FIFO, not a network namespace file"));
+  auto checked = check_config("--config.file=" + target);
+  CHECK(checked.exit_code == 1);
+  CHECK_THAT(checked.output, Contains(target + ":3:12: targets[0].netns: network namespace " +
+                                      fifo + ": is a FIFO, not a network namespace file"));
+  CHECK_THAT(checked.output, !Contains("configuration is valid"));
+
+  // discover.only_netns too, and a regular file that is not a namespace.
+  const std::string only = dir.write(
+      "only.yaml", "discover:\n  enabled: true\n  only_netns: [/etc/hosts, " + fifo + "]\n");
+  checked = check_config("--config.file=" + only);
+  CHECK(checked.exit_code == 1);
+  CHECK_THAT(checked.output, Contains(only + ":3:16: discover.only_netns[0]: network namespace "
+                                             "/etc/hosts: not a network namespace file"));
+  CHECK_THAT(checked.output, Contains(only + ":3:28: discover.only_netns[1]: network namespace " +
+                                      fifo + ": is a FIFO, not a network namespace file"));
 }
 
 TEST_CASE(
@@ -142,7 +146,7 @@ TEST_CASE(
     "running configuration and the loop answering",
     "[integration][config][files][reload]") {
   test::enter_private_netns();
-  test::Daemon d(kGood);
+  test::Daemon d(test::kQuietConfig);
   d.metrics();
   const std::string config = d.config_path();
 
@@ -165,7 +169,7 @@ TEST_CASE(
   // A good configuration naming a FIFO as its web configuration.
   const std::string web_fifo = test::make_fifo(dir, "web.yml");
   std::filesystem::remove(config);
-  std::ofstream(config) << kGood << "web: { config_file: " << web_fifo << " }\n";
+  std::ofstream(config) << test::kQuietConfig << "web: { config_file: " << web_fifo << " }\n";
   mark = d.output().size();
   d.process().signal(SIGHUP);
   logged = d.process().wait_for_output(
@@ -179,7 +183,7 @@ TEST_CASE(
   CHECK(healthy->status == 200);
 
   // A good file again applies.
-  std::ofstream(config) << kGood;
+  std::ofstream(config) << test::kQuietConfig;
   mark = d.output().size();
   d.process().signal(SIGHUP);
   CHECK(d.process().wait_for_output(std::regex("configuration reloaded from"), 30s, mark));
@@ -187,18 +191,46 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "regular files: a target whose netns is a FIFO holds neither the start nor the stop of the "
-    "daemon",
-    "[integration][files][netns]") {
+    "regular files: the start and a reload refuse what --check-config refuses: a target's TLS file "
+    "that does not load, a FIFO as a network namespace",
+    "[integration][files][netns][tls][reload]") {
   test::enter_private_netns();
   test::TempDir dir;
   const std::string fifo = test::make_fifo(dir, "netns");
-  test::Daemon d("interval: 100ms\ntargets:\n  - { name: a, address: \"127.0.0.1:11211\", netns: " +
-                 fifo + " }\ncollectors: { sockdiag: { enabled: false } }\n");
-  CHECK(d.process().wait_for_output(std::regex("is a FIFO, not a network namespace file"), 30s));
-  auto healthy = d.get("/-/healthy");
-  REQUIRE(healthy.ok());
-  CHECK(healthy->status == 200);
+  const std::string base = "interval: 100ms\ncollectors: { sockdiag: { enabled: false } }\n";
+  const std::string netns_yaml =
+      base + "targets:\n  - { name: a, address: \"127.0.0.1:11211\", netns: " + fifo + " }\n";
+  const std::string tls_yaml =
+      base + "targets:\n  - address: \"127.0.0.1:11211\"\n    tls: { ca_file: " + dir.path() +
+      "/none.pem }\n";
+
+  // The start: refused at once, as by --check-config.
+  const std::string netns_file = dir.write("netns.yaml", netns_yaml);
+  auto started = test::run_daemon("--web.listen-address=127.0.0.1:0 --config.file=" + netns_file);
+  CHECK(started.exit_code == 1);
+  CHECK_THAT(started.output, Contains(netns_file + ":4:51: targets[0].netns: network namespace " +
+                                      fifo + ": is a FIFO, not a network namespace file"));
+  const std::string tls_file = dir.write("tls.yaml", tls_yaml);
+  started = test::run_daemon("--web.listen-address=127.0.0.1:0 --config.file=" + tls_file);
+  CHECK(started.exit_code == 1);
+  CHECK_THAT(started.output, Contains(tls_file + ":5:21: targets[0].tls.ca_file: " + dir.path() +
+                                      "/none.pem: cannot open: No such file or directory"));
+
+  // A reload: refused, the running configuration kept, the loop answering, the stop prompt.
+  test::Daemon d(test::kQuietConfig);
+  d.metrics();
+  for (const std::string& yaml : {netns_yaml, tls_yaml}) {
+    std::ofstream(d.config_path()) << yaml;
+    const std::size_t mark = d.output().size();
+    d.process().signal(SIGHUP);
+    CHECK(d.process().wait_for_output(
+        std::regex("reload failed, keeping the running configuration: [^\\n]*mcbacklogd.yaml:[45]:"
+                   "[0-9]+: targets\\[0\\]\\.(netns|tls\\.ca_file): "),
+        30s, mark));
+    auto healthy = d.get("/-/healthy");
+    REQUIRE(healthy.ok());
+    CHECK(healthy->status == 200);
+  }
   d.process().signal(SIGTERM);
   CHECK(d.process().wait_exit(30s) == 0);
 }

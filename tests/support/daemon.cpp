@@ -3,6 +3,10 @@
 #include <stdexcept>
 
 namespace mcb::test {
+
+CommandResult run_daemon(const std::string& args) {
+  return run_command("timeout -s KILL 30 " + daemon_binary() + " " + args);
+}
 namespace {
 
 std::vector<std::string> daemon_argv(const std::string& config_path,

@@ -19,6 +19,15 @@ namespace mcb::test {
 std::string daemon_binary();
 std::string source_dir();
 
+// A configuration that samples every 100 ms, names no target and walks no connection: for tests of
+// the configuration, its files and the process rather than of the samples.
+inline constexpr const char* kQuietConfig =
+    "interval: 100ms\ntargets: []\ncollectors: { sockdiag: { enabled: false } }\n";
+
+// The daemon binary run to its exit with `args` (arguments of a shell command line), killed after
+// 30 s (exit code 137 then): a bound on a hang, not a timing.
+CommandResult run_daemon(const std::string& args);
+
 class Daemon {
  public:
   // `config_yaml`: written to a temp file passed as --config.file; nullopt runs on built-in
