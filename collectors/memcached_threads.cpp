@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "collectors/proc_stat.hpp"
 #include "collectors/procfs.hpp"
@@ -80,7 +81,20 @@ Result<MemcachedThreadsSample> MemcachedThreadsCollector::read() {
   MemcachedThreadsSample out;
   const auto all = samples_();
   for (const MemcachedSample& m : all) {
-    out.targets.push_back(sample_of(m, tracked_[m.target], now, wall_now));
+    Tracked& t = tracked_[m.target];
+    const MemcachedThreads& s = out.targets.emplace_back(sample_of(m, t, now, wall_now));
+    // A target's unreadable file is its own failure, not the collector's: the other targets keep
+    // their series, and this one is judged on memcached's rusage average meanwhile.
+    if (s.view == ThreadView::kUnreadable) {
+      if (t.unreadable_log.failed(s.reason, now)) {
+        spdlog::warn(
+            "memcached target {}: its threads cannot be read, MemcachedCpuSaturated is judged on "
+            "the rusage average: {}",
+            s.target, s.reason);
+      }
+    } else if (t.unreadable_log.succeeded()) {
+      spdlog::info("memcached target {}: its threads are read again", s.target);
+    }
   }
   std::erase_if(tracked_, [&](const auto& kv) {
     return std::none_of(all.begin(), all.end(),

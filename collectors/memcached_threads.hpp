@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "collectors/failure_log.hpp"
 #include "collectors/file_collector.hpp"
 #include "collectors/memcached.hpp"
 #include "collectors/procfs.hpp"
@@ -106,6 +107,9 @@ class MemcachedThreadsCollector final : public FileCollector<MemcachedThreadsSam
     // Each worker's schedstat, kept open between listings: no open or close each run.
     std::map<std::int64_t, ProcFile> schedstat;
     std::optional<Clock::time_point> read_at;
+    // When its threads are unreadable: logged when that starts, when the reason changes, then
+    // once a minute, and once when they are read again.
+    FailureLog unreadable_log;
   };
 
   Result<MemcachedThreadsSample> read() override;

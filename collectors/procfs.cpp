@@ -27,6 +27,12 @@ std::string not_regular(const struct stat& status) {
   return "is " + std::string(file_kind(status.st_mode)) + ", not a regular file";
 }
 
+// A file under /proc or /sys reports size 0; one whose size already says it is too large is refused
+// before a byte is read.
+bool known_too_large(const struct stat& status) {
+  return status.st_size >= static_cast<off_t>(kMaxProcFileBytes);
+}
+
 std::string too_large() {
   return std::to_string(kMaxProcFileBytes >> 20) +
          " MiB or more, more than is read of a file "
@@ -50,6 +56,7 @@ Result<std::optional<std::string>> read_optional_file(const std::string& path,
     return fail(where(path) + std::strerror(error));
   }
   if (!S_ISREG(status.st_mode)) return fail(where(path) + not_regular(status));
+  if (known_too_large(status)) return fail(where(path) + too_large());
   std::string out;
   char buf[16384];
   for (;;) {
@@ -88,10 +95,10 @@ Status ProcFile::open() {
   int error = 0;
   fd_ = open_nonblocking(path_, status, error);
   if (!fd_.valid()) return failed(error);
-  if (!S_ISREG(status.st_mode)) {
+  if (!S_ISREG(status.st_mode) || known_too_large(status)) {
     close();
-    errno_ = EINVAL;
-    return fail(where(path_) + not_regular(status));
+    errno_ = S_ISREG(status.st_mode) ? EFBIG : EINVAL;
+    return fail(where(path_) + (errno_ == EFBIG ? too_large() : not_regular(status)));
   }
   if (buffer_.empty()) buffer_.resize(capacity_);
   return ok_status();
@@ -104,6 +111,7 @@ Result<std::string_view> ProcFile::read() {
     if (size == buffer_.size()) {
       if (size >= kMaxProcFileBytes) {
         close();
+        buffer_ = std::string();  // not kept at 16 MiB: open() gives it its first size again
         errno_ = EFBIG;
         return fail(where(path_) + too_large());
       }

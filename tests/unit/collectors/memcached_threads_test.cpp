@@ -305,3 +305,40 @@ TEST_CASE("memcached threads: without /proc/stat's boot time the run fails namin
                               empty.path());
   CHECK_THAT(run(c).error().message, Contains("/stat: no such file"));
 }
+
+TEST_CASE(
+    "memcached threads: a worker's file of 1 GiB is refused before a byte is read, logged, and "
+    "the target is judged on the average until it reads again",
+    "[collectors][memcached_threads]") {
+  FakeProc proc(4242, 600);
+  proc.thread(4243, "mc-worker", 1'000'000'000);
+  proc.thread(4244, "mc-worker", 1'000'000'000);
+  Clocks clocks;
+  std::vector<MemcachedSample> samples{memcached_at(4242, 3000 + 62, clocks.steady)};
+  MemcachedThreadsCollector c([&] { return std::span<const MemcachedSample>(samples); },
+                              proc.path(), [&] { return clocks.steady; },
+                              [&] { return clocks.wall; });
+  REQUIRE(run(c).ok());
+  REQUIRE(c.last()->targets.at(0).view == ThreadView::kPerThread);
+
+  // A sparse file: 1 GiB by its size, nothing on disk. Read whole, it held the loop each run.
+  const std::string schedstat = proc.path() + "/4242/task/4244/schedstat";
+  std::filesystem::resize_file(schedstat, std::uintmax_t{1} << 30);
+  clocks.advance(1000ms);
+  samples[0].time = clocks.steady;
+  REQUIRE(run(c).ok());  // one target's file: that target's problem, not the collector's
+  const MemcachedThreads& refused = c.last()->targets.at(0);
+  CHECK(refused.view == ThreadView::kUnreadable);
+  CHECK(refused.reason ==
+        schedstat + ": 16 MiB or more, more than is read of a file under /proc or /sys");
+  CHECK_FALSE(refused.busiest.has_value());
+
+  proc.thread(4244, "mc-worker", 1'500'000'000);  // a schedstat of the usual size again
+  for (int i = 0; i < 2; ++i) {
+    clocks.advance(1000ms);
+    samples[0].time = clocks.steady;
+    REQUIRE(run(c).ok());
+  }
+  CHECK(c.last()->targets.at(0).view == ThreadView::kPerThread);
+  CHECK(c.last()->targets.at(0).busiest.has_value());
+}
