@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <unordered_set>
 
 #include "collectors/procfs.hpp"
 #include "collectors/sysctl.hpp"
@@ -72,6 +73,9 @@ Result<std::vector<NetdevCounters>> parse_net_dev(std::string_view text) {
   const std::size_t expected = rx_names.size() + tx_names.size();
 
   std::vector<NetdevCounters> out;
+  // A device listed twice would give two series of one name, which Prometheus takes one of.
+  std::unordered_set<std::string_view> devices;
+  devices.reserve(all.size());
   for (std::size_t i = 2; i < all.size(); ++i) {
     const std::string where = "line " + std::to_string(i + 1);
     const std::string_view line = all[i];
@@ -79,6 +83,9 @@ Result<std::vector<NetdevCounters>> parse_net_dev(std::string_view text) {
     const auto name = split_words(line.substr(0, colon));
     if (colon == std::string_view::npos || name.size() != 1) {
       return fail(where + ": expected \"device: counters\"");
+    }
+    if (!devices.insert(name[0]).second) {
+      return fail(where + ": device " + quote_untrusted(name[0]) + " is listed twice");
     }
     const auto values = split_words(line.substr(colon + 1));
     if (values.size() != expected) {

@@ -118,6 +118,10 @@ TEST_CASE("netdev: a bad /proc/net/dev is an error saying which line and why",
              Contains("line 4: value \"-16\" is not an unsigned integer"));
   CHECK_FALSE(
       parse_net_dev(h + "eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 99999999999999999999\n").ok());
+  // A device listed twice would be two series of one name.
+  CHECK(parse_net_dev(h + dev_line("eth0", 1, 2) + dev_line("lo", 3, 4) + dev_line("eth0", 5, 6))
+            .error()
+            .message == "line 5: device \"eth0\" is listed twice");
 }
 
 TEST_CASE("netdev: a link speed in Mbit/s is bytes per second, -1 is unknown",
