@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 #include <stdexcept>
 
 namespace mcb {
@@ -39,26 +40,33 @@ bool accepts_gzip(std::string_view header) {
                     std::tolower(static_cast<unsigned char>(y));
            });
   };
+  // An explicit "gzip" decides; else "*" does (RFC 9110 12.5.3: "gzip;q=0, *" refuses gzip).
+  std::optional<bool> gzip;
+  std::optional<bool> any;
   while (!header.empty()) {
     const auto comma = header.find(',');
     std::string_view item = header.substr(0, comma);
     header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
-    const auto semi = item.find(';');
+    auto semi = item.find(';');
     const std::string_view coding = trim(item.substr(0, semi));
-    if (!iequals(coding, "gzip") && coding != "*") continue;
-    if (semi == std::string_view::npos) return true;
-    std::string_view param = trim(item.substr(semi + 1));
-    if (param.size() >= 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
+    const bool is_gzip = iequals(coding, "gzip");
+    if (!is_gzip && coding != "*") continue;
+    std::optional<bool>& decides = is_gzip ? gzip : any;
+    if (decides) continue;  // the first of each counts
+    bool accepted = true;
+    while (semi != std::string_view::npos) {
+      item.remove_prefix(semi + 1);
+      semi = item.find(';');
+      std::string_view param = trim(item.substr(0, semi));
+      if (param.size() < 2 || (param[0] != 'q' && param[0] != 'Q') || param[1] != '=') continue;
       param.remove_prefix(2);
       // q=0, q=0.0, q=0.000 refuse; anything else accepts.
-      const bool zero = !param.empty() && param[0] == '0' &&
-                        param.find_first_not_of("0.", 0) == std::string_view::npos;
-      if (!zero) return true;
-    } else {
-      return true;
+      accepted = param.empty() || param[0] != '0' ||
+                 param.find_first_not_of("0.") != std::string_view::npos;
     }
+    decides = accepted;
   }
-  return false;
+  return gzip ? *gzip : any.value_or(false);
 }
 
 }  // namespace mcb

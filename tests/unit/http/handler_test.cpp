@@ -29,6 +29,14 @@ TEST_CASE("gzip: Accept-Encoding is honoured, including q=0", "[http][gzip]") {
   CHECK_FALSE(accepts_gzip("gzip;q=0"));
   CHECK_FALSE(accepts_gzip("gzip;q=0.000"));
   CHECK_FALSE(accepts_gzip("x-gzip2"));
+  // An explicit gzip decides over "*", whichever comes first.
+  CHECK_FALSE(accepts_gzip("gzip;q=0, *"));
+  CHECK_FALSE(accepts_gzip("*, gzip;q=0"));
+  CHECK(accepts_gzip("*;q=0, gzip"));
+  CHECK_FALSE(accepts_gzip("*;q=0"));
+  CHECK(accepts_gzip("identity, *;q=0.1"));
+  CHECK_FALSE(accepts_gzip("gzip;level=1;q=0"));
+  CHECK(accepts_gzip("gzip;level=1"));
 }
 
 TEST_CASE("exposition: families are sorted, merged by name and empty ones dropped",
