@@ -259,6 +259,17 @@ void resolve(asio::io_context& io, std::shared_ptr<NameLookup>& lookup, const En
       });
 }
 
+// Why a connection was not made by the deadline: a name lookup still unanswered (a resolver that
+// does not answer) is told apart from a connect that is (a peer or a network that drops SYNs).
+std::pair<std::string, FailureKind> connect_unanswered(const Endpoint& e, bool resolving) {
+  if (resolving) {
+    return {
+        "name lookup of " + e.host + ": no answer by the deadline (is the DNS server answering?)",
+        FailureKind::kUnreachable};
+  }
+  return {"connect to " + e.to_string() + ": no connection by the deadline", FailureKind::kNoReply};
+}
+
 // Where sockets are created: the daemon's namespace, or another one.
 struct Origin {
   std::optional<NetnsConfig> netns;
@@ -527,9 +538,11 @@ void StatsConnection::connect() {
       return;
     }
   }
+  resolving_ = true;
   resolve(io_, lookup_, endpoint_,
           [self = shared_from_this(), gen](const std::string& error, Endpoints eps) {
             if (gen != self->generation_) return;
+            self->resolving_ = false;
             if (!error.empty()) {
               self->drop(error, FailureKind::kUnreachable, false);
               return;
@@ -696,8 +709,8 @@ void StatsConnection::on_deadline(bool overdue) {
     return;
   }
   if (state_ == State::kConnecting) {
-    drop("connect to " + endpoint_.to_string() + ": no connection by the deadline",
-         FailureKind::kNoReply, false);
+    const auto [why, kind] = connect_unanswered(endpoint_, resolving_);
+    drop(why, kind, false);
     return;
   }
   // The same words every time, so that the failure log's rate limit holds.
@@ -750,6 +763,7 @@ void StatsConnection::drop(const std::string& reason, FailureKind kind, bool pee
   tls_.reset();
   if (lookup_) lookup_->cancel();
   lookup_.reset();
+  resolving_ = false;
   state_ = State::kDisconnected;
   due_.clear();
   in_.clear();
@@ -821,15 +835,18 @@ void Probe::run(SteadyClock::time_point deadline) {
       self->end(false, handshake_unanswered(self->endpoint_), FailureKind::kTls);
       return;
     }
-    self->end(false,
-              self->connected_
-                  ? "no reply to version by the deadline"
-                  : "connect to " + self->endpoint_.to_string() + ": no connection by the deadline",
-              FailureKind::kNoReply);
+    if (self->connected_) {
+      self->end(false, "no reply to version by the deadline", FailureKind::kNoReply);
+      return;
+    }
+    const auto [why, kind] = connect_unanswered(self->endpoint_, self->resolving_);
+    self->end(false, why, kind);
   });
+  resolving_ = true;
   resolve(io_, lookup_, endpoint_,
           [self = shared_from_this()](const std::string& error, Endpoints eps) {
             if (!self->handler_) return;
+            self->resolving_ = false;
             if (!error.empty()) {
               self->end(false, error, FailureKind::kUnreachable);
               return;

@@ -218,6 +218,7 @@ class StatsConnection : public std::enable_shared_from_this<StatsConnection> {
   boost::asio::generic::stream_protocol::socket socket_;
   std::shared_ptr<TlsSession> tls_;     // of the connection, with TLS
   std::shared_ptr<NameLookup> lookup_;  // the host-name lookup in flight, if any
+  bool resolving_ = false;              // the address is being looked up
   LoopTimer timer_;
   std::minstd_rand random_;
 
@@ -303,6 +304,7 @@ class Probe : public std::enable_shared_from_this<Probe> {
   SteadyClock::time_point connect_started_;
   SteadyClock::time_point connected_at_;
   bool connected_ = false;
+  bool resolving_ = false;    // the address is being looked up
   bool handshaking_ = false;  // the TLS handshake is under way
   std::string in_;
   std::array<char, 512> chunk_{};

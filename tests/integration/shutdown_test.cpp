@@ -10,6 +10,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <regex>
 
 #include "tests/support/daemon.hpp"
 #include "tests/support/http_client.hpp"
@@ -73,6 +74,9 @@ TEST_CASE("shutdown: SIGTERM ends the daemon while a name lookup still hangs",
     return m.find("memcached_up{target=\"hanging\"} 0") != std::string::npos;
   });
   CHECK(down.has_value());
+  // The log names the lookup, not a connect that nothing answered.
+  CHECK(d.process().wait_for_output(
+      std::regex("name lookup of memcached\\.example: no answer by the deadline"), 15s));
 
   d.process().signal(SIGTERM);
   const auto code = d.process().wait_exit(test::SilentResolver::kFirstTimeout);
