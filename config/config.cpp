@@ -347,8 +347,13 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
        {"paths",
         [&](auto& n, auto& p) {
           w.mapping(n, p,
-                    {{"procfs", [&](auto& v, auto& r) { w.directory(v, r, c.paths.procfs); }},
-                     {"sysfs", [&](auto& v, auto& r) { w.directory(v, r, c.paths.sysfs); }}});
+                    {{"procfs",
+                      [&](auto& v, auto& r) {
+                        w.directory(v, r, c.paths.procfs, &c.paths.procfs_origin);
+                      }},
+                     {"sysfs", [&](auto& v, auto& r) {
+                        w.directory(v, r, c.paths.sysfs, &c.paths.sysfs_origin);
+                      }}});
         }},
        {"web",
         [&](auto& n, auto& p) {
@@ -392,6 +397,21 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
 
 // Cross-field checks that no single key can make: levels in order, windows that fit.
 void check_consistency(Walker& w, const YAML::Node& root, const Config& c, AlertSchemas alerts) {
+  // The ports sockdiag watches by default are the targets', one kernel-side filter a namespace.
+  if (c.sockdiag.enabled && c.sockdiag.ports.empty() && root["targets"]) {
+    std::vector<std::optional<NetnsConfig>> namespaces{std::nullopt};
+    for (const NetnsConfig& ns : c.namespaces()) namespaces.emplace_back(ns);
+    for (const auto& ns : namespaces) {
+      const std::size_t ports = c.watched_ports(ns).size();
+      if (ports <= SockdiagConfig::kMaxPorts) continue;
+      w.error(root["targets"].Mark(), "targets",
+              fmt::format("the targets {} listen on {} ports; at most {} fit in the kernel-side "
+                          "filter of the sockdiag collector: list the ports to watch in "
+                          "collectors.sockdiag.ports, or split the targets over two daemons",
+                          ns ? "in network namespace " + ns->describe() : std::string("here"),
+                          ports, SockdiagConfig::kMaxPorts));
+    }
+  }
   for (const AlertSchema& alert : alerts) {
     const std::string name(alert.name);
     const YAML::Node node = root["thresholds"] ? root["thresholds"][name] : YAML::Node();

@@ -190,9 +190,13 @@ struct AlertSchema {
 };
 using AlertSchemas = std::span<const AlertSchema>;
 
+// Absolute paths (checked at load); each must be a directory (checked by check_named_files,
+// daemon/app.hpp, at --check-config, the start and a reload).
 struct PathsConfig {
   std::string procfs = "/proc";
   std::string sysfs = "/sys";
+  std::string procfs_origin;  // where procfs is set ("FILE:LINE:COL: paths.procfs"); empty: default
+  std::string sysfs_origin;
 };
 
 struct WebConfig {

@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 
 #include "common/files.hpp"
@@ -141,6 +142,13 @@ Status YamlWalker::parse(std::string_view text,
     while (errors_.empty() && parser.HandleNextDocument(check)) {
     }
     if (errors_.empty()) root = YAML::Load(copy);
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp gives it the message of a file it could not open ("bad file").
+    if (errors_.empty()) {
+      error(e.mark, "",
+            "YAML nested " + std::to_string(e.depth()) +
+                " levels deep, more than yaml-cpp reads; a configuration needs a few");
+    }
   } catch (const YAML::ParserException& e) {
     if (errors_.empty()) error(e.mark, "", "YAML syntax error: " + escape_untrusted(e.msg));
   }
@@ -303,7 +311,8 @@ void YamlWalker::name(const YAML::Node& node, const std::string& path, std::stri
   }
 }
 
-void YamlWalker::directory(const YAML::Node& node, const std::string& path, std::string& out) {
+void YamlWalker::directory(const YAML::Node& node, const std::string& path, std::string& out,
+                           std::string* origin_out) {
   if (!scalar(node, path, "a directory name")) return;
   if (node.Scalar().size() > kMaxPathBytes) {
     error(node.Mark(), path,
@@ -311,7 +320,15 @@ void YamlWalker::directory(const YAML::Node& node, const std::string& path, std:
               std::to_string(kMaxPathBytes) + " are allowed");
     return;
   }
+  // Relative to what? The daemon's working directory is the service manager's choice.
+  if (node.Scalar().empty() || node.Scalar().front() != '/') {
+    error(node.Mark(), path,
+          "a directory needs an absolute path, such as \"/host/proc\", not " +
+              quote_untrusted(node.Scalar()));
+    return;
+  }
   out = node.Scalar();
+  if (origin_out != nullptr) *origin_out = origin(node.Mark(), path);
 }
 
 void YamlWalker::file_path(const YAML::Node& node, const std::string& path, std::string& out,

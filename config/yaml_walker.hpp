@@ -80,8 +80,10 @@ class YamlWalker {
   // A name that labels series and log lines (a target, a user): non-empty printable UTF-8 of at
   // most kMaxNameBytes.
   void name(const YAML::Node& node, const std::string& path, std::string& out);
-  // A file or directory name of at most kMaxPathBytes.
-  void directory(const YAML::Node& node, const std::string& path, std::string& out);
+  // A directory's absolute path of at most kMaxPathBytes; `origin_out`, when given, says where it
+  // is set.
+  void directory(const YAML::Node& node, const std::string& path, std::string& out,
+                 std::string* origin_out = nullptr);
   // A file name; a relative one is made relative to the directory of the file being walked.
   // `origin`, when given, receives where it is set (origin()).
   void file_path(const YAML::Node& node, const std::string& path, std::string& out,

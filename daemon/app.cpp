@@ -3,7 +3,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
+#include <tuple>
 
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
@@ -11,6 +14,7 @@
 
 #include "collectors/memcached_client.hpp"
 #include "collectors/netns.hpp"
+#include "common/files.hpp"
 #include "common/text.hpp"
 #include "daemon/alerts/runbooks.hpp"
 #include "daemon/logging.hpp"
@@ -64,6 +68,19 @@ void check_netns(const NetnsConfig& netns, const std::string& procfs, const std:
 
 NamedFilesCheck check_named_files(const Config& config) {
   NamedFilesCheck check;
+  for (const auto& [dir, origin, key] :
+       {std::tuple{&config.paths.procfs, &config.paths.procfs_origin, "paths.procfs"},
+        std::tuple{&config.paths.sysfs, &config.paths.sysfs_origin, "paths.sysfs"}}) {
+    struct stat st {};
+    const std::string where = (origin->empty() ? config.source + ": " + key : *origin) + ": " +
+                              escape_untrusted(*dir, 4096);
+    if (::stat(dir->c_str(), &st) != 0) {
+      check.errors.push_back(where + ": " + std::strerror(errno));
+    } else if (!S_ISDIR(st.st_mode)) {
+      check.errors.push_back(where + ": is " + std::string(file_kind(st.st_mode)) +
+                             ", not a directory");
+    }
+  }
   const auto target_origin = [&](const TargetConfig& target) {
     return config.source + ": target " + target.name;
   };

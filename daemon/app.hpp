@@ -37,7 +37,8 @@ Result<Config> load_configuration(const Flags& flags);
 
 // The files a configuration names beyond its own text, checked alike by --check-config, the start
 // and a reload, so that a configuration that --check-config refuses is refused by the daemon too.
-// Errors: a target's TLS file that does not load (every connection would fail with it), a network
+// Errors: `paths.procfs` or `paths.sysfs` that is not a directory (every collector reading it would
+// fail), a target's TLS file that does not load (every connection would fail with it), a network
 // namespace file (a target's `netns`, `discover.only_netns`) that is there and is not a network
 // namespace (a FIFO, a directory, /etc/hosts). Warnings: a namespace that is not there or cannot
 // be entered now (a pod's may come later, and the daemon waits for it). Each message begins with

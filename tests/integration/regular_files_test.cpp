@@ -234,3 +234,36 @@ TEST_CASE(
   d.process().signal(SIGTERM);
   CHECK(d.process().wait_exit(30s) == 0);
 }
+
+TEST_CASE(
+    "regular files: --check-config and the start refuse a paths.procfs or paths.sysfs that is not "
+    "a "
+    "directory",
+    "[integration][config][files]") {
+  test::TempDir dir;
+  const std::string fifo = test::make_fifo(dir, "proc");
+  const struct {
+    std::string yaml;
+    std::string says;
+  } cases[] = {
+      // each after the three lines of kQuietConfig
+      {"paths: { procfs: /etc/hosts }\n",
+       ":4:18: paths.procfs: /etc/hosts: is a regular file, not a directory"},
+      {"paths: { sysfs: " + fifo + " }\n",
+       ":4:17: paths.sysfs: " + fifo + ": is a FIFO, not a directory"},
+      {"paths: { procfs: " + dir.path() + "/none }\n",
+       ":4:18: paths.procfs: " + dir.path() + "/none: No such file or directory"},
+  };
+  int i = 0;
+  for (const auto& c : cases) {
+    INFO(c.yaml);
+    const std::string file = dir.write("paths" + std::to_string(i++) + ".yaml",
+                                       std::string(test::kQuietConfig) + c.yaml);
+    auto checked = check_config("--config.file=" + file);
+    CHECK(checked.exit_code == 1);
+    CHECK_THAT(checked.output, Contains(file + c.says));
+    auto started = test::run_daemon("--web.listen-address=127.0.0.1:0 --config.file=" + file);
+    CHECK(started.exit_code == 1);
+    CHECK_THAT(started.output, Contains(file + c.says));
+  }
+}

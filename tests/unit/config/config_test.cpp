@@ -125,6 +125,44 @@ TEST_CASE("config: watched ports default to the TCP targets' ports", "[config]")
   CHECK(c->watched_ports() == std::vector<std::uint16_t>{11211, 11212});
 }
 
+TEST_CASE(
+    "config: targets on more ports than one kernel-side filter holds are refused unless the ports "
+    "are listed",
+    "[config]") {
+  std::string many = "targets:\n";
+  for (int port = 1; port <= 4097; ++port) {
+    many += "  - { name: t" + std::to_string(port) +
+            ", address: \"127.0.0.1:" + std::to_string(port) + "\" }\n";
+  }
+  CHECK_THAT(error_of(many),
+             Contains("test.yaml:2:3: targets: the targets here listen on 4097 ports; at most 4096 "
+                      "fit in the kernel-side filter of the sockdiag collector: list the ports to "
+                      "watch in collectors.sockdiag.ports"));
+  CHECK(parse_config(many + "collectors: { sockdiag: { ports: [11211] } }\n", "t.yaml").ok());
+  CHECK(parse_config(many + "collectors: { sockdiag: { enabled: false } }\n", "t.yaml").ok());
+  // Counted per network namespace: 4097 ports over two are two filters.
+  std::string split = "targets:\n";
+  for (int port = 1; port <= 4097; ++port) {
+    split += "  - { name: t" + std::to_string(port) +
+             ", address: \"127.0.0.1:" + std::to_string(port) + "\"" +
+             (port > 4000 ? ", netns: /run/netns/b" : "") + " }\n";
+  }
+  CHECK(parse_config(split, "t.yaml").ok());
+}
+
+TEST_CASE("config: paths.procfs and paths.sysfs are absolute paths, and where they are set is kept",
+          "[config]") {
+  CHECK_THAT(error_of("paths: { procfs: proc }\n"),
+             Contains("test.yaml:1:18: paths.procfs: a directory needs an absolute path, such as "
+                      "\"/host/proc\", not \"proc\""));
+  CHECK_THAT(error_of("paths:\n  sysfs: \"\"\n"),
+             Contains("test.yaml:2:10: paths.sysfs: a directory needs an absolute path"));
+  auto c = parse_config("paths:\n  procfs: /host/proc\n  sysfs: /host/sys\n", "/etc/m.yaml");
+  REQUIRE(c.ok());
+  CHECK(c->paths.procfs_origin == "/etc/m.yaml:2:11: paths.procfs");
+  CHECK(c->paths.sysfs_origin == "/etc/m.yaml:3:10: paths.sysfs");
+}
+
 TEST_CASE("config: an empty target list watches no memcached", "[config]") {
   auto c = parse_config("targets: []\n", "t.yaml");
   REQUIRE(c.ok());
@@ -218,6 +256,10 @@ TEST_CASE("config: the levels of a ratio are refused above 1, with what was mean
 TEST_CASE("config: a YAML syntax error names line and column", "[config]") {
   CHECK_THAT(error_of("interval: 1s\ntargets: [\n"), Contains("test.yaml:3:1: YAML syntax error"));
   CHECK_THAT(error_of("a: b: c\n"), Contains("test.yaml:1:5: YAML syntax error"));
+  // Nesting past yaml-cpp's guard says so, not yaml-cpp's "bad file".
+  const std::string deep = error_of("targets: " + std::string(600, '[') + std::string(600, ']'));
+  CHECK_THAT(deep, Contains("test.yaml:1:") && Contains("levels deep, more than yaml-cpp reads"));
+  CHECK_THAT(deep, !Contains("bad file"));
 }
 
 TEST_CASE("config: what yaml-cpp reads but YAML forbids is an error, not a lost key", "[config]") {
