@@ -35,8 +35,7 @@ bool known_too_large(const struct stat& status) {
 
 std::string too_large() {
   return std::to_string(kMaxProcFileBytes >> 20) +
-         " MiB or more, more than is read of a file "
-         "under /proc or /sys";
+         " MiB or more, more than is read of a file under /proc or /sys";
 }
 
 }  // namespace
@@ -95,10 +94,10 @@ Status ProcFile::open() {
   int error = 0;
   fd_ = open_nonblocking(path_, status, error);
   if (!fd_.valid()) return failed(error);
-  if (!S_ISREG(status.st_mode) || known_too_large(status)) {
+  if (const bool regular = S_ISREG(status.st_mode); !regular || known_too_large(status)) {
     close();
-    errno_ = S_ISREG(status.st_mode) ? EFBIG : EINVAL;
-    return fail(where(path_) + (errno_ == EFBIG ? too_large() : not_regular(status)));
+    errno_ = regular ? EFBIG : EINVAL;
+    return fail(where(path_) + (regular ? too_large() : not_regular(status)));
   }
   if (buffer_.empty()) buffer_.resize(capacity_);
   return ok_status();

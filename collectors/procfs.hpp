@@ -15,8 +15,8 @@ namespace mcb {
 
 // What is read of one file under /proc or /sys is less than 16 MiB (a /proc/net/dev of 50,000
 // devices is about 7 MiB); a file of 16 MiB or more is an error (at once when its size says so,
-// else once that much was read), so a device such as /dev/zero left
-// under paths.procfs cannot fill the memory.
+// else once that much was read), so a device such as /dev/zero left under paths.procfs cannot
+// fill the memory.
 inline constexpr std::size_t kMaxProcFileBytes = std::size_t{16} << 20;
 
 // Reads a whole file. A missing file is `std::nullopt` (some kernels lack some files, and that

@@ -50,17 +50,22 @@ Result<Config> load_configuration(const Flags& flags) {
 
 namespace {
 
-// A network namespace file named at `where`: a warning when it is not there or cannot be entered
-// now, an error when it is there and is not a network namespace.
+// A network namespace file named at `where`: an error when it is there and is not a network
+// namespace, a warning when it is not there or cannot be opened now, or, for one the daemon enters
+// (a target's; discovery only compares inodes), cannot be entered now.
 void check_netns(const NetnsConfig& netns, const std::string& procfs, const std::string& where,
-                 NamedFilesCheck& check) {
+                 bool entered, NamedFilesCheck& check) {
   const std::string file = netns_file(netns, procfs);
-  if (auto opened = open_network_namespace(file, netns.pid);
-      !opened && is_not_network_namespace(file)) {
-    check.errors.push_back(where + ": network namespace " + escape_untrusted(file, 4096) + ": " +
-                           opened.error().message);
-  } else if (auto entered = run_in_netns(netns, procfs, [] {}); !entered) {
-    check.warnings.push_back(where + ": warning: " + entered.error().message);
+  if (auto opened = open_network_namespace(file, netns.pid); !opened) {
+    const std::string why =
+        "network namespace " + escape_untrusted(file, 4096) + ": " + opened.error().message;
+    if (is_not_network_namespace(file)) {
+      check.errors.push_back(where + ": " + why);
+    } else {
+      check.warnings.push_back(where + ": warning: " + why);
+    }
+  } else if (auto ran = entered ? run_in_netns(netns, procfs, [] {}) : ok_status(); !ran) {
+    check.warnings.push_back(where + ": warning: " + ran.error().message);
   }
 }
 
@@ -95,7 +100,8 @@ NamedFilesCheck check_named_files(const Config& config) {
     }
     if (target.netns) {
       check_netns(*target.netns, config.paths.procfs,
-                  target.netns_origin.empty() ? target_origin(target) : target.netns_origin, check);
+                  target.netns_origin.empty() ? target_origin(target) : target.netns_origin,
+                  /*entered=*/true, check);
     }
   }
   const DiscoverConfig& d = config.discover;
@@ -103,7 +109,7 @@ NamedFilesCheck check_named_files(const Config& config) {
     check_netns(NetnsConfig{d.only_netns[i], 0}, config.paths.procfs,
                 i < d.only_netns_origins.size() ? d.only_netns_origins[i]
                                                 : config.source + ": discover.only_netns",
-                check);
+                /*entered=*/false, check);
   }
   return check;
 }

@@ -139,6 +139,20 @@ TEST_CASE("regular files: --check-config refuses a FIFO or a regular file as a n
                                              "/etc/hosts: not a network namespace file"));
   CHECK_THAT(checked.output, Contains(only + ":3:28: discover.only_netns[1]: network namespace " +
                                       fifo + ": is a FIFO, not a network namespace file"));
+
+  // One not there yet is a warning; one that is there is taken as it is (discovery compares
+  // inodes, it never enters).
+  const std::string later =
+      dir.write("later.yaml", "discover:\n  enabled: true\n  only_netns: [/proc/self/ns/net, " +
+                                  dir.path() + "/pod1]\n");
+  checked = check_config("--config.file=" + later);
+  CHECK(checked.exit_code == 0);
+  CHECK_THAT(checked.output, Contains(later +
+                                      ":3:35: discover.only_netns[1]: warning: network "
+                                      "namespace " +
+                                      dir.path() + "/pod1: no such file (ip netns add?)"));
+  CHECK_THAT(checked.output, !Contains("only_netns[0]"));
+  CHECK_THAT(checked.output, Contains("configuration is valid"));
 }
 
 TEST_CASE(

@@ -12,6 +12,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// The configured targets' addresses alone.
+Configured taking(std::vector<TakenAddress> addresses) {
+  Configured c;
+  c.addresses = std::move(addresses);
+  return c;
+}
+
 std::pair<IpAddress, std::uint16_t> listener(std::string_view ip, std::uint16_t port) {
   return {*parse_ip(ip), port};
 }
@@ -117,7 +124,7 @@ TEST_CASE("discovery: a configured target on the same namespace and port wins", 
   std::vector<FoundMemcached> found;
   found.push_back(process(30, 300, true, {listener("0.0.0.0", 11211), listener("0.0.0.0", 11212)}));
   found.push_back(process(31, 301, false, {listener("0.0.0.0", 11211)}));
-  const auto targets = discovered_targets(found, Configured{{{300, 11211}, {999, 11212}}});
+  const auto targets = discovered_targets(found, taking({{300, 11211}, {999, 11212}}));
   // 300:11211 is configured; 11212 is taken in another namespace only.
   CHECK(names(targets) == std::vector<std::string>{"memcached@300:11212", "memcached@301:11211"});
 }
@@ -186,7 +193,7 @@ TEST_CASE("discovery: a target whose address a reload configures goes at once, n
 
   // The reload configures 127.0.0.1:11211 in the daemon's namespace (700): the scan leaves it to
   // that target, and the discovered one is not sampled beside it for the grace period.
-  const Configured configured{{{700, 11211}}};
+  const Configured configured = taking({{700, 11211}});
   const auto changes =
       d.update(discovered_targets(found, configured), t0 + 30s, configured.addresses);
   CHECK(changes == std::vector<std::string>{"dropped memcached@700:11211: a configured target now "

@@ -353,7 +353,11 @@ std::shared_ptr<const HttpSecurity> secured(const WebConfigFile& config) {
 WebConfigFile tls_config(const test::TestPki& pki,
                          ClientAuth client_auth = ClientAuth::kNoClientCert) {
   WebConfigFile c;
-  c.tls = TlsServerConfig{pki.server_cert, pki.server_key, "", client_auth, TlsVersion::kTls12};
+  c.tls.emplace();
+  c.tls->cert_file = pki.server_cert;
+  c.tls->key_file = pki.server_key;
+  c.tls->client_auth = client_auth;
+  c.tls->min_version = TlsVersion::kTls12;
   if (client_auth == ClientAuth::kVerifyClientCertIfGiven ||
       client_auth == ClientAuth::kRequireAndVerifyClientCert) {
     c.tls->client_ca_file = pki.ca_cert;
