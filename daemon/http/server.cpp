@@ -137,7 +137,7 @@ std::string to_text(const tcp::endpoint& e) {
 }
 
 // The server's own answers: refusals that never reach the handler.
-HttpResponse refusal(unsigned version, http::status status, const char* text, bool keep_alive) {
+HttpResponse refusal(unsigned version, http::status status, std::string text, bool keep_alive) {
   HttpResponse res{status, version};
   res.set(http::field::server, "mcbacklogd");
   res.set(http::field::content_type, "text/plain; charset=utf-8");
@@ -145,9 +145,31 @@ HttpResponse refusal(unsigned version, http::status status, const char* text, bo
     res.set(http::field::www_authenticate, R"(Basic realm="mcbacklogd")");
   }
   res.keep_alive(keep_alive);
-  res.body() = text;
+  res.body() = std::move(text);
   res.prepare_payload();
   return res;
+}
+
+// A request the parser refused for its form (request line, fields, framing, chunks), not a
+// connection that ended, timed out or went over a limit.
+bool malformed(const beast::error_code& ec) {
+  if (ec.category() != make_error_code(http::error::bad_method).category()) return false;
+  switch (static_cast<http::error>(ec.value())) {
+    case http::error::bad_line_ending:
+    case http::error::bad_method:
+    case http::error::bad_target:
+    case http::error::bad_version:
+    case http::error::bad_field:
+    case http::error::bad_value:
+    case http::error::bad_content_length:
+    case http::error::bad_transfer_encoding:
+    case http::error::bad_chunk:
+    case http::error::bad_chunk_extension:
+    case http::error::bad_obs_fold:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -351,6 +373,12 @@ class HttpStreamSession final : public HttpSession,
     }
     if (ec == http::error::body_limit) {
       respond(refusal(11, http::status::payload_too_large, "request body too large\n", false));
+      return;
+    }
+    if (malformed(ec)) {
+      // Said, as net/http says it, so that the client and its log know why; the text is the
+      // parser's, never the peer's bytes.
+      respond(refusal(11, http::status::bad_request, "bad request: " + ec.message() + "\n", false));
       return;
     }
     if (ec) {

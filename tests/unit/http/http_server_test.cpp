@@ -260,6 +260,47 @@ TEST_CASE("http server: a body over the limit gets 413", "[daemon][http]") {
   CHECK(out.rfind("HTTP/1.1 413", 0) == 0);
 }
 
+TEST_CASE(
+    "http server: a malformed request gets 400 naming what is wrong, and the connection "
+    "closes",
+    "[daemon][http]") {
+  struct Case {
+    const char* request;
+    const char* reason;  // Beast's word for it
+  };
+  const Case c = GENERATE(
+      Case{"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n", "bad Content-Length"},
+      Case{"GET /metrics HTTP/1.1\r\nHo st: x\r\n\r\n", "bad field"},
+      Case{"G\x01T /metrics HTTP/1.1\r\n\r\n", "bad method"},
+      Case{"GET /metrics HTTP/1.x\r\n\r\n", "bad version"},
+      Case{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk"},
+      Case{"GET /metrics HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+           "bad Content-Length"});
+  CAPTURE(c.request);
+  Server s({});
+  const int fd = connect_to(s.port);
+  send_all(fd, c.request);
+  auto [out, closed] = read_until_close(fd, 5s);
+  ::close(fd);
+  CHECK(closed);
+  CHECK(out.rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0);
+  CHECK(out.find("Connection: close") != std::string::npos);
+  CHECK(out.find(std::string("\r\n\r\nbad request: ") + c.reason + "\n") != std::string::npos);
+  CHECK(s.requests == 0);
+}
+
+TEST_CASE("http server: a request cut off by the client gets no answer", "[daemon][http]") {
+  Server s({});
+  const int fd = connect_to(s.port);
+  send_all(fd, "GET /metrics HTTP/1.1\r\nHost: x\r\n");
+  ::shutdown(fd, SHUT_WR);
+  auto [out, closed] = read_until_close(fd, 5s);
+  ::close(fd);
+  CHECK(closed);
+  CHECK(out.empty());
+  CHECK(s.requests == 0);
+}
+
 TEST_CASE("http server: a silent connection is closed after the request timeout",
           "[daemon][http]") {
   HttpLimits limits;
