@@ -114,6 +114,18 @@ NamedFilesCheck check_named_files(const Config& config) {
   return check;
 }
 
+Result<std::shared_ptr<const HttpSecurity>> check_files_and_web(
+    const Config& config, std::vector<std::string>& warnings) {
+  NamedFilesCheck named = check_named_files(config);
+  warnings = std::move(named.warnings);
+  auto security = load_http_security(config.web.config_file, config.web.config_file_origin);
+  if (!security) named.errors.push_back(security.error().message);
+  if (named.errors.empty()) return security;
+  std::string errors;
+  for (const std::string& e : named.errors) errors += (errors.empty() ? "" : "\n") + e;
+  return fail(errors);
+}
+
 App::App(Flags flags, Config config, std::shared_ptr<const HttpSecurity> security)
     : flags_(std::move(flags)),
       config_(std::move(config)),
@@ -317,15 +329,9 @@ void App::reload() {
   if (auto fits = loaded ? check_descriptor_budget(*loaded) : ok_status(); !fits) {
     loaded = fits.error();
   }
-  if (loaded) {
-    const NamedFilesCheck named = check_named_files(*loaded);
-    std::string errors;
-    for (const std::string& e : named.errors) errors += (errors.empty() ? "" : "\n") + e;
-    if (!errors.empty()) loaded = fail(errors);
-  }
-  auto security = loaded
-                      ? load_http_security(loaded->web.config_file, loaded->web.config_file_origin)
-                      : Result<std::shared_ptr<const HttpSecurity>>(loaded.error());
+  std::vector<std::string> waiting;  // namespaces not there yet: the collectors say so themselves
+  auto security = loaded ? check_files_and_web(*loaded, waiting)
+                         : Result<std::shared_ptr<const HttpSecurity>>(loaded.error());
   if (!security) {
     // One event per error: a text log holds one line per event.
     std::string_view errors = security.error().message;

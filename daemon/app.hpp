@@ -49,6 +49,12 @@ struct NamedFilesCheck {
 };
 NamedFilesCheck check_named_files(const Config& config);
 
+// check_named_files and load_http_security(config.web.config_file) together, at the start, under
+// --check-config and at a reload: the web configuration, or the errors of both checks, one per
+// line, so that one run shows everything there is to fix. `warnings` gets check_named_files'.
+Result<std::shared_ptr<const HttpSecurity>> check_files_and_web(const Config& config,
+                                                                std::vector<std::string>& warnings);
+
 class App {
  public:
   // `security`: from load_http_security(config.web.config_file).

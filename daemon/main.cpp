@@ -38,16 +38,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (flags->command == "diagnose") return mcb::run_diagnose(*flags, *config);
-  auto security = mcb::load_http_security(config->web.config_file, config->web.config_file_origin);
+  std::vector<std::string> warnings;
+  auto security = mcb::check_files_and_web(*config, warnings);
   if (!security) {
     std::fprintf(stderr, "%s\n", security.error().message.c_str());
     return 1;
   }
-  const mcb::NamedFilesCheck named = mcb::check_named_files(*config);
-  for (const std::string& e : named.errors) std::fprintf(stderr, "%s\n", e.c_str());
-  if (!named.errors.empty()) return 1;
   if (flags->check_config) {
-    for (const std::string& w : named.warnings) std::fprintf(stderr, "%s\n", w.c_str());
+    for (const std::string& w : warnings) std::fprintf(stderr, "%s\n", w.c_str());
     std::printf("%s: configuration is valid\n", config->source.c_str());
     if (!config->web.config_file.empty()) {
       std::printf("%s: web configuration is valid\n", config->web.config_file.c_str());

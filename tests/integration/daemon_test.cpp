@@ -210,6 +210,32 @@ TEST_CASE(
   CHECK_THAT(warned.output, Contains("configuration is valid"));
 }
 
+TEST_CASE(
+    "daemon: --check-config and the start show the errors of the named files and of the web "
+    "configuration together",
+    "[integration][config]") {
+  test::TempDir dir;
+  const std::string bin = test::daemon_binary();
+  const std::string web =
+      dir.write("web.yaml", "tls_server_config: { cert_file: " + dir.path() +
+                                "/absent.crt, key_file: " + dir.path() + "/absent.key }\n");
+  const std::string file = dir.write(
+      "both.yaml", "web: { config_file: " + web +
+                       " }\ntargets:\n  - { name: mc, address: \"127.0.0.1:11211\", tls: { "
+                       "ca_file: " +
+                       dir.path() + "/absent-ca.pem } }\n");
+  for (const std::string flag : {"--check-config", "--web.listen-address=127.0.0.1:0"}) {
+    CAPTURE(flag);
+    auto ko = test::run_command(bin + " " + flag + " --config.file=" + file);
+    CHECK(ko.exit_code == 1);
+    CHECK_THAT(ko.output, Contains("both.yaml:3:61: targets[0].tls.ca_file: " + dir.path() +
+                                   "/absent-ca.pem: cannot open"));
+    CHECK_THAT(ko.output, Contains("web.yaml:1:33: tls_server_config.cert_file: " + dir.path() +
+                                   "/absent.crt: cannot open"));
+    CHECK_THAT(ko.output, !Contains("configuration is valid"));
+  }
+}
+
 TEST_CASE("daemon: --version, --help and bad flags", "[integration][flags]") {
   const std::string bin = test::daemon_binary();
   auto v = test::run_command(bin + " --version");
