@@ -138,6 +138,10 @@ bool is_printable_utf8(std::string_view text) {
   return true;
 }
 
+std::string printable_or_escaped(std::string text) {
+  return is_printable_utf8(text) ? text : escape_untrusted(text, text.size());
+}
+
 std::string json_escape(std::string_view text) {
   std::string out;
   out.reserve(text.size() + 8);

@@ -39,6 +39,11 @@ std::string to_valid_utf8(std::string_view text);
 // '\'.
 bool is_printable_utf8(std::string_view text);
 
+// `text` as it is when is_printable_utf8(), else escape_untrusted() whole: for text that is mostly
+// the daemon's own but may hold outside bytes (a device or namespace name in an alert's evidence)
+// on its way to a terminal.
+std::string printable_or_escaped(std::string text);
+
 // Escapes a string for inclusion in a JSON string literal. The result is valid UTF-8 whatever
 // `text` holds: bytes that are not UTF-8 become U+FFFD.
 std::string json_escape(std::string_view text);

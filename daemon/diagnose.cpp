@@ -20,6 +20,7 @@
 
 #include "collectors/discovery.hpp"
 #include "collectors/table.hpp"
+#include "common/text.hpp"
 #include "config/bit_rate.hpp"
 #include "daemon/alerts/alerts_json.hpp"
 #include "daemon/alerts/rules.hpp"
@@ -79,14 +80,17 @@ std::string seconds_text(double s) {
   return fmt::format("{:.1f} days", s / 86400);
 }
 
+// One signal. Both parts may name what the kernel or a peer named (a NIC, a namespace, an error
+// quoting a reply): escaped unless printable, so that nothing steers the terminal.
 void line(std::string& out, const std::string& key, const std::string& value) {
-  out += fmt::format("  {:<34} {}\n", key, value);
+  out += fmt::format("  {:<34} {}\n", printable_or_escaped(key), printable_or_escaped(value));
 }
 
+// An alert's labels (a target, a NIC, a namespace), escaped unless printable.
 std::string subject_of(const AlertStatus& a) {
   std::string s;
   for (const auto& [name, value] : a.labels) s += (s.empty() ? "" : " ") + value;
-  return s;
+  return printable_or_escaped(std::move(s));
 }
 
 void render_listener(std::string& out, const ListenerSample& l, const std::string& indent) {
@@ -179,7 +183,8 @@ void render_target(std::string& out, const TargetView& view) {
 }
 
 void render_signals(std::string& out, const Observation& o) {
-  out += o.netns.empty() ? "Signals\n" : "Signals of network namespace " + o.netns + "\n";
+  out += o.netns.empty() ? "Signals\n"
+                         : "Signals of network namespace " + printable_or_escaped(o.netns) + "\n";
   std::vector<const ListenerSample*> shown;
   for (const TargetView& t : o.targets) {
     render_target(out, t);
@@ -265,26 +270,27 @@ void render_history(std::string& out, const Observation& o) {
     const MemcachedSample& m = *t.memcached;
     if (!m.up) continue;
     const MemcachedStats& st = m.stats;
+    const std::string target = printable_or_escaped(m.target);
     if (st.rejected_connections && *st.rejected_connections > 0) {
       notes +=
-          fmt::format("  {}: {} at the limit since memcached started\n", m.target,
+          fmt::format("  {}: {} at the limit since memcached started\n", target,
                       plural(static_cast<double>(*st.rejected_connections), "connection rejected"));
     }
     if (st.listen_disabled_num && *st.listen_disabled_num > 0) {
       notes += fmt::format(
-          "  {}: memcached stopped accepting {}, for {} in total, since it started\n", m.target,
+          "  {}: memcached stopped accepting {}, for {} in total, since it started\n", target,
           plural(static_cast<double>(*st.listen_disabled_num), "time"),
           seconds_text(static_cast<double>(st.time_in_listen_disabled_us.value_or(0)) / 1e6));
     }
     if (st.evictions && *st.evictions > 0) {
-      notes += fmt::format("  {}: {} since memcached started\n", m.target,
+      notes += fmt::format("  {}: {} since memcached started\n", target,
                            plural(static_cast<double>(*st.evictions), "item evicted"));
     }
   }
   if (o.netstat != nullptr && o.netstat->listen_overflows && *o.netstat->listen_overflows > 0) {
     notes +=
         fmt::format("  kernel{}: {} since the network namespace started\n",
-                    o.netns.empty() ? "" : " (netns " + o.netns + ")",
+                    o.netns.empty() ? "" : " (netns " + printable_or_escaped(o.netns) + ")",
                     plural(static_cast<double>(*o.netstat->listen_overflows), "listen overflow"));
   }
   if (notes.empty()) return;
@@ -337,7 +343,8 @@ std::string render_verdicts(const std::vector<AlertStatus>& statuses, bool color
     out += "  " + state_word(level, color) + " " + (color ? kBold : "") + a->name +
            (color ? kReset : "") + (subject.empty() ? "" : " [" + subject + "]") +
            (a->pending() ? " (pending: its condition holds, `for` has not run out)" : "") + "\n";
-    const std::string evidence = a->verdict ? a->verdict->evidence : "no data";
+    const std::string evidence =
+        a->verdict ? printable_or_escaped(a->verdict->evidence) : "no data";
     if (level != Level::kOk) {
       out += "           cause:    " + a->cause + "\n";
       out += "           evidence: " + evidence + "\n";
@@ -500,10 +507,16 @@ int run_diagnose(const Flags& flags, const Config& configured) {
   const bool tty = ::isatty(STDERR_FILENO) == 1;
   std::fprintf(stderr, "mcbacklogd diagnose: sampling twice, %s apart%s",
                format_duration(flags.diagnose_wait).c_str(), tty ? "" : "\n");
+  LoopClock::time_point first;
   std::shared_ptr<Scheduler> scheduler;
   scheduler = std::make_shared<Scheduler>(io, flags.diagnose_wait, collectors.all(), [&] {
-    ++samples;
-    evaluator.evaluate(observe(collectors, LoopClock::now(), std::chrono::system_clock::now()));
+    const auto now = LoopClock::now();
+    // A first cycle held to its end by a target that did not answer ends when the second starts,
+    // and that one may end at once: the second sample is the next cycle's, a wait later, so that
+    // the rates between the two cover the wait and not a few milliseconds.
+    if (samples == 1 && now - first < flags.diagnose_wait / 2) return;
+    if (++samples == 1) first = now;
+    evaluator.evaluate(observe(collectors, now, std::chrono::system_clock::now()));
     std::fprintf(stderr, "%ssample %d of 2 taken%s", tty ? "\r\033[Kmcbacklogd diagnose: " : "",
                  samples, tty && samples < 2 ? "" : "\n");
     if (samples == 2) {

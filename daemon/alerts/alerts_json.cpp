@@ -36,9 +36,7 @@ json number_or_null(const std::optional<double>& v) {
 // A string of the peer's, as diagnose may print it: the daemon's own text (printable UTF-8) as it
 // is, anything else escaped whole, so that another program answering at the daemon's address
 // cannot steer the terminal.
-std::string printable(std::string s) {
-  return is_printable_utf8(s) ? s : escape_untrusted(s, s.size());
-}
+std::string printable(std::string s) { return printable_or_escaped(std::move(s)); }
 
 // The parser's message quotes the bytes it stopped at: escaped.
 std::string reason(const std::exception& e) { return escape_untrusted(e.what(), 200); }

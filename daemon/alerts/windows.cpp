@@ -54,8 +54,9 @@ double SeriesWindow::rate(Steady now, Duration window) const {
       break;
     }
   }
-  const double seconds = std::chrono::duration<double>(points_.back().t - first).count();
-  return seconds > 0 ? increase(now, window) / seconds : 0;
+  const auto span = points_.back().t - first;
+  if (span < kMinRateSpan) return 0;
+  return increase(now, window) / std::chrono::duration<double>(span).count();
 }
 
 std::optional<double> SeriesWindow::latest() const {

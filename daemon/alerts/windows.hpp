@@ -76,7 +76,11 @@ class SeriesWindow {
   // Counter: increase over the samples within `window` of `now` (and the one just before, as
   // baseline).
   double increase(Steady now, Duration window) const;
-  // Counter: increase() per second over the span the samples cover; 0 with fewer than two.
+  // Counter: increase() per second over the span the samples cover; 0 with fewer than two, or
+  // over a span shorter than kMinRateSpan: two samples milliseconds apart (a cycle held to its
+  // end by a target that did not answer, and the next one ending at once) would turn a
+  // connection or two into hundreds a second.
+  static constexpr Duration kMinRateSpan{500};
   double rate(Steady now, Duration window) const;
 
   // Gauge: the latest value; nullopt when never fed.

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "daemon/alerts/rules.hpp"
 #include "tests/support/alerts.hpp"
@@ -315,4 +316,37 @@ TEST_CASE("diagnosis: --from-daemon refuses a deeply nested body and exits 3",
   INFO(diagnose.output());
   CHECK(code == 3);
   CHECK_THAT(diagnose.output(), Contains("nested deeper than"));
+}
+
+TEST_CASE(
+    "diagnosis: diagnose's two samples are a wait apart while another target never answers, so "
+    "its own probes make no connection rate",
+    "[integration][diagnosis]") {
+  // The stopped target holds the first cycle to its end, when the second begins; that one ended
+  // at once (no reply for longer than the stall limit: the connection is dropped), and the healthy
+  // memcached's rate of new connections was its few probes over milliseconds: ConnectionSprawl
+  // critical, exit 2.
+  test::enter_private_netns();
+  test::Memcached healthy({"-t", "1"});
+  test::Memcached stopped({"-t", "1", "-b", "4"});
+  stopped.pause();
+  // Its accept queue full, so that diagnose's connection to it waits for the deadline.
+  std::vector<test::Socket> queued;
+  for (int i = 0; i < 8; ++i) {
+    queued.push_back(test::connect_tcp("127.0.0.1", stopped.port(), {.wait = false}));
+  }
+  test::TempDir dir;
+  const std::string config =
+      dir.write("two.yaml", "targets:\n  - { name: healthy, address: \"" + healthy.address() +
+                                "\", probe_interval: 1s }\n  - { name: stopped, address: \"" +
+                                stopped.address() + "\", probe_interval: 1s }\n");
+  test::Child diagnose({test::daemon_binary(), "diagnose", "--wait=3s", "--config.file=" + config});
+  const auto code = diagnose.wait_exit(60s);
+  const std::string out = diagnose.output();
+  INFO(out);
+  REQUIRE(code.has_value());
+  CHECK_THAT(out, Contains("sample 2 of 2 taken"));
+  CHECK_FALSE(test::reports_firing({*code, out}, "ConnectionSprawl", "healthy"));
+  CHECK_THAT(out, Contains("OK       ConnectionSprawl [healthy]"));
+  stopped.resume();
 }

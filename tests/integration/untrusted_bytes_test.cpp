@@ -89,3 +89,30 @@ TEST_CASE(
   CHECK_NOTHROW(boost::property_tree::read_json(in, tree));
   CHECK(d.process().running());
 }
+
+TEST_CASE(
+    "untrusted bytes: NIC names with a terminal escape and bytes that are not UTF-8 are escaped "
+    "in diagnose's report",
+    "[integration][netdev][quoting][diagnosis]") {
+  // The kernel takes any byte but '/', ':' and white space in a device name, and anyone with
+  // CAP_NET_ADMIN in a watched namespace (a pod's) can make one.
+  test::enter_private_netns();
+  const auto made =
+      test::run_command(R"sh(ip link add "$(printf 'e\033[31mx')" type veth peer name )sh"
+                        R"sh("$(printf 'b\377\376')")sh");
+  INFO(made.output);
+  REQUIRE(made.exit_code == 0);
+  test::TempDir dir;
+  const std::string config = dir.write(
+      "nic.yaml", "targets: []\ncollectors: { netdev: { include: \".\", exclude: \"^lo$\" } }\n");
+  test::Child diagnose({test::daemon_binary(), "diagnose", "--wait=1s", "--config.file=" + config});
+  const auto code = diagnose.wait_exit(60s);
+  const std::string out = diagnose.output();
+  INFO(out);
+  REQUIRE(code.has_value());
+  CHECK_THAT(out, Contains(R"(NIC e\x1b[31mx)"));
+  CHECK_THAT(out, Contains(R"(NIC b\xff\xfe)"));
+  CHECK_THAT(out, Contains(R"(NetworkSaturated [e\x1b[31mx])"));
+  CHECK_FALSE(has_raw_control(out));
+  CHECK(is_valid_utf8(out));
+}

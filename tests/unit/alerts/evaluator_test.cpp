@@ -122,23 +122,23 @@ class Run {
 
   // One second passes and the evaluator sees the samples.
   void step(int seconds = 1) {
-    for (int i = 0; i < seconds; ++i) {
-      ++t_;
-      for (MemcachedSample& m : targets) {
-        if (probing && m.probe && m.probe->success) m.probe_latency.observe(0.0004);
-      }
-      e.evaluate(observe(now(), wall(), &netstat, &sysctl, targets,
-                         sockets_known ? &sockets : nullptr, &netdev,
-                         host_known ? HostSamples{&cpu, &softnet, &threads} : HostSamples{}));
+    for (int i = 0; i < seconds; ++i) step_after(std::chrono::seconds(1));
+  }
+  // `elapsed` passes and the evaluator sees the samples.
+  void step_after(std::chrono::milliseconds elapsed) {
+    t_ += elapsed;
+    for (MemcachedSample& m : targets) {
+      if (probing && m.probe && m.probe->success) m.probe_latency.observe(0.0004);
     }
+    e.evaluate(observe(now(), wall(), &netstat, &sysctl, targets,
+                       sockets_known ? &sockets : nullptr, &netdev,
+                       host_known ? HostSamples{&cpu, &softnet, &threads} : HostSamples{}));
   }
   std::chrono::steady_clock::time_point now() const {
-    return std::chrono::steady_clock::time_point{} + std::chrono::hours(48) +
-           std::chrono::seconds(t_);
+    return std::chrono::steady_clock::time_point{} + std::chrono::hours(48) + t_;
   }
   std::chrono::system_clock::time_point wall() const {
-    return std::chrono::system_clock::time_point{} + std::chrono::hours(24 * 20000) +
-           std::chrono::seconds(t_);
+    return std::chrono::system_clock::time_point{} + std::chrono::hours(24 * 20000) + t_;
   }
   MemcachedSample& target(std::size_t i = 0) { return targets.at(i); }
   MemcachedStats& stats(std::size_t i = 0) { return targets.at(i).stats; }
@@ -164,7 +164,7 @@ class Run {
   }
 
  private:
-  int t_ = 0;
+  std::chrono::milliseconds t_{0};
 };
 
 const AlertLabels kHost{};
@@ -589,6 +589,25 @@ TEST_CASE("evaluator: ConnectionSprawl names the top clients on churn", "[alerts
                          "10.0.0.6 (4)"));
   r.step(40);  // churn stopped and its window passed
   CHECK(r.state("ConnectionSprawl") == Level::kOk);
+}
+
+TEST_CASE("evaluator: two samples milliseconds apart make no connection rate",
+          "[alerts][evaluator]") {
+  // A cycle held to its end by a target that did not answer, and the next ending at once: the
+  // daemon's first two samples (and diagnose's, before it waited for a third) were 6 ms apart, and
+  // the daemon's own probe made "160 new connections/s".
+  Run r;
+  r.step_after(std::chrono::milliseconds(6));
+  *r.stats().total_connections += 1;
+  r.step_after(std::chrono::milliseconds(6));
+  CHECK(r.condition("ConnectionSprawl") == Level::kOk);
+  REQUIRE(r.status("ConnectionSprawl").verdict);
+  CHECK(*r.status("ConnectionSprawl").verdict->value == 0);
+  // Half a second later the same connection is a rate, and a real churn is seen.
+  *r.stats().total_connections += 100;
+  r.step_after(std::chrono::milliseconds(500));
+  CHECK(*r.status("ConnectionSprawl").verdict->value == Approx(101 / 0.506));
+  CHECK(r.condition("ConnectionSprawl") != Level::kOk);
 }
 
 TEST_CASE("evaluator: churn that uses up a client's ephemeral ports within for fires at once",
