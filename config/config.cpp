@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
@@ -68,7 +69,34 @@ std::optional<std::string> netns_file(Walker& w, const YAML::Node& n, const std:
             "\"/proc/PID/ns/net\"");
     return std::nullopt;
   }
+  if (!is_printable_utf8(file)) {
+    // Its last part labels series and log lines as a target's name does.
+    w.error(n.Mark(), p,
+            quote_untrusted(file) +
+                ": a network namespace file's name must not hold control characters nor "
+                "characters that reorder text (it labels series and log lines)");
+    return std::nullopt;
+  }
   return file;
+}
+
+// The name a TLS client sends (SNI) and checks the certificate against: a host name or an IP
+// address. OpenSSL drops a name over 255 bytes from the handshake without a word, and a NUL
+// would cut the name checked.
+void server_name(Walker& w, const YAML::Node& n, const std::string& p, std::string& out) {
+  if (!w.scalar(n, p, "a host name such as \"mc0.example.com\"")) return;
+  const std::string& name = n.Scalar();
+  constexpr std::size_t kMaxHostName = 253;  // RFC 1035, in text
+  if (name.empty() || name.size() > kMaxHostName || !is_printable_utf8(name) ||
+      name.find_first_of(" \t") != std::string::npos) {
+    w.error(
+        n.Mark(), p,
+        quote_untrusted(name) + ": a host name or IP address of 1 to " +
+            std::to_string(kMaxHostName) +
+            " bytes without spaces or control characters, as the server's certificate names it");
+    return;
+  }
+  out = name;
 }
 
 void walk_target(Walker& w, const YAML::Node& node, const std::string& path, TargetConfig& t) {
@@ -120,7 +148,7 @@ void walk_target(Walker& w, const YAML::Node& node, const std::string& path, Tar
                 [&](auto& v, auto& r) { w.file_path(v, r, tls.cert_file, &tls.cert_file_origin); }},
                {"key_file",
                 [&](auto& v, auto& r) { w.file_path(v, r, tls.key_file, &tls.key_file_origin); }},
-               {"server_name", [&](auto& v, auto& r) { w.text(v, r, tls.server_name); }},
+               {"server_name", [&](auto& v, auto& r) { server_name(w, v, r, tls.server_name); }},
                {"insecure_skip_verify",
                 [&](auto& v, auto& r) { w.boolean(v, r, tls.insecure_skip_verify); }}});
           if (tls.cert_file.empty() != tls.key_file.empty()) {
@@ -385,12 +413,24 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
   // Discovery finds the targets: the built-in 127.0.0.1:11211 is not added beside them.
   if (!targets_given && c.discover.enabled) c.targets.clear();
   if (!targets_given) return;
-  // Target names label every memcached series, so they must be unique.
+  // Target names label every memcached series, so they must be unique; /scrape?target= takes a
+  // name or an address, so a name must not be another target's address either.
   std::set<std::string> names;
+  std::map<std::string, std::size_t> addresses;
   for (std::size_t i = 0; i < c.targets.size(); ++i) {
-    if (!c.targets[i].name.empty() && !names.insert(c.targets[i].name).second) {
-      w.error(root["targets"][i].Mark(), "targets[" + std::to_string(i) + "]",
-              "target name " + quote_untrusted(c.targets[i].name) + " is used twice");
+    addresses.emplace(c.targets[i].address.to_string(), i);
+  }
+  for (std::size_t i = 0; i < c.targets.size(); ++i) {
+    const std::string& name = c.targets[i].name;
+    const std::string where = "targets[" + std::to_string(i) + "]";
+    if (!name.empty() && !names.insert(name).second) {
+      w.error(root["targets"][i].Mark(), where,
+              "target name " + quote_untrusted(name) + " is used twice");
+    } else if (const auto a = addresses.find(name); a != addresses.end() && a->second != i) {
+      w.error(root["targets"][i].Mark(), where,
+              "target name " + quote_untrusted(name) + " is the address of targets[" +
+                  std::to_string(a->second) +
+                  "]: /scrape?target= would not know which is meant; give another name");
     }
   }
 }
@@ -456,7 +496,7 @@ Result<Config> parse_config(std::string_view yaml, std::string_view file_name,
                             AlertSchemas alerts) {
   Walker w{std::string(file_name)};
   Config c = Config::defaults(alerts);
-  c.source = std::string(file_name);
+  c.source = escape_untrusted(file_name, kMaxPathBytes);  // for messages
   auto parsed = w.parse(yaml, [&](const YAML::Node& root) {
     walk_root(w, root, c, alerts);
     if (!w.has_errors() && root.IsMap()) check_consistency(w, root, c, alerts);

@@ -214,7 +214,7 @@ struct LogConfig {
 };
 
 struct Config {
-  std::string source = "<built-in defaults>";  // the file it came from
+  std::string source = "<built-in defaults>";  // the file it came from, escaped for messages
   Duration interval = std::chrono::seconds(1);
   std::vector<TargetConfig> targets;  // default: one target at 127.0.0.1:11211
   NetstatConfig netstat;

@@ -115,7 +115,7 @@ int bcrypt_cost(std::string_view h) { return (h[4] - '0') * 10 + (h[5] - '0'); }
 Result<WebConfigFile> parse_web_config_file(std::string_view yaml, std::string_view file_name) {
   YamlWalker w{std::string(file_name)};
   WebConfigFile c;
-  c.source = std::string(file_name);
+  c.source = escape_untrusted(file_name, kMaxPathBytes);  // for messages
   auto parsed = w.parse(yaml, [&](const YAML::Node& root) {
     w.mapping(
         root, "",

@@ -51,8 +51,8 @@ struct TlsServerConfig {
 };
 
 struct WebConfigFile {
-  std::string source;                                                // the file it came from
-  std::optional<TlsServerConfig> tls;                                // absent: plain HTTP
+  std::string source;                  // the file it came from, escaped for messages
+  std::optional<TlsServerConfig> tls;  // absent: plain HTTP
   std::map<std::string, std::string, std::less<>> basic_auth_users;  // user -> bcrypt hash
   // What loads but deserves a word in the log (a bcrypt cost above the usual), one per line in
   // the form of an error.

@@ -169,8 +169,8 @@ Status YamlWalker::parse(std::string_view text,
   std::string all;
   for (const std::string& e : errors_) all += (all.empty() ? "" : "\n") + e;
   if (stopped) {
-    all += "\n" + file_ + ": more errors not shown; at most " + std::to_string(kMaxReportedErrors) +
-           " are reported";
+    all += "\n" + shown_file_ + ": more errors not shown; at most " +
+           std::to_string(kMaxReportedErrors) + " are reported";
   }
   return fail(all);
 }
@@ -192,7 +192,7 @@ std::string YamlWalker::at(const YAML::Mark& mark, const std::string& path,
 
 std::string YamlWalker::origin(const YAML::Mark& mark, const std::string& path) const {
   std::ostringstream out;
-  out << file_ << ':' << (mark.line + 1) << ':' << (mark.column + 1);
+  out << shown_file_ << ':' << (mark.line + 1) << ':' << (mark.column + 1);
   if (!path.empty()) out << ": " << escape_untrusted(path, 2 * kQuoteMax);
   return out.str();
 }

@@ -21,6 +21,7 @@
 #include "common/result.hpp"
 #include "common/text.hpp"
 #include "config/duration.hpp"
+#include "config/limits.hpp"
 
 namespace mcb {
 
@@ -32,7 +33,9 @@ Result<std::string> read_config_file(const std::string& path);
 
 class YamlWalker {
  public:
-  explicit YamlWalker(std::string file) : file_(std::move(file)) {}
+  // `file` resolves the relative file names the YAML holds; messages name it escaped.
+  explicit YamlWalker(std::string file)
+      : file_(std::move(file)), shown_file_(escape_untrusted(file_, kMaxPathBytes)) {}
 
   // Each handler receives the value node and the dotted key path used in messages.
   using Handler = std::function<void(const YAML::Node&, const std::string&)>;
@@ -137,6 +140,7 @@ class YamlWalker {
   struct TooManyErrors {};  // thrown by error() to end a walk that has reported enough
 
   std::string file_;
+  std::string shown_file_;  // file_ as messages name it (escape_untrusted)
   std::vector<std::string> errors_;
   std::vector<std::string> warnings_;
 };

@@ -63,6 +63,13 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
       if (matched) break;
     }
     if (!matched) return fail("unknown argument " + quote_untrusted(a) + " (see --help)");
+    // An unset variable in a unit's ARGS would otherwise pass silently: an empty
+    // --web.config.file turned off the TLS and basic auth of the configuration's web.config_file.
+    for (const Valued& v : kValued) {
+      if (f.*v.field && (f.*v.field)->empty()) {
+        return fail(std::string(v.name) + " needs a value, not an empty one");
+      }
+    }
   }
   if (f.log_level && *f.log_level != "debug" && *f.log_level != "info" && *f.log_level != "warn" &&
       *f.log_level != "error") {

@@ -247,6 +247,9 @@ TEST_CASE("daemon: --version, --help and bad flags", "[integration][flags]") {
   auto bad = test::run_command(bin + " --frobnicate");
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.output, Contains("unknown argument \"--frobnicate\""));
+  auto empty = test::run_command(bin + " --check-config --web.config.file=");
+  CHECK(empty.exit_code == 2);
+  CHECK_THAT(empty.output, Contains("--web.config.file needs a value, not an empty one"));
 }
 
 TEST_CASE("daemon: SIGHUP with a bad file keeps the running configuration, a good one applies",

@@ -317,6 +317,51 @@ TEST_CASE("config: repeated keys and repeated target names are errors", "[config
   CHECK_THAT(error_of("targets:\n  - { name: a, address: \"1.2.3.4:1\" }\n  - { name: a, address: "
                       "\"1.2.3.4:2\" }\n"),
              Contains("test.yaml:3:5: targets[1]: target name \"a\" is used twice"));
+  // /scrape?target= takes a name or an address: a name that is another target's address would
+  // get that target's series.
+  CHECK_THAT(
+      error_of("targets:\n  - { name: a, address: \"127.0.0.1:11211\" }\n  - { name: "
+               "\"127.0.0.1:11211\", address: \"127.0.0.1:11500\" }\n"),
+      Contains("test.yaml:3:5: targets[1]: target name \"127.0.0.1:11211\" is the address of "
+               "targets[0]"));
+  CHECK(parse_config("targets:\n  - { name: \"127.0.0.1:11211\", address: \"127.0.0.1:11211\" }\n",
+                     "t")
+            .ok());
+}
+
+TEST_CASE(
+    "config: outside bytes in a namespace file, a TLS server name or the file's own name "
+    "are refused or escaped",
+    "[config][quoting]") {
+  // A namespace file's last part labels series and log lines: CR LF would forge a log line.
+  CHECK_THAT(error_of("targets:\n  - { address: \"127.0.0.1:11211\", netns: "
+                      "\"/run/netns/x\\e[31mRED\\r\\nFAKE\" }\n"),
+             Contains("test.yaml:2:42: targets[0].netns: \"/run/netns/x\\x1b[31mRED\\r\\nFAKE\": "
+                      "a network namespace file's name must not hold control characters"));
+  CHECK_THAT(error_of("discover: { only_netns: [\"/run/netns/a\\tb\"] }\n"),
+             Contains("discover.only_netns[0]: \"/run/netns/a\\tb\": a network namespace file's "
+                      "name must not hold control characters"));
+  // SNI: over 255 bytes OpenSSL silently sends none; a NUL cut the name the certificate was
+  // checked against; CR LF went on the wire.
+  const auto sni = [](const std::string& name) {
+    return "targets:\n  - address: \"127.0.0.1:11211\"\n    tls: { server_name: \"" + name +
+           "\" }\n";
+  };
+  for (const std::string& bad :
+       {std::string(300, 'a'), std::string("good.example\\0anything"),
+        std::string("evil\\r\\nforged"), std::string("two words"), std::string()}) {
+    CAPTURE(bad);
+    CHECK_THAT(error_of(sni(bad)), Contains("test.yaml:3:25: targets[0].tls.server_name: ") &&
+                                       Contains("a host name or IP address of 1 to 253 bytes"));
+  }
+  CHECK(parse_config(sni("mc0.example.com"), "t").ok());
+  CHECK(parse_config(sni("10.0.0.1"), "t").ok());
+  CHECK(parse_config(sni(std::string(253, 'a')), "t").ok());
+  // The configuration file's own name is escaped where messages name it.
+  auto c = parse_config("interval: 1x\n", "/etc/e\x1b[31mvil\r2026 error forged.yaml");
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().message.rfind("/etc/e\\x1b[31mvil\\r2026 error forged.yaml:1:11: interval: ",
+                                0) == 0);
 }
 
 TEST_CASE("config: threshold blocks are checked for unknown alerts and level order", "[config]") {

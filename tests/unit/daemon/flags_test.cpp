@@ -22,6 +22,14 @@ TEST_CASE("flags: unknown arguments, missing values and bad levels are errors", 
   CHECK_FALSE(parse_flags({"--log.level=loud"}).ok());
   CHECK_FALSE(parse_flags({"--log.format=xml"}).ok());
   CHECK_FALSE(parse_flags({"--config.filex=1"}).ok());
+  // An empty value (an unset variable in ARGS) would silently drop what the file configures.
+  for (const char* flag : {"--config.file", "--web.listen-address", "--web.config.file",
+                           "--log.level", "--log.format"}) {
+    CAPTURE(flag);
+    CHECK(parse_flags({std::string(flag) + "="}).error().message ==
+          std::string(flag) + " needs a value, not an empty one");
+    CHECK_FALSE(parse_flags({flag, ""}).ok());
+  }
   // An argument is echoed escaped: it cannot colour or clear the terminal.
   CHECK(parse_flags({"--x\x1b[31mRED"}).error().message ==
         "unknown argument \"--x\\x1b[31mRED\" (see --help)");
