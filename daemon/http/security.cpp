@@ -1,6 +1,8 @@
 #include "daemon/http/security.hpp"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
@@ -30,6 +32,45 @@ bool add_client_ca_names(SSL_CTX* native, std::string_view pem) {
   ERR_clear_error();  // the end of the text
   BIO_free(bio);
   return added;
+}
+
+// Why `key` would not serve: empty if it will. Handshakes run on the event loop, and a key no
+// client offers to verify fails every one of them.
+std::string unusable_key(EVP_PKEY* key) {
+  const int bits = EVP_PKEY_get_bits(key);
+  switch (EVP_PKEY_get_base_id(key)) {
+    case EVP_PKEY_RSA:
+    case EVP_PKEY_RSA_PSS:
+      if (bits > kMaxRsaKeyBits) {
+        return "an RSA key of " + std::to_string(bits) + " bits; at most " +
+               std::to_string(kMaxRsaKeyBits) +
+               " are allowed: every TLS handshake signs with it on the event loop (about 80 ms "
+               "at 8192 bits), so anyone who can connect could hold the loop; an EC key on P-256 "
+               "signs in microseconds";
+      }
+      return "";
+    case EVP_PKEY_EC: {
+      char group[64] = {};
+      std::size_t length = 0;
+      if (EVP_PKEY_get_group_name(key, group, sizeof group, &length) != 1) {
+        return "an EC key on an unnamed curve: TLS clients (Prometheus, curl) verify only "
+               "P-256, P-384 and P-521";
+      }
+      const std::string_view name(group, length);
+      if (name == "prime256v1" || name == "secp384r1" || name == "secp521r1") return "";
+      return "an EC key on curve " + escape_untrusted(name) +
+             ": TLS clients (Prometheus, curl) verify only P-256, P-384 and P-521, so every "
+             "handshake would fail; make one on P-256 (openssl req -newkey ec -pkeyopt "
+             "ec_paramgen_curve:P-256)";
+    }
+    case EVP_PKEY_ED25519:
+    case EVP_PKEY_ED448:
+      return "";
+    default:
+      return "a key of a type TLS clients do not verify (" +
+             escape_untrusted(OBJ_nid2sn(EVP_PKEY_get_base_id(key))) +
+             "); use EC (P-256, P-384, P-521), Ed25519 or RSA";
+  }
 }
 
 Result<std::shared_ptr<ssl::context>> make_tls_context(const TlsServerConfig& t,
@@ -76,6 +117,9 @@ Result<std::shared_ptr<ssl::context>> make_tls_context(const TlsServerConfig& t,
   if (ec) {
     return fail(where("key_file", t.key_file_origin, t.key_file) +
                 "cannot load the private key: " + ec.message());
+  }
+  if (const std::string why = unusable_key(SSL_CTX_get0_privatekey(native)); !why.empty()) {
+    return fail(where("key_file", t.key_file_origin, t.key_file) + why);
   }
   if (!t.client_ca_file.empty()) {
     const std::string at = where("client_ca_file", t.client_ca_file_origin, t.client_ca_file);

@@ -550,6 +550,51 @@ TEST_CASE("http server: TLS files that do not load are errors naming the key and
   CHECK_THAT(error_of(not_a_ca), Catch::Matchers::Contains("tls_server_config.client_ca_file"));
 }
 
+TEST_CASE("http server: a key no TLS client verifies, or one too slow to sign with, is refused",
+          "[daemon][http][tls]") {
+  // secp256k1 loads, and then every handshake fails: no client offers the curve. A large RSA key
+  // loads, and then each handshake holds the event loop (80 ms at 8192 bits).
+  test::TempDir dir;
+  const auto run = [](const std::string& command) {
+    const auto r = test::run_command(command);
+    INFO(command << ": " << r.output);
+    REQUIRE(r.exit_code == 0);
+  };
+  const auto self_signed = [&](const std::string& name, const std::string& make_key,
+                               const std::string& bits = "") {
+    const std::string key = dir.path() + "/" + name + ".key";
+    const std::string cert = dir.path() + "/" + name + ".crt";
+    run(make_key + " -out " + key + " " + bits + " 2>&1");
+    run("openssl req -x509 -key " + key + " -days 2 -subj /CN=localhost -out " + cert + " 2>&1");
+    WebConfigFile c;
+    c.source = "web.yml";
+    c.tls.emplace();
+    c.tls->cert_file = cert;
+    c.tls->key_file = key;
+    return c;
+  };
+  auto k1 = make_http_security(self_signed("k1", "openssl ecparam -name secp256k1 -genkey -noout"));
+  REQUIRE_FALSE(k1.ok());
+  CHECK_THAT(k1.error().message,
+             Catch::Matchers::Contains("web.yml: tls_server_config.key_file: " + dir.path() +
+                                       "/k1.key: an EC key on curve secp256k1: TLS clients"));
+  auto big = make_http_security(self_signed("rsa", "openssl genrsa", "4104"));
+  REQUIRE_FALSE(big.ok());
+  CHECK_THAT(big.error().message,
+             Catch::Matchers::Contains("/rsa.key: an RSA key of 4104 bits; at most 4096 are "
+                                       "allowed"));
+  // What clients use loads: P-384, Ed25519 and RSA 2048 (the P-256 of make_test_pki elsewhere).
+  for (const auto& [name, make_key] :
+       {std::pair{"p384", "openssl ecparam -name secp384r1 -genkey -noout"},
+        std::pair{"ed25519", "openssl genpkey -algorithm ed25519"},
+        std::pair{"rsa2048", "openssl genrsa"}}) {
+    CAPTURE(name);
+    auto ok = make_http_security(
+        self_signed(name, make_key, std::string_view(name) == "rsa2048" ? "2048" : ""));
+    CHECK(ok.ok());
+  }
+}
+
 TEST_CASE("http server: a FIFO named as a TLS file is refused at once, where it is named",
           "[daemon][http][tls]") {
   test::TempDir dir;
