@@ -102,12 +102,21 @@ std::optional<double> max_connections(const MemcachedSample& s) {
   return std::nullopt;
 }
 
+std::optional<ConnectionLimit> connection_limits(const MemcachedSample& s) {
+  const auto max = max_connections(s);
+  if (!max) return std::nullopt;
+  constexpr double kBase = 6, kPerThread = 4, kListeners = 1, kDefaultThreads = 4;
+  ConnectionLimit l;
+  l.max_connections = *max;
+  l.own = kBase + kPerThread * worker_threads(s).value_or(kDefaultThreads) + kListeners;
+  // Settings unread: today's default. Read without maxconns_fast: a memcached older than it.
+  l.refusal = (s.settings ? s.settings->maxconns_fast.value_or(false) : true) ? 1 : 0;
+  return l;
+}
+
 std::optional<double> connection_limit(const MemcachedSample& s) {
-  auto limit = max_connections(s);
-  if (limit && s.stats.reserved_fds && static_cast<double>(*s.stats.reserved_fds) < *limit) {
-    *limit -= static_cast<double>(*s.stats.reserved_fds);
-  }
-  return limit;
+  const auto l = connection_limits(s);
+  return l ? std::optional<double>(l->limit()) : std::nullopt;
 }
 
 std::optional<double> worker_threads(const MemcachedSample& s) {

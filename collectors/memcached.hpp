@@ -17,6 +17,7 @@
 // collectors) starts it from zero and a target removed on reload leaves /metrics with all its
 // series. Loop thread only; not thread-safe.
 
+#include <algorithm>
 #include <array>
 #include <memory>
 #include <optional>
@@ -85,8 +86,22 @@ struct MemcachedSample {
 // -c: `max_connections` of `stats`, else `maxconns` of `stats settings` (memcached before 1.5.1
 // reports only the latter).
 std::optional<double> max_connections(const MemcachedSample& s);
-// The connections memcached serves before it refuses: -c less the `reserved_fds` it keeps for
-// itself (when fewer than -c).
+// The connections memcached serves before it refuses. memcached counts descriptors, not
+// connections: with maxconns_fast (its default) it refuses a connection whose descriptor number is
+// -c less one or more; without it, accept() fails once -c descriptors are open (RLIMIT_NOFILE).
+// Out of -c go the descriptors it holds itself, which no stat reports: measured on memcached
+// 1.6.18, 6 (stdin, stdout, stderr, the main event loop, its pipe) + 4 per worker thread (an event
+// loop, an event fd, a pipe) + 1 per listening socket, with one listener counted (-c 20 -t 1
+// serves 8 clients, -c 64 -t 4 serves 40, -c 1024 -t 4 serves 1000). `reserved_fds` (5 a thread)
+// is not that number. Threads unknown count as memcached's default, 4. nullopt without -c.
+struct ConnectionLimit {
+  double max_connections = 0;  // -c
+  double own = 0;              // descriptors memcached holds itself (estimated, as above)
+  double refusal = 0;          // 1 with maxconns_fast: the descriptor it answers the refusal on
+  double limit() const { return std::max(1.0, max_connections - own - refusal); }
+};
+std::optional<ConnectionLimit> connection_limits(const MemcachedSample& s);
+// connection_limits(s)->limit().
 std::optional<double> connection_limit(const MemcachedSample& s);
 // Worker threads: `threads` of `stats`, else `num_threads` of `stats settings`.
 std::optional<double> worker_threads(const MemcachedSample& s);

@@ -130,12 +130,11 @@ void render_target(std::string& out, const TargetView& view) {
          fmt::format("up, version {}, {} worker threads, up for {}",
                      st.version.empty() ? "unknown" : st.version, opt(worker_threads(m)),
                      st.uptime ? seconds_text(static_cast<double>(*st.uptime)) : "unknown"));
-    const auto max = max_connections(m);
-    const auto limit = connection_limit(m);
-    std::string conns = opt(as_double(st.curr_connections)) + " of -c " + opt(max);
-    if (max && limit && *limit < *max) {
-      conns += fmt::format(" (effective limit {}: {} reserved)", num(*limit),
-                           plural(*max - *limit, "descriptor"));
+    const auto limits = connection_limits(m);
+    std::string conns = opt(as_double(st.curr_connections)) + " of -c " + opt(max_connections(m));
+    if (limits) {
+      conns += fmt::format(" (effective limit {}: {} memcached holds itself)", num(limits->limit()),
+                           plural(limits->max_connections - limits->limit(), "descriptor"));
     }
     line(out, "  connections", conns);
     line(out, "  accepting new connections",

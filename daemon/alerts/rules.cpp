@@ -421,16 +421,16 @@ std::optional<Verdict> check_max_connections_near(const RuleInput& in) {
   const Steady now = in.observation.now;
   const SubjectWindows& w = in.windows.target(m.target);
   std::optional<Verdict> v;
+  const auto limits = connection_limits(m);
   const auto limit = connection_limit(m);
   const auto curr = as_double(m.stats.curr_connections);
-  if (m.up && curr && limit && *limit > 0) {
+  if (m.up && curr && limits) {
     v = graded_verdict(*curr / *limit, in);
-    std::string limit_text = "-c " + num(*max_connections(m));
-    if (*limit < *max_connections(m)) {
-      limit_text += " less " + plural(*max_connections(m) - *limit, "reserved descriptor");
-    }
-    v->evidence = fmt::format("{} of an effective limit of {} ({}): {}",
-                              plural(*curr, "connection"), num(*limit), limit_text, pct(*v->value));
+    v->evidence = fmt::format(
+        "{} of an effective limit of {} (-c {} less {} memcached holds itself with {}{}): {}",
+        plural(*curr, "connection"), num(*limit), num(limits->max_connections),
+        plural(limits->own, "descriptor"), plural(worker_threads(m).value_or(4), "worker thread"),
+        limits->refusal > 0 ? ", and 1 it answers refusals on" : "", pct(*v->value));
     // Time left: connections rising, as they are, reach the limit soon.
     if (const auto g = connections_growing(in, *limit)) {
       const double left = (*limit - *curr) / g->rate;
@@ -874,7 +874,8 @@ constexpr AlertThreshold sprawl_levels() {
 }
 
 constexpr AlertThreshold max_connections_levels() {
-  // Connections over the effective limit (-c less reserved descriptors), as memcached-mixin; and
+  // Connections over the effective limit (-c less what memcached holds itself), as
+  // memcached-mixin; and
   // seconds left before rising connections reach it.
   AlertThreshold t = levels(0.8, 0.95, 0.75, seconds(5), seconds(60));
   t.time_left_warning = 300;
@@ -986,9 +987,12 @@ constexpr std::array<Rule, kAlertCount> kRules{{
      sprawl_levels(), kSprawlKeys, check_connection_sprawl},
     {Alert::kMaxConnectionsNear, "MaxConnectionsNear",
      "cause 2: memcached's connection limit (-c) is nearly used up",
-     "memcached serves a bounded number of connections (-c less the descriptors it reserves); "
+     "memcached serves a bounded number of connections (-c less the descriptors it holds "
+     "itself); "
      "past it, new clients are refused or wait in the kernel until they time out.",
-     "Connections over the effective limit (-c less reserved_fds, a ratio): warning from 0.8, "
+     "Connections over the effective limit (-c less the descriptors memcached holds itself: 6, "
+     "4 per worker thread, 1 per listener, and 1 for refusals with maxconns_fast; a ratio): "
+     "warning from 0.8, "
      "critical from 0.95, clears below 0.75. Also the time left before rising connections reach "
      "the limit: warning within time_left_warning (300 s), critical within time_left_critical "
      "(60 s). Critical whatever the ratio when memcached rejects connections "

@@ -160,8 +160,9 @@ TEST_CASE("diagnosis: a client leaking connections is named well before memcache
       test::wait_for_alert(d, "ConnectionSprawl", Level::kWarning, {"127.0.0.7"}, "mc", false, 40s);
   // Named well before the limit: memcached still has room when the page goes out.
   const double connections = std::stod(mc.stats().at("curr_connections"));
-  const double limit =
-      std::stod(mc.stats().at("max_connections")) - std::stod(mc.stats().at("reserved_fds"));
+  // -c less what memcached holds itself (6, 4 a worker thread, its listener) and 1 for refusals.
+  const double limit = std::stod(mc.stats().at("max_connections")) -
+                       (6 + 4 * std::stod(mc.stats().at("threads")) + 1) - 1;
   INFO("curr_connections " << connections << " of " << limit << "\n"
                            << test::describe(view) << leak.output());
   CHECK(connections < 0.8 * limit);
@@ -221,7 +222,7 @@ TEST_CASE("diagnosis: memcached 1.4 without max_connections in stats is judged o
   test::Daemon d(config_for({{"old", server.address()}}));
   const test::Alerts view =
       test::wait_for_alert(d, "MaxConnectionsNear", Level::kCritical,
-                           {"44 connections of an effective limit of 64"}, "old");
+                           {"44 connections of an effective limit of 41"}, "old");
   CHECK_THAT(test::evidence(view.at("MaxConnectionsNear")), Contains("not accepting now"));
   const test::Report r = test::diagnose(d);
   INFO(r.output);
@@ -349,4 +350,46 @@ TEST_CASE(
   CHECK_FALSE(test::reports_firing({*code, out}, "ConnectionSprawl", "healthy"));
   CHECK_THAT(out, Contains("OK       ConnectionSprawl [healthy]"));
   stopped.resume();
+}
+
+TEST_CASE(
+    "diagnosis: the effective connection limit is what memcached serves, counted in its own "
+    "descriptors",
+    "[integration][diagnosis]") {
+  // memcached -c 20 -t 1 serves 8 clients: -c less 11 descriptors it holds itself and 1 it
+  // answers refusals on. -c less reserved_fds (5) said 15, and "47%" while it refused.
+  test::enter_private_netns();
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"-c", "20", "-t", "1"},
+        std::vector<std::string>{"-c", "64", "-t", "4"},
+        std::vector<std::string>{"-c", "32", "-t", "1", "-o", "no_maxconns_fast"}}) {
+    CAPTURE(args);
+    test::Memcached mc(args);
+    test::Daemon d(config_for({{"mc", mc.address()}}));
+    wait_up(d, "mc");
+    // Clients until memcached refuses one (or stops accepting); what it held then is its limit.
+    std::vector<std::unique_ptr<test::RawConnection>> held;
+    std::string refused;
+    while (held.size() < 100 && refused.empty()) {
+      auto c = std::make_unique<test::RawConnection>(mc.address(), std::chrono::milliseconds(500));
+      try {
+        const std::string reply = c->request("version\r\n");
+        if (reply.rfind("VERSION", 0) == 0) {
+          held.push_back(std::move(c));
+        } else {
+          refused = reply;
+        }
+      } catch (const std::exception& e) {
+        refused = e.what();  // not accepted: no answer
+      }
+    }
+    INFO("refused with: " << refused << "; held " << held.size());
+    REQUIRE_FALSE(held.empty());
+    const auto served =
+        test::parse_stat_lines(held.front()->request("stats\r\n")).at("curr_connections");
+    const test::Alerts view = test::wait_for_alert(
+        d, "MaxConnectionsNear", Level::kCritical,
+        {served + " connections of an effective limit of " + served + " (-c " + args.at(1)});
+    CHECK(view.at("MaxConnectionsNear").verdict->value == Approx(1.0));
+  }
 }

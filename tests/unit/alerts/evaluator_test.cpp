@@ -42,7 +42,7 @@ MemcachedSample healthy_target(const std::string& name = "main",
   s.uptime = 1000;
   s.curr_connections = 10;
   s.max_connections = 1024;
-  s.reserved_fds = 24;  // effective limit 1000
+  s.reserved_fds = 20;  // 5 a thread; the effective limit is 1000 (-c less 23, less 1)
   s.total_connections = 1000;
   s.rejected_connections = 0;
   s.listen_disabled_num = 0;
@@ -197,7 +197,9 @@ TEST_CASE("evaluator: MaxConnectionsNear fires after its for duration and clears
   r.step(1);
   CHECK(r.state("MaxConnectionsNear") == Level::kWarning);
   CHECK_THAT(r.evidence("MaxConnectionsNear"),
-             Contains("850 connections of an effective limit of 1000 (-c 1024 less 24 reserved"));
+             Contains("850 connections of an effective limit of 1000 (-c 1024 less 23 descriptors "
+                      "memcached holds itself with 4 worker threads, and 1 it answers refusals "
+                      "on): 85%"));
   r.stats().curr_connections = 960;
   r.step(6);
   CHECK(r.state("MaxConnectionsNear") == Level::kCritical);
@@ -279,9 +281,11 @@ TEST_CASE("evaluator: memcached without max_connections in stats uses maxconns o
   s.listen_disabled_num = 3;
   r.step();
   CHECK(r.state("MaxConnectionsNear") == Level::kCritical);
-  CHECK(r.status("MaxConnectionsNear").verdict->value == Approx(44.0 / 64));
+  // Without maxconns_fast no descriptor is kept for refusals.
+  CHECK(r.status("MaxConnectionsNear").verdict->value == Approx(44.0 / 41));
   CHECK_THAT(r.evidence("MaxConnectionsNear"),
-             Contains("44 connections of an effective limit of 64 (-c 64)"));
+             Contains("44 connections of an effective limit of 41 (-c 64 less 23 descriptors "
+                      "memcached holds itself with 4 worker threads): "));
 }
 
 TEST_CASE("evaluator: a rejection counter the daemon's own probes contradict stays a warning",
