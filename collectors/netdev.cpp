@@ -332,9 +332,11 @@ Result<NetdevSample> NetdevCollector::read() {
     if (!selected(c.device)) continue;
     NetdevDevice d;
     watched.push_back(c.device);
-    auto speed = link_speed(c.device);
-    if (!speed) return speed.error();
-    d.speed_bytes = *speed;
+    if (auto speed = link_speed(c.device)) {
+      d.speed_bytes = *speed;
+    } else {
+      d.speed_error = speed.error().message;
+    }
     if (d.speed_bytes) d.speed_source = SpeedSource::kDriver;
     if (const auto configured = speeds_.find(c.device); configured != speeds_.end()) {
       d.speed_bytes = static_cast<std::uint64_t>(std::llround(configured->second / 8));

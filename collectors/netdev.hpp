@@ -83,6 +83,9 @@ struct NetdevDevice {
   NetdevCounters counters;
   std::optional<std::uint64_t> speed_bytes;  // per second; absent when unknown
   SpeedSource speed_source = SpeedSource::kNone;
+  // Why /sys/class/net/<device>/speed could not be read or parsed (this device's speed is then
+  // unknown; the other devices are not held back); empty when it was, or says nothing.
+  std::string speed_error;
   // The driver's own counters; absent when not read (driver_stats off), when the driver has
   // none, or when reading them failed (driver_error says why).
   std::optional<DriverCounters> driver;

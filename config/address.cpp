@@ -1,5 +1,7 @@
 #include "config/address.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 
 #include <algorithm>
@@ -120,7 +122,19 @@ Result<Endpoint> parse_target_address(std::string_view text) {
 }
 
 Result<Endpoint> parse_listen_address(std::string_view text) {
-  return split_host_port(text, /*host_required=*/false, /*port_zero_ok=*/true);
+  auto e = split_host_port(text, /*host_required=*/false, /*port_zero_ok=*/true);
+  if (!e || e->host.empty() || e->host == "localhost") return e;
+  // A name would be looked up at the start, synchronously and without a deadline (a resolver
+  // that does not answer held the start, and SIGTERM, for seconds).
+  const std::string host = e->host.substr(0, e->host.find('%'));  // an IPv6 zone follows '%'
+  in6_addr any{};
+  if (::inet_pton(AF_INET, host.c_str(), &any) != 1 &&
+      ::inet_pton(AF_INET6, host.c_str(), &any) != 1) {
+    return fail("address " + quote_untrusted(text) +
+                ": the host must be an IP address of this host, localhost, or empty for every "
+                "address (\":9741\"), not a name to look up");
+  }
+  return e;
 }
 
 }  // namespace mcb

@@ -27,7 +27,8 @@ struct Endpoint {
 Result<Endpoint> parse_target_address(std::string_view text);
 
 // Parses an HTTP listen address. An empty host means every address (IPv6 and IPv4); port 0
-// asks the kernel for a free port.
+// asks the kernel for a free port. The host is an IP address, "localhost" or empty: never a name
+// that would need a lookup.
 Result<Endpoint> parse_listen_address(std::string_view text);
 
 }  // namespace mcb

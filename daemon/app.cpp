@@ -34,11 +34,8 @@ Result<Config> load_configuration(const Flags& flags) {
   }
   if (!loaded) return loaded;
   Config& c = *loaded;
-  if (flags.listen_address) {
-    auto e = parse_listen_address(*flags.listen_address);
-    if (!e) return fail("--web.listen-address: " + e.error().message);
-    c.web.listen_address = *flags.listen_address;
-  }
+  // parse_flags checked it.
+  if (flags.listen_address) c.web.listen_address = *flags.listen_address;
   if (flags.web_config_file) {
     c.web.config_file = *flags.web_config_file;
     c.web.config_file_origin.clear();

@@ -235,7 +235,8 @@ void render_signals(std::string& out, const Observation& o) {
       auto pct = [](const std::optional<double>& v) {
         return v ? fmt::format("{:.0f}%", *v * 100) : std::string("?");
       };
-      std::string speed = "no known link speed";
+      std::string speed =
+          d.speed_error.empty() ? "no known link speed" : "link speed not read: " + d.speed_error;
       if (d.speed_bytes) {
         speed = format_bit_rate(static_cast<double>(*d.speed_bytes) * 8) +
                 (d.speed_source == SpeedSource::kConfigured ? " (configured)" : "");

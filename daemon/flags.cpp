@@ -3,6 +3,7 @@
 #include <array>
 
 #include "common/text.hpp"
+#include "config/address.hpp"
 
 namespace mcb {
 
@@ -77,6 +78,11 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
   }
   if (f.log_format && *f.log_format != "text" && *f.log_format != "json") {
     return fail("--log.format must be text or json");
+  }
+  if (f.listen_address) {
+    if (auto e = parse_listen_address(*f.listen_address); !e) {
+      return fail("--web.listen-address: " + e.error().message);
+    }
   }
   if (f.command != "diagnose" && (f.from_daemon || f.diagnose_wait != std::chrono::seconds(3))) {
     return fail("--from-daemon and --wait belong to the diagnose command");

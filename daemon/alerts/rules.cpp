@@ -653,12 +653,17 @@ std::optional<Verdict> check_network_saturated(const RuleInput& in) {
   } else {
     // No utilisation: never a 0 that reads as measured.
     v.threshold = th.warning;
-    v.evidence = d.speed_bytes
-                     ? d.counters.device + ": utilisation needs a second sample"
-                     : d.counters.device +
-                           " reports no link speed (most virtual and cloud NICs do not know "
-                           "theirs), so its utilisation is not measured: give it under "
-                           "collectors.netdev.speeds";
+    if (d.speed_bytes) {
+      v.evidence = d.counters.device + ": utilisation needs a second sample";
+    } else if (!d.speed_error.empty()) {
+      v.evidence = d.counters.device + ": its link speed could not be read (" + d.speed_error +
+                   "), so its utilisation is not measured: give it under "
+                   "collectors.netdev.speeds";
+    } else {
+      v.evidence = d.counters.device +
+                   " reports no link speed (most virtual and cloud NICs do not know theirs), so "
+                   "its utilisation is not measured: give it under collectors.netdev.speeds";
+    }
   }
   append(v.evidence,
          fmt::format("{} dropped in the last {}", plural(drops, "packet"), dur(th.window)));

@@ -250,6 +250,18 @@ TEST_CASE("daemon: --version, --help and bad flags", "[integration][flags]") {
   auto empty = test::run_command(bin + " --check-config --web.config.file=");
   CHECK(empty.exit_code == 2);
   CHECK_THAT(empty.output, Contains("--web.config.file needs a value, not an empty one"));
+  // A bad flag value is a bad flag: exit 2. A name would be looked up without a deadline.
+  auto named = test::run_command(bin + " --check-config --web.listen-address=1.2.3.4.5:9741");
+  CHECK(named.exit_code == 2);
+  CHECK_THAT(named.output, Contains("--web.listen-address: address \"1.2.3.4.5:9741\": the host "
+                                    "must be an IP address of this host"));
+  test::TempDir dir;
+  const std::string file =
+      dir.write("named.yaml", "targets: []\nweb:\n  listen_address: \"1.2.3.4.5:9741\"\n");
+  auto in_file = test::run_command(bin + " --check-config --config.file=" + file);
+  CHECK(in_file.exit_code == 1);
+  CHECK_THAT(in_file.output, Contains("named.yaml:3:19: web.listen_address: address "
+                                      "\"1.2.3.4.5:9741\": the host must be an IP address"));
 }
 
 TEST_CASE("daemon: SIGHUP with a bad file keeps the running configuration, a good one applies",

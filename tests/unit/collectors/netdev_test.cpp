@@ -304,8 +304,10 @@ TEST_CASE("netdev: what sysfs says of a device is read from its files", "[collec
   CHECK_FALSE(read_device_facts(root.path(), "eth9").known);
 }
 
-TEST_CASE("netdev: an unreadable file fails the run naming the path, and no stale series stay",
-          "[collectors][netdev]") {
+TEST_CASE(
+    "netdev: an unreadable /proc/net/dev fails the run naming the path with no stale series, an "
+    "unreadable speed only its device",
+    "[collectors][netdev]") {
   test::TempDir root;
   NetdevConfig config;
   config.driver_stats = false;
@@ -321,13 +323,28 @@ TEST_CASE("netdev: an unreadable file fails the run naming the path, and no stal
   CHECK(c.Collect().empty());
   CHECK_FALSE(c.last().has_value());
 
-  // A speed "file" that is a directory cannot be read: an error, unlike an unknown speed.
-  root.write("proc/net/dev", std::string(kHeader) + dev_line("eth0", 1, 2));
+  // A speed "file" that is a directory, or that holds no number, cannot be read: unlike an
+  // unknown speed it is an error, but that device's alone; the other devices are still measured.
+  root.write("proc/net/dev", std::string(kHeader) + dev_line("eth0", 1, 2) +
+                                 dev_line("eth1", 3, 4) + dev_line("eth2", 5, 6));
   std::filesystem::create_directories(root.path() + "/sys/class/net/eth0/speed");
+  for (const char* device : {"eth1", "eth2"}) {
+    std::filesystem::create_directories(root.path() + "/sys/class/net/" + device + "/device");
+  }
+  root.write("sys/class/net/eth1/speed", "1000\n");
+  root.write("sys/class/net/eth2/speed", "\x1b]0;owned\x07 1000\n");
   NetdevCollector fresh(config, root.path() + "/proc", root.path() + "/sys");
-  CHECK_THAT(run(fresh).error().message,
+  REQUIRE(run(fresh).ok());
+  const auto& devices = fresh.last()->devices;
+  REQUIRE(devices.size() == 3);
+  CHECK_FALSE(devices.at(0).speed_bytes);
+  CHECK_THAT(devices.at(0).speed_error,
              Contains("/sys/class/net/eth0/speed: is a directory, not a regular file"));
-  CHECK(fresh.Collect().empty());
+  CHECK(devices.at(1).speed_bytes == 125000000);
+  CHECK(devices.at(1).speed_error.empty());
+  CHECK_FALSE(devices.at(2).speed_bytes);
+  CHECK_THAT(devices.at(2).speed_error,
+             Contains("/sys/class/net/eth2/speed: ") && Contains("\\x1b]0;owned\\x07"));
 }
 
 TEST_CASE("netdev: link speeds are read once a minute, /proc/net/dev every run",

@@ -94,4 +94,14 @@ TEST_CASE("address: listen addresses allow an empty host and port 0", "[config][
   CHECK(parse_listen_address("[fe80::1%eth0]:9741")->host == "fe80::1%eth0");
   CHECK_FALSE(parse_listen_address("9741").ok());
   CHECK_FALSE(parse_listen_address("[]:9741").ok());
+  // A name would be looked up at the start without a deadline: IP addresses and localhost only.
+  CHECK(parse_listen_address("localhost:9741").ok());
+  for (const char* name : {"1.2.3.4.5:9741", "blackhole.example:9741", "mc-host:9741"}) {
+    CAPTURE(name);
+    const auto e = parse_listen_address(name);
+    REQUIRE_FALSE(e.ok());
+    CHECK_THAT(e.error().message,
+               Catch::Matchers::Contains("the host must be an IP address of this host, localhost, "
+                                         "or empty for every address"));
+  }
 }

@@ -22,6 +22,11 @@ TEST_CASE("flags: unknown arguments, missing values and bad levels are errors", 
   CHECK_FALSE(parse_flags({"--log.level=loud"}).ok());
   CHECK_FALSE(parse_flags({"--log.format=xml"}).ok());
   CHECK_FALSE(parse_flags({"--config.filex=1"}).ok());
+  CHECK(parse_flags({"--web.listen-address=myhost:9741"})
+            .error()
+            .message.rfind(
+                "--web.listen-address: address \"myhost:9741\": the host must be an IP address",
+                0) == 0);
   // An empty value (an unset variable in ARGS) would silently drop what the file configures.
   for (const char* flag : {"--config.file", "--web.listen-address", "--web.config.file",
                            "--log.level", "--log.format"}) {
