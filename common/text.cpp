@@ -139,7 +139,8 @@ bool is_printable_utf8(std::string_view text) {
 }
 
 std::string printable_or_escaped(std::string text) {
-  return is_printable_utf8(text) ? text : escape_untrusted(text, text.size());
+  if (is_printable_utf8(text)) return text;
+  return escape_untrusted(text, text.size());
 }
 
 std::string json_escape(std::string_view text) {

@@ -325,14 +325,19 @@ std::optional<Verdict> check_probe_slow(const RuleInput& in) {
   const ProbeResult& p = *m.probe;
   if (!p.success) {
     if (!m.up) return std::nullopt;  // MemcachedDown says it; no second page
+    // Not served in time, or turned away: the accept queue or the limit. Anything else (a reply
+    // that is not memcached's, TLS, a refused connect) is no queue's doing: its kind says what.
+    const bool queued = p.failure == FailureKind::kNoReply || p.failure == FailureKind::kAtLimit ||
+                        p.failure == FailureKind::kNone;
     return Verdict{Level::kCritical,
                    p.duration_seconds,
                    in.threshold.critical,
                    "memcached answers on its existing connection, but a fresh connection was not "
                    "served (" +
-                       p.error +
-                       "): its accept queue is full, it stopped accepting or it is at its "
-                       "connection limit",
+                       p.error + "): " +
+                       (queued ? std::string("its accept queue is full, it stopped accepting or it "
+                                             "is at its connection limit")
+                               : std::string(failure_kind_causes(p.failure))),
                    "",
                    false};
   }

@@ -450,6 +450,14 @@ TEST_CASE("evaluator: a fresh connection not served while stats answers is Probe
   r.step(11);
   CHECK(r.state("ProbeSlow") == Level::kCritical);
   CHECK_THAT(r.evidence("ProbeSlow"), Contains("a fresh connection was not served"));
+  CHECK_THAT(r.evidence("ProbeSlow"), Contains("its accept queue is full"));
+  // A reply that is not memcached's is no queue's doing: the evidence says what it is.
+  r.target().probe = probe_result(false, 0.01, "", "unexpected reply to version: \"HELLO\"",
+                                  FailureKind::kProtocol);
+  r.step();
+  CHECK(r.state("ProbeSlow") == Level::kCritical);
+  CHECK_THAT(r.evidence("ProbeSlow"), Contains("the peer answers in text, but not as memcached"));
+  CHECK_THAT(r.evidence("ProbeSlow"), !Contains("accept queue"));
   r.target().probe = probe_result(true, 0.001, "1.6.18", "");
   r.step();
   CHECK(r.state("ProbeSlow") == Level::kOk);
