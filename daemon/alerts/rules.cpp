@@ -885,8 +885,7 @@ constexpr AlertThreshold sprawl_levels() {
 
 constexpr AlertThreshold max_connections_levels() {
   // Connections over the effective limit (-c less what memcached holds itself), as
-  // memcached-mixin; and
-  // seconds left before rising connections reach it.
+  // memcached-mixin; and seconds left before rising connections reach it.
   AlertThreshold t = levels(0.8, 0.95, 0.75, seconds(5), seconds(60));
   t.time_left_warning = 300;
   t.time_left_critical = 60;
@@ -998,14 +997,12 @@ constexpr std::array<Rule, kAlertCount> kRules{{
     {Alert::kMaxConnectionsNear, "MaxConnectionsNear",
      "cause 2: memcached's connection limit (-c) is nearly used up",
      "memcached serves a bounded number of connections (-c less the descriptors it holds "
-     "itself); "
-     "past it, new clients are refused or wait in the kernel until they time out.",
+     "itself); past it, new clients are refused or wait in the kernel until they time out.",
      "Connections over the effective limit (-c less the descriptors memcached holds itself: 6, "
      "4 per worker thread, 1 per listener, and 1 for refusals with maxconns_fast; a ratio): "
-     "warning from 0.8, "
-     "critical from 0.95, clears below 0.75. Also the time left before rising connections reach "
-     "the limit: warning within time_left_warning (300 s), critical within time_left_critical "
-     "(60 s). Critical whatever the ratio when memcached rejects connections "
+     "warning from 0.8, critical from 0.95, clears below 0.75. Also the time left before rising "
+     "connections reach the limit: warning within time_left_warning (300 s), critical within "
+     "time_left_critical (60 s). Critical whatever the ratio when memcached rejects connections "
      "(rejected_connections rising), stops accepting (listen_disabled_num rising, accepting_conns "
      "0, its listener's max queue 0) or answers \"ERROR Too many open connections\"; a counter "
      "that alone says so while every probe in the window was served at a low usage stays a "
