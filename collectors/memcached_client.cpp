@@ -65,16 +65,21 @@ Transport Transport::of(const TargetConfig& target) {
   // Each file is read here, opened without blocking and refused unless it is a regular file (a
   // FIFO would hold the loop for ever), and OpenSSL loads it from memory; `use` returns why it
   // could not, or nothing.
+  // Each file is tried, so that --check-config names every one that does not load.
+  const auto failed = [&](std::string error) {
+    if (t.tls_error.empty()) t.tls_error = error;
+    t.tls_errors.push_back(std::move(error));
+  };
   const auto load = [&](const std::string& file, const std::string& origin, std::string_view key,
                         const auto& use) {
-    if (file.empty() || !t.tls_error.empty()) return;
+    if (file.empty()) return;
     const std::string where = (origin.empty() ? "tls." + std::string(key) : origin) + ": " +
                               escape_untrusted(file, kMaxPathBytes) + ": ";
     auto text = read_regular_file(file, kMaxTlsFileBytes, "a TLS file");
     if (!text) {
-      t.tls_error = where + text.error().message;
+      failed(where + text.error().message);
     } else if (const std::string why = use(asio::buffer(*text)); !why.empty()) {
-      t.tls_error = where + why;
+      failed(where + why);
     }
   };
   const auto reason = [&](std::string_view what) {
@@ -84,7 +89,7 @@ Transport Transport::of(const TargetConfig& target) {
     context.set_verify_mode(asio::ssl::verify_peer, ec);
     if (c.ca_file.empty()) {
       context.set_default_verify_paths(ec);
-      if (ec) t.tls_error = "TLS: the system's CA certificates: " + ec.message();
+      if (ec) failed("TLS: the system's CA certificates: " + ec.message());
     }
     load(c.ca_file, c.ca_file_origin, "ca_file", [&](const asio::const_buffer& b) {
       context.add_certificate_authority(b, ec);
@@ -106,7 +111,7 @@ Transport Transport::of(const TargetConfig& target) {
     context.use_private_key(b, asio::ssl::context::pem, ec);
     return reason("cannot load the private key");
   });
-  if (ec && t.tls_error.empty()) t.tls_error = "TLS: " + ec.message();
+  if (ec && t.tls_error.empty()) failed("TLS: " + ec.message());
   t.tls = std::move(client);
   return t;
 }

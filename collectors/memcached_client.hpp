@@ -57,14 +57,15 @@ struct Transport {
       : endpoint(std::move(e)), netns(std::move(ns)) {}
 
   // The transport of a configured target. A TLS file that cannot be loaded is kept as tls_error:
-  // every connection then fails with it.
+  // every connection then fails with it. Every such file is in tls_errors, for --check-config.
   static Transport of(const TargetConfig& target);
 
   Endpoint endpoint;
   std::optional<NetnsConfig> netns;
   std::string procfs = "/proc";  // where /proc/PID/ns/net of a netns_pid is
   std::shared_ptr<TlsClient> tls;
-  std::string tls_error;
+  std::string tls_error;                // the first of tls_errors; empty when all loaded
+  std::vector<std::string> tls_errors;  // one per file (or the system's CAs) that did not load
 };
 
 // Bounds on what a peer can make the client buffer. A reply beyond them is a protocol error and

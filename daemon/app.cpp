@@ -88,9 +88,8 @@ NamedFilesCheck check_named_files(const Config& config) {
   };
   for (const TargetConfig& target : config.targets) {
     if (target.tls) {
-      const std::string& e = Transport::of(target).tls_error;
       // A file's error begins with where it is named; the system's CAs have no such place.
-      if (!e.empty()) {
+      for (const std::string& e : Transport::of(target).tls_errors) {
         check.errors.push_back(
             e.starts_with(config.source + ":") ? e : target_origin(target) + ": " + e);
       }

@@ -100,11 +100,14 @@ Result<std::shared_ptr<ssl::context>> make_tls_context(const TlsServerConfig& t,
     return text;
   };
   auto chain = read("cert_file", t.cert_file_origin, t.cert_file);
-  if (!chain) return chain.error();
   auto key = read("key_file", t.key_file_origin, t.key_file);
-  if (!key) return key.error();
   auto client_cas = read("client_ca_file", t.client_ca_file_origin, t.client_ca_file);
-  if (!client_cas) return client_cas.error();
+  // Every file that cannot be read, one per line, so that one run shows all of them.
+  std::string unread;
+  for (const Result<std::string>* r : {&chain, &key, &client_cas}) {
+    if (!*r) unread += (unread.empty() ? "" : "\n") + r->error().message;
+  }
+  if (!unread.empty()) return fail(unread);
 
   boost::system::error_code ec;
   ctx->use_certificate_chain(boost::asio::buffer(*chain), ec);

@@ -212,7 +212,7 @@ TEST_CASE(
 
 TEST_CASE(
     "daemon: --check-config and the start show the errors of the named files and of the web "
-    "configuration together",
+    "configuration together, every TLS file that does not load",
     "[integration][config]") {
   test::TempDir dir;
   const std::string bin = test::daemon_binary();
@@ -223,15 +223,22 @@ TEST_CASE(
       "both.yaml", "web: { config_file: " + web +
                        " }\ntargets:\n  - { name: mc, address: \"127.0.0.1:11211\", tls: { "
                        "ca_file: " +
-                       dir.path() + "/absent-ca.pem } }\n");
+                       dir.path() + "/absent-ca.pem, cert_file: " + dir.path() +
+                       "/absent-client.crt, key_file: " + dir.path() + "/absent-client.key } }\n");
   for (const std::string flag : {"--check-config", "--web.listen-address=127.0.0.1:0"}) {
     CAPTURE(flag);
     auto ko = test::run_command(bin + " " + flag + " --config.file=" + file);
     CHECK(ko.exit_code == 1);
     CHECK_THAT(ko.output, Contains("both.yaml:3:61: targets[0].tls.ca_file: " + dir.path() +
                                    "/absent-ca.pem: cannot open"));
+    CHECK_THAT(ko.output,
+               Contains("both.yaml:3:") &&
+                   Contains("targets[0].tls.cert_file: " + dir.path() + "/absent-client.crt"));
+    CHECK_THAT(ko.output,
+               Contains("targets[0].tls.key_file: " + dir.path() + "/absent-client.key"));
     CHECK_THAT(ko.output, Contains("web.yaml:1:33: tls_server_config.cert_file: " + dir.path() +
                                    "/absent.crt: cannot open"));
+    CHECK_THAT(ko.output, Contains("tls_server_config.key_file: " + dir.path() + "/absent.key"));
     CHECK_THAT(ko.output, !Contains("configuration is valid"));
   }
 }
