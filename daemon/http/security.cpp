@@ -1,5 +1,6 @@
 #include "daemon/http/security.hpp"
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
@@ -40,7 +41,6 @@ std::string unusable_key(EVP_PKEY* key) {
   const int bits = EVP_PKEY_get_bits(key);
   switch (EVP_PKEY_get_base_id(key)) {
     case EVP_PKEY_RSA:
-    case EVP_PKEY_RSA_PSS:
       if (bits > kMaxRsaKeyBits) {
         return "an RSA key of " + std::to_string(bits) + " bits; at most " +
                std::to_string(kMaxRsaKeyBits) +
@@ -56,6 +56,16 @@ std::string unusable_key(EVP_PKEY* key) {
         return "an EC key on an unnamed curve: TLS clients (Prometheus, curl) verify only "
                "P-256, P-384 and P-521";
       }
+      // Go's TLS (Prometheus) parses only named curves: a key written with the curve's explicit
+      // parameters fails every handshake there, whatever curve they describe.
+      char encoding[32] = {};
+      if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_EC_ENCODING, encoding,
+                                         sizeof encoding, nullptr) == 1 &&
+          std::string_view(encoding) == OSSL_PKEY_EC_ENCODING_EXPLICIT) {
+        return "an EC key written with its curve's explicit parameters: Prometheus (Go) reads "
+               "only named curves, so every scrape would fail; write it with the curve's name "
+               "(openssl ec -param_enc named_curve)";
+      }
       const std::string_view name(group, length);
       if (name == "prime256v1" || name == "secp384r1" || name == "secp521r1") return "";
       return "an EC key on curve " + escape_untrusted(name) +
@@ -64,10 +74,10 @@ std::string unusable_key(EVP_PKEY* key) {
              "ec_paramgen_curve:P-256)";
     }
     case EVP_PKEY_ED25519:
-    case EVP_PKEY_ED448:
       return "";
     default:
-      return "a key of a type TLS clients do not verify (" +
+      // Ed448 and RSA-PSS keys load and serve curl, but Prometheus (Go) offers neither.
+      return "a key of a type Prometheus (Go) does not verify (" +
              escape_untrusted(OBJ_nid2sn(EVP_PKEY_get_base_id(key))) +
              "); use EC (P-256, P-384, P-521), Ed25519 or RSA";
   }

@@ -583,6 +583,20 @@ TEST_CASE("http server: a key no TLS client verifies, or one too slow to sign wi
   CHECK_THAT(big.error().message,
              Catch::Matchers::Contains("/rsa.key: an RSA key of 4104 bits; at most 4096 are "
                                        "allowed"));
+  // Loaded by OpenSSL and curl, refused by Prometheus' Go TLS: Ed448, RSA-PSS, explicit curves.
+  for (const auto& [name, make_key, says] :
+       {std::tuple{"ed448", "openssl genpkey -algorithm ed448",
+                   "a key of a type Prometheus (Go) does not verify (ED448)"},
+        std::tuple{"pss", "openssl genpkey -algorithm RSA-PSS",
+                   "a key of a type Prometheus (Go) does not verify (RSASSA-PSS)"},
+        std::tuple{"explicit", "openssl ecparam -name prime256v1 -param_enc explicit -genkey",
+                   "an EC key written with its curve's explicit parameters"}}) {
+    CAPTURE(name);
+    auto refused = make_http_security(self_signed(name, make_key));
+    REQUIRE_FALSE(refused.ok());
+    CHECK_THAT(refused.error().message,
+               Catch::Matchers::Contains(std::string("/") + name + ".key: " + says));
+  }
   // What clients use loads: P-384, Ed25519 and RSA 2048 (the P-256 of make_test_pki elsewhere).
   for (const auto& [name, make_key] :
        {std::pair{"p384", "openssl ecparam -name secp384r1 -genkey -noout"},
