@@ -20,6 +20,7 @@
 #include <boost/beast/core/basic_stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/rate_policy.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -170,6 +171,18 @@ bool malformed(const beast::error_code& ec) {
     default:
       return false;
   }
+}
+
+// RFC 9112 6.1: a request's last transfer coding must be chunked, or its framing is unknown
+// (the parser took "chunked, gzip", "identity" and unknown codings as no body, and served the
+// bytes after them as a request of their own). The daemon knows no coding but chunked.
+bool only_chunked(const HttpRequest& request) {
+  if (request.count(http::field::transfer_encoding) == 0) return true;
+  const auto field = request[http::field::transfer_encoding];
+  std::string_view te(field.data(), field.size());
+  while (!te.empty() && (te.front() == ' ' || te.front() == '\t')) te.remove_prefix(1);
+  while (!te.empty() && (te.back() == ' ' || te.back() == '\t')) te.remove_suffix(1);
+  return beast::iequals(beast::string_view(te.data(), te.size()), "chunked");
 }
 
 }  // namespace
@@ -387,6 +400,11 @@ class HttpStreamSession final : public HttpSession,
       return;
     }
     request_ = parser_->release();
+    if (!only_chunked(request_)) {
+      respond(
+          refusal(11, http::status::bad_request, "bad request: bad Transfer-Encoding\n", false));
+      return;
+    }
     if (!security_->auth) {
       respond(shared_->handler(request_));
       return;
