@@ -108,7 +108,8 @@ std::optional<ConnectionLimit> connection_limits(const MemcachedSample& s) {
   constexpr double kBase = 6, kPerThread = 4, kListeners = 1, kDefaultThreads = 4;
   ConnectionLimit l;
   l.max_connections = *max;
-  l.own = kBase + kPerThread * worker_threads(s).value_or(kDefaultThreads) + kListeners;
+  l.threads = worker_threads(s).value_or(kDefaultThreads);
+  l.own = kBase + kPerThread * l.threads + kListeners;
   // Settings unread: today's default. Read without maxconns_fast: a memcached older than it.
   l.refusal = (s.settings ? s.settings->maxconns_fast.value_or(false) : true) ? 1 : 0;
   return l;

@@ -96,6 +96,7 @@ std::optional<double> max_connections(const MemcachedSample& s);
 // is not that number. Threads unknown count as memcached's default, 4. nullopt without -c.
 struct ConnectionLimit {
   double max_connections = 0;  // -c
+  double threads = 0;          // worker threads counted (memcached's, else its default)
   double own = 0;              // descriptors memcached holds itself (estimated, as above)
   double refusal = 0;          // 1 with maxconns_fast: the descriptor it answers the refusal on
   double limit() const { return std::max(1.0, max_connections - own - refusal); }

@@ -138,6 +138,12 @@ bool is_printable_utf8(std::string_view text) {
   return true;
 }
 
+std::string_view trim_blanks(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
 std::string printable_or_escaped(std::string text) {
   if (is_printable_utf8(text)) return text;
   return escape_untrusted(text, text.size());

@@ -26,6 +26,9 @@ std::string escape_untrusted(std::string_view bytes, std::size_t max = kQuoteMax
 // quote_untrusted("a\r\x1b[2J") == R"("a\r\x1b[2J")".
 std::string quote_untrusted(std::string_view bytes, std::size_t max = kQuoteMax);
 
+// `text` without the spaces and tabs around it (HTTP's optional white space, RFC 9110 5.6.3).
+std::string_view trim_blanks(std::string_view text);
+
 // True if `text` is well-formed UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF).
 bool is_valid_utf8(std::string_view text);
 

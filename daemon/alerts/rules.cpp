@@ -434,7 +434,7 @@ std::optional<Verdict> check_max_connections_near(const RuleInput& in) {
     v->evidence = fmt::format(
         "{} of an effective limit of {} (-c {} less {} memcached holds itself with {}{}): {}",
         plural(*curr, "connection"), num(*limit), num(limits->max_connections),
-        plural(limits->own, "descriptor"), plural(worker_threads(m).value_or(4), "worker thread"),
+        plural(limits->own, "descriptor"), plural(limits->threads, "worker thread"),
         limits->refusal > 0 ? ", and 1 it answers refusals on" : "", pct(*v->value));
     // Time left: connections rising, as they are, reach the limit soon.
     if (const auto g = connections_growing(in, *limit)) {

@@ -7,6 +7,8 @@
 #include <optional>
 #include <stdexcept>
 
+#include "common/text.hpp"
+
 namespace mcb {
 
 std::string gzip_compress(std::string_view data) {
@@ -29,11 +31,6 @@ std::string gzip_compress(std::string_view data) {
 }
 
 bool accepts_gzip(std::string_view header) {
-  auto trim = [](std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-  };
   auto iequals = [](std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
              return std::tolower(static_cast<unsigned char>(x)) ==
@@ -48,7 +45,7 @@ bool accepts_gzip(std::string_view header) {
     std::string_view item = header.substr(0, comma);
     header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
     auto semi = item.find(';');
-    const std::string_view coding = trim(item.substr(0, semi));
+    const std::string_view coding = trim_blanks(item.substr(0, semi));
     const bool is_gzip = iequals(coding, "gzip");
     if (!is_gzip && coding != "*") continue;
     std::optional<bool>& decides = is_gzip ? gzip : any;
@@ -57,7 +54,7 @@ bool accepts_gzip(std::string_view header) {
     while (semi != std::string_view::npos) {
       item.remove_prefix(semi + 1);
       semi = item.find(';');
-      std::string_view param = trim(item.substr(0, semi));
+      std::string_view param = trim_blanks(item.substr(0, semi));
       if (param.size() < 2 || (param[0] != 'q' && param[0] != 'Q') || param[1] != '=') continue;
       param.remove_prefix(2);
       // q=0, q=0.0, q=0.000 refuse; anything else accepts.

@@ -28,6 +28,8 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include "common/text.hpp"
+
 namespace mcb {
 
 namespace asio = boost::asio;
@@ -179,9 +181,7 @@ bool malformed(const beast::error_code& ec) {
 bool only_chunked(const HttpRequest& request) {
   if (request.count(http::field::transfer_encoding) == 0) return true;
   const auto field = request[http::field::transfer_encoding];
-  std::string_view te(field.data(), field.size());
-  while (!te.empty() && (te.front() == ' ' || te.front() == '\t')) te.remove_prefix(1);
-  while (!te.empty() && (te.back() == ' ' || te.back() == '\t')) te.remove_suffix(1);
+  const std::string_view te = trim_blanks(std::string_view(field.data(), field.size()));
   return beast::iequals(beast::string_view(te.data(), te.size()), "chunked");
 }
 

@@ -113,6 +113,16 @@ void send_all(int fd, const std::string& data) {
   REQUIRE(::send(fd, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size()));
 }
 
+// Sends `request` on a new connection to `port` and reads until the server closes (at most 5 s):
+// what came back, and whether it closed.
+std::pair<std::string, bool> round_trip(std::uint16_t port, const std::string& request) {
+  const int fd = connect_to(port);
+  send_all(fd, request);
+  auto reply = read_until_close(fd, std::chrono::seconds(5));
+  ::close(fd);
+  return reply;
+}
+
 // Reads until what came ends with `tail` or `timeout`; what was read.
 std::string read_until_tail(int fd, const std::string& tail, std::chrono::milliseconds timeout) {
   std::string out;
@@ -224,12 +234,10 @@ class TlsClient {
 
 TEST_CASE("http server: a kept-alive connection serves several requests", "[daemon][http]") {
   Server s({});
-  const int fd = connect_to(s.port);
-  send_all(fd,
-           "GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\nConnection: "
-           "close\r\n\r\n");
-  auto [out, closed] = read_until_close(fd, 5s);
-  ::close(fd);
+  auto [out, closed] =
+      round_trip(s.port,
+                 "GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\nConnection: "
+                 "close\r\n\r\n");
   CHECK(closed);
   CHECK(out.find("/one") != std::string::npos);
   CHECK(out.find("/two") != std::string::npos);
@@ -240,10 +248,8 @@ TEST_CASE("http server: an oversized header gets 431 and the connection closes",
   HttpLimits limits;
   limits.header_limit = 1024;
   Server s(limits);
-  const int fd = connect_to(s.port);
-  send_all(fd, "GET / HTTP/1.1\r\nX-Big: " + std::string(4096, 'a') + "\r\n\r\n");
-  auto [out, closed] = read_until_close(fd, 5s);
-  ::close(fd);
+  auto [out, closed] =
+      round_trip(s.port, "GET / HTTP/1.1\r\nX-Big: " + std::string(4096, 'a') + "\r\n\r\n");
   CHECK(closed);
   CHECK(out.rfind("HTTP/1.1 431", 0) == 0);
   CHECK(s.requests == 0);
@@ -253,10 +259,8 @@ TEST_CASE("http server: a body over the limit gets 413", "[daemon][http]") {
   HttpLimits limits;
   limits.body_limit = 16;
   Server s(limits);
-  const int fd = connect_to(s.port);
-  send_all(fd, "POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\n" + std::string(1000, 'b'));
-  auto [out, closed] = read_until_close(fd, 5s);
-  ::close(fd);
+  auto [out, closed] = round_trip(
+      s.port, "POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\n" + std::string(1000, 'b'));
   CHECK(out.rfind("HTTP/1.1 413", 0) == 0);
 }
 
@@ -278,10 +282,7 @@ TEST_CASE(
            "bad Content-Length"});
   CAPTURE(c.request);
   Server s({});
-  const int fd = connect_to(s.port);
-  send_all(fd, c.request);
-  auto [out, closed] = read_until_close(fd, 5s);
-  ::close(fd);
+  auto [out, closed] = round_trip(s.port, c.request);
   CHECK(closed);
   CHECK(out.rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0);
   CHECK(out.find("Connection: close") != std::string::npos);
@@ -299,11 +300,8 @@ TEST_CASE(
                                   std::string("gzipX"), std::string("gzip, chunked , x"));
   CAPTURE(te);
   Server s({});
-  const int fd = connect_to(s.port);
-  send_all(fd, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + te +
-                   "\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n");
-  auto [out, closed] = read_until_close(fd, 5s);
-  ::close(fd);
+  auto [out, closed] = round_trip(s.port, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + te +
+                                              "\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n");
   CHECK(closed);
   CHECK(out.rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0);
   CHECK(out.find("bad request: bad Transfer-Encoding\n") != std::string::npos);
@@ -314,12 +312,10 @@ TEST_CASE(
 TEST_CASE("http server: a chunked request body is read and the next request served",
           "[daemon][http]") {
   Server s({});
-  const int fd = connect_to(s.port);
-  send_all(fd,
-           "POST /one HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n"
-           "\r\nGET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-  auto [out, closed] = read_until_close(fd, 5s);
-  ::close(fd);
+  auto [out, closed] = round_trip(
+      s.port,
+      "POST /one HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+      "\r\nGET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   CHECK(closed);
   CHECK(out.find("/two") != std::string::npos);
   CHECK(s.requests == 2);
