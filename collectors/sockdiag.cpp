@@ -328,10 +328,12 @@ SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const Sockdiag
 }
 
 void SockdiagCollector::collect(Done done) {
+  at_rest_ = false;  // until the run ends well
   if (options_.ports.empty() &&
       scope_.unix_paths.empty()) {  // nothing to watch: no dump, no series
     last_ = SockdiagSample{};
     last_age_.reset();
+    at_rest_ = true;
     done(ok_status());
     return;
   }
@@ -415,6 +417,22 @@ void SockdiagCollector::collect(Done done) {
 }
 
 void SockdiagCollector::finish_run(Done done) {
+  bool rest = !sampler_.running();
+  std::vector<std::pair<std::string, std::uint64_t>> drops;
+  for (const ListenerSample& l : last_->listeners) {
+    if (l.unix_socket || !l.listening) continue;
+    if (!l.drops) {
+      rest = false;
+      continue;
+    }
+    std::string name = listener_name(l);
+    const auto before =
+        std::find_if(drops_.begin(), drops_.end(), [&](const auto& d) { return d.first == name; });
+    if (before == drops_.end() || before->second != *l.drops) rest = false;
+    drops.emplace_back(std::move(name), *l.drops);
+  }
+  drops_ = std::move(drops);
+  at_rest_ = rest && !sampler_error_;
   if (sampler_error_) {
     done(fail("accept-queue sampler: " + *sampler_error_));
     sampler_error_.reset();

@@ -214,6 +214,12 @@ class SockdiagCollector final : public Collector,
   // The sample of the last run, if it succeeded.
   const std::optional<SockdiagSample>& last() const { return last_; }
 
+  // Whether the last run succeeded, read the drop counter (ListenerSample::drops) of every
+  // watched TCP listener open, found none risen since the run before, and no accept queue is
+  // being sampled closely: every overflow at memcached's listeners would have shown here, so the
+  // host's TcpExt counters (NetstatCollector::pace) can wait. False before the first run.
+  bool listeners_at_rest() const { return at_rest_; }
+
  private:
   // A listener found by the last listener dump, to be looked up by address and port until the
   // next: the kernel's socket lookup walks no table. Sockets sharing an address and port
@@ -237,7 +243,8 @@ class SockdiagCollector final : public Collector,
   Status read_listeners(Clock::time_point deadline, std::vector<DiagSocket>& out);
   void learn_listeners(std::span<const DiagSocket> sockets);
   void sample_listeners();
-  // Ends a run whose sample is in last_: failed when the sampler failed since the last run.
+  // Ends a run whose sample is in last_ (setting at_rest_ from it): failed when the sampler
+  // failed since the last run.
   void finish_run(Done done);
   // Dumps the listening unix sockets into unix_sampled_ and adds the queue length of each of
   // scope_.unix_paths to its peak window (a path nothing listens on loses its window); a queue
@@ -279,6 +286,9 @@ class SockdiagCollector final : public Collector,
   std::optional<std::string> sampler_error_;      // the sampler's last failure since the last run
   std::optional<SockdiagSample> last_;
   std::optional<Duration> last_age_;  // of the connection figures, at the last run
+  bool at_rest_ = false;
+  // Each open TCP listener's drop counter at the last run, by listener_name.
+  std::vector<std::pair<std::string, std::uint64_t>> drops_;
   bool stopped_ = false;
 };
 

@@ -13,17 +13,17 @@ std::vector<std::shared_ptr<Collector>> CollectorSet::all() const {
     if (c) out.push_back(std::move(c));
   };
   put(memcached);
-  put(netstat);
   put(sysctl);
   put(sockdiag);
+  put(netstat);  // after sockdiag: its pace asks whether this cycle's listeners are at rest
   put(netdev);
   put(cpu);
   put(softnet);
   put(memcached_threads);
   for (const NamespaceCollectors& n : namespaces) {
-    put(n.netstat);
     put(n.sysctl);
     put(n.sockdiag);
+    put(n.netstat);
   }
   return out;
 }
@@ -72,6 +72,17 @@ std::map<std::string, std::int64_t, std::less<>> host_pids(const Config& config)
   return out;
 }
 
+// The host's listen counters wait for `interval` while the same namespace's listeners are at
+// rest; both collectors belong to one set, which the scheduler runs sockdiag first in.
+void pace_netstat(const std::shared_ptr<NetstatCollector>& netstat,
+                  const std::shared_ptr<SockdiagCollector>& sockdiag, Duration interval) {
+  if (!netstat || !sockdiag) return;
+  netstat->pace(interval, [weak = std::weak_ptr<const SockdiagCollector>(sockdiag)] {
+    const auto s = weak.lock();
+    return s && s->listeners_at_rest();
+  });
+}
+
 }  // namespace
 
 CollectorSet make_collectors(const Config& config, boost::asio::io_context& io) {
@@ -115,6 +126,7 @@ CollectorSet make_collectors(const Config& config, boost::asio::io_context& io) 
     set.memcached_threads->set_target_netns(set.target_netns);
     set.memcached_threads->set_host_pids(host_pids(config));
   }
+  pace_netstat(set.netstat, set.sockdiag, config.netstat.interval);
   for (const NetnsConfig& n : config.namespaces()) {
     const std::string& label = labels.at(n);
     if (std::any_of(set.namespaces.begin(), set.namespaces.end(),
@@ -132,6 +144,7 @@ CollectorSet make_collectors(const Config& config, boost::asio::io_context& io) 
           io, config.sockdiag, ports_of(config, n, labels), config.interval,
           SockdiagScope{n, procfs, unix_paths(config, n, labels)});
     }
+    pace_netstat(c.netstat, c.sockdiag, config.netstat.interval);
     for (const std::shared_ptr<Collector>& each :
          {std::shared_ptr<Collector>(c.netstat), std::shared_ptr<Collector>(c.sysctl),
           std::shared_ptr<Collector>(c.sockdiag)}) {

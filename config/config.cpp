@@ -271,7 +271,14 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
           w.mapping(
               n, p,
               {{"netstat",
-                [&](auto& m, auto& q) { w.mapping(m, q, {enabled(c.netstat.enabled)}); }},
+                [&](auto& m, auto& q) {
+                  w.mapping(m, q, {enabled(c.netstat.enabled), {"interval", [&](auto& v, auto& r) {
+                                                                  w.duration(v, r,
+                                                                             c.netstat.interval,
+                                                                             Duration{0},
+                                                                             std::chrono::hours(1));
+                                                                }}});
+                }},
                {"sysctl", [&](auto& m, auto& q) { w.mapping(m, q, {enabled(c.sysctl.enabled)}); }},
                {"sockdiag",
                 [&](auto& m, auto& q) {

@@ -87,6 +87,10 @@ struct DiscoverConfig {
 
 struct NetstatConfig {
   bool enabled = true;
+  // How often /proc/net/netstat and snmp are read while the watched listeners are at rest (their
+  // own drop counters still, no accept queue sampled closely); every sample while they are not,
+  // and always when the sockdiag collector is off. 0: every sample.
+  Duration interval = std::chrono::seconds(15);
 };
 
 struct SysctlConfig {
@@ -123,7 +127,7 @@ struct SockdiagConfig {
   Duration peak_window = std::chrono::seconds(15);
   // How often the connections are walked (the kernel walks its whole connection table for it)
   // while nothing connection-related is wrong; every sample while something is. 0: every sample.
-  Duration connections_interval = std::chrono::seconds(15);
+  Duration connections_interval = std::chrono::seconds(30);
   std::uint64_t send_queue_threshold_bytes = 65536;  // above this a socket counts as blocked
 };
 

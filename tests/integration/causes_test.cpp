@@ -310,11 +310,11 @@ TEST_CASE("causes: clients that do not read their large replies are SlowClients"
 
   // Twelve connections are no move of memcached's counters that walks the connections every
   // sample (10 new a second, or a rise of 5 % of -c): they are seen at the next walk, within
-  // connections_interval (15 s) and a sample.
+  // connections_interval (30 s) and a sample.
   const Alerts view =
       wait_for_alert(d, "SlowClients", Level::kCritical,
                      {"12 connections to 127.0.0.1:" + std::to_string(mc.port()) + " hold unread"},
-                     "mc", false, std::chrono::seconds(40));
+                     "mc", false, std::chrono::seconds(50));
   check_state_metric(d, "SlowClients", Level::kCritical);
   check_ok(view, {"MemcachedDown", "ListenQueueOverflow", "AcceptQueueFilling", "ConnectionSprawl",
                   "MaxConnectionsNear", "MemcachedCpuSaturated", "SomaxconnTooLow",

@@ -16,12 +16,15 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <regex>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
 
 #include "collectors/netlink.hpp"
+#include "collectors/netstat.hpp"
 #include "collectors/sockdiag.hpp"
 #include "common/clock.hpp"
 #include "tests/support/daemon.hpp"
@@ -584,6 +587,77 @@ TEST_CASE("sockdiag: connections are walked every connections_interval, or at on
   CHECK(established() == 5);
   CHECK(c->walks() == 3);
   c->stop();
+}
+
+TEST_CASE("netstat: read every interval while the listeners rest, every run once one overflows",
+          "[integration][sockdiag][netstat]") {
+  test::enter_private_netns();
+  ManualTime time;
+  Fd l = listen_on("127.0.0.1", 2);
+  const std::uint16_t port = port_of(l);
+  boost::asio::io_context io;
+  auto sockdiag = std::make_shared<SockdiagCollector>(io, SockdiagConfig{},
+                                                      std::vector<std::uint16_t>{port}, 1s);
+  auto netstat = std::make_shared<NetstatCollector>("/proc");
+  netstat->pace(15s, [&] { return sockdiag->listeners_at_rest(); });
+  // One cycle: sockdiag first, as the scheduler runs them.
+  auto cycle = [&] {
+    for (Collector* c : std::initializer_list<Collector*>{sockdiag.get(), netstat.get()}) {
+      Status status = fail("not run");
+      c->collect([&](Status st) { status = std::move(st); });
+      REQUIRE(status.ok());
+    }
+  };
+  cycle();  // the first run reads
+  CHECK(netstat->reads() == 1);
+  CHECK_FALSE(sockdiag->listeners_at_rest());  // no drop counter to compare with yet
+  for (int second = 1; second < 15; ++second) {
+    time.advance(1s);
+    cycle();
+    CHECK(sockdiag->listeners_at_rest());
+  }
+  CHECK(netstat->reads() == 1);  // at rest: the last read stands
+  time.advance(1s);
+  cycle();
+  CHECK(netstat->reads() == 2);  // 15 s since it
+
+  // Past the queue of 2 the kernel drops handshakes: the listener's own counter and the host's
+  // TcpExt ListenOverflows both count them.
+  std::vector<Fd> clients;
+  connect_n(clients, 20, "127.0.0.1", port, "", false);
+  REQUIRE(test::eventually([] {
+    std::ifstream file("/proc/net/netstat");
+    const std::string text((std::istreambuf_iterator<char>(file)), {});
+    NetstatSample now;
+    return parse_netstat(text, now).ok() && now.listen_overflows.value_or(0) > 0;
+  }));
+  time.advance(1s);
+  cycle();  // the same cycle reads the host's counters
+  CHECK_FALSE(sockdiag->listeners_at_rest());
+  CHECK(netstat->reads() == 3);
+  REQUIRE(netstat->last().has_value());
+  CHECK(netstat->last()->listen_overflows.value_or(0) > 0);
+  for (int second = 0; second < 3; ++second) {  // the queue is full: every run reads
+    time.advance(1s);
+    cycle();
+    CHECK(netstat->reads() == static_cast<std::uint64_t>(4 + second));
+  }
+  sockdiag->stop();
+}
+
+TEST_CASE("netstat: without pace, or at interval 0, every run reads", "[integration][netstat]") {
+  test::enter_private_netns();
+  ManualTime time;
+  NetstatCollector unpaced("/proc");
+  NetstatCollector zero("/proc");
+  zero.pace(0s, [] { return true; });
+  for (int run = 1; run <= 3; ++run) {
+    time.advance(1s);
+    for (NetstatCollector* c : {&unpaced, &zero}) {
+      c->collect([](const Status& st) { REQUIRE(st.ok()); });
+      CHECK(c->reads() == static_cast<std::uint64_t>(run));
+    }
+  }
 }
 
 TEST_CASE("sockdiag: a listener that opens after the first run is seen at the next run",

@@ -29,6 +29,8 @@ TEST_CASE("config: no file means the built-in defaults", "[config]") {
   CHECK(c.web.listen_address == ":9741");
   CHECK(c.netdev.exclude == "^lo$");
   CHECK(c.sockdiag.sample_interval == std::chrono::milliseconds(100));
+  CHECK(c.sockdiag.connections_interval == std::chrono::seconds(30));
+  CHECK(c.netstat.interval == std::chrono::seconds(15));
   CHECK(c.thresholds.size() == alert_schemas().size());
   CHECK(c.watched_ports() == std::vector<std::uint16_t>{11211});
 }
@@ -63,10 +65,10 @@ targets:
     slab_stats_interval: 0
     address: unix:/run/memcached/memcached.sock
 collectors:
-  netstat: { enabled: false }
+  netstat: { enabled: false, interval: 5m }
   sysctl: { enabled: false }
   sockdiag: { ports: [11211, 11311], top_clients: 3, sample_interval: 50ms, peak_window: 30s,
-              send_queue_threshold_bytes: 1024 }
+              send_queue_threshold_bytes: 1024, connections_interval: 2m }
   netdev: { include: "^eth", exclude: "^veth", speeds: { eth0: 10Gbit, ens5: 2.5Gbps },
             driver_stats: false }
   cpu: { enabled: false }
@@ -92,7 +94,9 @@ log: { level: debug, format: json }
   CHECK(c->targets[1].address.is_unix());
   CHECK(c->targets[1].address.path == "/run/memcached/memcached.sock");
   CHECK_FALSE(c->netstat.enabled);
+  CHECK(c->netstat.interval == std::chrono::minutes(5));
   CHECK_FALSE(c->sysctl.enabled);
+  CHECK(c->sockdiag.connections_interval == std::chrono::minutes(2));
   CHECK(c->sockdiag.ports == std::vector<std::uint16_t>{11211, 11311});
   CHECK(c->sockdiag.top_clients == 3);
   CHECK(c->sockdiag.send_queue_threshold_bytes == 1024);
