@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <initializer_list>
 #include <utility>
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -171,6 +173,18 @@ std::string tls_failure(const error_code& ec, TlsSession& session, const TlsClie
   return base + text;
 }
 
+// Whether a failed handshake met memcached's refusal at its connection limit: past it (its
+// default maxconns_fast) memcached answers a new connection with "ERROR Too many open
+// connections" in plain text before any TLS, and closes. OpenSSL fails on the first five bytes
+// ("ERROR" is no TLS record header); the rest of the line is still unread in the session's input.
+bool refused_at_limit(TlsSession& session) {
+  BIO* in = ::SSL_get_rbio(session.stream.native_handle());
+  std::array<char, 64> rest{};
+  const int n = in == nullptr ? 0 : ::BIO_read(in, rest.data(), static_cast<int>(rest.size()));
+  return n > 0 && std::string_view(rest.data(), static_cast<std::size_t>(n))
+                          .find("Too many open connections") != std::string_view::npos;
+}
+
 // Starts TLS on a connected `socket` as `client` says: SNI and the name checked are
 // tls.server_name, else the address's host. Calls `done` with an empty error once the handshake
 // completed, else with the reason and kTls (kUnreachable when cancelled).
@@ -196,6 +210,11 @@ std::shared_ptr<TlsSession> start_tls(Socket& socket, TlsClient& client, const E
                                        done = std::move(done)](const error_code& hec) {
         if (hec == asio::error::operation_aborted) {
           done("TLS handshake with " + address + ": cancelled", FailureKind::kUnreachable);
+        } else if (hec && refused_at_limit(*session)) {
+          done("TLS handshake with " + address +
+                   ": memcached answered in plain text, \"ERROR Too many open connections\": it "
+                   "is at its connection limit and turns new connections away",
+               FailureKind::kAtLimit);
         } else if (hec) {
           done(tls_failure(hec, *session, client, address), FailureKind::kTls);
         } else {

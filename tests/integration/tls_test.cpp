@@ -6,8 +6,10 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tests/support/daemon.hpp"
+#include "tests/support/load.hpp"
 #include "tests/support/memcached.hpp"
 #include "tests/support/metrics_text.hpp"
 #include "tests/support/netns.hpp"
@@ -50,12 +52,21 @@ void make_certificates(const test::TempDir& dir, const std::string& name, int fr
 
 // memcached with TLS on 127.0.0.1:11311 and a plain listener on 127.0.0.1:11312 (to see that it
 // runs), in the test's own network namespace.
-std::unique_ptr<test::Child> tls_memcached(const test::TempDir& dir, const std::string& name) {
+std::unique_ptr<test::Child> tls_memcached(const test::TempDir& dir, const std::string& name,
+                                           const std::vector<std::string>& extra = {}) {
   const std::string d = dir.path() + "/" + name;
-  auto child = std::make_unique<test::Child>(
-      std::vector<std::string>{"/usr/bin/memcached", "-U", "0", "-u", "root", "-Z", "-o",
-                               "ssl_chain_cert=" + d + ".pem,ssl_key=" + d + ".key", "-l",
-                               "127.0.0.1:11311,notls:127.0.0.1:11312"});
+  std::vector<std::string> argv{"/usr/bin/memcached",
+                                "-U",
+                                "0",
+                                "-u",
+                                "root",
+                                "-Z",
+                                "-o",
+                                "ssl_chain_cert=" + d + ".pem,ssl_key=" + d + ".key",
+                                "-l",
+                                "127.0.0.1:11311,notls:127.0.0.1:11312"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  auto child = std::make_unique<test::Child>(argv);
   const bool up = test::eventually([] {
     try {
       return test::memcached_request("127.0.0.1:11312", "version\r\n").rfind("VERSION", 0) == 0;
@@ -151,4 +162,31 @@ TEST_CASE("tls: the wrong CA, an expired certificate and a plain server each giv
   INFO(body);
   CHECK(both);
   CHECK_THAT(body, !Contains("no reply to version"));
+}
+
+TEST_CASE("tls: a memcached with -Z at its connection limit is at its limit, not without TLS",
+          "[integration][tls]") {
+  test::enter_private_netns();
+  test::TempDir dir;
+  make_certificates(dir, "good", -1, 1);
+  // -c 20 -t 1 serves 8 clients (collectors/memcached.hpp, ConnectionLimit).
+  auto mc = tls_memcached(dir, "good", {"-c", "20", "-t", "1"});
+  test::Daemon d(config("127.0.0.1:11311", "{ ca_file: " + dir.path() + "/good-ca.pem }"));
+  REQUIRE(d.wait_for_metrics([](const std::string& text) {
+    return test::metric_value(text, R"(memcached_up{target="mc"})") == 1;
+  }));
+  // Plain connections to the TLS port take memcached's descriptors as any client does; past the
+  // limit memcached answers "ERROR Too many open connections" in plain text and closes.
+  std::vector<test::Socket> held;
+  for (int i = 0; i < 12; ++i) held.push_back(test::connect_tcp("127.0.0.1", 11311));
+  std::string body;
+  const bool named = test::eventually([&] {
+    const auto alerts = d.get("/alerts");
+    body = alerts ? alerts->body : "";
+    return body.find("memcached answered in plain text") != std::string::npos;
+  });
+  INFO(body << "\n" << d.output());
+  CHECK(named);
+  CHECK_THAT(body, !Contains("does not speak TLS"));
+  CHECK(test::metric_value(d.metrics(), R"(memcached_up{target="mc"})") == 1);
 }
