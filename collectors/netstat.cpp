@@ -161,16 +161,6 @@ NetstatCollector::NetstatCollector(const std::string& procfs, std::optional<Netn
   if (netns_) watch_.emplace(*netns_, procfs_);
 }
 
-void NetstatCollector::pace(Duration interval, std::function<bool()> at_rest) {
-  interval_ = interval;
-  at_rest_ = std::move(at_rest);
-}
-
-bool NetstatCollector::due() const {
-  return interval_ <= Duration{0} || !at_rest_ || !at_rest_() ||
-         LoopClock::now() - read_at_ >= interval_;
-}
-
 Status NetstatCollector::open_in_netns() {
   // The files stay bound to the namespace they were opened in, even once the process or file
   // that named it is gone: check that it still is the target's, else open them again.
@@ -207,8 +197,6 @@ Result<NetstatSample> NetstatCollector::read() {
       return fail(escape_untrusted(file->path(), 4096) + ": " + parsed.error().message);
     }
   }
-  read_at_ = LoopClock::now();
-  ++reads_;
   return sample;
 }
 

@@ -7,7 +7,6 @@
 // files stay open, bound to that namespace. Loop thread only.
 
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,7 +14,6 @@
 #include "collectors/file_collector.hpp"
 #include "collectors/netns.hpp"
 #include "collectors/procfs.hpp"
-#include "common/clock.hpp"
 #include "config/config.hpp"
 
 namespace mcb {
@@ -44,9 +42,9 @@ Status parse_netstat(std::string_view text, NetstatSample& sample);
 
 Families netstat_families(const NetstatSample& sample);
 
-// Keeps both files open and reads them again from their start (ProcFile): every run, or with
-// pace() every `interval` while the watched listeners are at rest (their own drop counters,
-// which count every listen overflow and drop at them, still, and no accept queue sampled
+// Keeps both files open and reads them again from their start (ProcFile): every run, or paced
+// (FileCollector::pace) every `interval` while the watched listeners are at rest (their own drop
+// counters, which count every listen overflow and drop at them, still, and no accept queue sampled
 // closely: SockdiagCollector::listeners_at_rest) and every run while they are not. The kernel
 // formats about two hundred counters for the two files, the largest file read of an idle cycle.
 // For another namespace they are opened at the first run and after a failed one (a namespace file
@@ -58,14 +56,7 @@ class NetstatCollector final : public FileCollector<NetstatSample> {
                             std::optional<NetnsConfig> netns = std::nullopt);
   std::string_view name() const override { return "netstat"; }
 
-  // Reads every `interval` while `at_rest()` (called at each run, after the same namespace's
-  // sockdiag collector ran in that cycle) says so, every run otherwise and after a failed read.
-  // `interval` 0, or no at_rest: every run (the default).
-  void pace(Duration interval, std::function<bool()> at_rest);
-  std::uint64_t reads() const { return reads_; }  // successful reads since the start (tests)
-
  private:
-  bool due() const override;
   Result<NetstatSample> read() override;
   Families families(const NetstatSample& s) const override { return netstat_families(s); }
   // Another namespace: opens both files there unless they are open and it is still the target's.
@@ -76,10 +67,6 @@ class NetstatCollector final : public FileCollector<NetstatSample> {
   std::string procfs_;
   std::optional<NetnsConfig> netns_;
   std::optional<NetnsWatch> watch_;  // with netns_
-  Duration interval_{0};
-  std::function<bool()> at_rest_;
-  LoopClock::time_point read_at_{};  // of the last successful read
-  std::uint64_t reads_ = 0;
 };
 
 }  // namespace mcb

@@ -53,7 +53,6 @@ Result<SysctlSample> SysctlCollector::read() {
     auto entered = run_in_netns(*netns_, procfs_, [&] { out = read_here(); });
     if (!entered) return entered.error();
   }
-  if (out) read_at_ = LoopClock::now();
   return out;
 }
 

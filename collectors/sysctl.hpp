@@ -38,18 +38,17 @@ class SysctlCollector final : public FileCollector<SysctlSample> {
   // `netns` unset: the daemon's own namespace.
   explicit SysctlCollector(std::string procfs, Duration refresh = kRefresh,
                            std::optional<NetnsConfig> netns = std::nullopt)
-      : procfs_(std::move(procfs)), refresh_(refresh), netns_(std::move(netns)) {}
+      : procfs_(std::move(procfs)), netns_(std::move(netns)) {
+    pace(refresh, [] { return true; });
+  }
   std::string_view name() const override { return "sysctl"; }
 
  private:
   Result<SysctlSample> read() override;
   Result<SysctlSample> read_here() const;
   Families families(const SysctlSample& s) const override { return sysctl_families(s); }
-  bool due() const override { return LoopClock::now() - read_at_ >= refresh_; }
 
   std::string procfs_;
-  Duration refresh_;
-  LoopClock::time_point read_at_{};  // of the last successful read
   std::optional<NetnsConfig> netns_;
 };
 

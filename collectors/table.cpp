@@ -83,6 +83,35 @@ void pace_netstat(const std::shared_ptr<NetstatCollector>& netstat,
   });
 }
 
+// memcached using less than this many CPU seconds per second, all its threads together, has no
+// thread anywhere near saturation (MemcachedCpuSaturated's default levels start at 0.8 of one).
+constexpr double kQuietMemcachedCpu = 0.05;
+
+// The CPU seconds per second below which memcached is quiet: kQuietMemcachedCpu, or less under
+// MemcachedCpuSaturated's configured warning or clear level.
+double quiet_level(const Config& config) {
+  double level = kQuietMemcachedCpu;
+  if (const auto t = config.thresholds.find("MemcachedCpuSaturated");
+      t != config.thresholds.end()) {
+    level = std::min({level, t->second.warning, t->second.clear});
+  }
+  return level;
+}
+
+// Whether every target that answers used less than `level` at its last sample (one whose CPU is
+// not known yet is not quiet).
+bool memcached_quiet(const std::weak_ptr<const MemcachedCollector>& memcached, double level) {
+  const auto m = memcached.lock();
+  if (!m) return false;
+  for (const MemcachedSample& s : m->samples()) {
+    if (!s.up) continue;
+    const auto threads = worker_threads(s);
+    if (!s.cpu_utilization_ratio || !threads) return false;
+    if (*s.cpu_utilization_ratio * *threads >= level) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 CollectorSet make_collectors(const Config& config, boost::asio::io_context& io) {
@@ -110,7 +139,13 @@ CollectorSet make_collectors(const Config& config, boost::asio::io_context& io) 
     set.netdev =
         std::make_shared<NetdevCollector>(config.netdev, config.paths.procfs, config.paths.sysfs);
   }
-  if (config.cpu.enabled) set.cpu = std::make_shared<CpuCollector>(config.paths.procfs);
+  const auto quiet = [memcached = std::weak_ptr<const MemcachedCollector>(set.memcached),
+                      level = quiet_level(config)] { return memcached_quiet(memcached, level); };
+  if (config.cpu.enabled) {
+    set.cpu = std::make_shared<CpuCollector>(config.paths.procfs);
+    // Its steal and iowait are MemcachedCpuSaturated's evidence: needed once memcached works.
+    if (set.memcached) set.cpu->pace(config.cpu.interval, quiet);
+  }
   if (config.softnet.enabled) {
     set.softnet = std::make_shared<SoftnetCollector>(config.paths.procfs);
   }
@@ -125,6 +160,18 @@ CollectorSet make_collectors(const Config& config, boost::asio::io_context& io) 
         config.paths.procfs);
     set.memcached_threads->set_target_netns(set.target_netns);
     set.memcached_threads->set_host_pids(host_pids(config));
+    // Quiet, and its own last figures too: a thread read once has no rate yet, and a busy figure
+    // does not stand after the work.
+    set.memcached_threads->pace(
+        config.memcached_threads.interval,
+        [quiet, threads = set.memcached_threads.get(), level = quiet_level(config)] {
+          if (!quiet() || !threads->last()) return false;
+          return std::all_of(threads->last()->targets.begin(), threads->last()->targets.end(),
+                             [level](const MemcachedThreads& t) {
+                               return t.view != ThreadView::kPerThread ||
+                                      (t.busiest && *t.busiest < level);
+                             });
+        });
   }
   pace_netstat(set.netstat, set.sockdiag, config.netstat.interval);
   for (const NetnsConfig& n : config.namespaces()) {

@@ -250,6 +250,13 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
     return std::pair<std::string_view, Walker::Handler>{
         "enabled", [&w, &flag](auto& n, auto& p) { w.boolean(n, p, flag); }};
   };
+  // `interval` of a paced collector (FileCollector::pace): 0 (every sample) to 1h.
+  auto paced = [&w](Duration& interval) {
+    return std::pair<std::string_view, Walker::Handler>{
+        "interval", [&w, &interval](auto& n, auto& p) {
+          w.duration(n, p, interval, Duration{0}, std::chrono::hours(1));
+        }};
+  };
   w.mapping(
       root, "",
       {{"interval",
@@ -272,12 +279,7 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
               n, p,
               {{"netstat",
                 [&](auto& m, auto& q) {
-                  w.mapping(m, q, {enabled(c.netstat.enabled), {"interval", [&](auto& v, auto& r) {
-                                                                  w.duration(v, r,
-                                                                             c.netstat.interval,
-                                                                             Duration{0},
-                                                                             std::chrono::hours(1));
-                                                                }}});
+                  w.mapping(m, q, {enabled(c.netstat.enabled), paced(c.netstat.interval)});
                 }},
                {"sysctl", [&](auto& m, auto& q) { w.mapping(m, q, {enabled(c.sysctl.enabled)}); }},
                {"sockdiag",
@@ -336,11 +338,16 @@ void walk_root(Walker& w, const YAML::Node& root, Config& c, AlertSchemas alerts
                        {"driver_stats",
                         [&](auto& v, auto& r) { w.boolean(v, r, c.netdev.driver_stats); }}});
                 }},
-               {"cpu", [&](auto& m, auto& q) { w.mapping(m, q, {enabled(c.cpu.enabled)}); }},
+               {"cpu",
+                [&](auto& m, auto& q) {
+                  w.mapping(m, q, {enabled(c.cpu.enabled), paced(c.cpu.interval)});
+                }},
                {"softnet",
                 [&](auto& m, auto& q) { w.mapping(m, q, {enabled(c.softnet.enabled)}); }},
                {"memcached_threads", [&](auto& m, auto& q) {
-                  w.mapping(m, q, {enabled(c.memcached_threads.enabled)});
+                  w.mapping(
+                      m, q,
+                      {enabled(c.memcached_threads.enabled), paced(c.memcached_threads.interval)});
                 }}});
         }},
        {"discover",

@@ -100,6 +100,9 @@ struct SysctlConfig {
 // The host's CPU time by mode (/proc/stat): steal and iowait.
 struct CpuConfig {
   bool enabled = true;
+  // How often /proc/stat is read while every memcached target uses less than a twentieth of a CPU
+  // (all its threads together); every sample while one uses more. 0: every sample.
+  Duration interval = std::chrono::seconds(15);
 };
 
 // The per-CPU receive backlogs' drops and squeezes (/proc/net/softnet_stat).
@@ -110,6 +113,9 @@ struct SoftnetConfig {
 // The CPU of each memcached worker thread (/proc/<pid>/task), for targets on this host.
 struct MemcachedThreadsConfig {
   bool enabled = true;
+  // As CpuConfig::interval: while memcached's whole process uses less than a twentieth of a CPU,
+  // none of its threads can be near saturation, and the threads are read this often.
+  Duration interval = std::chrono::seconds(15);
 };
 
 struct SockdiagConfig {

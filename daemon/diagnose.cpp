@@ -483,9 +483,12 @@ int run_diagnose(const Flags& flags, const Config& configured) {
   // The collectors run once per wait: each run has until the next (at most 5 s), not the daemon's
   // interval, which may be far shorter than a loaded memcached needs to answer.
   config.interval = flags.diagnose_wait;
-  // Both samples count the connections and read the listen counters: two are all it has.
+  // Both samples count the connections and read the listen counters and the CPU: two are all it
+  // has.
   config.sockdiag.connections_interval = Duration{0};
   config.netstat.interval = Duration{0};
+  config.cpu.interval = Duration{0};
+  config.memcached_threads.interval = Duration{0};
   // Probes start with the first sample and again two thirds of the wait later, so the first
   // probe has ended (its deadline is its interval) by the second sample even when memcached
   // never answers it.

@@ -10,8 +10,13 @@
 
 #include <regex>
 #include <string>
+#include <thread>
 
+#include <boost/asio/io_context.hpp>
+
+#include "collectors/table.hpp"
 #include "daemon/alerts/alert_state.hpp"
+#include "daemon/alerts/rules.hpp"
 #include "tests/support/alerts.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/load.hpp"
@@ -157,4 +162,67 @@ TEST_CASE("cpu: a memcached whose pid is not its process here is judged on the r
       test::metric_value(d.metrics(),
                          R"(mcbacklog_memcached_busiest_thread_cpu_utilization_ratio{target="mc"})")
           .has_value());
+}
+
+TEST_CASE(
+    "cpu: the CPU files wait while memcached is quiet, and are read every sample once it works",
+    "[integration][cpu][memcached_threads]") {
+  test::enter_private_netns();
+  test::Memcached mc({"-t", "4"});
+  auto config =
+      parse_config("interval: 200ms\ntargets:\n  - { name: mc, address: \"" + mc.address() +
+                       "\", probe_interval: 0 }\n"
+                       "collectors:\n  netdev: { enabled: false }\n"
+                       "  sockdiag: { enabled: false }\n  cpu: { interval: 1h }\n"
+                       "  memcached_threads: { interval: 1h }\n",
+                   "test.yaml", alert_schemas());
+  REQUIRE(config.ok());
+  boost::asio::io_context io;
+  const CollectorSet set = make_collectors(*config, io);
+  REQUIRE(set.cpu);
+  REQUIRE(set.memcached_threads);
+  // One cycle as the scheduler runs it: every collector, until each has ended its run.
+  auto cycle = [&] {
+    int pending = 0;
+    for (const auto& c : set.all()) {
+      ++pending;
+      c->collect([&pending](const Status&) { --pending; });
+    }
+    io.restart();
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (pending > 0 && std::chrono::steady_clock::now() < deadline) io.run_one_for(100ms);
+    REQUIRE(pending == 0);
+    std::this_thread::sleep_for(200ms);
+  };
+  auto cycles = [&](int n) {
+    for (int i = 0; i < n; ++i) cycle();
+  };
+  // memcached's CPU is known from its second answer on; from then on it is quiet.
+  cycles(4);
+  const std::uint64_t cpu_reads = set.cpu->reads();
+  const std::uint64_t thread_reads = set.memcached_threads->reads();
+  cycles(5);
+  CHECK(set.cpu->reads() == cpu_reads);
+  CHECK(set.memcached_threads->reads() == thread_reads);
+
+  {
+    Hammer hammer(mc.port());
+    REQUIRE(test::eventually([&] { return hammer.batches() > 0; }));
+    cycles(2);  // memcached's next answer shows the work
+    const std::uint64_t busy_from = set.memcached_threads->reads();
+    cycles(5);
+    INFO("hammering batches: " << hammer.batches() << ", last error: " << hammer.last_error());
+    CHECK(set.memcached_threads->reads() == busy_from + 5);
+    CHECK(set.cpu->reads() >= cpu_reads + 5);
+    REQUIRE(set.memcached_threads->last().has_value());
+    REQUIRE(set.memcached_threads->last()->targets.size() == 1);
+    CHECK(set.memcached_threads->last()->targets[0].busiest.value_or(0) >= 0.05);
+  }
+  // Quiet again: a last read shows the threads idle, then the reads wait again.
+  cycles(5);
+  REQUIRE(set.memcached_threads->last().has_value());
+  CHECK(set.memcached_threads->last()->targets[0].busiest.value_or(1) < 0.05);
+  const std::uint64_t rested = set.memcached_threads->reads();
+  cycles(5);
+  CHECK(set.memcached_threads->reads() == rested);
 }

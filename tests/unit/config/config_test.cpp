@@ -31,6 +31,8 @@ TEST_CASE("config: no file means the built-in defaults", "[config]") {
   CHECK(c.sockdiag.sample_interval == std::chrono::milliseconds(100));
   CHECK(c.sockdiag.connections_interval == std::chrono::seconds(30));
   CHECK(c.netstat.interval == std::chrono::seconds(15));
+  CHECK(c.cpu.interval == std::chrono::seconds(15));
+  CHECK(c.memcached_threads.interval == std::chrono::seconds(15));
   CHECK(c.thresholds.size() == alert_schemas().size());
   CHECK(c.watched_ports() == std::vector<std::uint16_t>{11211});
 }
@@ -71,9 +73,9 @@ collectors:
               send_queue_threshold_bytes: 1024, connections_interval: 2m }
   netdev: { include: "^eth", exclude: "^veth", speeds: { eth0: 10Gbit, ens5: 2.5Gbps },
             driver_stats: false }
-  cpu: { enabled: false }
+  cpu: { enabled: false, interval: 30s }
   softnet: { enabled: false }
-  memcached_threads: { enabled: false }
+  memcached_threads: { enabled: false, interval: 0 }
 thresholds:
   SlowClients: { warning: 2, critical: 20, clear: 1, for: 1m, window: 2m }
   NetworkSaturated: { retransmit_warning: 0.02, rtt_critical: 0.5, softnet_drops_warning: 10 }
@@ -105,6 +107,8 @@ log: { level: debug, format: json }
   CHECK(c->netdev.speeds.at("ens5") == 2.5e9);
   CHECK_FALSE(c->netdev.driver_stats);
   CHECK_FALSE(c->cpu.enabled);
+  CHECK(c->cpu.interval == std::chrono::seconds(30));
+  CHECK(c->memcached_threads.interval == Duration{0});
   CHECK_FALSE(c->softnet.enabled);
   CHECK_FALSE(c->memcached_threads.enabled);
   const AlertThreshold& net = c->thresholds.at("NetworkSaturated");
@@ -215,6 +219,8 @@ TEST_CASE("config: an out-of-range value is an error naming the range", "[config
 }
 
 TEST_CASE("config: bad durations, addresses and regexes say what is wrong", "[config]") {
+  CHECK_THAT(error_of("collectors:\n  cpu: { interval: 2h }\n"),
+             Contains("test.yaml:2:20: collectors.cpu.interval: 2h is out of range (0 to 1h)"));
   CHECK_THAT(error_of("interval: 5x\n"),
              Contains("test.yaml:1:11: interval: invalid duration \"5x\""));
   CHECK_THAT(error_of("interval: 1s1m\n"), Contains("largest to smallest"));
