@@ -139,8 +139,9 @@ CollectorSet make_collectors(const Config& config, boost::asio::io_context& io) 
     set.netdev =
         std::make_shared<NetdevCollector>(config.netdev, config.paths.procfs, config.paths.sysfs);
   }
+  const double quiet_cpu = quiet_level(config);
   const auto quiet = [memcached = std::weak_ptr<const MemcachedCollector>(set.memcached),
-                      level = quiet_level(config)] { return memcached_quiet(memcached, level); };
+                      quiet_cpu] { return memcached_quiet(memcached, quiet_cpu); };
   if (config.cpu.enabled) {
     set.cpu = std::make_shared<CpuCollector>(config.paths.procfs);
     // Its steal and iowait are MemcachedCpuSaturated's evidence: needed once memcached works.
@@ -162,16 +163,16 @@ CollectorSet make_collectors(const Config& config, boost::asio::io_context& io) 
     set.memcached_threads->set_host_pids(host_pids(config));
     // Quiet, and its own last figures too: a thread read once has no rate yet, and a busy figure
     // does not stand after the work.
-    set.memcached_threads->pace(
-        config.memcached_threads.interval,
-        [quiet, threads = set.memcached_threads.get(), level = quiet_level(config)] {
-          if (!quiet() || !threads->last()) return false;
-          return std::all_of(threads->last()->targets.begin(), threads->last()->targets.end(),
-                             [level](const MemcachedThreads& t) {
-                               return t.view != ThreadView::kPerThread ||
-                                      (t.busiest && *t.busiest < level);
-                             });
-        });
+    set.memcached_threads->pace(config.memcached_threads.interval,
+                                [quiet, threads = set.memcached_threads.get(), quiet_cpu] {
+                                  if (!quiet() || !threads->last()) return false;
+                                  return std::all_of(threads->last()->targets.begin(),
+                                                     threads->last()->targets.end(),
+                                                     [quiet_cpu](const MemcachedThreads& t) {
+                                                       return t.view != ThreadView::kPerThread ||
+                                                              (t.busiest && *t.busiest < quiet_cpu);
+                                                     });
+                                });
   }
   pace_netstat(set.netstat, set.sockdiag, config.netstat.interval);
   for (const NetnsConfig& n : config.namespaces()) {
