@@ -16,8 +16,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <regex>
 #include <thread>
 
@@ -130,6 +128,13 @@ Fd accept_from(const Fd& listener) {
   pollfd p{listener.get(), POLLIN, 0};
   REQUIRE(::poll(&p, 1, 5000) == 1);
   return Fd(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+}
+
+// One run of `c`, which must succeed.
+void run_ok(Collector& c) {
+  Status status = fail("not run");
+  c.collect([&](Status s) { status = std::move(s); });
+  REQUIRE(status.ok());
 }
 
 // `n` connections made with connect_to, added to `held`.
@@ -559,9 +564,7 @@ TEST_CASE("sockdiag: connections are walked every connections_interval, or at on
   config.connections_interval = 15s;
   auto c = std::make_shared<SockdiagCollector>(io, config, std::vector<std::uint16_t>{port}, 1s);
   auto established = [&] {
-    Status status = fail("not run");
-    c->collect([&](Status s) { status = std::move(s); });
-    REQUIRE(status.ok());
+    run_ok(*c);
     REQUIRE(c->last().has_value());
     REQUIRE(c->last()->listeners.size() == 1);
     return c->last()->listeners[0].established();
@@ -602,11 +605,8 @@ TEST_CASE("netstat: read every interval while the listeners rest, every run once
   netstat->pace(15s, [&] { return sockdiag->listeners_at_rest(); });
   // One cycle: sockdiag first, as the scheduler runs them.
   auto cycle = [&] {
-    for (Collector* c : std::initializer_list<Collector*>{sockdiag.get(), netstat.get()}) {
-      Status status = fail("not run");
-      c->collect([&](Status st) { status = std::move(st); });
-      REQUIRE(status.ok());
-    }
+    run_ok(*sockdiag);
+    run_ok(*netstat);
   };
   cycle();  // the first run reads
   CHECK(netstat->reads() == 1);
@@ -626,10 +626,9 @@ TEST_CASE("netstat: read every interval while the listeners rest, every run once
   std::vector<Fd> clients;
   connect_n(clients, 20, "127.0.0.1", port, "", false);
   REQUIRE(test::eventually([] {
-    std::ifstream file("/proc/net/netstat");
-    const std::string text((std::istreambuf_iterator<char>(file)), {});
     NetstatSample now;
-    return parse_netstat(text, now).ok() && now.listen_overflows.value_or(0) > 0;
+    return parse_netstat(test::read_text_file("/proc/net/netstat"), now).ok() &&
+           now.listen_overflows.value_or(0) > 0;
   }));
   time.advance(1s);
   cycle();  // the same cycle reads the host's counters
@@ -671,9 +670,7 @@ TEST_CASE("sockdiag: a listener that opens after the first run is seen at the ne
   config.connections_interval = 15s;
   auto c = std::make_shared<SockdiagCollector>(io, config, std::vector<std::uint16_t>{port}, 1s);
   auto run = [&] {
-    Status status = fail("not run");
-    c->collect([&](Status s) { status = std::move(s); });
-    REQUIRE(status.ok());
+    run_ok(*c);
     REQUIRE(c->last().has_value());
     return c->last()->listeners.size();
   };
@@ -709,9 +706,7 @@ TEST_CASE("sockdiag: a SO_REUSEPORT group is dumped and summed, never looked up 
   SockdiagConfig config;
   auto c = std::make_shared<SockdiagCollector>(io, config, std::vector<std::uint16_t>{port}, 1s);
   for (int run = 0; run < 3; ++run) {
-    Status status = fail("not run");
-    c->collect([&](Status s) { status = std::move(s); });
-    REQUIRE(status.ok());
+    run_ok(*c);
     time.advance(1s);
   }
   CHECK(c->listener_lookups() == 0);
