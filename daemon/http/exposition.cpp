@@ -1,9 +1,19 @@
 #include "daemon/http/exposition.hpp"
 
+#include <malloc.h>
+
 #include "common/families.hpp"
 #include "daemon/http/gzip.hpp"
 
 namespace mcb {
+
+namespace {
+
+// The families a rendering frees are the largest transient allocation of a cycle, hundreds of
+// small blocks: without this the heap keeps their pages (about 0.3 MiB) until the daemon exits.
+void give_back_heap() { malloc_trim(0); }
+
+}  // namespace
 
 void Exposition::set_sources(std::vector<std::shared_ptr<const prometheus::Collectable>> sources) {
   sources_ = std::move(sources);
@@ -25,6 +35,7 @@ const std::string& Exposition::text() {
     }
     text_ = render_families(std::move(all));
     text_valid_ = true;
+    give_back_heap();
   }
   return text_;
 }
@@ -33,6 +44,7 @@ const std::string& Exposition::gzip() {
   if (!gzip_valid_ || !text_valid_) {
     gzip_ = gzip_compress(text());
     gzip_valid_ = true;
+    give_back_heap();  // deflate's window and hash tables
   }
   return gzip_;
 }

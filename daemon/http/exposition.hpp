@@ -6,6 +6,8 @@
 // in the Prometheus text format, sorted by family name, and caches the result until the next
 // invalidate(), so a scrape costs a copy of a string however slow a target is; gzip() caches the
 // compressed body the same way, computed on the first scrape that asks for it.
+// A rendering gives the heap pages its transient families used back to the kernel (malloc_trim),
+// so resident memory does not stay at the peak of the largest scrape.
 //
 // Loop thread only; not thread-safe.
 
