@@ -746,6 +746,7 @@ MemcachedSample MemcachedCollector::sample_of(Target& t) {
   s.address = t.config.address.to_string();
   s.endpoint = t.config.address;
   s.probe_enabled = t.config.probe_interval.count() > 0;
+  s.listen_endpoints = t.listen_endpoints;
   s.time = SteadyClock::now();
   StatsReply reply = t.reply ? std::move(*t.reply) : StatsReply{};
   if (!t.reply) reply.failure = FailureKind::kNoReply;
@@ -818,6 +819,7 @@ void MemcachedCollector::read_settings(Target& t, StatsReply& reply, SteadyClock
   if (reply.settings) {
     t.settings_unreadable.clear();
     t.settings = memcached_settings(*reply.settings, t.settings_unreadable);
+    t.listen_endpoints = memcached_listen_endpoints(*t.settings);
     t.settings_error.clear();
   } else if (t.settings_asked) {
     // The last answer stands (settings change only with a restart, which asks again) and is asked

@@ -64,7 +64,10 @@ struct MemcachedSample {
   // `stats settings` as of its last answer (it is asked once a minute, on a new connection and
   // after a restart, not every run); absent when it never answered.
   std::optional<MemcachedSettings> settings;
-  std::string settings_error;                   // why the last `stats settings` failed, when up
+  std::string settings_error;  // why the last `stats settings` failed, when up
+  // Where it listens over TCP by its last `stats settings` answer (memcached_listen_endpoints),
+  // kept while it is down: a memcached that stopped answering still listens there.
+  std::vector<Endpoint> listen_endpoints;
   std::optional<double> cpu_utilization_ratio;  // needs two answers from the same process
   // `stats items` and `stats slabs` as of their last answer: they are asked every
   // slab_stats_interval, not every run. Null until they answered, or when turned off. Shared
@@ -177,6 +180,7 @@ class MemcachedCollector final : public Collector,
     // uptime says it restarted, and every kSettingsInterval, not every run.
     std::optional<MemcachedSettings> settings;
     std::vector<UnreadableStat> settings_unreadable;  // of that answer
+    std::vector<Endpoint> listen_endpoints;           // of that answer
     std::string settings_error;                       // why the last ask failed, if it did
     SteadyClock::time_point settings_due;             // when to ask next
     bool settings_asked = false;                      // by the run in flight

@@ -302,7 +302,59 @@ MemcachedSettings memcached_settings(const StatsMap& m, std::vector<UnreadableSt
   r.integer("warm_lru_pct", s.warm_lru_pct);
   r.read("hot_max_factor", s.hot_max_factor, decimal);
   r.read("warm_max_factor", s.warm_max_factor, decimal);
+  r.integer("tcpport", s.tcpport);
+  if (auto inter = m.find("inter"); inter != m.end() && inter->second != "NULL") {
+    s.inter = inter->second;
+  }
   return s;
+}
+
+std::vector<Endpoint> memcached_listen_endpoints(const MemcachedSettings& settings) {
+  std::vector<Endpoint> out;
+  const auto default_port = settings.tcpport;
+  if (!default_port || *default_port <= 0 || *default_port > 65535) return out;
+  auto add = [&out](std::string host, std::int64_t port) {
+    Endpoint e;
+    e.host = host == "*" ? std::string() : std::move(host);
+    e.port = static_cast<std::uint16_t>(port);
+    out.push_back(std::move(e));
+  };
+  if (!settings.inter) {
+    add("", *default_port);
+    return out;
+  }
+  std::string_view rest = *settings.inter;
+  while (!rest.empty()) {
+    const std::size_t end = rest.find_first_of(",;");
+    std::string_view entry = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    if (entry.starts_with("notls:")) entry.remove_prefix(6);
+    if (entry.empty()) continue;
+    std::string_view host = entry;
+    std::optional<std::string_view> port;
+    if (entry.front() == '[') {
+      const std::size_t close = entry.find(']');
+      if (close == std::string_view::npos) continue;
+      host = entry.substr(1, close - 1);
+      const std::string_view after = entry.substr(close + 1);
+      if (const std::size_t colon = after.find(':'); colon != std::string_view::npos) {
+        port = after.substr(colon + 1);
+      }
+    } else if (const std::size_t colon = entry.find(':');
+               colon != std::string_view::npos &&
+               entry.find(':', colon + 1) == std::string_view::npos) {
+      host = entry.substr(0, colon);
+      port = entry.substr(colon + 1);
+    }
+    std::int64_t p = *default_port;
+    if (port) {
+      const auto parsed = number<std::int64_t>(std::string(*port));
+      if (!parsed || *parsed <= 0 || *parsed > 65535) continue;
+      p = *parsed;
+    }
+    add(std::string(host), p);
+  }
+  return out;
 }
 
 namespace {

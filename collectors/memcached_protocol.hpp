@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "config/address.hpp"
 
 namespace mcb {
 
@@ -184,7 +185,20 @@ struct MemcachedSettings {
   std::optional<std::int64_t> warm_lru_pct;
   std::optional<double> hot_max_factor;
   std::optional<double> warm_max_factor;
+
+  // Where it listens over TCP: -p (tcpport; 0 opens no TCP listener) and -l (inter, as given:
+  // nullopt without -l, meaning every address).
+  std::optional<std::int64_t> tcpport;
+  std::optional<std::string> inter;
 };
+
+// The TCP addresses memcached listens on by its settings, read as memcached reads its -l: entries
+// separated by ',' or ';', each "host", "host:port", "[v6]" or "[v6]:port" (an IPv6 address
+// without brackets takes no port), "*" for every address, "notls:" before one without TLS; an
+// entry without a port listens on tcpport. Without -l, every address on tcpport. A host of ""
+// means every address. Empty when tcpport is 0 or unknown; an entry whose port is not a port is
+// left out (memcached would not have started).
+std::vector<Endpoint> memcached_listen_endpoints(const MemcachedSettings& settings);
 
 // One slab class: its items (`stats items`, "items:<id>:<name>") and its memory and commands
 // (`stats slabs`, "<id>:<name>"). memcached lists a class in `stats items` while it holds items,

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <unordered_map>
 
+#include <spdlog/spdlog.h>
+
 #include "collectors/netns.hpp"
 #include "common/families.hpp"
 
@@ -312,11 +314,19 @@ SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const Sockdiag
                           : SockDiagSocket::Opener()),
       scope_(std::move(scope)) {
   if (scope_.netns) watch_.emplace(*scope_.netns, scope_.procfs);
-  std::sort(watched_ports.begin(), watched_ports.end());
-  watched_ports.erase(std::unique(watched_ports.begin(), watched_ports.end()), watched_ports.end());
-  options_.ports = std::move(watched_ports);
   options_.top_clients = config.top_clients;
   options_.send_queue_threshold_bytes = config.send_queue_threshold_bytes;
+  configured_ports_ = std::move(watched_ports);
+  set_ports(configured_ports_);
+}
+
+bool SockdiagCollector::set_ports(std::vector<std::uint16_t> ports) {
+  std::sort(ports.begin(), ports.end());
+  ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
+  if (ports == options_.ports) return false;
+  options_.ports = std::move(ports);
+  filter_.clear();
+  filter_error_.reset();
   if (!options_.ports.empty()) {
     auto filter = compile_port_filter(options_.ports);
     if (filter) {
@@ -325,6 +335,38 @@ SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const Sockdiag
       filter_error_ = filter.error().message;
     }
   }
+  return true;
+}
+
+void SockdiagCollector::watch_more_ports(std::span<const std::uint16_t> ports) {
+  std::vector<std::uint16_t> more(ports.begin(), ports.end());
+  std::sort(more.begin(), more.end());
+  more.erase(std::unique(more.begin(), more.end()), more.end());
+  if (more.size() > kMaxMemcachedPorts) {
+    // memcached lists a few; a server that lists thousands would slow every dump.
+    if (!too_many_ports_logged_) {
+      spdlog::warn("{}: the targets say they listen on {} ports; watching the first {} of them",
+                   described(), more.size(), kMaxMemcachedPorts);
+      too_many_ports_logged_ = true;
+    }
+    more.resize(kMaxMemcachedPorts);
+  }
+  std::vector<std::uint16_t> all = configured_ports_;
+  all.insert(all.end(), more.begin(), more.end());
+  if (!set_ports(std::move(all))) return;
+  if (filter_error_) {
+    // The configured ports compiled; these did not: keep to the configured ones.
+    spdlog::warn("{}: cannot watch the targets' other ports ({}); watching the configured ones",
+                 described(), *filter_error_);
+    set_ports(configured_ports_);
+    return;
+  }
+  // The new listeners are found by a dump, and their connections by a walk, in the next run.
+  relearn_ = true;
+  walk_requested_ = true;
+  std::string list;
+  for (std::uint16_t p : options_.ports) list += (list.empty() ? "" : ", ") + std::to_string(p);
+  spdlog::info("{}: watching the listeners on ports {}", described(), list);
 }
 
 void SockdiagCollector::collect(Done done) {

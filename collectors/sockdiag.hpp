@@ -201,6 +201,15 @@ class SockdiagCollector final : public Collector,
   // The next run walks the connections, whatever the interval: something connection-related
   // is wrong and needs them every sample.
   void walk_next() { walk_requested_ = true; }
+  // Watches the listeners on `ports` too, besides the configured ones (the other listeners a
+  // memcached says it has, memcached_listen_endpoints): the set replaces the last one given, so a
+  // port memcached no longer lists is dropped. Nothing changes (and nothing is logged) when the
+  // set is the same; otherwise the next run dumps the listeners and walks the connections. At
+  // most kMaxMemcachedPorts of them (the lowest), logged once when there are more.
+  void watch_more_ports(std::span<const std::uint16_t> ports);
+  static constexpr std::size_t kMaxMemcachedPorts = 64;
+  // The ports watched now, sorted (tests).
+  const std::vector<std::uint16_t>& watched_ports() const { return options_.ports; }
   // Samples the accept queues every sample_interval from now for a peak window, whatever they
   // hold: something connection-related moves and a burst may follow.
   void sample_closely();
@@ -234,6 +243,9 @@ class SockdiagCollector final : public Collector,
   // window with it), and starts or stops the sampler (pace_sampler). Allocates nothing while the
   // listeners stay the same and the sampler keeps its pace.
   void observe_listeners(std::span<const DiagSocket> sockets, Clock::time_point at);
+  // Watches `ports` (sorted and made unique here) and compiles their filter; false when they are
+  // the ports watched already.
+  bool set_ports(std::vector<std::uint16_t> ports);
   // Runs the sampler until close_until_, stops it after.
   void pace_sampler(Clock::time_point now);
   // Each listener's peak at `at`, after observe_listeners.
@@ -255,6 +267,8 @@ class SockdiagCollector final : public Collector,
 
   PeriodicTimer sampler_;
   SockdiagOptions options_;
+  std::vector<std::uint16_t> configured_ports_;  // as constructed; options_.ports adds to them
+  bool too_many_ports_logged_ = false;
   Duration interval_;
   Duration sample_interval_;
   Duration peak_window_;

@@ -280,7 +280,10 @@ void App::on_cycle() {
     exposition_.set_sources(std::move(*pending_sources_));
     pending_sources_.reset();
   }
-  evaluator_->evaluate(observe(collectors_, LoopClock::now(), std::chrono::system_clock::now()));
+  const std::vector<Observation> observations =
+      observe(collectors_, LoopClock::now(), std::chrono::system_clock::now());
+  evaluator_->evaluate(observations);
+  watch_memcached_listeners(collectors_, observations);
   // Something connection-related is wrong: count the connections every sample while it lasts.
   // The accept queues are sampled closely too, so a burst between runs shows in their peak.
   if (evaluator_->walk_reason()) {

@@ -520,7 +520,10 @@ int run_diagnose(const Flags& flags, const Config& configured) {
     // the rates between the two cover the wait and not a few milliseconds.
     if (samples == 1 && now - first < flags.diagnose_wait / 2) return;
     if (++samples == 1) first = now;
-    evaluator.evaluate(observe(collectors, now, std::chrono::system_clock::now()));
+    const std::vector<Observation> observations =
+        observe(collectors, now, std::chrono::system_clock::now());
+    evaluator.evaluate(observations);
+    watch_memcached_listeners(collectors, observations);
     std::fprintf(stderr, "%ssample %d of 2 taken%s", tty ? "\r\033[Kmcbacklogd diagnose: " : "",
                  samples, tty && samples < 2 ? "" : "\n");
     if (samples == 2) {

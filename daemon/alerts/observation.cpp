@@ -51,6 +51,23 @@ std::vector<const ListenerSample*> listeners_of(const Endpoint& e, const ByPort&
   return out;
 }
 
+// The listeners of `m`'s memcached: those of its address and, once one of them is found here (the
+// memcached runs in this network namespace), those of every other address its settings say it
+// listens on (-l), each once, listening ones first.
+std::vector<const ListenerSample*> memcached_listeners(const MemcachedSample& m,
+                                                       const ByPort& by_port,
+                                                       const SockdiagSample* sockets) {
+  std::vector<const ListenerSample*> out = listeners_of(m.endpoint, by_port, sockets);
+  if (out.empty() || m.endpoint.is_unix()) return out;
+  for (const Endpoint& e : m.listen_endpoints) {
+    for (const ListenerSample* l : listeners_of(e, by_port, sockets)) {
+      if (std::find(out.begin(), out.end(), l) == out.end()) out.push_back(l);
+    }
+  }
+  std::stable_partition(out.begin(), out.end(), [](const auto* l) { return l->listening; });
+  return out;
+}
+
 Observation observe_targets(std::chrono::steady_clock::time_point now,
                             std::chrono::system_clock::time_point wall,
                             const NetstatSample* netstat, const SysctlSample* sysctl,
@@ -79,7 +96,7 @@ Observation observe_targets(std::chrono::steady_clock::time_point now,
   }
   for (const MemcachedSample* m : memcached) {
     const auto t = threads.find(m->target);
-    o.targets.push_back(TargetView{m, listeners_of(m->endpoint, by_port, sockets),
+    o.targets.push_back(TargetView{m, memcached_listeners(*m, by_port, sockets),
                                    t == threads.end() ? nullptr : t->second});
   }
   return o;
@@ -126,6 +143,22 @@ std::vector<Observation> observe(const CollectorSet& c, std::chrono::steady_cloc
     out.push_back(std::move(o));
   }
   return out;
+}
+
+void watch_memcached_listeners(const CollectorSet& c, std::span<const Observation> observations) {
+  // observe() lists the daemon's namespace first, then c.namespaces in order.
+  for (std::size_t i = 0; i < observations.size(); ++i) {
+    SockdiagCollector* sockdiag = i == 0                     ? c.sockdiag.get()
+                                  : i <= c.namespaces.size() ? c.namespaces[i - 1].sockdiag.get()
+                                                             : nullptr;
+    if (sockdiag == nullptr) continue;
+    std::vector<std::uint16_t> ports;
+    for (const TargetView& t : observations[i].targets) {
+      if (t.listeners.empty() || t.memcached->endpoint.is_unix()) continue;
+      for (const Endpoint& e : t.memcached->listen_endpoints) ports.push_back(e.port);
+    }
+    sockdiag->watch_more_ports(ports);
+  }
 }
 
 }  // namespace mcb

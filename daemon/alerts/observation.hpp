@@ -7,8 +7,11 @@
 //
 // A target's listeners: the one on its own address and port; else, for an address with no
 // listener of its own, the wildcard listeners (0.0.0.0, ::) on its port; for a target named by a
-// host name, every listener on its port; none for a unix-socket target. So two memcached on one
-// port at different addresses never share a listener's queue or connections.
+// host name, every listener on its port; for a unix-socket target, the listener of its path. So
+// two memcached on one port at different addresses never share a listener's queue or
+// connections. A memcached found listening here also has the listeners of the other addresses
+// its `stats settings` name (-l with several addresses or ports, memcached_listen_endpoints),
+// which the app has sockdiag watch (SockdiagCollector::watch_more_ports).
 //
 // Built once per evaluation in time linear in targets and listeners. Valid until the collectors
 // run again (it holds pointers into their samples). Plain value; loop thread only.
@@ -74,5 +77,13 @@ Observation observe(std::chrono::steady_clock::time_point now,
 std::vector<Observation> observe(const CollectorSet& collectors,
                                  std::chrono::steady_clock::time_point now,
                                  std::chrono::system_clock::time_point wall);
+
+// Has each namespace's sockdiag collector watch the ports of every listener its memcached targets
+// say they have (MemcachedSample::listen_endpoints: -l with several addresses or ports), so that
+// an overflow there shows as memcached's from the next run. Only targets found listening in that
+// namespace count: another host's ports are not this host's. `observations` are observe()'s of
+// `collectors`.
+void watch_memcached_listeners(const CollectorSet& collectors,
+                               std::span<const Observation> observations);
 
 }  // namespace mcb

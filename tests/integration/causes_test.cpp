@@ -186,6 +186,42 @@ TEST_CASE(
   CHECK_THAT(r.output, Contains("memcached runs and stopped accepting"));
 }
 
+TEST_CASE(
+    "causes: an overflow at memcached's second listener (-l with two ports) is memcached's, "
+    "critical",
+    "[integration][causes]") {
+  test::enter_private_netns();
+  // The daemon is given the first port only; memcached's settings name the second.
+  const std::uint16_t second = test::free_port("127.0.0.1");
+  test::Memcached mc({"-l", "127.0.0.1:" + std::to_string(second), "-b", "4"});
+  test::Daemon d(config_for(mc));
+  wait_up(d);
+  const std::string second_listener = "127.0.0.1:" + std::to_string(second);
+  const std::string second_max =
+      "mcbacklog_accept_queue_max{address=\"127.0.0.1\",port=\"" + std::to_string(second) + "\"}";
+  const auto watched = d.wait_for_metrics(
+      [&](const std::string& text) { return test::metric_value(text, second_max) == 4; });
+  INFO(d.output());
+  REQUIRE(watched.has_value());
+
+  // memcached stalls; a burst at its second port overflows the 4 it asked for.
+  mc.pause();
+  std::vector<test::Socket> burst;
+  burst.reserve(40);
+  for (int i = 0; i < 40; ++i) {
+    burst.push_back(test::connect_tcp("127.0.0.1", second, {.wait = false}));
+  }
+  const Alerts view =
+      wait_for_alert(d, "ListenQueueOverflow", Level::kCritical,
+                     {"memcached's listener overflowed: " + second_listener + " dropped"});
+  mc.resume();
+  CHECK_THAT(test::evidence(view.at("ListenQueueOverflow")),
+             !Contains("the overflows are on another listener"));
+  CHECK(view.at("AcceptQueueFilling").condition == Level::kCritical);
+  CHECK_THAT(test::evidence(view.at("AcceptQueueFilling")),
+             Contains("accept queue of " + second_listener));
+}
+
 TEST_CASE("causes: net.core.somaxconn below -b cuts memcached's backlog and SomaxconnTooLow fires",
           "[integration][causes]") {
   test::enter_private_netns();

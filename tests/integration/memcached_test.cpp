@@ -434,6 +434,42 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "memcached: a server whose settings list hundreds of listeners has 64 of their ports watched, "
+    "and sampling goes on",
+    "[integration][memcached]") {
+  test::enter_private_netns();
+  test::StatsMap settings = test::parse_stat_lines(fixture("settings.txt"));
+  std::string inter;
+  for (int port = 20000; port < 20200; ++port) {
+    inter += (inter.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(port);
+  }
+  settings["inter"] = inter;
+  std::atomic<int> requests{0};
+  test::FakeServer many(test::fake::replies({
+      {"stats",
+       [&] {
+         ++requests;
+         return test::fake::stats_reply(test::parse_stat_lines(fixture("stats.txt")));
+       }},
+      {"stats settings", [&] { return test::fake::stats_reply(settings); }},
+  }));
+  std::string with_sockdiag = config({{"many", many.address()}});
+  with_sockdiag.replace(with_sockdiag.find("sockdiag: { enabled: false }"), 28, "sockdiag: {}");
+  test::Daemon d(with_sockdiag);
+  const auto m = d.wait_for_metrics([&](const std::string& t) {
+    return up_is("many", 1)(t) && requests >= 4 &&
+           d.output().find("watching the listeners on ports") != std::string::npos;
+  });
+  const std::string log = d.output();
+  INFO(log);
+  REQUIRE(m.has_value());
+  CHECK_THAT(log, Contains("the targets say they listen on 200 ports; watching the first 64"));
+  CHECK_THAT(log, Contains(", 20063"));
+  CHECK_THAT(log, !Contains("20064"));
+  CHECK(test::metric_value(*m, R"(mcbacklog_collector_success{collector="sockdiag"})") == 1);
+}
+
+TEST_CASE(
     "memcached: a stat a compatible server prints its own way costs only that stat and what "
     "derives from it, with one warning naming it",
     "[integration][memcached]") {

@@ -533,6 +533,47 @@ TEST_CASE("evaluator: a listener's own drop counter joins overflows to it, howev
                       "no drops): the overflows are on another listener of this host"));
 }
 
+TEST_CASE("evaluator: the other listeners memcached says it has (-l) are its own",
+          "[alerts][evaluator]") {
+  Run r;
+  // memcached -l 127.0.0.1:11211,127.0.0.1:11212 -b 4, and another service on 9999.
+  r.target().listen_endpoints = {*parse_target_address("127.0.0.1:11211"),
+                                 *parse_target_address("127.0.0.1:11212")};
+  r.sockets.listeners = {listener("127.0.0.1", 11211, 4), listener("127.0.0.1", 11212, 4),
+                         listener("127.0.0.1", 9999, 4)};
+  for (ListenerSample& l : r.sockets.listeners) l.drops = 0;
+  r.step(5);
+  // The second port overflows: memcached's listener, critical at once, named.
+  *r.netstat.listen_overflows += 100;
+  *r.netstat.listen_drops += 100;
+  r.sockets.listeners[1].drops = 100;
+  r.sockets.listeners[1].queue_length = 5;
+  r.sockets.listeners[1].queue_peak = 5;
+  r.step();
+  CHECK(r.state("ListenQueueOverflow", kHost) == Level::kCritical);
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost),
+             Contains("memcached's listener overflowed: 127.0.0.1:11212 dropped 100 connections"));
+  CHECK(r.condition("AcceptQueueFilling") == Level::kCritical);
+  CHECK_THAT(r.evidence("AcceptQueueFilling"), Contains("accept queue of 127.0.0.1:11212"));
+  r.sockets.listeners[1].queue_length = 0;
+  r.sockets.listeners[1].queue_peak = 0;
+  r.step(61);
+  CHECK(r.state("ListenQueueOverflow", kHost) == Level::kOk);
+
+  // The other service's queue full is not memcached's.
+  r.sockets.listeners[2].queue_length = 4;
+  r.sockets.listeners[2].queue_peak = 4;
+  r.step(2);
+  CHECK(r.condition("AcceptQueueFilling") == Level::kOk);
+
+  // A memcached not found listening here (another host) takes no listener by its settings.
+  r.sockets.listeners.erase(r.sockets.listeners.begin());
+  r.sockets.listeners[0].queue_length = 5;
+  r.sockets.listeners[0].queue_peak = 5;
+  r.step(2);
+  CHECK(r.condition("AcceptQueueFilling") == Level::kOk);
+}
+
 TEST_CASE("evaluator: a listener memcached stopped accepting on overflows, and is not down",
           "[alerts][evaluator]") {
   Run r;

@@ -115,6 +115,43 @@ TEST_CASE("memcached: the captured stats settings give -c, -b, -t and -R",
   CHECK(s.maxconns_fast == true);
   CHECK(s.num_threads == 2);
   CHECK(s.reqs_per_event == 20);
+  CHECK(s.tcpport == 22122);
+  CHECK(s.inter == "127.0.0.1");
+}
+
+TEST_CASE("memcached: the listeners of -p and -l are read as memcached reads them",
+          "[collectors][memcached]") {
+  auto listening = [](std::optional<std::int64_t> tcpport, std::optional<std::string> inter) {
+    MemcachedSettings s;
+    s.tcpport = tcpport;
+    s.inter = std::move(inter);
+    std::vector<std::string> out;
+    for (const Endpoint& e : memcached_listen_endpoints(s)) out.push_back(e.to_string());
+    return out;
+  };
+  using V = std::vector<std::string>;
+  // No -l: every address (an empty host) on -p.
+  CHECK(listening(11211, std::nullopt) == V{":11211"});
+  // The captured 1.6.18 answer, and "NULL" read as no -l.
+  CHECK(listening(22122, "127.0.0.1") == V{"127.0.0.1:22122"});
+  auto map = *parse_stats(fixture("settings.txt"));
+  map["inter"] = "NULL";
+  CHECK_FALSE(readable_settings(map).inter.has_value());
+  // Several -l, joined by memcached with ','; ';' separates too; a port per entry or -p.
+  CHECK(listening(11211, "127.0.0.1:11211,127.0.0.1:11212") ==
+        V{"127.0.0.1:11211", "127.0.0.1:11212"});
+  CHECK(listening(11211, "10.0.0.1;10.0.0.2:11300") == V{"10.0.0.1:11211", "10.0.0.2:11300"});
+  // IPv6: in brackets with or without a port; without brackets it takes no port.
+  CHECK(listening(11211, "[::1]:11213,[fe80::1]") == V{"[::1]:11213", "[fe80::1]:11211"});
+  CHECK(listening(11211, "fd00::5") == V{"[fd00::5]:11211"});
+  // "*" is every address; "notls:" before a listener without TLS (memcached -Z).
+  CHECK(listening(11211, "*:11214,notls:127.0.0.1:11215") == V{":11214", "127.0.0.1:11215"});
+  // -p 0 opens no TCP listener at all, whatever -l says; an unknown -p says nothing.
+  CHECK(listening(0, "127.0.0.1:11212").empty());
+  CHECK(listening(std::nullopt, "127.0.0.1:11212").empty());
+  // Ports that are none (memcached refuses them, or port 0 binds one we cannot know) are left out.
+  CHECK(listening(11211, "127.0.0.1:0,127.0.0.1:70000,127.0.0.1:x,[::1,127.0.0.2") ==
+        V{"127.0.0.2:11211"});
 }
 
 TEST_CASE("memcached: error replies and garbage are errors that say what came",
