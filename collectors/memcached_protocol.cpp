@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <span>
+#include <stdexcept>
 
 #include "common/text.hpp"
 
@@ -18,35 +19,37 @@ struct Line {
   std::string_view value;  // kStat
 };
 
-bool printable(std::string_view s) {
-  for (const char c : s) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
-}
-
 bool starts_with_word(std::string_view line, std::string_view word) {
-  return line.substr(0, word.size()) == word &&
-         (line.size() == word.size() || line[word.size()] == ' ');
+  return line.starts_with(word) && (line.size() == word.size() || line[word.size()] == ' ');
 }
 
-// `line` without its "\r\n".
+// Whether every byte of `s` is printable ASCII: one comparison a byte and no early exit, a loop
+// the compiler keeps tight (a reply's lines are read twice a sample).
+bool printable(std::string_view s) {
+  unsigned bad = 0;
+  for (const char c : s)
+    bad |= static_cast<unsigned>(static_cast<unsigned char>(c) - 0x20u > 0x5eu);
+  return bad == 0;
+}
+
+// `line` without its "\r\n". Nearly every line of a reply is a STAT line, read on every sample.
 Line classify(std::string_view line) {
   Line out;
   if (!printable(line)) return out;
-  if (line == "END") {
+  constexpr std::string_view kStat = "STAT ";
+  if (line.starts_with(kStat)) {
+    // A name of at least one byte, a space, a value of at least one byte.
+    const std::size_t space = line.find(' ', kStat.size());
+    if (space != std::string_view::npos && space > kStat.size() && space + 1 < line.size()) {
+      out.kind = LineKind::kStat;
+      out.name = line.substr(kStat.size(), space - kStat.size());
+      out.value = line.substr(space + 1);
+    }
+  } else if (line == "END") {
     out.kind = LineKind::kEnd;
   } else if (starts_with_word(line, "ERROR") || starts_with_word(line, "CLIENT_ERROR") ||
              starts_with_word(line, "SERVER_ERROR")) {
     out.kind = LineKind::kError;
-  } else if (line.substr(0, 5) == "STAT ") {
-    const std::string_view rest = line.substr(5);
-    const auto space = rest.find(' ');
-    if (space != 0 && space != std::string_view::npos && space + 1 < rest.size()) {
-      out.kind = LineKind::kStat;
-      out.name = rest.substr(0, space);
-      out.value = rest.substr(space + 1);
-    }
   }
   return out;
 }
@@ -65,7 +68,7 @@ std::optional<std::string_view> line_at(std::string_view text, std::size_t pos, 
 std::string quote(std::string_view bytes) { return quote_untrusted(bytes, 60); }
 
 template <class T>
-std::optional<T> number(const std::string& s) {
+std::optional<T> number(std::string_view s) {
   T v{};
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
@@ -73,17 +76,17 @@ std::optional<T> number(const std::string& s) {
 }
 
 // std::from_chars also reads "inf" and "nan", which are no number of seconds.
-std::optional<double> seconds(const std::string& s) {
+std::optional<double> seconds(std::string_view s) {
   auto v = number<double>(s);
   return v && std::isfinite(*v) && *v >= 0 ? v : std::nullopt;
 }
 
-std::optional<double> decimal(const std::string& s) {
+std::optional<double> decimal(std::string_view s) {
   auto v = number<double>(s);
   return v && std::isfinite(*v) ? v : std::nullopt;
 }
 
-std::optional<bool> yes_no(const std::string& s) {
+std::optional<bool> yes_no(std::string_view s) {
   if (s == "yes") return true;
   if (s == "no") return false;
   return std::nullopt;
@@ -103,7 +106,9 @@ class Reader {
     const auto it = m_.find(name);
     if (it == m_.end()) return;
     out = convert(it->second);
-    if (!out) unreadable_.push_back({std::string(command_), std::string(name), it->second});
+    if (!out) {
+      unreadable_.push_back({std::string(command_), std::string(name), std::string(it->second)});
+    }
   }
   void integer(std::string_view name, std::optional<std::int64_t>& out) {
     read(name, out, number<std::int64_t>);
@@ -146,23 +151,87 @@ ReplyEnd find_reply_end(std::string_view buffered, std::size_t max_line) {
   }
 }
 
+StatsMap::StatsMap(std::initializer_list<value_type> stats)
+    : StatsMap(owning(std::vector<value_type>(stats))) {}
+
+StatsMap::const_iterator StatsMap::find(std::string_view name) const {
+  const auto it =
+      std::lower_bound(entries_.begin(), entries_.end(), name,
+                       [](const value_type& e, std::string_view n) { return e.first < n; });
+  return it != entries_.end() && it->first == name ? it : entries_.end();
+}
+
+std::string_view StatsMap::at(std::string_view name) const {
+  const auto it = find(name);
+  if (it == end()) throw std::out_of_range("no stat " + std::string(name));
+  return it->second;
+}
+
+StatsMap StatsMap::with(std::string_view name, std::string_view value) const {
+  std::vector<value_type> stats = entries_;  // views into text_, alive until owning() copied them
+  stats.emplace_back(name, value);
+  return owning(std::move(stats));
+}
+
+StatsMap StatsMap::owning(std::vector<value_type> stats) {
+  // Sorted by name, the last of a name winning.
+  std::stable_sort(stats.begin(), stats.end(),
+                   [](const value_type& a, const value_type& b) { return a.first < b.first; });
+  std::vector<value_type> unique;
+  unique.reserve(stats.size());
+  for (const value_type& e : stats) {
+    if (!unique.empty() && unique.back().first == e.first) {
+      unique.back() = e;
+    } else {
+      unique.push_back(e);
+    }
+  }
+  std::string text;
+  for (const auto& [name, value] : unique) {
+    text += name;
+    text += value;
+  }
+  StatsMap out;
+  auto owned = std::make_shared<const std::string>(std::move(text));
+  const std::string_view bytes(*owned);
+  std::size_t pos = 0;
+  out.entries_.reserve(unique.size());
+  for (const auto& [name, value] : unique) {
+    out.entries_.emplace_back(bytes.substr(pos, name.size()),
+                              bytes.substr(pos + name.size(), value.size()));
+    pos += name.size() + value.size();
+  }
+  out.text_ = std::move(owned);
+  return out;
+}
+
 Result<StatsMap> parse_stats(std::string_view reply) {
   StatsMap stats;
+  auto text = std::make_shared<const std::string>(reply);
+  const std::string_view bytes(*text);
   std::size_t pos = 0;
-  for (int number = 1; pos < reply.size(); ++number) {
+  for (int number = 1; pos < bytes.size(); ++number) {
     std::size_t next = 0;
-    const auto line = line_at(reply, pos, next);
+    const auto line = line_at(bytes, pos, next);
     if (!line) break;
     const Line l = classify(*line);
     switch (l.kind) {
       case LineKind::kStat:
-        if (!stats.emplace(l.name, l.value).second) {
-          return fail("stat " + quote(l.name) + " given twice");
-        }
+        stats.entries_.emplace_back(l.name, l.value);
         break;
-      case LineKind::kEnd:
-        if (next != reply.size()) return fail("bytes after END: " + quote(reply.substr(next)));
+      case LineKind::kEnd: {
+        if (next != bytes.size()) return fail("bytes after END: " + quote(bytes.substr(next)));
+        auto& e = stats.entries_;
+        std::sort(e.begin(), e.end(),
+                  [](const StatsMap::value_type& a, const StatsMap::value_type& b) {
+                    return a.first < b.first;
+                  });
+        const auto twice = std::adjacent_find(
+            e.begin(), e.end(), [](const auto& a, const auto& b) { return a.first == b.first; });
+        if (twice != e.end()) return fail("stat " + quote(twice->first) + " given twice");
+        stats.text_ = std::move(text);
         return stats;
+      }
       case LineKind::kError:
         return fail("memcached replied " + quote(*line));
       case LineKind::kBad:
@@ -192,7 +261,7 @@ bool at_connection_limit(std::string_view reply) {
 
 MemcachedStats memcached_stats(const StatsMap& m, std::vector<UnreadableStat>& unreadable) {
   MemcachedStats s;
-  if (auto v = m.find("version"); v != m.end()) s.version = v->second;
+  if (auto v = m.find("version"); v != m.end()) s.version = std::string(v->second);
   Reader r(m, "stats", unreadable);
   r.integer("pid", s.pid);
   r.integer("uptime", s.uptime);
@@ -304,7 +373,7 @@ MemcachedSettings memcached_settings(const StatsMap& m, std::vector<UnreadableSt
   r.read("warm_max_factor", s.warm_max_factor, decimal);
   r.integer("tcpport", s.tcpport);
   if (auto inter = m.find("inter"); inter != m.end() && inter->second != "NULL") {
-    s.inter = inter->second;
+    s.inter = std::string(inter->second);
   }
   return s;
 }
@@ -348,7 +417,7 @@ std::vector<Endpoint> memcached_listen_endpoints(const MemcachedSettings& settin
     }
     std::int64_t p = *default_port;
     if (port) {
-      const auto parsed = number<std::int64_t>(std::string(*port));
+      const auto parsed = number<std::int64_t>(*port);
       if (!parsed || *parsed <= 0 || *parsed > 65535) continue;
       p = *parsed;
     }

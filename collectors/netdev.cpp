@@ -77,19 +77,19 @@ Result<std::vector<NetdevCounters>> parse_net_dev(std::string_view text) {
   std::unordered_set<std::string_view> devices;
   devices.reserve(all.size());
   for (std::size_t i = 2; i < all.size(); ++i) {
-    const std::string where = "line " + std::to_string(i + 1);
+    const auto where = [i] { return "line " + std::to_string(i + 1); };
     const std::string_view line = all[i];
     const auto colon = line.find(':');  // device names cannot hold ':'
     const auto name = split_words(line.substr(0, colon));
     if (colon == std::string_view::npos || name.size() != 1) {
-      return fail(where + ": expected \"device: counters\"");
+      return fail(where() + ": expected \"device: counters\"");
     }
     if (!devices.insert(name[0]).second) {
-      return fail(where + ": device " + quote_untrusted(name[0]) + " is listed twice");
+      return fail(where() + ": device " + quote_untrusted(name[0]) + " is listed twice");
     }
     const auto values = split_words(line.substr(colon + 1));
     if (values.size() != expected) {
-      return fail(where + ": " + std::to_string(values.size()) + " values, the header names " +
+      return fail(where() + ": " + std::to_string(values.size()) + " values, the header names " +
                   std::to_string(expected));
     }
     std::vector<std::uint64_t> v(values.size());
@@ -97,7 +97,7 @@ Result<std::vector<NetdevCounters>> parse_net_dev(std::string_view text) {
       const std::string_view s = values[k];
       auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v[k]);
       if (ec != std::errc() || ptr != s.data() + s.size()) {
-        return fail(where + ": value " + quote_untrusted(s) + " is not an unsigned integer");
+        return fail(where() + ": value " + quote_untrusted(s) + " is not an unsigned integer");
       }
     }
     NetdevCounters c;

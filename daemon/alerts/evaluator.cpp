@@ -21,17 +21,22 @@ void Evaluator::set_thresholds(const Thresholds& thresholds) {
   retention_ = std::min<Duration>(retention_, std::chrono::hours(24));
 }
 
-void Evaluator::judge(const Rule& rule, const std::string& subject, AlertLabels labels,
+void Evaluator::judge(const Rule& rule, std::string_view subject, const SubjectLabel& label,
                       RuleInput input) {
-  std::string key(rule.name);
-  key += '\x1f';
-  key += subject;
-  auto [it, inserted] = tracks_.try_emplace(std::move(key));
-  Track& t = it->second;
-  if (inserted) {
-    t.alert = rule.alert;
-    t.labels = std::move(labels);
+  // The key is built in a buffer kept between calls: a known track costs no allocation.
+  key_.assign(rule.name);
+  key_ += '\x1f';
+  key_ += subject;
+  auto it = tracks_.find(key_);
+  if (it == tracks_.end()) {
+    it = tracks_.try_emplace(key_).first;
+    it->second.alert = rule.alert;
+    // A subject of another namespace has the namespace's label beside its own.
+    AlertLabels& labels = it->second.labels;
+    if (label.value != nullptr) labels.emplace_back(std::string(label.name), *label.value);
+    if (!input.observation.netns.empty()) labels.emplace_back("netns", input.observation.netns);
   }
+  Track& t = it->second;
   input.current = t.track.condition();
   const AlertThreshold& th = input.threshold;
   t.track.update(rule.check(input), th.for_, input.observation.now, input.observation.wall);
@@ -48,20 +53,17 @@ void Evaluator::evaluate(std::span<const Observation> observations) {
   for (const Rule& r : rules()) {
     const AlertThreshold& th = thresholds_[static_cast<std::size_t>(r.alert)];
     for (const Observation& o : observations) {
-      // A subject of another namespace: the namespace's label beside its own.
-      auto labelled = [&o](AlertLabels labels) {
-        if (!o.netns.empty()) labels.emplace_back("netns", o.netns);
-        return labels;
-      };
       switch (r.subject) {
         case Subject::kHost:
-          judge(r, "\x1e" + o.netns, labelled({}), RuleInput{o, windows_, th});
+          host_key_.assign("\x1e");
+          host_key_ += o.netns;
+          judge(r, host_key_, {}, RuleInput{o, windows_, th});
           break;
         case Subject::kTarget:
           for (const TargetView& t : o.targets) {
             RuleInput in{o, windows_, th};
             in.target = &t;
-            judge(r, t.memcached->target, labelled({{"target", t.memcached->target}}), in);
+            judge(r, t.memcached->target, {"target", &t.memcached->target}, in);
           }
           break;
         case Subject::kDevice:
@@ -69,7 +71,7 @@ void Evaluator::evaluate(std::span<const Observation> observations) {
           for (const NetdevDevice& d : o.netdev->devices) {
             RuleInput in{o, windows_, th};
             in.device = &d;
-            judge(r, d.counters.device, labelled({{"device", d.counters.device}}), in);
+            judge(r, d.counters.device, {"device", &d.counters.device}, in);
           }
           break;
       }

@@ -19,6 +19,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -103,14 +104,23 @@ class Evaluator final : public prometheus::Collectable {
     std::uint64_t seen = 0;  // the evaluation that last updated it
   };
 
-  void judge(const Rule& rule, const std::string& subject, AlertLabels labels, RuleInput input);
+  // The label that names a subject ("target", "device"; none for the host), read only when the
+  // subject is new.
+  struct SubjectLabel {
+    std::string_view name;
+    const std::string* value = nullptr;
+  };
+  void judge(const Rule& rule, std::string_view subject, const SubjectLabel& label,
+             RuleInput input);
   std::optional<std::string> connections_moved(std::span<const Observation> observations) const;
 
   std::array<AlertThreshold, kAlertCount> thresholds_;
   Duration retention_{};
   Windows windows_;
   std::unordered_map<std::string, Track> tracks_;  // key: alert name, subject
-  std::vector<const Track*> order_;                // this evaluation's, in table order
+  std::string key_;                                // judge()'s, kept for its capacity
+  std::string host_key_;             // evaluate()'s subject key of a namespace, likewise
+  std::vector<const Track*> order_;  // this evaluation's, in table order
   std::uint64_t evaluation_ = 0;
   std::optional<std::string> walk_reason_;
   mutable std::optional<std::vector<AlertStatus>> statuses_;

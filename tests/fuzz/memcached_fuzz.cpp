@@ -103,7 +103,13 @@ Framed frame(std::string_view stream, const mcb::ClientLimits& limits,
 // The reply the map came from, as memcached would send it.
 std::string serialize(const mcb::StatsMap& stats) {
   std::string out;
-  for (const auto& [name, value] : stats) out += "STAT " + name + " " + value + "\r\n";
+  for (const auto& [name, value] : stats) {
+    out += "STAT ";
+    out += name;
+    out += ' ';
+    out += value;
+    out += "\r\n";
+  }
   return out + "END\r\n";
 }
 

@@ -1,9 +1,12 @@
 // The rule table: complete, in order, one source for the configuration, the docs and /alerts.
 
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <set>
 
 #include "daemon/alerts/rules.hpp"
@@ -82,4 +85,29 @@ TEST_CASE("rule table: docs/alerts.md holds the reference generated from the tab
 
 TEST_CASE("rule table: the README's alert list is generated from the table", "[alerts][rules]") {
   check_generated("README.md", readme_alert_table());
+}
+
+TEST_CASE("rules: numbers in words: whole, three significant figures below 1, else one decimal",
+          "[alerts][rules]") {
+  CHECK(format_number(850) == "850");
+  CHECK(format_number(-3) == "-3");
+  CHECK(format_number(0.123) == "0.123");
+  CHECK(format_number(0.0001234) == "0.000123");
+  CHECK(format_number(0.05) == "0.05");
+  CHECK(format_number(12.5) == "12.5");
+  CHECK(format_number(12.345) == "12.3");
+  CHECK(format_number(1234567) == "1234567");
+  CHECK(format_number(1e15) == "1e+15");
+  CHECK(format_number(std::nan("")) == "nan");
+  CHECK(format_number(std::numeric_limits<double>::infinity()) == "inf");
+  // The same figures as printf's %.0f, %.3g and %.1f, over a spread of values.
+  for (double v = 1e-7; v < 1e14; v *= 1.37) {
+    for (double x : {v, -v}) {
+      INFO(x);
+      const std::string want = x == std::floor(x) ? fmt::format("{:.0f}", x)
+                               : std::fabs(x) < 1 ? fmt::format("{:.3g}", x)
+                                                  : fmt::format("{:.1f}", x);
+      CHECK(format_number(x) == want);
+    }
+  }
 }

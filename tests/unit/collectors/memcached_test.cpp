@@ -134,9 +134,8 @@ TEST_CASE("memcached: the listeners of -p and -l are read as memcached reads the
   CHECK(listening(11211, std::nullopt) == V{":11211"});
   // The captured 1.6.18 answer, and "NULL" read as no -l.
   CHECK(listening(22122, "127.0.0.1") == V{"127.0.0.1:22122"});
-  auto map = *parse_stats(fixture("settings.txt"));
-  map["inter"] = "NULL";
-  CHECK_FALSE(readable_settings(map).inter.has_value());
+  CHECK_FALSE(readable_settings(parse_stats(fixture("settings.txt"))->with("inter", "NULL"))
+                  .inter.has_value());
   // Several -l, joined by memcached with ','; ';' separates too; a port per entry or -p.
   CHECK(listening(11211, "127.0.0.1:11211,127.0.0.1:11212") ==
         V{"127.0.0.1:11211", "127.0.0.1:11212"});
@@ -384,8 +383,7 @@ TEST_CASE(
     "memcached: an unreadable stat loses its own series and what derives from it, the target "
     "stays up",
     "[collectors][memcached]") {
-  StatsMap map = *parse_stats(fixture("stats.txt"));
-  map["rusage_user"] = "0:34530";
+  const StatsMap map = parse_stats(fixture("stats.txt"))->with("rusage_user", "0:34530");
   MemcachedSample s;
   s.target = "main";
   s.up = true;
@@ -634,7 +632,7 @@ TEST_CASE("memcached: extstore's and the proxy's families come when memcached re
         "proxy_config_reloads", "proxy_config_reload_fails", "proxy_config_cron_runs",
         "proxy_config_cron_fails", "proxy_backend_total", "proxy_backend_marked_bad",
         "proxy_backend_failed", "proxy_request_failed_depth"}) {
-    proxy_stats[name] = "3";
+    proxy_stats = proxy_stats.with(name, "3");
   }
   MemcachedSample proxy = sample_from_fixtures("stats.txt", "settings.txt");
   proxy.target = "proxy";
