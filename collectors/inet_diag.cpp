@@ -268,6 +268,7 @@ Result<DumpProgress> parse_inet_diag(std::span<const std::byte> datagram, std::u
     s.rqueue = m.idiag_rqueue;
     s.wqueue = m.idiag_wqueue;
     s.inode = m.idiag_inode;
+    s.uid = m.idiag_uid;
     if (auto st = read_attributes(payload.subspan(NLMSG_ALIGN(sizeof m)), s); !st) return st;
     out.push_back(s);
     return ok_status();

@@ -51,6 +51,7 @@ struct DiagSocket {
   std::uint32_t rqueue = 0;
   std::uint32_t wqueue = 0;
   std::uint32_t inode = 0;  // idiag_inode: the socket's inode, as /proc/PID/fd links name it
+  std::uint32_t uid = 0;    // idiag_uid: the user that owns the socket
   // The socket's drop counter (sk_drops, `ss -m` "d"), when the request asked for memory_info
   // and the kernel sent it. On a LISTEN socket: connections it dropped, its accept queue full
   // among other reasons (the per-listener share of TcpExt ListenDrops).

@@ -87,6 +87,11 @@ std::string listener_name(std::string_view address, std::uint16_t port) {
 
 bool is_wildcard(std::string_view address) { return address == "0.0.0.0" || address == "::"; }
 
+bool foreign_socket(const DiagSocket& s, const SockdiagOptions& options) {
+  const auto owner = options.port_owners.find(s.local_port);
+  return owner != options.port_owners.end() && owner->second != s.uid;
+}
+
 SockdiagSample sockdiag_sample(std::span<const DiagSocket> sockets, const SockdiagOptions& options,
                                const ListenerPeaks& peaks) {
   auto watched = [&options](std::uint16_t port) {
@@ -94,8 +99,9 @@ SockdiagSample sockdiag_sample(std::span<const DiagSocket> sockets, const Sockdi
   };
   std::map<ListenerKey, Group> groups;
   for (const DiagSocket& s : sockets) {
-    if (s.state != TCP_LISTEN || !watched(s.local_port)) continue;
+    if (s.state != TCP_LISTEN || !watched(s.local_port) || foreign_socket(s, options)) continue;
     ListenerSample& l = groups[{s.local_port, canonical(s.local)}].sample;
+    if (!l.listening) l.uid = s.uid;
     l.listening = true;
     l.queue_length += s.rqueue;
     l.queue_max += s.wqueue;
@@ -113,7 +119,7 @@ SockdiagSample sockdiag_sample(std::span<const DiagSocket> sockets, const Sockdi
   ListenerKey last_key;  // connections come in runs of one local address and port
   Group* last = nullptr;
   for (const DiagSocket& s : sockets) {
-    if (s.state == TCP_LISTEN || !watched(s.local_port)) continue;
+    if (s.state == TCP_LISTEN || !watched(s.local_port) || foreign_socket(s, options)) continue;
     const ListenerKey key{s.local_port, canonical(s.local)};
     if (last == nullptr || key != last_key) {
       last = &group_of(key.first, key.second);
@@ -316,6 +322,8 @@ SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const Sockdiag
   if (scope_.netns) watch_.emplace(*scope_.netns, scope_.procfs);
   options_.top_clients = config.top_clients;
   options_.send_queue_threshold_bytes = config.send_queue_threshold_bytes;
+  std::sort(watched_ports.begin(), watched_ports.end());
+  watched_ports.erase(std::unique(watched_ports.begin(), watched_ports.end()), watched_ports.end());
   configured_ports_ = std::move(watched_ports);
   set_ports(configured_ports_);
 }
@@ -338,35 +346,46 @@ bool SockdiagCollector::set_ports(std::vector<std::uint16_t> ports) {
   return true;
 }
 
-void SockdiagCollector::watch_more_ports(std::span<const std::uint16_t> ports) {
-  std::vector<std::uint16_t> more(ports.begin(), ports.end());
-  std::sort(more.begin(), more.end());
-  more.erase(std::unique(more.begin(), more.end()), more.end());
-  if (more.size() > kMaxMemcachedPorts) {
-    // memcached lists a few; a server that lists thousands would slow every dump.
-    if (!too_many_ports_logged_) {
-      spdlog::warn("{}: the targets say they listen on {} ports; watching the first {} of them",
-                   described(), more.size(), kMaxMemcachedPorts);
-      too_many_ports_logged_ = true;
-    }
-    more.resize(kMaxMemcachedPorts);
+void SockdiagCollector::watch_more_ports(const std::map<std::uint16_t, std::uint32_t>& owners) {
+  // A configured port is watched whoever listens there; the others only for their memcached.
+  const std::size_t cap = std::min(
+      kMaxMemcachedPorts, kMaxFilterPorts - std::min(kMaxFilterPorts, configured_ports_.size()));
+  std::map<std::uint16_t, std::uint32_t> more;
+  std::size_t asked = 0;
+  for (const auto& [port, uid] : owners) {
+    if (std::binary_search(configured_ports_.begin(), configured_ports_.end(), port)) continue;
+    if (++asked <= cap) more.emplace(port, uid);
   }
+  if (asked > cap && !too_many_ports_logged_) {
+    // memcached lists a few; a server that lists thousands would slow every dump.
+    spdlog::warn("{}: the targets say they listen on {} more ports; watching the first {} of them",
+                 described(), asked, cap);
+    too_many_ports_logged_ = true;
+  }
+  if (more == options_.port_owners) return;
   std::vector<std::uint16_t> all = configured_ports_;
-  all.insert(all.end(), more.begin(), more.end());
-  if (!set_ports(std::move(all))) return;
+  for (const auto& entry : more) all.push_back(entry.first);
+  options_.port_owners = std::move(more);
+  set_ports(std::move(all));
   if (filter_error_) {
     // The configured ports compiled; these did not: keep to the configured ones.
     spdlog::warn("{}: cannot watch the targets' other ports ({}); watching the configured ones",
                  described(), *filter_error_);
     set_ports(configured_ports_);
-    return;
   }
-  // The new listeners are found by a dump, and their connections by a walk, in the next run.
+  // The listeners are found by a dump, and their connections by a walk, in the next run.
   relearn_ = true;
   walk_requested_ = true;
   std::string list;
   for (std::uint16_t p : options_.ports) list += (list.empty() ? "" : ", ") + std::to_string(p);
   spdlog::info("{}: watching the listeners on ports {}", described(), list);
+}
+
+void SockdiagCollector::drop_foreign(std::vector<DiagSocket>& sockets, std::size_t first) const {
+  if (options_.port_owners.empty()) return;
+  sockets.erase(std::remove_if(sockets.begin() + static_cast<std::ptrdiff_t>(first), sockets.end(),
+                               [this](const DiagSocket& s) { return foreign_socket(s, options_); }),
+                sockets.end());
 }
 
 void SockdiagCollector::collect(Done done) {
@@ -424,7 +443,10 @@ void SockdiagCollector::collect(Done done) {
   if (walk) {
     dumped = dump_watched(socket_, filter_, now + budget, sockets);
     ++listener_dumps_;
-    if (dumped) learn_listeners(sockets);
+    if (dumped) {
+      drop_foreign(sockets, 0);
+      learn_listeners(sockets);
+    }
   } else {
     dumped = read_listeners(now + budget, sockets);
   }
@@ -584,6 +606,7 @@ Status SockdiagCollector::read_listeners(Clock::time_point deadline, std::vector
   ++listener_dumps_;
   const std::size_t first = out.size();
   if (auto st = dump_listeners(socket_, filter_, deadline, out); !st) return st;
+  drop_foreign(out, first);
   learn_listeners(std::span(out).subspan(first));
   return ok_status();
 }

@@ -59,10 +59,11 @@ struct ListenerSample {
   std::uint16_t port = 0;  // 0 for a unix socket
   // A listening unix stream socket (unix_diag): its queue figures only, no connection figures.
   bool unix_socket = false;
-  bool listening = false;          // a LISTEN socket is open here; the queue figures are its own
-  std::uint32_t queue_length = 0;  // idiag_rqueue: connections waiting for accept()
-  std::uint32_t queue_max = 0;     // idiag_wqueue; 0: the application stopped accepting
-  std::uint32_t queue_peak = 0;    // largest queue_length over the peak window
+  bool listening = false;            // a LISTEN socket is open here; the queue figures are its own
+  std::optional<std::uint32_t> uid;  // the user owning its (first) LISTEN socket, when listening
+  std::uint32_t queue_length = 0;    // idiag_rqueue: connections waiting for accept()
+  std::uint32_t queue_max = 0;       // idiag_wqueue; 0: the application stopped accepting
+  std::uint32_t queue_peak = 0;      // largest queue_length over the peak window
   // Connections the listener dropped since it was created (DiagSocket::drops), when the kernel
   // reports it: the overflows of this listener, where ListenOverflows counts the host's.
   std::optional<std::uint64_t> drops = std::nullopt;
@@ -107,6 +108,10 @@ std::vector<ListenerKey> merge_connections(SockdiagSample& listeners, const Sock
 
 struct SockdiagOptions {
   std::vector<std::uint16_t> ports;  // sorted, unique
+  // Ports watched for a memcached that says it listens there (not configured ones): only a
+  // listener owned by this user counts, with the connections that came to it; other sockets on
+  // the port are another service's and left out.
+  std::map<std::uint16_t, std::uint32_t> port_owners;
   int top_clients = 10;
   std::uint64_t send_queue_threshold_bytes = 65536;
 };
@@ -126,10 +131,14 @@ Status dump_listeners(SockDiagSocket& socket, const std::vector<std::byte>& filt
 Status dump_watched(SockDiagSocket& socket, const std::vector<std::byte>& filter,
                     SockDiagSocket::Clock::time_point deadline, std::vector<DiagSocket>& out);
 
+// Pure: whether `s` is on a port watched for a memcached's sake (options.port_owners) and owned by
+// another user than that memcached: another service's socket, left out of every figure.
+bool foreign_socket(const DiagSocket& s, const SockdiagOptions& options);
+
 // Pure: aggregates the sockets of a dump into listeners, connections joined to the listener they
 // came to (see ListenerSample). Sockets whose local port is not watched are ignored, so an
-// unfiltered dump gives the same sample. A listener's queue_peak is the larger of its length and
-// its entry in `peaks`.
+// unfiltered dump gives the same sample; so are foreign_socket ones. A listener's queue_peak is the
+// larger of its length and its entry in `peaks`.
 SockdiagSample sockdiag_sample(std::span<const DiagSocket> sockets, const SockdiagOptions& options,
                                const ListenerPeaks& peaks = {});
 
@@ -201,12 +210,15 @@ class SockdiagCollector final : public Collector,
   // The next run walks the connections, whatever the interval: something connection-related
   // is wrong and needs them every sample.
   void walk_next() { walk_requested_ = true; }
-  // Watches the listeners on `ports` too, besides the configured ones (the other listeners a
-  // memcached says it has, memcached_listen_endpoints): the set replaces the last one given, so a
-  // port memcached no longer lists is dropped. Nothing changes (and nothing is logged) when the
-  // set is the same; otherwise the next run dumps the listeners and walks the connections. At
-  // most kMaxMemcachedPorts of them (the lowest), logged once when there are more.
-  void watch_more_ports(std::span<const std::uint16_t> ports);
+  // Watches the listeners on the ports of `owners` too, besides the configured ones: the other
+  // listeners a memcached says it has (memcached_listen_endpoints), each port with the user that
+  // owns that memcached's listeners. On such a port only that user's sockets count
+  // (SockdiagOptions::port_owners): a memcached-compatible server that names another service's
+  // port gets nothing from it. The set replaces the last one given, so a port no longer named is
+  // dropped; nothing changes (nor is logged) when it is the same, else the next run dumps the
+  // listeners and walks the connections. At most kMaxMemcachedPorts ports besides the
+  // configured ones (the lowest), logged once when there are more.
+  void watch_more_ports(const std::map<std::uint16_t, std::uint32_t>& owners);
   static constexpr std::size_t kMaxMemcachedPorts = 64;
   // The ports watched now, sorted (tests).
   const std::vector<std::uint16_t>& watched_ports() const { return options_.ports; }
@@ -246,6 +258,8 @@ class SockdiagCollector final : public Collector,
   // Watches `ports` (sorted and made unique here) and compiles their filter; false when they are
   // the ports watched already.
   bool set_ports(std::vector<std::uint16_t> ports);
+  // Erases the foreign_socket ones from `sockets`, from index `first` on.
+  void drop_foreign(std::vector<DiagSocket>& sockets, std::size_t first) const;
   // Runs the sampler until close_until_, stops it after.
   void pace_sampler(Clock::time_point now);
   // Each listener's peak at `at`, after observe_listeners.
@@ -267,7 +281,7 @@ class SockdiagCollector final : public Collector,
 
   PeriodicTimer sampler_;
   SockdiagOptions options_;
-  std::vector<std::uint16_t> configured_ports_;  // as constructed; options_.ports adds to them
+  std::vector<std::uint16_t> configured_ports_;  // sorted, unique; options_.ports adds to them
   bool too_many_ports_logged_ = false;
   Duration interval_;
   Duration sample_interval_;

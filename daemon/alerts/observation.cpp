@@ -59,8 +59,13 @@ std::vector<const ListenerSample*> memcached_listeners(const MemcachedSample& m,
                                                        const SockdiagSample* sockets) {
   std::vector<const ListenerSample*> out = listeners_of(m.endpoint, by_port, sockets);
   if (out.empty() || m.endpoint.is_unix()) return out;
+  const std::optional<std::uint32_t> uid = out.front()->uid;
   for (const Endpoint& e : m.listen_endpoints) {
+    const bool every_address = e.host.empty();
+    if (!every_address && !parse_ip(e.host)) continue;  // a host name: its listener is not known
     for (const ListenerSample* l : listeners_of(e, by_port, sockets)) {
+      if (every_address && !is_wildcard(l->address)) continue;
+      if (uid && l->uid && *l->uid != *uid) continue;  // another user's: another service
       if (std::find(out.begin(), out.end(), l) == out.end()) out.push_back(l);
     }
   }
@@ -151,13 +156,18 @@ void watch_memcached_listeners(const CollectorSet& c, std::span<const Observatio
     SockdiagCollector* sockdiag = i == 0                     ? c.sockdiag.get()
                                   : i <= c.namespaces.size() ? c.namespaces[i - 1].sockdiag.get()
                                                              : nullptr;
-    if (sockdiag == nullptr) continue;
-    std::vector<std::uint16_t> ports;
+    // No sample this run (a dump failed): the set stands until one says otherwise.
+    if (sockdiag == nullptr || observations[i].sockets == nullptr) continue;
+    std::map<std::uint16_t, std::uint32_t> owners;  // port -> the user of that memcached
     for (const TargetView& t : observations[i].targets) {
-      if (t.listeners.empty() || t.memcached->endpoint.is_unix()) continue;
-      for (const Endpoint& e : t.memcached->listen_endpoints) ports.push_back(e.port);
+      if (t.listeners.empty() || t.memcached->endpoint.is_unix() || !t.listeners.front()->uid) {
+        continue;
+      }
+      for (const Endpoint& e : t.memcached->listen_endpoints) {
+        owners.emplace(e.port, *t.listeners.front()->uid);
+      }
     }
-    sockdiag->watch_more_ports(ports);
+    sockdiag->watch_more_ports(owners);
   }
 }
 

@@ -16,15 +16,16 @@
 namespace mcb {
 
 std::string format_number(double v) {
-  // std::to_chars: the figures of fmt's "{}", "{:.0f}", "{:.3g}" and "{:.1f}" without parsing a
-  // format string, for the few dozen numbers every evaluation words.
+  // std::to_chars: the figures of fmt's "{:.0f}", "{:.3g}" and "{:.1f}" without parsing a format
+  // string, for the few dozen numbers every evaluation words.
+  if (std::fabs(v) >= 1e15 || std::isnan(v)) {
+    return fmt::format("{}", v);  // fmt's shortest form, which to_chars does not match here
+  }
   std::array<char, 64> buffer{};
   char* const first = buffer.data();
   char* const last = first + buffer.size();
   std::to_chars_result r{};
-  if (std::fabs(v) >= 1e15 || std::isnan(v)) {
-    r = std::to_chars(first, last, v);
-  } else if (v == std::floor(v)) {
+  if (v == std::floor(v)) {
     r = std::to_chars(first, last, v, std::chars_format::fixed, 0);
   } else if (std::fabs(v) < 1) {
     r = std::to_chars(first, last, v, std::chars_format::general, 3);

@@ -463,7 +463,7 @@ TEST_CASE(
   const std::string log = d.output();
   INFO(log);
   REQUIRE(m.has_value());
-  CHECK_THAT(log, Contains("the targets say they listen on 200 ports; watching the first 64"));
+  CHECK_THAT(log, Contains("the targets say they listen on 200 more ports; watching the first 64"));
   CHECK_THAT(log, Contains(", 20063"));
   CHECK_THAT(log, !Contains("20064"));
   CHECK(test::metric_value(*m, R"(mcbacklog_collector_success{collector="sockdiag"})") == 1);

@@ -566,6 +566,32 @@ TEST_CASE("evaluator: the other listeners memcached says it has (-l) are its own
   r.step(2);
   CHECK(r.condition("AcceptQueueFilling") == Level::kOk);
 
+  // A memcached-compatible server that names another user's listener gets nothing from it, nor
+  // from every listener on a port of "*" but the wildcard ones, nor from a host name.
+  r.target().listen_endpoints.push_back(*parse_target_address("127.0.0.1:9999"));
+  r.sockets.listeners[0].uid = 110;
+  r.sockets.listeners[1].uid = 110;
+  r.sockets.listeners[2].uid = 33;
+  r.step(2);
+  CHECK(r.condition("AcceptQueueFilling") == Level::kOk);
+  r.sockets.listeners[2].uid = 110;  // the same user: memcached's
+  r.step(2);
+  CHECK(r.condition("AcceptQueueFilling") == Level::kCritical);
+  r.target().listen_endpoints = {*parse_target_address("127.0.0.1:11211")};
+  Endpoint every;
+  every.port = 9999;
+  r.target().listen_endpoints.push_back(every);  // "*:9999": 127.0.0.1:9999 is no wildcard
+  r.step(2);
+  CHECK(r.condition("AcceptQueueFilling") == Level::kOk);
+  Endpoint named;
+  named.host = "localhost";
+  named.port = 9999;
+  r.target().listen_endpoints.back() = named;
+  r.step(2);
+  CHECK(r.condition("AcceptQueueFilling") == Level::kOk);
+  r.sockets.listeners[2].queue_length = 0;
+  r.sockets.listeners[2].queue_peak = 0;
+
   // A memcached not found listening here (another host) takes no listener by its settings.
   r.sockets.listeners.erase(r.sockets.listeners.begin());
   r.sockets.listeners[0].queue_length = 5;

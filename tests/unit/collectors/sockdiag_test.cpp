@@ -277,6 +277,38 @@ TEST_CASE("sockdiag: connections belong to the listener on their address, else t
   }
 }
 
+TEST_CASE(
+    "sockdiag: on a port watched for a memcached only its user's listener and connections count",
+    "[collectors][sockdiag]") {
+  // memcached (uid 110) on 127.0.0.1:11212, named by its settings; nginx (uid 33) on 0.0.0.0:11212
+  // and its client. 11211 is configured: every listener there counts, whoever owns it.
+  auto owned = [](DiagSocket s, std::uint32_t uid) {
+    s.uid = uid;
+    return s;
+  };
+  const std::vector<DiagSocket> dump = {
+      owned(listener("127.0.0.1", 11212, 1, 4), 110),
+      owned(connection(11212, "10.0.0.1"), 110),
+      owned(listener("0.0.0.0", 11212, 3, 511), 33),
+      owned(connection(11212, "10.0.0.2", TCP_ESTABLISHED, 0, "10.0.0.9"), 33),
+      owned(listener("0.0.0.0", 11211, 0, 128), 33),
+  };
+  SockdiagOptions o = options({11211, 11212});
+  o.port_owners = {{11212, 110}};
+  CHECK(foreign_socket(dump[2], o));
+  CHECK_FALSE(foreign_socket(dump[0], o));
+  CHECK_FALSE(foreign_socket(dump[4], o));
+  const auto s = sockdiag_sample(dump, o);
+  REQUIRE(s.listeners.size() == 2);
+  const ListenerSample& memcached = at(s, "127.0.0.1", 11212);
+  CHECK(memcached.uid == 110u);
+  CHECK(memcached.queue_max == 4);
+  CHECK(memcached.established() == 1);
+  CHECK(client(memcached, "10.0.0.1") == 1);
+  CHECK(at(s, "0.0.0.0", 11211).uid == 33u);
+  for (const ListenerSample& l : s.listeners) CHECK(client(l, "10.0.0.2") == 0);
+}
+
 TEST_CASE("sockdiag: listeners are written with brackets around IPv6 addresses",
           "[collectors][sockdiag]") {
   CHECK(listener_name("::1", 11311) == "[::1]:11311");
