@@ -171,7 +171,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             "a reply parse_stats accepts is one complete reply");
     const std::string again = serialize(*map);
     auto reparsed = mcb::parse_stats(again);
-    require(reparsed.ok() && *reparsed == *map, "stats read back from their serialization");
+    require(
+        reparsed.ok() && std::equal(reparsed->begin(), reparsed->end(), map->begin(), map->end()),
+        "stats read back from their serialization");
     typed(*map);
   } else {
     const auto end = mcb::find_reply_end(stream, stream.size());
