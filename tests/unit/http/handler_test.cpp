@@ -110,6 +110,16 @@ TEST_CASE("exposition: a rendering gives the pages of its families back", "[http
   const std::string& text = e.text();
   const std::string& gzip = e.gzip();
   const long grown = anonymous_kib() - before;
+  CHECK(test::gunzip(gzip) == text);
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  // AddressSanitizer replaces glibc's allocator: freed blocks wait in its quarantine and
+  // malloc_trim is glibc's. What stays resident is the shipped allocator's matter, held below in
+  // the normal build.
+  WARN("the resident memory is not checked under AddressSanitizer (its own allocator)");
+  return;
+#endif
+#endif
   INFO("anonymous memory grew by " << grown << " KiB; the text is " << text.size() / 1024
                                    << " KiB, the gzip body " << gzip.size() / 1024 << " KiB");
   // What stays is the cached text and gzip body (a string's buffer may be up to twice its length),
