@@ -819,7 +819,8 @@ void MemcachedCollector::read_settings(Target& t, StatsReply& reply, SteadyClock
   if (reply.settings) {
     t.settings_unreadable.clear();
     t.settings = memcached_settings(*reply.settings, t.settings_unreadable);
-    t.listen_endpoints = memcached_listen_endpoints(*t.settings);
+    t.listen_endpoints =
+        std::make_shared<const std::vector<Endpoint>>(memcached_listen_endpoints(*t.settings));
     t.settings_error.clear();
   } else if (t.settings_asked) {
     // The last answer stands (settings change only with a restart, which asks again) and is asked

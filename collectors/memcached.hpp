@@ -66,8 +66,10 @@ struct MemcachedSample {
   std::optional<MemcachedSettings> settings;
   std::string settings_error;  // why the last `stats settings` failed, when up
   // Where it listens over TCP by its last `stats settings` answer (memcached_listen_endpoints),
-  // kept while it is down: a memcached that stopped answering still listens there.
-  std::vector<Endpoint> listen_endpoints;
+  // kept while it is down: a memcached that stopped answering still listens there. Shared with
+  // the collector, which parses it once an answer, not every sample; never null.
+  std::shared_ptr<const std::vector<Endpoint>> listen_endpoints =
+      std::make_shared<const std::vector<Endpoint>>();
   std::optional<double> cpu_utilization_ratio;  // needs two answers from the same process
   // `stats items` and `stats slabs` as of their last answer: they are asked every
   // slab_stats_interval, not every run. Null until they answered, or when turned off. Shared
@@ -179,11 +181,12 @@ class MemcachedCollector final : public Collector,
     // `stats settings` as of its last answer: asked on a new connection, when memcached's pid or
     // uptime says it restarted, and every kSettingsInterval, not every run.
     std::optional<MemcachedSettings> settings;
-    std::vector<UnreadableStat> settings_unreadable;  // of that answer
-    std::vector<Endpoint> listen_endpoints;           // of that answer
-    std::string settings_error;                       // why the last ask failed, if it did
-    SteadyClock::time_point settings_due;             // when to ask next
-    bool settings_asked = false;                      // by the run in flight
+    std::vector<UnreadableStat> settings_unreadable;                 // of that answer
+    std::shared_ptr<const std::vector<Endpoint>> listen_endpoints =  // of that answer
+        std::make_shared<const std::vector<Endpoint>>();
+    std::string settings_error;                    // why the last ask failed, if it did
+    SteadyClock::time_point settings_due;          // when to ask next
+    bool settings_asked = false;                   // by the run in flight
     std::shared_ptr<const SlabStats> slabs;        // the last answer to stats items and stats slabs
     std::vector<UnreadableStat> slabs_unreadable;  // of that answer
     SteadyClock::time_point slabs_due;             // when to ask them next

@@ -151,6 +151,15 @@ ReplyEnd find_reply_end(std::string_view buffered, std::size_t max_line) {
   }
 }
 
+namespace {
+
+// A StatsMap's order.
+bool by_name(const StatsMap::value_type& a, const StatsMap::value_type& b) {
+  return a.first < b.first;
+}
+
+}  // namespace
+
 StatsMap::StatsMap(std::initializer_list<value_type> stats)
     : StatsMap(owning(std::vector<value_type>(stats))) {}
 
@@ -175,8 +184,7 @@ StatsMap StatsMap::with(std::string_view name, std::string_view value) const {
 
 StatsMap StatsMap::owning(std::vector<value_type> stats) {
   // Sorted by name, the last of a name winning.
-  std::stable_sort(stats.begin(), stats.end(),
-                   [](const value_type& a, const value_type& b) { return a.first < b.first; });
+  std::stable_sort(stats.begin(), stats.end(), by_name);
   std::vector<value_type> unique;
   unique.reserve(stats.size());
   for (const value_type& e : stats) {
@@ -222,10 +230,7 @@ Result<StatsMap> parse_stats(std::string_view reply) {
       case LineKind::kEnd: {
         if (next != bytes.size()) return fail("bytes after END: " + quote(bytes.substr(next)));
         auto& e = stats.entries_;
-        std::sort(e.begin(), e.end(),
-                  [](const StatsMap::value_type& a, const StatsMap::value_type& b) {
-                    return a.first < b.first;
-                  });
+        std::sort(e.begin(), e.end(), by_name);
         const auto twice = std::adjacent_find(
             e.begin(), e.end(), [](const auto& a, const auto& b) { return a.first == b.first; });
         if (twice != e.end()) return fail("stat " + quote(twice->first) + " given twice");

@@ -322,10 +322,8 @@ SockdiagCollector::SockdiagCollector(boost::asio::io_context& io, const Sockdiag
   if (scope_.netns) watch_.emplace(*scope_.netns, scope_.procfs);
   options_.top_clients = config.top_clients;
   options_.send_queue_threshold_bytes = config.send_queue_threshold_bytes;
-  std::sort(watched_ports.begin(), watched_ports.end());
-  watched_ports.erase(std::unique(watched_ports.begin(), watched_ports.end()), watched_ports.end());
-  configured_ports_ = std::move(watched_ports);
-  set_ports(configured_ports_);
+  set_ports(std::move(watched_ports));
+  configured_ports_ = options_.ports;  // sorted and unique now
 }
 
 bool SockdiagCollector::set_ports(std::vector<std::uint16_t> ports) {
@@ -347,6 +345,8 @@ bool SockdiagCollector::set_ports(std::vector<std::uint16_t> ports) {
 }
 
 void SockdiagCollector::watch_more_ports(const std::map<std::uint16_t, std::uint32_t>& owners) {
+  if (owners == last_owners_) return;  // every sample asks; the answer changes rarely
+  last_owners_ = owners;
   // A configured port is watched whoever listens there; the others only for their memcached.
   const std::size_t cap = std::min(
       kMaxMemcachedPorts, kMaxFilterPorts - std::min(kMaxFilterPorts, configured_ports_.size()));

@@ -283,6 +283,7 @@ class SockdiagCollector final : public Collector,
   SockdiagOptions options_;
   std::vector<std::uint16_t> configured_ports_;  // sorted, unique; options_.ports adds to them
   bool too_many_ports_logged_ = false;
+  std::map<std::uint16_t, std::uint32_t> last_owners_;  // watch_more_ports's last argument
   Duration interval_;
   Duration sample_interval_;
   Duration peak_window_;

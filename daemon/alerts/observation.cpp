@@ -60,7 +60,7 @@ std::vector<const ListenerSample*> memcached_listeners(const MemcachedSample& m,
   std::vector<const ListenerSample*> out = listeners_of(m.endpoint, by_port, sockets);
   if (out.empty() || m.endpoint.is_unix()) return out;
   const std::optional<std::uint32_t> uid = out.front()->uid;
-  for (const Endpoint& e : m.listen_endpoints) {
+  for (const Endpoint& e : *m.listen_endpoints) {
     const bool every_address = e.host.empty();
     if (!every_address && !parse_ip(e.host)) continue;  // a host name: its listener is not known
     for (const ListenerSample* l : listeners_of(e, by_port, sockets)) {
@@ -163,7 +163,7 @@ void watch_memcached_listeners(const CollectorSet& c, std::span<const Observatio
       if (t.listeners.empty() || t.memcached->endpoint.is_unix() || !t.listeners.front()->uid) {
         continue;
       }
-      for (const Endpoint& e : t.memcached->listen_endpoints) {
+      for (const Endpoint& e : *t.memcached->listen_endpoints) {
         owners.emplace(e.port, *t.listeners.front()->uid);
       }
     }

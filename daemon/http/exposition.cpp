@@ -25,16 +25,20 @@ void Exposition::invalidate() {
   gzip_valid_ = false;
 }
 
+void Exposition::render() {
+  if (on_render_) on_render_();
+  std::vector<prometheus::MetricFamily> all = registry_.Collect();
+  for (const auto& source : sources_) {
+    auto families = source->Collect();
+    std::move(families.begin(), families.end(), std::back_inserter(all));
+  }
+  text_ = render_families(std::move(all));
+  text_valid_ = true;
+}
+
 const std::string& Exposition::text() {
   if (!text_valid_) {
-    if (on_render_) on_render_();
-    std::vector<prometheus::MetricFamily> all = registry_.Collect();
-    for (const auto& source : sources_) {
-      auto families = source->Collect();
-      std::move(families.begin(), families.end(), std::back_inserter(all));
-    }
-    text_ = render_families(std::move(all));
-    text_valid_ = true;
+    render();
     give_back_heap();
   }
   return text_;
@@ -42,9 +46,10 @@ const std::string& Exposition::text() {
 
 const std::string& Exposition::gzip() {
   if (!gzip_valid_ || !text_valid_) {
-    gzip_ = gzip_compress(text());
+    if (!text_valid_) render();
+    gzip_ = gzip_compress(text_);
     gzip_valid_ = true;
-    give_back_heap();  // deflate's window and hash tables
+    give_back_heap();  // the families' and deflate's tables, once a scrape
   }
   return gzip_;
 }

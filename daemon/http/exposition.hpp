@@ -41,6 +41,8 @@ class Exposition {
   const std::string& gzip();
 
  private:
+  void render();  // text_ from the sources, without giving the heap back
+
   prometheus::Registry registry_;
   std::function<void()> on_render_;
   std::vector<std::shared_ptr<const prometheus::Collectable>> sources_;

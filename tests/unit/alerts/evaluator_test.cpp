@@ -537,8 +537,12 @@ TEST_CASE("evaluator: the other listeners memcached says it has (-l) are its own
           "[alerts][evaluator]") {
   Run r;
   // memcached -l 127.0.0.1:11211,127.0.0.1:11212 -b 4, and another service on 9999.
-  r.target().listen_endpoints = {*parse_target_address("127.0.0.1:11211"),
-                                 *parse_target_address("127.0.0.1:11212")};
+  std::vector<Endpoint> endpoints = {*parse_target_address("127.0.0.1:11211"),
+                                     *parse_target_address("127.0.0.1:11212")};
+  auto listens = [&r, &endpoints] {
+    r.target().listen_endpoints = std::make_shared<const std::vector<Endpoint>>(endpoints);
+  };
+  listens();
   r.sockets.listeners = {listener("127.0.0.1", 11211, 4), listener("127.0.0.1", 11212, 4),
                          listener("127.0.0.1", 9999, 4)};
   for (ListenerSample& l : r.sockets.listeners) l.drops = 0;
@@ -568,7 +572,8 @@ TEST_CASE("evaluator: the other listeners memcached says it has (-l) are its own
 
   // A memcached-compatible server that names another user's listener gets nothing from it, nor
   // from every listener on a port of "*" but the wildcard ones, nor from a host name.
-  r.target().listen_endpoints.push_back(*parse_target_address("127.0.0.1:9999"));
+  endpoints.push_back(*parse_target_address("127.0.0.1:9999"));
+  listens();
   r.sockets.listeners[0].uid = 110;
   r.sockets.listeners[1].uid = 110;
   r.sockets.listeners[2].uid = 33;
@@ -577,16 +582,18 @@ TEST_CASE("evaluator: the other listeners memcached says it has (-l) are its own
   r.sockets.listeners[2].uid = 110;  // the same user: memcached's
   r.step(2);
   CHECK(r.condition("AcceptQueueFilling") == Level::kCritical);
-  r.target().listen_endpoints = {*parse_target_address("127.0.0.1:11211")};
+  endpoints = {*parse_target_address("127.0.0.1:11211")};
   Endpoint every;
   every.port = 9999;
-  r.target().listen_endpoints.push_back(every);  // "*:9999": 127.0.0.1:9999 is no wildcard
+  endpoints.push_back(every);  // "*:9999": 127.0.0.1:9999 is no wildcard
+  listens();
   r.step(2);
   CHECK(r.condition("AcceptQueueFilling") == Level::kOk);
   Endpoint named;
   named.host = "localhost";
   named.port = 9999;
-  r.target().listen_endpoints.back() = named;
+  endpoints.back() = named;
+  listens();
   r.step(2);
   CHECK(r.condition("AcceptQueueFilling") == Level::kOk);
   r.sockets.listeners[2].queue_length = 0;
