@@ -54,17 +54,26 @@ std::vector<const ListenerSample*> listeners_of(const Endpoint& e, const ByPort&
 // The listeners of `m`'s memcached: those of its address and, once one of them is found here (the
 // memcached runs in this network namespace), those of every other address its settings say it
 // listens on (-l), each once, listening ones first.
+// Whether `m`'s settings may name more of its listeners: a TCP target at an IP address whose own
+// listener (`own`) is found here. At a host name the listener on its port may be another's.
+bool names_its_listeners(const MemcachedSample& m, const std::vector<const ListenerSample*>& own) {
+  return !own.empty() && !m.endpoint.is_unix() && parse_ip(m.endpoint.host).has_value();
+}
+
+// An entry of memcached's -l whose listener can be told apart: every address ("*", or no -l) or
+// an IP address; a host name's is not known.
+bool addressed(const Endpoint& e) { return e.host.empty() || parse_ip(e.host).has_value(); }
+
 std::vector<const ListenerSample*> memcached_listeners(const MemcachedSample& m,
                                                        const ByPort& by_port,
                                                        const SockdiagSample* sockets) {
   std::vector<const ListenerSample*> out = listeners_of(m.endpoint, by_port, sockets);
-  if (out.empty() || m.endpoint.is_unix()) return out;
+  if (!names_its_listeners(m, out)) return out;
   const std::optional<std::uint32_t> uid = out.front()->uid;
   for (const Endpoint& e : *m.listen_endpoints) {
-    const bool every_address = e.host.empty();
-    if (!every_address && !parse_ip(e.host)) continue;  // a host name: its listener is not known
+    if (!addressed(e)) continue;
     for (const ListenerSample* l : listeners_of(e, by_port, sockets)) {
-      if (every_address && !is_wildcard(l->address)) continue;
+      if (e.host.empty() && !is_wildcard(l->address)) continue;
       if (uid && l->uid && *l->uid != *uid) continue;  // another user's: another service
       if (std::find(out.begin(), out.end(), l) == out.end()) out.push_back(l);
     }
@@ -160,11 +169,9 @@ void watch_memcached_listeners(const CollectorSet& c, std::span<const Observatio
     if (sockdiag == nullptr || observations[i].sockets == nullptr) continue;
     std::map<std::uint16_t, std::uint32_t> owners;  // port -> the user of that memcached
     for (const TargetView& t : observations[i].targets) {
-      if (t.listeners.empty() || t.memcached->endpoint.is_unix() || !t.listeners.front()->uid) {
-        continue;
-      }
+      if (!names_its_listeners(*t.memcached, t.listeners) || !t.listeners.front()->uid) continue;
       for (const Endpoint& e : *t.memcached->listen_endpoints) {
-        owners.emplace(e.port, *t.listeners.front()->uid);
+        if (addressed(e)) owners.emplace(e.port, *t.listeners.front()->uid);
       }
     }
     sockdiag->watch_more_ports(owners);

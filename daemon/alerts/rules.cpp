@@ -810,7 +810,9 @@ std::optional<Verdict> check_slow_clients(const RuleInput& in) {
   if (!h.known) return std::nullopt;
   Verdict v = graded_verdict(h.blocked, in);
   std::string where;
-  for (const ListenerSample* l : in.target->listeners) append(where, listener_name(*l));
+  for (const ListenerSample* l : in.target->listeners) {
+    where += (where.empty() ? "" : ", ") + listener_name(*l);  // a list of names, not clauses
+  }
   v.evidence = fmt::format("{} to {} hold unread reply bytes above the send-queue threshold",
                            plural(h.blocked, "connection"), where);
   return v;

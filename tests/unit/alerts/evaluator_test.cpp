@@ -599,6 +599,18 @@ TEST_CASE("evaluator: the other listeners memcached says it has (-l) are its own
   r.sockets.listeners[2].queue_length = 0;
   r.sockets.listeners[2].queue_peak = 0;
 
+  // A target named by a host name takes none either: the listener on its port may be another's.
+  r.target().endpoint = *parse_target_address("mc.example:11211");
+  r.sockets.listeners[2].queue_length = 4;
+  r.sockets.listeners[2].queue_peak = 4;
+  endpoints = {*parse_target_address("127.0.0.1:11211"), *parse_target_address("127.0.0.1:9999")};
+  listens();
+  r.step(2);
+  CHECK(r.condition("AcceptQueueFilling") == Level::kOk);
+  r.target().endpoint = *parse_target_address("127.0.0.1:11211");
+  r.sockets.listeners[2].queue_length = 0;
+  r.sockets.listeners[2].queue_peak = 0;
+
   // A memcached not found listening here (another host) takes no listener by its settings.
   r.sockets.listeners.erase(r.sockets.listeners.begin());
   r.sockets.listeners[0].queue_length = 5;
