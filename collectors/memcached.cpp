@@ -746,7 +746,6 @@ MemcachedSample MemcachedCollector::sample_of(Target& t) {
   s.address = t.config.address.to_string();
   s.endpoint = t.config.address;
   s.probe_enabled = t.config.probe_interval.count() > 0;
-  s.listen_endpoints = t.listen_endpoints;
   s.time = SteadyClock::now();
   StatsReply reply = t.reply ? std::move(*t.reply) : StatsReply{};
   if (!t.reply) reply.failure = FailureKind::kNoReply;
@@ -779,6 +778,8 @@ MemcachedSample MemcachedCollector::sample_of(Target& t) {
     s.unreadable.insert(s.unreadable.end(), t.slabs_unreadable.begin(), t.slabs_unreadable.end());
   }
   s.slabs = t.slabs;
+  // After read_settings: an answer in this reply names its listeners in this sample.
+  s.listen_endpoints = t.listen_endpoints;
 
   const auto now = SteadyClock::now();
   if (!s.up) {

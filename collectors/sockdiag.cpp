@@ -344,8 +344,8 @@ bool SockdiagCollector::set_ports(std::vector<std::uint16_t> ports) {
   return true;
 }
 
-void SockdiagCollector::watch_more_ports(const std::map<std::uint16_t, std::uint32_t>& owners) {
-  if (owners == last_owners_) return;  // every sample asks; the answer changes rarely
+bool SockdiagCollector::watch_more_ports(const std::map<std::uint16_t, std::uint32_t>& owners) {
+  if (owners == last_owners_) return false;  // every sample asks; the answer changes rarely
   last_owners_ = owners;
   // A configured port is watched whoever listens there; the others only for their memcached.
   const std::size_t cap = std::min(
@@ -362,23 +362,24 @@ void SockdiagCollector::watch_more_ports(const std::map<std::uint16_t, std::uint
                  described(), asked, cap);
     too_many_ports_logged_ = true;
   }
-  if (more == options_.port_owners) return;
+  if (more == options_.port_owners) return false;
   std::vector<std::uint16_t> all = configured_ports_;
   for (const auto& entry : more) all.push_back(entry.first);
   options_.port_owners = std::move(more);
-  set_ports(std::move(all));
+  // The listeners are found by a dump, and their connections by a walk, in the next run.
+  relearn_ = true;
+  walk_requested_ = true;
+  if (!set_ports(std::move(all))) return false;  // the same ports, another owner: nothing to say
   if (filter_error_) {
     // The configured ports compiled; these did not: keep to the configured ones.
     spdlog::warn("{}: cannot watch the targets' other ports ({}); watching the configured ones",
                  described(), *filter_error_);
     set_ports(configured_ports_);
   }
-  // The listeners are found by a dump, and their connections by a walk, in the next run.
-  relearn_ = true;
-  walk_requested_ = true;
   std::string list;
   for (std::uint16_t p : options_.ports) list += (list.empty() ? "" : ", ") + std::to_string(p);
   spdlog::info("{}: watching the listeners on ports {}", described(), list);
+  return true;
 }
 
 void SockdiagCollector::drop_foreign(std::vector<DiagSocket>& sockets, std::size_t first) const {

@@ -215,10 +215,11 @@ class SockdiagCollector final : public Collector,
   // owns that memcached's listeners. On such a port only that user's sockets count
   // (SockdiagOptions::port_owners): a memcached-compatible server that names another service's
   // port gets nothing from it. The set replaces the last one given, so a port no longer named is
-  // dropped; nothing changes (nor is logged) when it is the same, else the next run dumps the
-  // listeners and walks the connections. At most kMaxMemcachedPorts ports besides the
-  // configured ones (the lowest), logged once when there are more.
-  void watch_more_ports(const std::map<std::uint16_t, std::uint32_t>& owners);
+  // dropped; nothing changes when it is the same, else the next run dumps the listeners and walks
+  // the connections. At most kMaxMemcachedPorts ports besides the configured ones (the lowest),
+  // logged once when there are more. True when the watched ports changed (logged then; another
+  // owner on the same ports, memcached restarted as another user, is not).
+  bool watch_more_ports(const std::map<std::uint16_t, std::uint32_t>& owners);
   static constexpr std::size_t kMaxMemcachedPorts = 64;
   // The ports watched now, sorted (tests).
   const std::vector<std::uint16_t>& watched_ports() const { return options_.ports; }

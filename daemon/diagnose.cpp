@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -508,6 +509,7 @@ int run_diagnose(const Flags& flags, const Config& configured) {
   const CollectorSet collectors = make_collectors(config, io);
   Evaluator evaluator(config.thresholds);
   int samples = 0;
+  bool retaken = false;
   const bool tty = ::isatty(STDERR_FILENO) == 1;
   std::fprintf(stderr, "mcbacklogd diagnose: sampling twice, %s apart%s",
                format_duration(flags.diagnose_wait).c_str(), tty ? "" : "\n");
@@ -523,7 +525,14 @@ int run_diagnose(const Flags& flags, const Config& configured) {
     const std::vector<Observation> observations =
         observe(collectors, now, std::chrono::system_clock::now());
     evaluator.evaluate(observations);
-    watch_memcached_listeners(collectors, observations);
+    if (watch_memcached_listeners(collectors, observations) && samples == 1 && !retaken) {
+      // memcached named listeners this sample did not watch (-l with several ports): take it again
+      // at once with them, so that the rates up to the second sample cover their drops too.
+      retaken = true;
+      samples = 0;
+      boost::asio::post(io, [&scheduler] { scheduler->cycle_now(); });
+      return;
+    }
     std::fprintf(stderr, "%ssample %d of 2 taken%s", tty ? "\r\033[Kmcbacklogd diagnose: " : "",
                  samples, tty && samples < 2 ? "" : "\n");
     if (samples == 2) {

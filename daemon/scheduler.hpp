@@ -38,6 +38,12 @@ class Scheduler : public prometheus::Collectable, public std::enable_shared_from
   // Starts the first cycle at once, then one per interval.
   void start();
 
+  // Starts a cycle now, between the timer's ticks, which keep their phase (a cycle still open is
+  // ended first, as at a tick). Not from inside on_cycle: post it.
+  void cycle_now() {
+    if (!stopped_) start_cycle();
+  }
+
   // Cancels the timer and every run in flight; on_cycle is not called again.
   void stop();
 

@@ -2,7 +2,11 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include "common/families.hpp"
+#include "common/text.hpp"
 #include "daemon/alerts/alerts_json.hpp"
 
 namespace mcb {
@@ -39,9 +43,26 @@ void Evaluator::judge(const Rule& rule, std::string_view subject, const SubjectL
   Track& t = it->second;
   input.current = t.track.condition();
   const AlertThreshold& th = input.threshold;
+  const Level before = t.track.state();
   t.track.update(rule.check(input), th.for_, input.observation.now, input.observation.wall);
+  if (t.track.state() != before) log_change(rule, t, before);
   t.seen = evaluation_;
   order_.push_back(&t);
+}
+
+void Evaluator::log_change(const Rule& rule, const Track& t, Level before) {
+  // The state, not the condition: a log line for each page or resolution, none while pending.
+  // Label values and evidence may hold outside bytes (a device's name): escaped for the log.
+  std::string subject;
+  for (const auto& [name, value] : t.labels) {
+    subject += fmt::format("{}{}={}", subject.empty() ? "{" : ", ", name, quote_untrusted(value));
+  }
+  if (!subject.empty()) subject += '}';
+  const Level now = t.track.state();
+  const auto& verdict = t.track.last();
+  spdlog::log(now > before ? spdlog::level::warn : spdlog::level::info,
+              "alert {}{} is {} (was {}): {}", rule.name, subject, level_name(now),
+              level_name(before), verdict ? printable_or_escaped(verdict->evidence) : "no data");
 }
 
 void Evaluator::evaluate(std::span<const Observation> observations) {

@@ -10,7 +10,9 @@
 //
 // Exports mcbacklog_alert_state (firing level) and mcbacklog_alert_condition (level now) through
 // Collect(), and /alerts through json(), built at most once per evaluation on the first request
-// after it. Loop thread only; not thread-safe.
+// after it. Each change of an alert's state is logged: a warning when it got worse, info when it
+// got better, with the evidence (none while the condition is only pending). Loop thread only; not
+// thread-safe.
 
 #include <array>
 #include <chrono>
@@ -113,6 +115,8 @@ class Evaluator final : public prometheus::Collectable {
   void judge(const Rule& rule, std::string_view subject, const SubjectLabel& label,
              RuleInput input);
   std::optional<std::string> connections_moved(std::span<const Observation> observations) const;
+  // Logs a state change: a warning when it got worse, info when better, with the evidence.
+  static void log_change(const Rule& rule, const Track& t, Level before);
 
   std::array<AlertThreshold, kAlertCount> thresholds_;
   Duration retention_{};

@@ -159,7 +159,8 @@ std::vector<Observation> observe(const CollectorSet& c, std::chrono::steady_cloc
   return out;
 }
 
-void watch_memcached_listeners(const CollectorSet& c, std::span<const Observation> observations) {
+bool watch_memcached_listeners(const CollectorSet& c, std::span<const Observation> observations) {
+  bool changed = false;
   // observe() lists the daemon's namespace first, then c.namespaces in order.
   for (std::size_t i = 0; i < observations.size(); ++i) {
     SockdiagCollector* sockdiag = i == 0                     ? c.sockdiag.get()
@@ -174,8 +175,9 @@ void watch_memcached_listeners(const CollectorSet& c, std::span<const Observatio
         if (addressed(e)) owners.emplace(e.port, *t.listeners.front()->uid);
       }
     }
-    sockdiag->watch_more_ports(owners);
+    changed = sockdiag->watch_more_ports(owners) || changed;
   }
+  return changed;
 }
 
 }  // namespace mcb

@@ -82,8 +82,8 @@ std::vector<Observation> observe(const CollectorSet& collectors,
 // say they have (MemcachedSample::listen_endpoints: -l with several addresses or ports), so that
 // an overflow there shows as memcached's from the next run. Only targets found listening in that
 // namespace count: another host's ports are not this host's. `observations` are observe()'s of
-// `collectors`.
-void watch_memcached_listeners(const CollectorSet& collectors,
+// `collectors`. True when a collector watches other ports from now on.
+bool watch_memcached_listeners(const CollectorSet& collectors,
                                std::span<const Observation> observations);
 
 }  // namespace mcb

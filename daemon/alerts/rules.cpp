@@ -258,6 +258,16 @@ std::string overflowed_listeners(const RuleInput& in, std::span<const ListenerSa
     for (const ListenerSample* l : only) judge(*l);
   } else if (in.observation.sockets != nullptr) {
     for (const ListenerSample& l : in.observation.sockets->listeners) judge(l);
+    // A listener that went away within the window (memcached restarted on other ports, or
+    // stopped) keeps what it dropped: those overflows were memcached's, not another service's.
+    const Steady now = in.observation.now;
+    for (const auto& [name, w] : in.windows.gone_listeners(in.observation.netns, now, window)) {
+      const double dropped = at(*w, Series::kListenerDrops).increase(now, window);
+      if (dropped > 0) {
+        append(out, fmt::format("{}, no longer listening, dropped {} in the last {}", name,
+                                plural(dropped, "connection"), dur(window)));
+      }
+    }
   }
   return out;
 }
@@ -935,9 +945,10 @@ constexpr std::array<Rule, kAlertCount> kRules{{
      "timeouts and retries.",
      "The increase of TcpExt ListenOverflows over the window (a count): warning from 1, critical "
      "from 60 (one a second on average). Critical only when a watched memcached listener "
-     "overflowed (its own drop counter rose, or it was seen full or not accepting); overflows "
-     "elsewhere on the host stay a warning that says so. A listener at its max queue now is a "
-     "warning.",
+     "overflowed (its own drop counter rose, or it was seen full or not accepting), including "
+     "one that closed within the window (memcached stopped, or restarted on other ports); "
+     "overflows elsewhere on the host stay a warning that says so. A listener at its max queue "
+     "now is a warning.",
      "`for` is 0: an overflow has already dropped connections. Fires at once when memcached's "
      "listener overflowed.",
      "`ss -ltn 'sport = :11211'` (Recv-Q against Send-Q), then the cause alerts firing with it.",

@@ -147,6 +147,21 @@ const SubjectWindows& Windows::device(const std::string& name) const {
   return find("device\x1f" + name);
 }
 
+std::vector<std::pair<std::string, const SubjectWindows*>> Windows::gone_listeners(
+    std::string_view netns, Steady now, Duration window) const {
+  constexpr std::string_view kPrefix = "listener\x1f";
+  std::vector<std::pair<std::string, const SubjectWindows*>> out;
+  for (const auto& [key, subject] : subjects_) {
+    if (!key.starts_with(kPrefix) || subject.fed >= now || subject.fed < now - window) continue;
+    const std::string_view rest = std::string_view(key).substr(kPrefix.size());
+    const std::size_t end = rest.find('\x1f');
+    const std::string_view in = end == std::string_view::npos ? "" : rest.substr(end + 1);
+    if (in == netns) out.emplace_back(std::string(rest.substr(0, end)), &subject.windows);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
 void Windows::feed(const Observation& o, Duration retention) {
   const Steady now = o.now;
   if (o.netstat != nullptr || o.softnet != nullptr || o.cpu != nullptr) {

@@ -20,6 +20,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "collectors/ethtool.hpp"
 #include "config/duration.hpp"
@@ -130,6 +132,12 @@ class Windows {
   const SubjectWindows& target(const std::string& name) const;
   const SubjectWindows& listener(const std::string& name, std::string_view netns = {}) const;
   const SubjectWindows& device(const std::string& name) const;
+  // The listeners of namespace `netns` fed within `window` before `now` but not at `now`: those
+  // that went away (memcached stopped, or restarted on other ports), by listener_name. Walks
+  // every subject: for a rule that already found something wrong, not for every evaluation.
+  std::vector<std::pair<std::string, const SubjectWindows*>> gone_listeners(std::string_view netns,
+                                                                            Steady now,
+                                                                            Duration window) const;
 
   // Hash-map lookups since construction, for tests that hold the cost linear in subjects.
   std::uint64_t lookups() const { return lookups_; }

@@ -222,6 +222,44 @@ TEST_CASE(
              Contains("accept queue of " + second_listener));
 }
 
+TEST_CASE("causes: diagnose names an overflow at memcached's second listener as memcached's",
+          "[integration][causes]") {
+  test::enter_private_netns();
+  const std::uint16_t second = test::free_port("127.0.0.1");
+  const std::string port = std::to_string(second);
+  test::Memcached mc({"-l", "127.0.0.1:" + port, "-b", "4"});
+  test::Daemon d(config_for(mc));
+  wait_up(d);
+  test::Child diagnose(
+      {test::daemon_binary(), "diagnose", "--wait=3s", "--config.file=" + d.config_path()});
+  // Once its first sample is taken (with memcached's settings, which name the second port),
+  // memcached stalls and a burst at the second port overflows it; memcached is served again well
+  // before the second sample.
+  REQUIRE(diagnose.wait_for_output(std::regex("sample 1 of 2 taken"), 30s));
+  mc.pause();
+  std::vector<test::Socket> burst;
+  burst.reserve(40);
+  for (int i = 0; i < 40; ++i) {
+    burst.push_back(test::connect_tcp("127.0.0.1", second, {.wait = false}));
+  }
+  const auto dropped = d.wait_for_metrics([&](const std::string& text) {
+    return test::metric_value(text,
+                              "mcbacklog_accept_queue_drops_total{address=\"127.0.0.1\","
+                              "port=\"" +
+                                  port + "\"}") > 0;
+  });
+  mc.resume();
+  REQUIRE(dropped.has_value());
+  const auto code = diagnose.wait_exit(30s);
+  const std::string out = diagnose.output();
+  INFO(out);
+  REQUIRE(code.has_value());
+  CHECK(*code == 2);
+  CHECK_THAT(out, Contains("CRITICAL ListenQueueOverflow"));
+  CHECK_THAT(out, Contains("memcached's listener overflowed: 127.0.0.1:" + port + " dropped"));
+  CHECK_THAT(out, !Contains("the overflows are on another listener"));
+}
+
 TEST_CASE("causes: net.core.somaxconn below -b cuts memcached's backlog and SomaxconnTooLow fires",
           "[integration][causes]") {
   test::enter_private_netns();

@@ -405,6 +405,11 @@ TEST_CASE(
   run(10s);
   REQUIRE(ended);
   REQUIRE(ended->ok());
+  // The first sample names memcached's listeners from the settings it brought.
+  const MemcachedSample& first = collector->samples().at(0);
+  REQUIRE(first.listen_endpoints);
+  REQUIRE(first.listen_endpoints->size() == 1);
+  CHECK(first.listen_endpoints->front().port == target.address.port);
 
   mc.pause();
   run(200ms);  // well before its 1 s deadline

@@ -683,6 +683,42 @@ TEST_CASE("sockdiag: a listener that opens after the first run is seen at the ne
   c->stop();
 }
 
+TEST_CASE("sockdiag: memcached's other ports are watched for their owner, a change said once",
+          "[integration][sockdiag]") {
+  test::enter_private_netns();
+  Fd first = listen_on("127.0.0.1", 16);
+  Fd second = listen_on("127.0.0.1", 8);
+  const std::uint16_t port = port_of(first);
+  const std::uint16_t other = port_of(second);
+  boost::asio::io_context io;
+  auto c = std::make_shared<SockdiagCollector>(io, SockdiagConfig{},
+                                               std::vector<std::uint16_t>{port}, 1s);
+  run_ok(*c);
+  REQUIRE(c->last()->listeners.size() == 1);
+  const std::uint32_t me = ::getuid();
+  // A new port is a change; the same set again is not.
+  CHECK(c->watch_more_ports({{other, me}}));
+  CHECK_FALSE(c->watch_more_ports({{other, me}}));
+  run_ok(*c);
+  REQUIRE(c->last()->listeners.size() == 2);
+  for (const ListenerSample& l : c->last()->listeners) {
+    CHECK(l.queue_max == (l.port == other ? 8u : 16u));
+  }
+  // memcached restarted as another user on the same ports: the port is another user's now, so
+  // this listener (ours) does not count; no change of ports to tell.
+  CHECK_FALSE(c->watch_more_ports({{other, me + 1}}));
+  run_ok(*c);
+  CHECK(c->last()->listeners.size() == 1);
+  CHECK_FALSE(c->watch_more_ports({{other, me}}));
+  run_ok(*c);
+  CHECK(c->last()->listeners.size() == 2);
+  // Its other port gone: back to the configured one.
+  CHECK(c->watch_more_ports({}));
+  run_ok(*c);
+  CHECK(c->last()->listeners.size() == 1);
+  c->stop();
+}
+
 TEST_CASE("sockdiag: a SO_REUSEPORT group is dumped and summed, never looked up as one socket",
           "[integration][sockdiag]") {
   test::enter_private_netns();

@@ -1,7 +1,11 @@
 // The evaluator over synthetic observations: collector samples built by hand, one per second of a
 // fake clock, so every rule's timing is exact and no test sleeps.
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <catch2/catch.hpp>
+
+#include <sstream>
 
 #include "common/families.hpp"
 #include "common/text.hpp"
@@ -531,6 +535,80 @@ TEST_CASE("evaluator: a listener's own drop counter joins overflows to it, howev
   CHECK_THAT(r.evidence("ListenQueueOverflow", kHost),
              Contains("no watched memcached listener overflowed (0.0.0.0:11211 peak 1024 of 1024, "
                       "no drops): the overflows are on another listener of this host"));
+}
+
+TEST_CASE("evaluator: what a listener dropped before memcached left it stays memcached's",
+          "[alerts][evaluator]") {
+  // memcached overflows on 11212, then restarts listening on 11213 only: the overflows of the
+  // window were its own, not another service's.
+  Run r;
+  r.sockets.listeners = {listener("127.0.0.1", 11212, 4)};
+  r.listener0().drops = 0;
+  r.step(5);
+  *r.netstat.listen_overflows += 100;
+  *r.netstat.listen_drops += 100;
+  r.listener0().drops = 100;
+  r.step();
+  CHECK(r.state("ListenQueueOverflow", kHost) == Level::kCritical);
+  r.sockets.listeners = {listener("127.0.0.1", 11213, 4)};
+  r.listener0().drops = 0;
+  r.step(5);
+  CHECK(r.state("ListenQueueOverflow", kHost) == Level::kCritical);
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost),
+             Contains("memcached's listener overflowed: 127.0.0.1:11212, no longer listening, "
+                      "dropped 100 connections in the last 1m"));
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost), !Contains("another listener"));
+  // A sample without the listeners (a dump that failed) makes no listener gone.
+  r.sockets_known = false;
+  r.step();
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost), !Contains("no longer listening"));
+  r.sockets_known = true;
+  // Once the window has passed, the overflows and the listener that took them are forgotten.
+  r.step(61);
+  CHECK(r.state("ListenQueueOverflow", kHost) == Level::kOk);
+  *r.netstat.listen_overflows += 5;
+  r.step();
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost),
+             Contains("the overflows are on another listener of this host"));
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost), !Contains("11212"));
+}
+
+TEST_CASE("evaluator: each change of an alert's state is logged with its evidence",
+          "[alerts][evaluator]") {
+  std::ostringstream log;
+  const auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "test", std::make_shared<spdlog::sinks::ostream_sink_st>(log)));
+  Run r;
+  r.step(5);
+  CHECK(log.str().empty());
+  // memcached at its limit with -o no_maxconns_fast stopped accepting: critical at once.
+  r.stats().curr_connections = 41;
+  r.stats().max_connections = 64;
+  r.stats().reserved_fds = 20;
+  r.target().settings->maxconns_fast = false;
+  r.stats().rejected_connections.reset();
+  r.stats().listen_disabled_num = 1;
+  r.stats().accepting_conns = 0;
+  r.listener0().queue_max = 0;
+  r.step();
+  r.step();
+  const std::string fired = log.str();
+  spdlog::set_default_logger(previous);
+  CHECK_THAT(fired, Contains("[warning] alert MaxConnectionsNear{target=\"main\"} is critical "
+                             "(was ok): "));
+  // Logged once, when the state changed, not every evaluation it holds.
+  const std::string line = "alert MaxConnectionsNear{target=\"main\"}";
+  CHECK(fired.find(line) == fired.rfind(line));
+  log.str("");
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "test", std::make_shared<spdlog::sinks::ostream_sink_st>(log)));
+  r.stats().curr_connections = 5;
+  r.stats().accepting_conns = 1;
+  r.listener0().queue_max = 1024;
+  r.step(70);
+  spdlog::set_default_logger(previous);
+  CHECK_THAT(log.str(), Contains("[info] alert MaxConnectionsNear{target=\"main\"} is ok (was "));
 }
 
 TEST_CASE("evaluator: the other listeners memcached says it has (-l) are its own",
