@@ -77,6 +77,12 @@ def rss_bytes(pid):
     return status_field(pid, "VmRSS") * 1024
 
 
+def rss_anon_bytes(pid):
+    """The resident pages no file backs (heap, stacks): what the process holds alone, where
+    VmRSS also counts the pages of its program and libraries, shared with the page cache."""
+    return status_field(pid, "RssAnon") * 1024
+
+
 def threads(pid):
     return status_field(pid, "Threads")
 
