@@ -376,9 +376,15 @@ bool SockdiagCollector::watch_more_ports(const std::map<std::uint16_t, std::uint
                  described(), *filter_error_);
     set_ports(configured_ports_);
   }
-  std::string list;
-  for (std::uint16_t p : options_.ports) list += (list.empty() ? "" : ", ") + std::to_string(p);
-  spdlog::info("{}: watching the listeners on ports {}", described(), list);
+  // A server that names other ports every sample would write this line every sample.
+  if (ports_log_.take(Clock::now())) {
+    std::string list;
+    for (std::uint16_t p : options_.ports) list += (list.empty() ? "" : ", ") + std::to_string(p);
+    const int left_out = ports_log_.left_out();
+    ports_log_.clear_left_out();
+    spdlog::info("{}: watching the listeners on ports {}{}", described(), list,
+                 left_out > 0 ? fmt::format(" ({} changes before not logged)", left_out) : "");
+  }
   return true;
 }
 
@@ -495,6 +501,13 @@ void SockdiagCollector::finish_run(Done done) {
         std::find_if(drops_.begin(), drops_.end(), [&](const auto& d) { return d.first == name; });
     if (before == drops_.end() || before->second != *l.drops) rest = false;
     drops.emplace_back(std::move(name), *l.drops);
+  }
+  // A listener that closed since the last run may have dropped connections no run saw: the
+  // host's counters, read when the listeners are not at rest, tell.
+  for (const auto& [name, count] : drops_) {
+    if (std::none_of(drops.begin(), drops.end(), [&](const auto& d) { return d.first == name; })) {
+      rest = false;
+    }
   }
   drops_ = std::move(drops);
   at_rest_ = rest && !sampler_error_;

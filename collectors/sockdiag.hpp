@@ -30,6 +30,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "collectors/collector.hpp"
+#include "collectors/failure_log.hpp"
 #include "collectors/inet_diag.hpp"
 #include "collectors/netlink.hpp"
 #include "collectors/netns.hpp"
@@ -237,9 +238,10 @@ class SockdiagCollector final : public Collector,
   const std::optional<SockdiagSample>& last() const { return last_; }
 
   // Whether the last run succeeded, read the drop counter (ListenerSample::drops) of every
-  // watched TCP listener open, found none risen since the run before, and no accept queue is
-  // being sampled closely: every overflow at memcached's listeners would have shown here, so the
-  // host's TcpExt counters (NetstatCollector::pace) can wait. False before the first run.
+  // watched TCP listener open, found none risen since the run before nor any closed since then
+  // (its last drops are unseen), and no accept queue is being sampled closely: every overflow at
+  // memcached's listeners would have shown here, so the host's TcpExt counters
+  // (NetstatCollector::pace) can wait. False before the first run.
   bool listeners_at_rest() const { return at_rest_; }
 
  private:
@@ -285,6 +287,7 @@ class SockdiagCollector final : public Collector,
   std::vector<std::uint16_t> configured_ports_;  // sorted, unique; options_.ports adds to them
   bool too_many_ports_logged_ = false;
   std::map<std::uint16_t, std::uint32_t> last_owners_;  // watch_more_ports's last argument
+  LogBudget ports_log_;                                 // its "watching the listeners" lines
   Duration interval_;
   Duration sample_interval_;
   Duration peak_window_;

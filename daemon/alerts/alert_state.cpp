@@ -36,11 +36,19 @@ double crossed_threshold(Level level, const AlertThreshold& t) {
 }
 
 void AlertTrack::update(const std::optional<Verdict>& verdict, Duration for_duration, Steady now,
-                        Wall wall) {
+                        Wall wall, bool gap) {
   if (!started_) {
     started_ = true;
     since_ = wall;
   }
+  if (!verdict && gap && last_ && last_->level != Level::kOk && no_data_ < kNoDataHeld) {
+    // A sample without the numbers (a stats reply that did not come in time) is no sign that
+    // the condition ended: the last verdict stands, as Prometheus keeps a series through a
+    // missed scrape.
+    ++no_data_;
+    return;
+  }
+  no_data_ = 0;
   const Level said = verdict ? verdict->level : Level::kOk;
   if (said == Level::kOk) {
     active_since_.reset();

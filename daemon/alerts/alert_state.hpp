@@ -48,15 +48,19 @@ double crossed_threshold(Level level, const AlertThreshold& t);
 //  - condition: the level of this evaluation's verdict (ok when the rule had no data);
 //  - state: the firing level. A worse level fires once the condition has been at it (or worse)
 //    for `for` without a break, or at once when the verdict is `immediate`; a better level
-//    applies at once (hysteresis is the rule's business, through graded()). No data clears the
-//    condition, so numbers that could not be measured never keep an alert firing.
+//    applies at once (hysteresis is the rule's business, through graded()). No data in a `gap`
+//    (a stats reply that did not come in time, a dump that failed) keeps the last verdict,
+//    condition and state for up to kNoDataHeld evaluations in a row; after that, or when the
+//    numbers are gone for good (memcached refuses connections), it clears the condition, so
+//    numbers that cannot be measured never keep an alert firing.
 // Prometheus calls a condition that holds while the state is still ok "pending".
 class AlertTrack {
  public:
   using Steady = std::chrono::steady_clock::time_point;
   using Wall = std::chrono::system_clock::time_point;
 
-  void update(const std::optional<Verdict>& verdict, Duration for_duration, Steady now, Wall wall);
+  void update(const std::optional<Verdict>& verdict, Duration for_duration, Steady now, Wall wall,
+              bool gap = false);
 
   Level state() const { return state_; }
   Level condition() const { return last_ ? last_->level : Level::kOk; }
@@ -67,6 +71,8 @@ class AlertTrack {
   // The verdict of the last evaluation, nullopt when the rule had no data.
   const std::optional<Verdict>& last() const { return last_; }
 
+  static constexpr int kNoDataHeld = 3;
+
  private:
   Level state_ = Level::kOk;
   Wall since_{};
@@ -75,6 +81,7 @@ class AlertTrack {
   // Since when the condition has continuously been at least warning / at least critical.
   std::array<std::optional<Steady>, 3> holding_since_{};
   std::optional<Verdict> last_;
+  int no_data_ = 0;  // evaluations in a row without data that kept the last verdict
 };
 
 }  // namespace mcb

@@ -43,26 +43,45 @@ void Evaluator::judge(const Rule& rule, std::string_view subject, const SubjectL
   Track& t = it->second;
   input.current = t.track.condition();
   const AlertThreshold& th = input.threshold;
+  // Numbers missing from this sample are a gap unless memcached is gone (it refuses, or is not
+  // memcached): a stalled one still holds its connections.
+  bool gap = true;
+  if (input.target != nullptr) {
+    const MemcachedSample& m = *input.target->memcached;
+    gap = m.up || m.failure == FailureKind::kNoReply || m.failure == FailureKind::kAtLimit;
+  }
   const Level before = t.track.state();
-  t.track.update(rule.check(input), th.for_, input.observation.now, input.observation.wall);
-  if (t.track.state() != before) log_change(rule, t, before);
+  t.track.update(rule.check(input), th.for_, input.observation.now, input.observation.wall, gap);
+  if (t.track.state() != before || t.log.left_out() > 0) {
+    log_change(rule, t, before, input.observation.now);
+  }
   t.seen = evaluation_;
   order_.push_back(&t);
 }
 
-void Evaluator::log_change(const Rule& rule, const Track& t, Level before) {
-  // The state, not the condition: a log line for each page or resolution, none while pending.
+void Evaluator::log_change(const Rule& rule, Track& t, Level before,
+                           std::chrono::steady_clock::time_point now) {
+  // The state, not the condition: a log line for each page or resolution, none while pending. A
+  // peer can make an alert flap every sample: past the budget the changes are counted, and the
+  // state is logged with that count once the budget allows.
+  const Level state = t.track.state();
+  if (!t.log.take(now, state != before)) return;
+  const int left_out = t.log.left_out();
+  t.log.clear_left_out();
   // Label values and evidence may hold outside bytes (a device's name): escaped for the log.
   std::string subject;
   for (const auto& [name, value] : t.labels) {
     subject += fmt::format("{}{}={}", subject.empty() ? "{" : ", ", name, quote_untrusted(value));
   }
   if (!subject.empty()) subject += '}';
-  const Level now = t.track.state();
+  const std::string was = left_out > 0
+                              ? fmt::format("after {} changes not logged: it flaps", left_out)
+                              : "was " + std::string(level_name(before));
   const auto& verdict = t.track.last();
-  spdlog::log(now > before ? spdlog::level::warn : spdlog::level::info,
-              "alert {}{} is {} (was {}): {}", rule.name, subject, level_name(now),
-              level_name(before), verdict ? printable_or_escaped(verdict->evidence) : "no data");
+  const bool worse = state > before || (state == before && state != Level::kOk);
+  spdlog::log(worse ? spdlog::level::warn : spdlog::level::info, "alert {}{} is {} ({}): {}",
+              rule.name, subject, level_name(state), was,
+              verdict ? printable_or_escaped(verdict->evidence) : "no data");
 }
 
 void Evaluator::evaluate(std::span<const Observation> observations) {

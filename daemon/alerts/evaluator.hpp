@@ -11,8 +11,9 @@
 // Exports mcbacklog_alert_state (firing level) and mcbacklog_alert_condition (level now) through
 // Collect(), and /alerts through json(), built at most once per evaluation on the first request
 // after it. Each change of an alert's state is logged: a warning when it got worse, info when it
-// got better, with the evidence (none while the condition is only pending). Loop thread only; not
-// thread-safe.
+// got better, with the evidence (none while the condition is only pending), at most 5 a minute
+// for one alert and subject, then the state with the count of changes left out. Loop thread only;
+// not thread-safe.
 
 #include <array>
 #include <chrono>
@@ -28,6 +29,7 @@
 
 #include <prometheus/collectable.h>
 
+#include "collectors/failure_log.hpp"
 #include "config/config.hpp"
 #include "daemon/alerts/alert_state.hpp"
 #include "daemon/alerts/observation.hpp"
@@ -103,6 +105,7 @@ class Evaluator final : public prometheus::Collectable {
     Alert alert;
     AlertLabels labels;
     AlertTrack track;
+    LogBudget log;           // state changes logged: 5 a minute, then counted
     std::uint64_t seen = 0;  // the evaluation that last updated it
   };
 
@@ -115,8 +118,10 @@ class Evaluator final : public prometheus::Collectable {
   void judge(const Rule& rule, std::string_view subject, const SubjectLabel& label,
              RuleInput input);
   std::optional<std::string> connections_moved(std::span<const Observation> observations) const;
-  // Logs a state change: a warning when it got worse, info when better, with the evidence.
-  static void log_change(const Rule& rule, const Track& t, Level before);
+  // Logs a state change: a warning when it got worse, info when better, with the evidence; past
+  // the track's budget, counts it, and logs the state with that count once the budget allows.
+  static void log_change(const Rule& rule, Track& t, Level before,
+                         std::chrono::steady_clock::time_point now);
 
   std::array<AlertThreshold, kAlertCount> thresholds_;
   Duration retention_{};

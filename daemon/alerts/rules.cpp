@@ -229,22 +229,48 @@ std::optional<Verdict> check_memcached_down(const RuleInput& in) {
   return v;
 }
 
+// Since when the host's listen drops are counted in `window`: from its start, or from the first
+// sample when the series began within it (the daemon started, or the namespace appeared).
+std::optional<Steady> drops_counted_since(const RuleInput& in, Duration window) {
+  const auto first = at(in.windows.host(in.observation.netns), Series::kListenDrops).first_time();
+  if (!first) return std::nullopt;
+  return std::max(*first, in.observation.now - window);
+}
+
+// Whether the listener's own drops began to be watched after the host's count began: memcached
+// named it later (its settings came late, or it restarted on other ports).
+bool watched_later(const SeriesWindow& drops, const RuleInput& in, Duration window) {
+  const auto since = drops_counted_since(in, window);
+  const auto first = drops.first_time();
+  return since && first && *first > *since;
+}
+
 // In words, the target's listeners (or, with no target, every watched listener) that overflowed
 // within `window`: their own drop counter rose or, where the kernel does not report it, they
-// were seen at their max queue or not accepting at all. Empty when none did.
+// were seen at their max queue or not accepting at all. A listener first watched within the
+// window (memcached's settings named it late) counts what it dropped since it opened when the
+// host's listen drops of the window hold all of them. Empty when none did.
 std::string overflowed_listeners(const RuleInput& in, std::span<const ListenerSample* const> only,
                                  Duration window) {
   std::string out;
+  const Steady now = in.observation.now;
+  const double host_drops =
+      at(in.windows.host(in.observation.netns), Series::kListenDrops).increase(now, window);
   auto judge = [&](const ListenerSample& l) {
     if (!l.listening) return;
     const SubjectWindows& w = in.windows.listener(listener_name(l), in.observation.netns);
-    const Steady now = in.observation.now;
     if (l.drops) {
       // The kernel's own count: exact, however short the burst.
-      const double dropped = at(w, Series::kListenerDrops).increase(now, window);
+      const SeriesWindow& drops = at(w, Series::kListenerDrops);
+      const double dropped = drops.increase(now, window);
       if (dropped > 0) {
         append(out, fmt::format("{} dropped {} in the last {}", listener_name(l),
                                 plural(dropped, "connection"), dur(window)));
+      } else if (*l.drops > 0 && static_cast<double>(*l.drops) <= host_drops &&
+                 watched_later(drops, in, window)) {
+        append(out, fmt::format("{} dropped {} since it opened, first watched within the last {}",
+                                listener_name(l),
+                                plural(static_cast<double>(*l.drops), "connection"), dur(window)));
       }
     } else if (l.queue_max == 0) {
       append(out, listener_name(l) + " is not accepting (max queue 0)");
@@ -260,13 +286,31 @@ std::string overflowed_listeners(const RuleInput& in, std::span<const ListenerSa
     for (const ListenerSample& l : in.observation.sockets->listeners) judge(l);
     // A listener that went away within the window (memcached restarted on other ports, or
     // stopped) keeps what it dropped: those overflows were memcached's, not another service's.
-    const Steady now = in.observation.now;
     for (const auto& [name, w] : in.windows.gone_listeners(in.observation.netns, now, window)) {
       const double dropped = at(*w, Series::kListenerDrops).increase(now, window);
       if (dropped > 0) {
         append(out, fmt::format("{}, no longer listening, dropped {} in the last {}", name,
                                 plural(dropped, "connection"), dur(window)));
       }
+    }
+  }
+  return out;
+}
+
+// In words, memcached's listeners that were not watched for the whole of `window`: closed within
+// it (their last drops unseen) or first watched within it. Empty when every one was.
+std::string partly_watched_listeners(const RuleInput& in, Duration window) {
+  std::string out;
+  auto add = [&out](const std::string& what) { out += (out.empty() ? "" : ", ") + what; };
+  const Observation& o = in.observation;
+  for (const auto& [name, w] : in.windows.gone_listeners(o.netns, o.now, window)) {
+    add(name + " closed");
+  }
+  for (const ListenerSample& l : o.sockets->listeners) {
+    if (!l.listening || !l.drops) continue;
+    const SubjectWindows& w = in.windows.listener(listener_name(l), o.netns);
+    if (watched_later(at(w, Series::kListenerDrops), in, window)) {
+      add(listener_name(l) + " first watched within it");
     }
   }
   return out;
@@ -290,8 +334,8 @@ std::optional<Verdict> check_listen_queue_overflow(const RuleInput& in) {
       append(v.evidence, "memcached's listener overflowed: " + blamed);
       // A full queue drops handshakes now: no reason to wait.
       v.immediate = true;
-    } else if (o.sockets != nullptr && !o.sockets->listeners.empty()) {
-      // Overflowing, but not at memcached's listener: say so, and do not page for it.
+    } else if (o.sockets != nullptr) {
+      // Overflowing, but not at a listener of memcached's seen overflowing: do not page for it.
       v.level = std::min(v.level, Level::kWarning);
       v.threshold = crossed_threshold(v.level, th);
       std::string peaks;
@@ -300,15 +344,32 @@ std::optional<Verdict> check_listen_queue_overflow(const RuleInput& in) {
         append(peaks, fmt::format("{} peak {} of {}{}", listener_name(l), num(l.queue_peak),
                                   num(l.queue_max), l.drops ? ", no drops" : ""));
       }
-      append(v.evidence, "no watched memcached listener overflowed (" + peaks +
-                             "): the overflows are on another listener of this host");
-      v.fix =
-          "The overflows are on a listener mcbacklogd does not watch: find it with "
-          "`ss -ltn` (Recv-Q at Send-Q) or `nstat -az TcpExtListenOverflows` per process, and "
-          "fix that service. memcached's own queue is not full, so its -b and somaxconn are not "
-          "the cause.";
+      const std::string partly = partly_watched_listeners(in, th.window);
+      const std::string watched = peaks.empty()
+                                      ? std::string("no watched memcached listener is open")
+                                      : "no watched memcached listener overflowed (" + peaks + ")";
+      if (partly.empty()) {
+        append(v.evidence, watched + ": the overflows are on another listener of this host");
+        v.fix =
+            "The overflows are on a listener mcbacklogd does not watch: find it with "
+            "`ss -ltn` (Recv-Q at Send-Q) or `nstat -az TcpExtListenOverflows` per process, and "
+            "fix that service. memcached's own queue is not full, so its -b and somaxconn are "
+            "not the cause.";
+      } else {
+        // A listener of memcached's that closed, or was found late, may have taken them unseen.
+        append(v.evidence, watched +
+                               ", but not all of memcached's listeners were watched for "
+                               "the whole window (" +
+                               partly + "): the overflows may be memcached's");
+        v.fix =
+            "Some of memcached's listeners were not watched for the whole window: it stopped, "
+            "restarted, or named a listener late. If it stalled or restarted, the cause alerts of "
+            "that time say why. If the overflows go on while its listeners show no drops, they "
+            "are another service's: find it with `ss -ltn` (Recv-Q at Send-Q).";
+      }
     } else {
-      append(v.evidence, "the listeners' own queues are unknown (sockdiag collector off)");
+      append(v.evidence,
+             "the listeners' own queues are unknown (sockdiag collector off, or its dump failed)");
     }
   }
   // A listener at its max queue right now is the overflow about to happen.
@@ -946,8 +1007,10 @@ constexpr std::array<Rule, kAlertCount> kRules{{
      "The increase of TcpExt ListenOverflows over the window (a count): warning from 1, critical "
      "from 60 (one a second on average). Critical only when a watched memcached listener "
      "overflowed (its own drop counter rose, or it was seen full or not accepting), including "
-     "one that closed within the window (memcached stopped, or restarted on other ports); "
-     "overflows elsewhere on the host stay a warning that says so. A listener at its max queue "
+     "one that closed within the window (memcached stopped, or restarted on other ports) and "
+     "one first watched within it whose drops since it opened fit in the window's; overflows "
+     "elsewhere on the host stay a warning that says so, or that they may be memcached's when "
+     "one of its listeners was not watched for the whole window. A listener at its max queue "
      "now is a warning.",
      "`for` is 0: an overflow has already dropped connections. Fires at once when memcached's "
      "listener overflowed.",

@@ -103,6 +103,11 @@ double SeriesWindow::slope(Steady now, Duration span) const {
   return seconds > 0 ? (points_.back().value - first->value) / seconds : 0;
 }
 
+std::optional<SeriesWindow::Steady> SeriesWindow::first_time() const {
+  if (points_.empty()) return std::nullopt;
+  return points_.front().t;
+}
+
 std::optional<SeriesWindow::Steady> SeriesWindow::last_time() const {
   if (points_.empty()) return std::nullopt;
   return points_.back().t;

@@ -98,6 +98,8 @@ class SeriesWindow {
   double slope(Steady now, Duration span) const;
 
   std::optional<Steady> last_time() const;
+  // The time of the oldest sample kept: within a window when the series began there.
+  std::optional<Steady> first_time() const;
 
  private:
   struct Point {

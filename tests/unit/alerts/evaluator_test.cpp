@@ -95,6 +95,24 @@ void hold(ListenerSample& l, const std::vector<std::pair<std::string, std::uint6
 
 // A host with one healthy memcached behind a wildcard listener, a NIC, and the kernel's counters.
 // Each step is one second of a fake clock; counters advance only when a test changes them.
+// The default logger writes into this while it lives, then the previous one is put back.
+class CapturedLog {
+ public:
+  CapturedLog() : previous_(spdlog::default_logger()) {
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+        "test", std::make_shared<spdlog::sinks::ostream_sink_st>(text_)));
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous_); }
+  CapturedLog(const CapturedLog&) = delete;
+  CapturedLog& operator=(const CapturedLog&) = delete;
+  std::string str() const { return text_.str(); }
+  void clear() { text_.str(""); }
+
+ private:
+  std::ostringstream text_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
 class Run {
  public:
   Evaluator e{default_config().thresholds};
@@ -147,6 +165,16 @@ class Run {
   MemcachedSample& target(std::size_t i = 0) { return targets.at(i); }
   MemcachedStats& stats(std::size_t i = 0) { return targets.at(i).stats; }
   ListenerSample& listener0() { return sockets.listeners.at(0); }
+  // memcached's listener on 127.0.0.1:`port` (max queue 4, its drop counter at 0), alone.
+  void listening_on(std::uint16_t port) {
+    sockets.listeners = {listener("127.0.0.1", port, 4)};
+    listener0().drops = 0;
+  }
+  // `n` listen overflows in this namespace, each a listen drop too.
+  void overflow(int n) {
+    *netstat.listen_overflows += n;
+    *netstat.listen_drops += n;
+  }
 
   const AlertStatus& status(std::string_view alert,
                             const AlertLabels& labels = {{"target", "main"}}) {
@@ -542,16 +570,13 @@ TEST_CASE("evaluator: what a listener dropped before memcached left it stays mem
   // memcached overflows on 11212, then restarts listening on 11213 only: the overflows of the
   // window were its own, not another service's.
   Run r;
-  r.sockets.listeners = {listener("127.0.0.1", 11212, 4)};
-  r.listener0().drops = 0;
+  r.listening_on(11212);
   r.step(5);
-  *r.netstat.listen_overflows += 100;
-  *r.netstat.listen_drops += 100;
+  r.overflow(100);
   r.listener0().drops = 100;
   r.step();
   CHECK(r.state("ListenQueueOverflow", kHost) == Level::kCritical);
-  r.sockets.listeners = {listener("127.0.0.1", 11213, 4)};
-  r.listener0().drops = 0;
+  r.listening_on(11213);
   r.step(5);
   CHECK(r.state("ListenQueueOverflow", kHost) == Level::kCritical);
   CHECK_THAT(r.evidence("ListenQueueOverflow", kHost),
@@ -573,12 +598,125 @@ TEST_CASE("evaluator: what a listener dropped before memcached left it stays mem
   CHECK_THAT(r.evidence("ListenQueueOverflow", kHost), !Contains("11212"));
 }
 
+TEST_CASE("evaluator: a listener memcached named late counts what it dropped since it opened",
+          "[alerts][evaluator]") {
+  // memcached -l 127.0.0.1:11211,127.0.0.1:11212, stalled when the daemon started: its settings,
+  // which name the second listener, come once it answers, after that listener overflowed.
+  // The second listener has dropped `drops` since it opened when the settings name it.
+  auto named_late = [](Run& r, std::uint64_t drops) {
+    r.listening_on(11211);
+    r.step(5);
+    r.overflow(95);
+    r.step();
+    CHECK(r.state("ListenQueueOverflow", kHost) == Level::kWarning);
+    r.sockets.listeners.push_back(listener("127.0.0.1", 11212, 4));
+    r.sockets.listeners[1].drops = drops;
+    r.step();
+  };
+  Run r;
+  named_late(r, 95);
+  CHECK(r.state("ListenQueueOverflow", kHost) == Level::kCritical);
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost),
+             Contains("memcached's listener overflowed: 127.0.0.1:11212 dropped 95 connections "
+                      "since it opened, first watched within the last 1m"));
+
+  // More than the window's drops: some are older than the window, so none is blamed on it; the
+  // evidence says the overflows may be memcached's all the same.
+  Run old;
+  named_late(old, 500);
+  CHECK(old.state("ListenQueueOverflow", kHost) == Level::kWarning);
+  CHECK_THAT(old.evidence("ListenQueueOverflow", kHost),
+             Contains("but not all of memcached's listeners were watched for the whole window "
+                      "(127.0.0.1:11212 first watched within it): the overflows may be "
+                      "memcached's"));
+  CHECK_THAT(old.evidence("ListenQueueOverflow", kHost), !Contains("another listener"));
+  CHECK_THAT(old.status("ListenQueueOverflow", kHost).remediation, Contains("restarted"));
+}
+
+TEST_CASE("evaluator: overflows while memcached's listener closed unseen are not another's",
+          "[alerts][evaluator]") {
+  // memcached stalls, its listener overflows and memcached is killed between two samples: no
+  // sample saw the listener's drops.
+  Run r;
+  r.listening_on(11212);
+  r.step(5);
+  r.overflow(95);
+  r.sockets.listeners.clear();
+  r.step();
+  CHECK(r.state("ListenQueueOverflow", kHost) == Level::kWarning);
+  std::string e = r.evidence("ListenQueueOverflow", kHost);
+  CHECK_THAT(e, Contains("no watched memcached listener is open, but not all of memcached's "
+                         "listeners were watched for the whole window (127.0.0.1:11212 closed)"));
+  CHECK_THAT(e, !Contains("unknown"));
+  CHECK_THAT(e, !Contains("another listener"));
+  // It restarts on another port.
+  r.listening_on(11213);
+  r.step();
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost), Contains("(127.0.0.1:11212 closed, "
+                                                                "127.0.0.1:11213 first watched "
+                                                                "within it)"));
+  // Without the listeners at all (a dump that failed) the evidence says they are unknown.
+  r.sockets_known = false;
+  r.step();
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost),
+             Contains("the listeners' own queues are unknown"));
+}
+
+TEST_CASE("evaluator: an alert a peer makes flap logs 5 changes a minute, then its state",
+          "[alerts][evaluator]") {
+  CapturedLog log;
+  // A memcached-compatible server whose accepting_conns flips every sample.
+  Run r;
+  r.step(5);
+  for (int i = 0; i < 20; ++i) {
+    r.stats().accepting_conns = i % 2;
+    r.step();
+  }
+  const std::string flapping = log.str();
+  r.step(60);
+  const std::string all = log.str();
+  auto count = [](const std::string& text) {
+    std::size_t n = 0;
+    for (std::size_t at = text.find("alert MaxConnectionsNear"); at != std::string::npos;
+         at = text.find("alert MaxConnectionsNear", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  CHECK(count(flapping) == 5);
+  // A minute on, the state it settled in is logged with the count of what was left out.
+  CHECK(count(all) == 6);
+  CHECK_THAT(all, Contains("alert MaxConnectionsNear{target=\"main\"} is ok (after 15 changes "
+                           "not logged: it flaps)"));
+}
+
+TEST_CASE("evaluator: a sample or two without data keeps a firing alert, more clear it",
+          "[alerts][evaluator]") {
+  Run r;
+  r.step(5);
+  r.stats().curr_connections = 990;  // of an effective limit of 1000
+  r.step(6);
+  REQUIRE(r.state("MaxConnectionsNear") == Level::kCritical);
+  // memcached does not answer stats in time, twice, while the probe still succeeds.
+  r.target().up = false;
+  r.target().error = "no reply to stats by the next sample";
+  r.target().failure = FailureKind::kNoReply;
+  r.step(AlertTrack::kNoDataHeld);
+  CHECK(r.state("MaxConnectionsNear") == Level::kCritical);
+  CHECK(r.condition("MaxConnectionsNear") == Level::kCritical);
+  r.target().up = true;
+  r.step();
+  CHECK(r.state("MaxConnectionsNear") == Level::kCritical);
+  // No data for longer clears it: numbers that cannot be measured keep nothing firing.
+  r.target().up = false;
+  r.step(AlertTrack::kNoDataHeld + 1);
+  CHECK(r.state("MaxConnectionsNear") == Level::kOk);
+  CHECK_FALSE(r.status("MaxConnectionsNear").verdict.has_value());
+}
+
 TEST_CASE("evaluator: each change of an alert's state is logged with its evidence",
           "[alerts][evaluator]") {
-  std::ostringstream log;
-  const auto previous = spdlog::default_logger();
-  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
-      "test", std::make_shared<spdlog::sinks::ostream_sink_st>(log)));
+  CapturedLog log;
   Run r;
   r.step(5);
   CHECK(log.str().empty());
@@ -594,20 +732,16 @@ TEST_CASE("evaluator: each change of an alert's state is logged with its evidenc
   r.step();
   r.step();
   const std::string fired = log.str();
-  spdlog::set_default_logger(previous);
   CHECK_THAT(fired, Contains("[warning] alert MaxConnectionsNear{target=\"main\"} is critical "
                              "(was ok): "));
   // Logged once, when the state changed, not every evaluation it holds.
   const std::string line = "alert MaxConnectionsNear{target=\"main\"}";
   CHECK(fired.find(line) == fired.rfind(line));
-  log.str("");
-  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
-      "test", std::make_shared<spdlog::sinks::ostream_sink_st>(log)));
+  log.clear();
   r.stats().curr_connections = 5;
   r.stats().accepting_conns = 1;
   r.listener0().queue_max = 1024;
   r.step(70);
-  spdlog::set_default_logger(previous);
   CHECK_THAT(log.str(), Contains("[info] alert MaxConnectionsNear{target=\"main\"} is ok (was "));
 }
 
