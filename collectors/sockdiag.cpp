@@ -504,8 +504,9 @@ void SockdiagCollector::finish_run(Done done) {
   }
   // A listener that closed since the last run may have dropped connections no run saw: the
   // host's counters, read when the listeners are not at rest, tell.
-  for (const auto& [name, count] : drops_) {
-    if (std::none_of(drops.begin(), drops.end(), [&](const auto& d) { return d.first == name; })) {
+  for (const auto& old : drops_) {
+    if (std::none_of(drops.begin(), drops.end(),
+                     [&](const auto& d) { return d.first == old.first; })) {
       rest = false;
     }
   }

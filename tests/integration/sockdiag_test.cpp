@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <optional>
 #include <regex>
 #include <thread>
 
@@ -641,6 +642,39 @@ TEST_CASE("netstat: read every interval while the listeners rest, every run once
     cycle();
     CHECK(netstat->reads() == static_cast<std::uint64_t>(4 + second));
   }
+  sockdiag->stop();
+}
+
+TEST_CASE("netstat: read in the run after a watched listener closes, then at rest again",
+          "[integration][sockdiag][netstat]") {
+  // memcached stalled, overflowed and was killed between two runs: no run saw its listener's last
+  // drops, so the host's counters are read at once rather than at the end of the interval.
+  test::enter_private_netns();
+  ManualTime time;
+  Fd first = listen_on("127.0.0.1", 2);
+  std::optional<Fd> second;
+  second.emplace(listen_on("127.0.0.1", 2));
+  boost::asio::io_context io;
+  auto sockdiag = std::make_shared<SockdiagCollector>(
+      io, SockdiagConfig{}, std::vector<std::uint16_t>{port_of(first), port_of(*second)}, 1s);
+  auto netstat = std::make_shared<NetstatCollector>("/proc");
+  netstat->pace(15s, [&] { return sockdiag->listeners_at_rest(); });
+  auto cycle = [&] {
+    time.advance(1s);
+    run_ok(*sockdiag);
+    run_ok(*netstat);
+  };
+  cycle();
+  cycle();
+  REQUIRE(sockdiag->listeners_at_rest());
+  const std::uint64_t reads = netstat->reads();
+  second.reset();  // closed
+  cycle();
+  CHECK_FALSE(sockdiag->listeners_at_rest());
+  CHECK(netstat->reads() == reads + 1);
+  cycle();  // the one left rests: the last read stands
+  CHECK(sockdiag->listeners_at_rest());
+  CHECK(netstat->reads() == reads + 1);
   sockdiag->stop();
 }
 
