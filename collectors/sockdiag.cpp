@@ -345,7 +345,11 @@ bool SockdiagCollector::set_ports(std::vector<std::uint16_t> ports) {
 }
 
 bool SockdiagCollector::watch_more_ports(const std::map<std::uint16_t, std::uint32_t>& owners) {
-  if (owners == last_owners_) return false;  // every sample asks; the answer changes rarely
+  if (owners == last_owners_) {  // every sample asks; the answer changes rarely
+    // The ports settled after changes the budget left out: say where, once it allows.
+    if (ports_log_.left_out() > 0 && ports_log_.take(Clock::now(), false)) log_ports();
+    return false;
+  }
   last_owners_ = owners;
   // A configured port is watched whoever listens there; the others only for their memcached.
   const std::size_t cap = std::min(
@@ -377,15 +381,17 @@ bool SockdiagCollector::watch_more_ports(const std::map<std::uint16_t, std::uint
     set_ports(configured_ports_);
   }
   // A server that names other ports every sample would write this line every sample.
-  if (ports_log_.take(Clock::now())) {
-    std::string list;
-    for (std::uint16_t p : options_.ports) list += (list.empty() ? "" : ", ") + std::to_string(p);
-    const int left_out = ports_log_.left_out();
-    ports_log_.clear_left_out();
-    spdlog::info("{}: watching the listeners on ports {}{}", described(), list,
-                 left_out > 0 ? fmt::format(" ({} changes before not logged)", left_out) : "");
-  }
+  if (ports_log_.take(Clock::now())) log_ports();
   return true;
+}
+
+void SockdiagCollector::log_ports() {
+  std::string list;
+  for (std::uint16_t p : options_.ports) list += (list.empty() ? "" : ", ") + std::to_string(p);
+  const int left_out = ports_log_.left_out();
+  ports_log_.clear_left_out();
+  spdlog::info("{}: watching the listeners on ports {}{}", described(), list,
+               left_out > 0 ? fmt::format(" ({} changes before not logged)", left_out) : "");
 }
 
 void SockdiagCollector::drop_foreign(std::vector<DiagSocket>& sockets, std::size_t first) const {

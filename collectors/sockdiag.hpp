@@ -261,6 +261,8 @@ class SockdiagCollector final : public Collector,
   // Watches `ports` (sorted and made unique here) and compiles their filter; false when they are
   // the ports watched already.
   bool set_ports(std::vector<std::uint16_t> ports);
+  // Logs the watched ports (watch_more_ports), with the count of changes left out before.
+  void log_ports();
   // Erases the foreign_socket ones from `sockets`, from index `first` on.
   void drop_foreign(std::vector<DiagSocket>& sockets, std::size_t first) const;
   // Runs the sampler until close_until_, stops it after.

@@ -44,8 +44,8 @@ void AlertTrack::update(const std::optional<Verdict>& verdict, Duration for_dura
   if (!verdict && gap && last_ && last_->level != Level::kOk && no_data_ < kNoDataHeld) {
     // A sample without the numbers (a stats reply that did not come in time) is no sign that
     // the condition ended: the last verdict stands, as Prometheus keeps a series through a
-    // missed scrape.
-    ++no_data_;
+    // missed scrape, and says it is the last with data.
+    if (no_data_++ == 0) last_->evidence += "; no data since: the last verdict with data stands";
     return;
   }
   no_data_ = 0;

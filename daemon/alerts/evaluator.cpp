@@ -53,19 +53,23 @@ void Evaluator::judge(const Rule& rule, std::string_view subject, const SubjectL
   const Level before = t.track.state();
   t.track.update(rule.check(input), th.for_, input.observation.now, input.observation.wall, gap);
   if (t.track.state() != before || t.log.left_out() > 0) {
-    log_change(rule, t, before, input.observation.now);
+    log_change(rule, t, before, input.observation.now, input.observation.wall);
   }
   t.seen = evaluation_;
   order_.push_back(&t);
 }
 
 void Evaluator::log_change(const Rule& rule, Track& t, Level before,
-                           std::chrono::steady_clock::time_point now) {
+                           std::chrono::steady_clock::time_point now,
+                           std::chrono::system_clock::time_point wall) {
   // The state, not the condition: a log line for each page or resolution, none while pending. A
   // peer can make an alert flap every sample: past the budget the changes are counted, and the
-  // state is logged with that count once the budget allows.
+  // state is logged with that count once it has held for kSettled (or the budget allows), so the
+  // log never shows a page that ended long ago as the last word.
   const Level state = t.track.state();
-  if (!t.log.take(now, state != before)) return;
+  const bool changed = state != before;
+  const bool settled = !changed && wall - t.track.since() >= kSettled;
+  if (!settled && !t.log.take(now, changed)) return;
   const int left_out = t.log.left_out();
   t.log.clear_left_out();
   // Label values and evidence may hold outside bytes (a device's name): escaped for the log.

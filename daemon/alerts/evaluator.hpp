@@ -12,7 +12,8 @@
 // Collect(), and /alerts through json(), built at most once per evaluation on the first request
 // after it. Each change of an alert's state is logged: a warning when it got worse, info when it
 // got better, with the evidence (none while the condition is only pending), at most 5 a minute
-// for one alert and subject, then the state with the count of changes left out. Loop thread only;
+// for one alert and subject, then the state with the count of changes left out once it has held
+// for 10 s. Loop thread only;
 // not thread-safe.
 
 #include <array>
@@ -119,9 +120,12 @@ class Evaluator final : public prometheus::Collectable {
              RuleInput input);
   std::optional<std::string> connections_moved(std::span<const Observation> observations) const;
   // Logs a state change: a warning when it got worse, info when better, with the evidence; past
-  // the track's budget, counts it, and logs the state with that count once the budget allows.
+  // the track's budget, counts it, and logs the state with that count once the state has held
+  // for kSettled or the budget allows.
+  static constexpr std::chrono::seconds kSettled{10};
   static void log_change(const Rule& rule, Track& t, Level before,
-                         std::chrono::steady_clock::time_point now);
+                         std::chrono::steady_clock::time_point now,
+                         std::chrono::system_clock::time_point wall);
 
   std::array<AlertThreshold, kAlertCount> thresholds_;
   Duration retention_{};

@@ -229,33 +229,34 @@ std::optional<Verdict> check_memcached_down(const RuleInput& in) {
   return v;
 }
 
-// Since when the host's listen drops are counted in `window`: from its start, or from the first
-// sample when the series began within it (the daemon started, or the namespace appeared).
-std::optional<Steady> drops_counted_since(const RuleInput& in, Duration window) {
-  const auto first = at(in.windows.host(in.observation.netns), Series::kListenDrops).first_time();
-  if (!first) return std::nullopt;
-  return std::max(*first, in.observation.now - window);
+const SeriesWindow& host_drops(const RuleInput& in) {
+  return at(in.windows.host(in.observation.netns), Series::kListenDrops);
 }
 
-// Whether the listener's own drops began to be watched after the host's count began: memcached
-// named it later (its settings came late, or it restarted on other ports).
-bool watched_later(const SeriesWindow& drops, const RuleInput& in, Duration window) {
-  const auto since = drops_counted_since(in, window);
+// What a listener first watched within `window` had dropped then (memcached named it late: its
+// settings came late, or it restarted on other ports), when the host's listen drops counted in
+// the window before that moment were more than none: those may be among them, and no increase of
+// its own shows them. 0 otherwise.
+double dropped_before_watched(const SeriesWindow& drops, const RuleInput& in, Duration window) {
+  const SeriesWindow& host = host_drops(in);
+  const auto host_first = host.first_time();
   const auto first = drops.first_time();
-  return since && first && *first > *since;
+  if (!host_first || !first) return 0;
+  // The host's count in the window begins at its start, or at the host's first sample in it.
+  const Steady since = std::max(*host_first, in.observation.now - window);
+  if (*first <= since || host.increase_between(since, *first) <= 0) return 0;
+  return drops.first_value().value_or(0);
 }
 
 // In words, the target's listeners (or, with no target, every watched listener) that overflowed
 // within `window`: their own drop counter rose or, where the kernel does not report it, they
 // were seen at their max queue or not accepting at all. A listener first watched within the
-// window (memcached's settings named it late) counts what it dropped since it opened when the
-// host's listen drops of the window hold all of them. Empty when none did.
+// window with drops already counted gets them too when the host's listen drops before that moment
+// hold all of them. Empty when none did.
 std::string overflowed_listeners(const RuleInput& in, std::span<const ListenerSample* const> only,
                                  Duration window) {
   std::string out;
   const Steady now = in.observation.now;
-  const double host_drops =
-      at(in.windows.host(in.observation.netns), Series::kListenDrops).increase(now, window);
   auto judge = [&](const ListenerSample& l) {
     if (!l.listening) return;
     const SubjectWindows& w = in.windows.listener(listener_name(l), in.observation.netns);
@@ -263,14 +264,19 @@ std::string overflowed_listeners(const RuleInput& in, std::span<const ListenerSa
       // The kernel's own count: exact, however short the burst.
       const SeriesWindow& drops = at(w, Series::kListenerDrops);
       const double dropped = drops.increase(now, window);
-      if (dropped > 0) {
+      double before = dropped_before_watched(drops, in, window);
+      const auto first = drops.first_time();
+      if (before > 0 && first && before > host_drops(in).increase_between(now - window, *first)) {
+        before = 0;  // more than the window's: some are older
+      }
+      if (before > 0) {
+        append(out, fmt::format("{} dropped {} in the last {}, {} of them before it was first "
+                                "watched",
+                                listener_name(l), plural(dropped + before, "connection"),
+                                dur(window), num(before)));
+      } else if (dropped > 0) {
         append(out, fmt::format("{} dropped {} in the last {}", listener_name(l),
                                 plural(dropped, "connection"), dur(window)));
-      } else if (*l.drops > 0 && static_cast<double>(*l.drops) <= host_drops &&
-                 watched_later(drops, in, window)) {
-        append(out, fmt::format("{} dropped {} since it opened, first watched within the last {}",
-                                listener_name(l),
-                                plural(static_cast<double>(*l.drops), "connection"), dur(window)));
       }
     } else if (l.queue_max == 0) {
       append(out, listener_name(l) + " is not accepting (max queue 0)");
@@ -297,20 +303,28 @@ std::string overflowed_listeners(const RuleInput& in, std::span<const ListenerSa
   return out;
 }
 
-// In words, memcached's listeners that were not watched for the whole of `window`: closed within
-// it (their last drops unseen) or first watched within it. Empty when every one was.
+// In words, memcached's listeners that may have taken some of the window's overflows unseen: one
+// that closed within it while the host dropped connections (its last drops were never read), or
+// one first watched within it with drops already counted (dropped_before_watched). Empty when
+// none may have.
 std::string partly_watched_listeners(const RuleInput& in, Duration window) {
   std::string out;
   auto add = [&out](const std::string& what) { out += (out.empty() ? "" : ", ") + what; };
   const Observation& o = in.observation;
+  const SeriesWindow& host = host_drops(in);
   for (const auto& [name, w] : in.windows.gone_listeners(o.netns, o.now, window)) {
-    add(name + " closed");
+    // Its last sample, then the host's first read after it: the drops in between may be its own.
+    const auto last = at(*w, Series::kListenerDrops).last_time();
+    const auto next = last ? host.first_after(*last) : std::nullopt;
+    if (next && host.increase_between(*last, *next) > 0) add(name + " closed");
   }
   for (const ListenerSample& l : o.sockets->listeners) {
     if (!l.listening || !l.drops) continue;
     const SubjectWindows& w = in.windows.listener(listener_name(l), o.netns);
-    if (watched_later(at(w, Series::kListenerDrops), in, window)) {
-      add(listener_name(l) + " first watched within it");
+    if (const double before = dropped_before_watched(at(w, Series::kListenerDrops), in, window);
+        before > 0) {
+      add(fmt::format("{} had dropped {} when first watched within it", listener_name(l),
+                      num(before)));
     }
   }
   return out;

@@ -44,6 +44,21 @@ double SeriesWindow::increase(Steady now, Duration window) const {
   return sum;
 }
 
+double SeriesWindow::increase_between(Steady from, Steady to) const {
+  double sum = 0;
+  for (std::size_t i = 1; i < points_.size(); ++i) {
+    if (points_[i].t > from && points_[i].t <= to) sum += points_[i].delta;
+  }
+  return sum;
+}
+
+std::optional<SeriesWindow::Steady> SeriesWindow::first_after(Steady t) const {
+  for (const Point& p : points_) {
+    if (p.t > t) return p.t;
+  }
+  return std::nullopt;
+}
+
 double SeriesWindow::rate(Steady now, Duration window) const {
   if (points_.size() < 2) return 0;
   // The span from the baseline (or the window's start, if the baseline is older) to the newest.
@@ -106,6 +121,11 @@ double SeriesWindow::slope(Steady now, Duration span) const {
 std::optional<SeriesWindow::Steady> SeriesWindow::first_time() const {
   if (points_.empty()) return std::nullopt;
   return points_.front().t;
+}
+
+std::optional<double> SeriesWindow::first_value() const {
+  if (points_.empty()) return std::nullopt;
+  return points_.front().value;
 }
 
 std::optional<SeriesWindow::Steady> SeriesWindow::last_time() const {

@@ -78,6 +78,10 @@ class SeriesWindow {
   // Counter: increase over the samples within `window` of `now` (and the one just before, as
   // baseline).
   double increase(Steady now, Duration window) const;
+  // Counter: increase over the samples after `from` up to and including `to`.
+  double increase_between(Steady from, Steady to) const;
+  // The time of the first sample after `t`; nullopt when there is none.
+  std::optional<Steady> first_after(Steady t) const;
   // Counter: increase() per second over the span the samples cover; 0 with fewer than two, or
   // over a span shorter than kMinRateSpan: two samples milliseconds apart (a cycle held to its
   // end by a target that did not answer, and the next one ending at once) would turn a
@@ -98,8 +102,9 @@ class SeriesWindow {
   double slope(Steady now, Duration span) const;
 
   std::optional<Steady> last_time() const;
-  // The time of the oldest sample kept: within a window when the series began there.
+  // The time and value of the oldest sample kept: within a window when the series began there.
   std::optional<Steady> first_time() const;
+  std::optional<double> first_value() const;
 
  private:
   struct Point {

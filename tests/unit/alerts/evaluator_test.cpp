@@ -18,6 +18,7 @@
 using namespace mcb;
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
+using Catch::Matchers::EndsWith;
 
 namespace {
 
@@ -618,7 +619,7 @@ TEST_CASE("evaluator: a listener memcached named late counts what it dropped sin
   CHECK(r.state("ListenQueueOverflow", kHost) == Level::kCritical);
   CHECK_THAT(r.evidence("ListenQueueOverflow", kHost),
              Contains("memcached's listener overflowed: 127.0.0.1:11212 dropped 95 connections "
-                      "since it opened, first watched within the last 1m"));
+                      "in the last 1m, 95 of them before it was first watched"));
 
   // More than the window's drops: some are older than the window, so none is blamed on it; the
   // evidence says the overflows may be memcached's all the same.
@@ -627,10 +628,32 @@ TEST_CASE("evaluator: a listener memcached named late counts what it dropped sin
   CHECK(old.state("ListenQueueOverflow", kHost) == Level::kWarning);
   CHECK_THAT(old.evidence("ListenQueueOverflow", kHost),
              Contains("but not all of memcached's listeners were watched for the whole window "
-                      "(127.0.0.1:11212 first watched within it): the overflows may be "
+                      "(127.0.0.1:11212 had dropped 500 when first watched within it): the "
+                      "overflows may be "
                       "memcached's"));
   CHECK_THAT(old.evidence("ListenQueueOverflow", kHost), !Contains("another listener"));
   CHECK_THAT(old.status("ListenQueueOverflow", kHost).remediation, Contains("restarted"));
+
+  // Named late without a drop: every drop of it was seen, so the overflows are another's.
+  Run clean;
+  named_late(clean, 0);
+  CHECK(clean.state("ListenQueueOverflow", kHost) == Level::kWarning);
+  CHECK_THAT(clean.evidence("ListenQueueOverflow", kHost),
+             Contains("the overflows are on another listener of this host"));
+
+  // Named late with drops from before the host counted any: they are older than the overflows
+  // that come after, which are another service's.
+  Run older;
+  older.listening_on(11211);
+  older.step(5);
+  older.sockets.listeners.push_back(listener("127.0.0.1", 11212, 4));
+  older.sockets.listeners[1].drops = 190;
+  older.step();
+  older.overflow(290);
+  older.step();
+  CHECK(older.state("ListenQueueOverflow", kHost) == Level::kWarning);
+  CHECK_THAT(older.evidence("ListenQueueOverflow", kHost),
+             Contains("the overflows are on another listener of this host"));
 }
 
 TEST_CASE("evaluator: overflows while memcached's listener closed unseen are not another's",
@@ -652,9 +675,18 @@ TEST_CASE("evaluator: overflows while memcached's listener closed unseen are not
   // It restarts on another port.
   r.listening_on(11213);
   r.step();
-  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost), Contains("(127.0.0.1:11212 closed, "
-                                                                "127.0.0.1:11213 first watched "
-                                                                "within it)"));
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost), Contains("(127.0.0.1:11212 closed)"));
+  // Closed with the host's drops unchanged after it: later overflows are another service's.
+  Run clean;
+  clean.listening_on(11212);
+  clean.step(5);
+  clean.sockets.listeners.clear();
+  clean.step(20);
+  clean.overflow(95);
+  clean.step();
+  CHECK_THAT(clean.evidence("ListenQueueOverflow", kHost),
+             Contains("no watched memcached listener is open: the overflows are on another "
+                      "listener of this host"));
   // Without the listeners at all (a dump that failed) the evidence says they are unknown.
   r.sockets_known = false;
   r.step();
@@ -673,7 +705,7 @@ TEST_CASE("evaluator: an alert a peer makes flap logs 5 changes a minute, then i
     r.step();
   }
   const std::string flapping = log.str();
-  r.step(60);
+  r.step(11);
   const std::string all = log.str();
   auto count = [](const std::string& text) {
     std::size_t n = 0;
@@ -684,7 +716,7 @@ TEST_CASE("evaluator: an alert a peer makes flap logs 5 changes a minute, then i
     return n;
   };
   CHECK(count(flapping) == 5);
-  // A minute on, the state it settled in is logged with the count of what was left out.
+  // Once it has held for 10 s, the state it settled in is logged with the count left out.
   CHECK(count(all) == 6);
   CHECK_THAT(all, Contains("alert MaxConnectionsNear{target=\"main\"} is ok (after 15 changes "
                            "not logged: it flaps)"));
@@ -704,6 +736,10 @@ TEST_CASE("evaluator: a sample or two without data keeps a firing alert, more cl
   r.step(AlertTrack::kNoDataHeld);
   CHECK(r.state("MaxConnectionsNear") == Level::kCritical);
   CHECK(r.condition("MaxConnectionsNear") == Level::kCritical);
+  const std::string held = r.evidence("MaxConnectionsNear");
+  CHECK_THAT(held, Contains("990 connections"));
+  CHECK_THAT(held, EndsWith("; no data since: the last verdict with data stands"));
+  CHECK(held.find("no data since") == held.rfind("no data since"));
   r.target().up = true;
   r.step();
   CHECK(r.state("MaxConnectionsNear") == Level::kCritical);
