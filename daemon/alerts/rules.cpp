@@ -233,19 +233,25 @@ const SeriesWindow& host_drops(const RuleInput& in) {
   return at(in.windows.host(in.observation.netns), Series::kListenDrops);
 }
 
-// What a listener first watched within `window` had dropped then (memcached named it late: its
-// settings came late, or it restarted on other ports), when the host's listen drops counted in
-// the window before that moment were more than none: those may be among them, and no increase of
-// its own shows them. 0 otherwise.
-double dropped_before_watched(const SeriesWindow& drops, const RuleInput& in, Duration window) {
+// A listener first watched within a window (memcached named it late: its settings came late, or
+// it restarted on other ports): what it had dropped when first seen, and what the host's listen
+// drops counted in the window before that moment. Those drops may be among the host's, and no
+// increase of its own shows them.
+struct DroppedBeforeWatched {
+  double listener = 0;
+  double host = 0;
+};
+
+DroppedBeforeWatched dropped_before_watched(const SeriesWindow& drops, const RuleInput& in,
+                                            Duration window) {
   const SeriesWindow& host = host_drops(in);
   const auto host_first = host.first_time();
   const auto first = drops.first_time();
-  if (!host_first || !first) return 0;
+  if (!host_first || !first) return {};
   // The host's count in the window begins at its start, or at the host's first sample in it.
   const Steady since = std::max(*host_first, in.observation.now - window);
-  if (*first <= since || host.increase_between(since, *first) <= 0) return 0;
-  return drops.first_value().value_or(0);
+  if (*first <= since) return {};
+  return {drops.first_value().value_or(0), host.increase_between(since, *first)};
 }
 
 // In words, the target's listeners (or, with no target, every watched listener) that overflowed
@@ -264,12 +270,9 @@ std::string overflowed_listeners(const RuleInput& in, std::span<const ListenerSa
       // The kernel's own count: exact, however short the burst.
       const SeriesWindow& drops = at(w, Series::kListenerDrops);
       const double dropped = drops.increase(now, window);
-      double before = dropped_before_watched(drops, in, window);
-      const auto first = drops.first_time();
-      if (before > 0 && first && before > host_drops(in).increase_between(now - window, *first)) {
-        before = 0;  // more than the window's: some are older
-      }
-      if (before > 0) {
+      // Credited when the host's drops before then hold them all; more are partly older.
+      const auto [before, host_before] = dropped_before_watched(drops, in, window);
+      if (before > 0 && before <= host_before) {
         append(out, fmt::format("{} dropped {} in the last {}, {} of them before it was first "
                                 "watched",
                                 listener_name(l), plural(dropped + before, "connection"),
@@ -321,8 +324,9 @@ std::string partly_watched_listeners(const RuleInput& in, Duration window) {
   for (const ListenerSample& l : o.sockets->listeners) {
     if (!l.listening || !l.drops) continue;
     const SubjectWindows& w = in.windows.listener(listener_name(l), o.netns);
-    if (const double before = dropped_before_watched(at(w, Series::kListenerDrops), in, window);
-        before > 0) {
+    const auto [before, host_before] =
+        dropped_before_watched(at(w, Series::kListenerDrops), in, window);
+    if (before > 0 && host_before > 0) {
       add(fmt::format("{} had dropped {} when first watched within it", listener_name(l),
                       num(before)));
     }
