@@ -244,13 +244,15 @@ struct DroppedBeforeWatched {
 
 DroppedBeforeWatched dropped_before_watched(const SeriesWindow& drops, const RuleInput& in,
                                             Duration window) {
+  // SomaxconnTooLow asks every sample: a listener watched longer than the window (all of them, at
+  // rest) answers before the host's windows are looked up.
+  const auto first = drops.first_time();
+  if (!first || *first <= in.observation.now - window) return {};
   const SeriesWindow& host = host_drops(in);
   const auto host_first = host.first_time();
-  const auto first = drops.first_time();
-  if (!host_first || !first) return {};
   // The host's count in the window begins at its start, or at the host's first sample in it.
+  if (!host_first || *first <= *host_first) return {};
   const Steady since = std::max(*host_first, in.observation.now - window);
-  if (*first <= since) return {};
   return {drops.first_value().value_or(0), host.increase_between(since, *first)};
 }
 
