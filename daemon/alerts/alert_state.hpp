@@ -50,7 +50,8 @@ double crossed_threshold(Level level, const AlertThreshold& t);
 //    for `for` without a break, or at once when the verdict is `immediate`; a better level
 //    applies at once (hysteresis is the rule's business, through graded()). No data in a `gap`
 //    (a stats reply that did not come in time, a dump that failed) keeps the last verdict,
-//    condition and state for up to kNoDataHeld evaluations in a row; after that, or when the
+//    condition and state of a condition that held (above ok) for up to kNoDataHeld evaluations
+//    in a row; after that, or when the
 //    numbers are gone for good (memcached refuses connections), it clears the condition, so
 //    numbers that cannot be measured never keep an alert firing.
 // Prometheus calls a condition that holds while the state is still ok "pending".
