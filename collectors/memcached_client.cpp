@@ -26,6 +26,7 @@
 #include "collectors/name_lookup.hpp"
 #include "collectors/netns.hpp"
 #include "common/files.hpp"
+#include "common/openssl_on_demand.hpp"
 #include "common/text.hpp"
 #include "config/limits.hpp"
 
@@ -56,6 +57,11 @@ Transport Transport::of(const TargetConfig& target) {
   Transport t(target.address, target.netns);
   if (!target.tls) return t;
   const TlsClientConfig& c = *target.tls;
+  if (std::string why = load_openssl(); !why.empty()) {
+    t.tls_error = why;
+    t.tls_errors.push_back(std::move(why));
+    return t;
+  }
   auto client = std::make_shared<TlsClient>(c);
   asio::ssl::context& context = client->context;
   error_code ec;

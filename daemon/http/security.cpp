@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "common/files.hpp"
+#include "common/openssl_on_demand.hpp"
 #include "common/text.hpp"
 #include "config/limits.hpp"
 
@@ -189,6 +190,10 @@ std::string summary_of(const WebConfigFile& c) {
 Result<std::shared_ptr<const HttpSecurity>> make_http_security(const WebConfigFile& config) {
   auto s = std::make_shared<HttpSecurity>();
   s->source = config.source;
+  // OpenSSL is opened only now, for TLS or basic auth (openssl_on_demand.hpp).
+  if (config.tls || !config.basic_auth_users.empty()) {
+    if (std::string why = load_openssl(); !why.empty()) return fail(config.source + ": " + why);
+  }
   if (config.tls) {
     auto ctx = make_tls_context(*config.tls, config.source);
     if (!ctx) return ctx.error();

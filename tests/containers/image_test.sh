@@ -80,6 +80,9 @@ grep -q "$version" <<<"$out" || fail "--version says '$out'"
   "$(dpkg-deb --field "$deb" Version) install ok installed" ] || fail "dpkg does not know the package built"
 missing=$(in_image /usr/bin/ldd /usr/bin/mcbacklogd | grep 'not found' || true)
 [ -z "$missing" ] || fail "libraries missing in the image: $missing"
+# OpenSSL is opened with dlopen for TLS and basic auth, so ldd does not list it.
+in_image /sbin/ldconfig -p | grep -q 'libssl\.so\.3 ' ||
+  fail "the image lacks libssl.so.3, which the daemon opens for TLS and basic auth"
 for tool in apt-get gcc memcached; do
   in_image /bin/sh -c "! command -v $tool" >/dev/null || fail "the image holds $tool"
 done

@@ -6,6 +6,9 @@
 
 #include <csignal>
 #include <fstream>
+#include <iterator>
+#include <regex>
+#include <string>
 
 #include "tests/support/daemon.hpp"
 #include "tests/support/metrics_text.hpp"
@@ -28,6 +31,15 @@ std::string users_block(const std::string& user, const std::string& password) {
 std::string tls_block(const test::TestPki& pki) {
   return "tls_server_config:\n  cert_file: " + pki.server_cert + "\n  key_file: " + pki.server_key +
          "\n";
+}
+
+// Whether the process has OpenSSL's libraries mapped (/proc/<pid>/maps).
+bool maps_openssl(pid_t pid) {
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  const std::string text((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
+  REQUIRE_FALSE(text.empty());
+  return text.find("/libssl.so") != std::string::npos ||
+         text.find("/libcrypto.so") != std::string::npos;
 }
 
 bool loopback_has_ipv6() {
@@ -117,6 +129,27 @@ TEST_CASE("daemon: SIGHUP with a bad web config keeps the running one, a good on
   CHECK(test::curl({"--cacert", pki.ca_cert, "-u", "alice:first", url}).status == 401);
   CHECK(test::curl({"--cacert", pki.ca_cert, "-u", "bob:second", url}).status == 200);
   CHECK(d.process().running());
+}
+
+TEST_CASE(
+    "daemon: OpenSSL is mapped only once TLS or basic auth is configured: not at a plain start, "
+    "then by the reload that adds basic auth",
+    "[integration][security][reload]") {
+  test::enter_private_netns();
+  test::TempDir dir;
+  const std::string web = dir.write("web.yml", "");
+  test::Daemon d(std::string(kConfig) + "web: { config_file: " + web + " }\n");
+  REQUIRE(d.get("/-/healthy"));
+  CHECK_FALSE(maps_openssl(d.process().pid()));
+
+  std::ofstream(web) << users_block("alice", "first");
+  const std::size_t mark = d.output().size();
+  d.process().signal(SIGHUP);
+  REQUIRE(d.process().wait_for_output(std::regex("basic auth"), 10s, mark).has_value());
+  CHECK(maps_openssl(d.process().pid()));
+  const auto reply = d.get("/-/healthy", {{"Authorization", "Basic YWxpY2U6Zmlyc3Q="}});
+  REQUIRE(reply);
+  CHECK(reply->status == 200);
 }
 
 TEST_CASE("daemon: --check-config validates the web config, and a bad one stops the start",

@@ -28,11 +28,12 @@ version=$(sed -n 's/^project(mcbacklogd VERSION \([0-9.]*\).*/\1/p' "$src/CMakeL
 
 # dpkg-shlibdeps must have covered every library the binary needs: the package that ships each
 # one on this machine, or a name it provides (libspdlog1.10 provides libspdlog1.10-fmt9), is in
-# Depends.
+# Depends. libssl.so.3 too: the binary opens it with dlopen when TLS or basic auth is configured.
 dpkg-deb -x "$deb" "$work/root"
 depends=", $(field Depends),"
 echo "Depends: ${depends:2:-1}"
-for soname in $(readelf -d "$work/root/usr/bin/mcbacklogd" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p'); do
+for soname in libssl.so.3 \
+  $(readelf -d "$work/root/usr/bin/mcbacklogd" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p'); do
   library=$(realpath "$(ldconfig -p | awk -v s="$soname" '$1 == s {print $NF; exit}')")
   # dpkg knows a library by the path its package used: /usr/lib/... or, before merged /usr, /lib/...
   owner=$({ dpkg -S "$library" || dpkg -S "${library#/usr}"; } 2>/dev/null | cut -d: -f1 | head -1)
