@@ -260,10 +260,17 @@ DroppedBeforeWatched dropped_before_watched(const SeriesWindow& drops, const Rul
 // within `window`: their own drop counter rose or, where the kernel does not report it, they
 // were seen at their max queue or not accepting at all. A listener first watched within the
 // window with drops already counted gets them too when the host's listen drops before that moment
-// hold all of them. Empty when none did.
-std::string overflowed_listeners(const RuleInput& in, std::span<const ListenerSample* const> only,
-                                 Duration window) {
-  std::string out;
+// hold all of them. `text` is empty when none did.
+struct Overflowed {
+  std::string text;
+  double dropped = 0;      // the connections their own drop counters lost in the window
+  bool uncounted = false;  // one was blamed for its queue alone (no drop counter): not all counted
+};
+
+Overflowed overflowed_listeners(const RuleInput& in, std::span<const ListenerSample* const> only,
+                                Duration window) {
+  Overflowed result;
+  std::string& out = result.text;
   const Steady now = in.observation.now;
   auto judge = [&](const ListenerSample& l) {
     if (!l.listening) return;
@@ -275,18 +282,22 @@ std::string overflowed_listeners(const RuleInput& in, std::span<const ListenerSa
       // Credited when the host's drops before then hold them all; more are partly older.
       const auto [before, host_before] = dropped_before_watched(drops, in, window);
       if (before > 0 && before <= host_before) {
+        result.dropped += dropped + before;
         append(out, fmt::format("{} dropped {} in the last {}, {} of them before it was first "
                                 "watched",
                                 listener_name(l), plural(dropped + before, "connection"),
                                 dur(window), num(before)));
       } else if (dropped > 0) {
+        result.dropped += dropped;
         append(out, fmt::format("{} dropped {} in the last {}", listener_name(l),
                                 plural(dropped, "connection"), dur(window)));
       }
     } else if (l.queue_max == 0) {
+      result.uncounted = true;
       append(out, listener_name(l) + " is not accepting (max queue 0)");
     } else if (const auto peak = at(w, Series::kListenerPeak).highest(now, window);
                peak && *peak >= l.queue_max) {
+      result.uncounted = true;
       append(out, fmt::format("{} reached its max queue (peak {} of {})", listener_name(l),
                               num(*peak), num(l.queue_max)));
     }
@@ -300,12 +311,13 @@ std::string overflowed_listeners(const RuleInput& in, std::span<const ListenerSa
     for (const auto& [name, w] : in.windows.gone_listeners(in.observation.netns, now, window)) {
       const double dropped = at(*w, Series::kListenerDrops).increase(now, window);
       if (dropped > 0) {
+        result.dropped += dropped;
         append(out, fmt::format("{}, no longer listening, dropped {} in the last {}", name,
                                 plural(dropped, "connection"), dur(window)));
       }
     }
   }
-  return out;
+  return result;
 }
 
 // In words, memcached's listeners that may have taken some of the window's overflows unseen: one
@@ -349,9 +361,21 @@ std::optional<Verdict> check_listen_queue_overflow(const RuleInput& in) {
       "namespace)",
       plural(overflows, "listen overflow"), plural(drops, "listen drop"), dur(th.window));
   if (v.level != Level::kOk) {
-    const std::string blamed = overflowed_listeners(in, {}, th.window);
-    if (!blamed.empty()) {
-      append(v.evidence, "memcached's listener overflowed: " + blamed);
+    const Overflowed blamed = overflowed_listeners(in, {}, th.window);
+    if (!blamed.text.empty()) {
+      append(v.evidence, "memcached's listener overflowed: " + blamed.text);
+      // Graded on memcached's own drops when every listener blamed counts them: another
+      // service's overflows in the same namespace are not memcached's to page for.
+      if (!blamed.uncounted && blamed.dropped < overflows) {
+        const Verdict own = graded_verdict(blamed.dropped, in);
+        v.level = own.level;
+        v.value = own.value;
+        v.threshold = own.threshold;
+        append(v.evidence,
+               fmt::format("graded on memcached's {}: the other {} are on another listener of "
+                           "this host",
+                           num(blamed.dropped), num(overflows - blamed.dropped)));
+      }
       // A full queue drops handshakes now: no reason to wait.
       v.immediate = true;
     } else if (o.sockets != nullptr) {
@@ -884,7 +908,7 @@ std::optional<Verdict> check_somaxconn_too_low(const RuleInput& in) {
   // Overflows of a listener that is not accepting at all are the connection limit's
   // (MaxConnectionsNear), whatever its backlog.
   const std::string overflowed =
-      accepting ? overflowed_listeners(in, in.target->listeners, th.window) : std::string();
+      accepting ? overflowed_listeners(in, in.target->listeners, th.window).text : std::string();
   const bool host_overflowing = at(in.windows.host(in.observation.netns), Series::kListenOverflows)
                                     .increase(o.now, th.window) > 0;
   if (!overflowed.empty() && effective < th.critical && host_overflowing) {
@@ -1028,7 +1052,9 @@ constexpr std::array<Rule, kAlertCount> kRules{{
      "from 60 (one a second on average). Critical only when a watched memcached listener "
      "overflowed (its own drop counter rose, or it was seen full or not accepting), including "
      "one that closed within the window (memcached stopped, or restarted on other ports) and "
-     "one first watched within it whose drops since it opened fit in the window's; overflows "
+     "one first watched within it whose drops since it opened fit in the window's. When each of "
+     "those listeners counts its own drops, their sum in the window is the count graded, so "
+     "another service overflowing beside memcached does not make it critical. Overflows "
      "elsewhere on the host stay a warning that says so, or that they may be memcached's when "
      "one of its listeners was not watched for the whole window. A listener at its max queue "
      "now is a warning.",
@@ -1038,7 +1064,7 @@ constexpr std::array<Rule, kAlertCount> kRules{{
      "Look at the cause alerts firing with it: the queue fills when memcached accepts too slowly "
      "(connection limit, CPU) or clients connect too fast (no pooling). A larger "
      "net.core.somaxconn and memcached -b absorb bursts.",
-     "listen overflows in the window",
+     "listen overflows in the window (memcached's own drops when they are counted and fewer)",
      Subject::kHost,
      false,
      levels(1, 60, 1, seconds(0), seconds(60)),

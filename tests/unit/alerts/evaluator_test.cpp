@@ -566,6 +566,45 @@ TEST_CASE("evaluator: a listener's own drop counter joins overflows to it, howev
                       "no drops): the overflows are on another listener of this host"));
 }
 
+TEST_CASE(
+    "evaluator: ListenQueueOverflow is graded on memcached's own drops when another service "
+    "overflows beside it",
+    "[alerts][evaluator]") {
+  Run r;
+  r.listener0().drops = 0;
+  r.step(5);
+  // Another service drops 290 in the same namespace while memcached's listener drops 3.
+  r.overflow(293);
+  r.listener0().drops = 3;
+  r.step();
+  CHECK(r.state("ListenQueueOverflow", kHost) == Level::kWarning);
+  CHECK(r.status("ListenQueueOverflow", kHost).verdict->value == Approx(3));
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost),
+             Contains("0.0.0.0:11211 dropped 3 connections in the last 1m") &&
+                 Contains("graded on memcached's 3: the other 290 are on another listener of this "
+                          "host"));
+  // memcached's own drops reach the critical level: it pages, whatever the others add.
+  r.overflow(100);
+  r.listener0().drops = 63;
+  r.step();
+  CHECK(r.state("ListenQueueOverflow", kHost) == Level::kCritical);
+  CHECK(r.status("ListenQueueOverflow", kHost).verdict->value == Approx(63));
+}
+
+TEST_CASE(
+    "evaluator: a listener blamed for its queue alone (no drop counter) keeps the namespace's "
+    "count",
+    "[alerts][evaluator]") {
+  Run r;  // its listener has no drop counter
+  r.step(5);
+  r.listener0().queue_peak = 1024;
+  r.listener0().queue_length = 1024;
+  *r.netstat.listen_overflows += 293;
+  r.step();
+  CHECK(r.state("ListenQueueOverflow", kHost) == Level::kCritical);
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost), !Contains("graded on"));
+}
+
 TEST_CASE("evaluator: what a listener dropped before memcached left it stays memcached's",
           "[alerts][evaluator]") {
   // memcached overflows on 11212, then restarts listening on 11213 only: the overflows of the
