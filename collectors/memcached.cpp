@@ -784,13 +784,16 @@ MemcachedSample MemcachedCollector::sample_of(Target& t) {
   const auto now = SteadyClock::now();
   if (!s.up) {
     if (t.stats_log.failed(s.error, now)) {
-      spdlog::warn("memcached target {} is down: {}{}{}", describe(t.config), s.error,
+      spdlog::warn("memcached target {} is down: {}{}{}{}", describe(t.config), s.error,
                    s.failure == FailureKind::kNotTextProtocol ? "; " : "",
                    s.failure == FailureKind::kNotTextProtocol ? failure_kind_causes(s.failure)
-                                                              : std::string_view());
+                                                              : std::string_view(),
+                   t.stats_log.note());
     }
   } else {
-    if (t.stats_log.succeeded()) spdlog::info("memcached target {} is up", describe(t.config));
+    if (t.stats_log.succeeded(now)) {
+      spdlog::info("memcached target {} is up{}", describe(t.config), t.stats_log.note());
+    }
     if (t.previous) {
       s.cpu_utilization_ratio =
           cpu_utilization(*t.previous, t.previous_time, s.stats, s.time, worker_threads(s));
@@ -798,11 +801,14 @@ MemcachedSample MemcachedCollector::sample_of(Target& t) {
     t.previous = s.stats;
     t.previous_time = s.time;
     if (s.settings_error.empty()) {
-      t.settings_log.succeeded();
+      if (t.settings_log.succeeded(now)) {
+        spdlog::info("memcached target {}: stats settings answers again{}", describe(t.config),
+                     t.settings_log.note());
+      }
     } else if (t.settings_log.failed(s.settings_error, now)) {
-      spdlog::warn("memcached target {}: stats settings failed, {}: {}", describe(t.config),
+      spdlog::warn("memcached target {}: stats settings failed, {}: {}{}", describe(t.config),
                    s.settings ? "the values of its last answer stand" : "its series are left out",
-                   s.settings_error);
+                   s.settings_error, t.settings_log.note());
     }
     log_unreadable(t, s.unreadable, now);
   }
@@ -844,8 +850,8 @@ void MemcachedCollector::read_slabs(Target& t, StatsReply& reply, SteadyClock::t
       if (t.slabs_log.failed(why, now)) {
         spdlog::warn(
             "memcached target {}: stats items and stats slabs failed, the slab series "
-            "are left out: {}",
-            describe(t.config), why);
+            "are left out: {}{}",
+            describe(t.config), why, t.slabs_log.note());
       }
     }
     return;
@@ -861,13 +867,13 @@ void MemcachedCollector::read_slabs(Target& t, StatsReply& reply, SteadyClock::t
       errors += (errors.empty() ? "" : "; ") + std::string(command) + ": " + st.error().message;
   }
   if (errors.empty()) {
-    if (t.slabs_log.succeeded()) {
-      spdlog::info("memcached target {}: stats items and stats slabs answer again",
-                   describe(t.config));
+    if (t.slabs_log.succeeded(now)) {
+      spdlog::info("memcached target {}: stats items and stats slabs answer again{}",
+                   describe(t.config), t.slabs_log.note());
     }
   } else if (t.slabs_log.failed(errors, now)) {
-    spdlog::warn("memcached target {}: the series of what failed are left out: {}",
-                 describe(t.config), errors);
+    spdlog::warn("memcached target {}: the series of what failed are left out: {}{}",
+                 describe(t.config), errors, t.slabs_log.note());
   }
   t.slabs = std::move(slabs);
   t.slabs_due = now + t.config.slab_stats_interval;
@@ -876,7 +882,10 @@ void MemcachedCollector::read_slabs(Target& t, StatsReply& reply, SteadyClock::t
 void MemcachedCollector::log_unreadable(Target& t, const std::vector<UnreadableStat>& unreadable,
                                         SteadyClock::time_point now) {
   if (unreadable.empty()) {
-    t.unreadable_log.succeeded();
+    if (t.unreadable_log.succeeded(now)) {
+      spdlog::info("memcached target {}: every stat is read again{}", describe(t.config),
+                   t.unreadable_log.note());
+    }
     return;
   }
   // The names decide when to log again; the values (which a counter changes every run) do not.
@@ -898,9 +907,9 @@ void MemcachedCollector::log_unreadable(Target& t, const std::vector<UnreadableS
   if (t.unreadable_log.failed(names, now)) {
     spdlog::warn(
         "memcached target {}: cannot read {}; {} left out, with what derives from {}, the rest "
-        "is read",
+        "is read{}",
         describe(t.config), quoted, unreadable.size() == 1 ? "this stat is" : "these stats are",
-        unreadable.size() == 1 ? "it" : "them");
+        unreadable.size() == 1 ? "it" : "them", t.unreadable_log.note());
   }
 }
 
@@ -964,13 +973,15 @@ void MemcachedCollector::on_probe(std::size_t index, const ProbeResult& result) 
   t.last_probe = result;
   if (result.success) {
     t.probe_latency.observe(result.duration_seconds);
-    if (t.probe_log.succeeded()) {
-      spdlog::info("probe of memcached target {} succeeds again", describe(t.config));
+    if (t.probe_log.succeeded(result.at)) {
+      spdlog::info("probe of memcached target {} succeeds again{}", describe(t.config),
+                   t.probe_log.note());
     }
   } else {
     ++t.probe_failures;
     if (t.probe_log.failed(result.error, result.at)) {
-      spdlog::warn("probe of memcached target {} failed: {}", describe(t.config), result.error);
+      spdlog::warn("probe of memcached target {} failed: {}{}", describe(t.config), result.error,
+                   t.probe_log.note());
     }
   }
 }

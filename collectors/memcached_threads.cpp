@@ -89,11 +89,12 @@ Result<MemcachedThreadsSample> MemcachedThreadsCollector::read() {
       if (t.unreadable_log.failed(s.reason, now)) {
         spdlog::warn(
             "memcached target {}: its threads cannot be read, MemcachedCpuSaturated is judged on "
-            "the rusage average: {}",
-            s.target, s.reason);
+            "the rusage average: {}{}",
+            s.target, s.reason, t.unreadable_log.note());
       }
-    } else if (t.unreadable_log.succeeded()) {
-      spdlog::info("memcached target {}: its threads are read again", s.target);
+    } else if (t.unreadable_log.succeeded(now)) {
+      spdlog::info("memcached target {}: its threads are read again{}", s.target,
+                   t.unreadable_log.note());
     }
   }
   std::erase_if(tracked_, [&](const auto& kv) {

@@ -80,8 +80,8 @@ void Scheduler::finish(std::size_t index, std::uint64_t cycle, const Status& sta
   s.success = status.ok();
   if (!status.ok()) {
     record_failure(s, status.error().message);
-  } else if (s.log.succeeded()) {
-    spdlog::info("collector {} recovered", s.collector->described());
+  } else if (s.log.succeeded(Clock::now())) {
+    spdlog::info("collector {} recovered{}", s.collector->described(), s.log.note());
   }
   if (cycle == cycle_ && cycle_open_) {
     --pending_;
@@ -98,7 +98,7 @@ void Scheduler::maybe_end_cycle() {
 
 void Scheduler::record_failure(Slot& s, const std::string& reason) {
   if (s.log.failed(reason, Clock::now())) {
-    spdlog::warn("collector {} failed: {}", s.collector->described(), reason);
+    spdlog::warn("collector {} failed: {}{}", s.collector->described(), reason, s.log.note());
   }
 }
 

@@ -12,6 +12,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <tuple>
 
 #include "tests/support/alerts.hpp"
@@ -315,6 +316,32 @@ TEST_CASE("memcached: hostile servers give up 0 with a reason and bounded memory
     ++lines;
   }
   CHECK(lines <= 2);
+}
+
+TEST_CASE(
+    "memcached: a target that flaps writes at most 5 lines a minute, then the state it settled in",
+    "[integration][memcached]") {
+  test::enter_private_netns();
+  test::Memcached mc;
+  test::Daemon d(config({{"main", mc.address()}}, "100ms"));
+  REQUIRE(d.wait_for_metrics(up_is("main", 1)).has_value());
+  // Stalled and running again, a dozen times in about 10 s: each stall is "no reply", each run
+  // an answer.
+  for (int i = 0; i < 12; ++i) {
+    mc.pause();
+    std::this_thread::sleep_for(400ms);
+    mc.resume();
+    std::this_thread::sleep_for(400ms);
+  }
+  const std::string settled = "memcached target main (" + mc.address() + ") is up (after ";
+  CHECK(test::eventually([&] { return d.output().find(settled) != std::string::npos; }, 30s));
+  const std::string log = d.output();
+  INFO(log);
+  std::size_t lines = 0;
+  const std::string prefix = "memcached target main (" + mc.address() + ") is ";
+  for (auto p = log.find(prefix); p != std::string::npos; p = log.find(prefix, p + 1)) ++lines;
+  CHECK(lines <= 6);  // 5 in the minute, then the settled state
+  CHECK_THAT(log, Contains("changes not logged: it flaps)"));
 }
 
 TEST_CASE("memcached: a target removed on reload leaves /metrics and the probe histogram restarts",

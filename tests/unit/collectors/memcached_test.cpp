@@ -750,7 +750,38 @@ TEST_CASE("failure log: first failure, a new reason, then once per period, and r
   CHECK(log.failed("timeout", t0 + 2s));
   CHECK_FALSE(log.failed("timeout", t0 + 61s));
   CHECK(log.failed("timeout", t0 + 62s));
-  CHECK(log.succeeded());
-  CHECK_FALSE(log.succeeded());
+  CHECK(log.succeeded(t0 + 62s));
+  CHECK(log.note().empty());
+  CHECK_FALSE(log.succeeded(t0 + 63s));
   CHECK(log.failed("timeout", t0 + 63s));  // failing again is news
+}
+
+TEST_CASE(
+    "failure log: a peer that flaps gets 5 lines a minute, then the state it settles in with the "
+    "count left out",
+    "[collectors]") {
+  FailureLog log(1min);
+  const FailureLog::Clock::time_point t0{};
+  int lines = 0;
+  // Down, up, down, up: a change every second for 20 s, as a server alternating an error and an
+  // answer makes.
+  for (int i = 1; i <= 20; ++i) {
+    const auto t = t0 + std::chrono::seconds(i);
+    if (i % 2 == 1 ? log.failed("ERROR", t) : log.succeeded(t)) ++lines;
+  }
+  CHECK(lines == 5);
+  // Up since 20 s: logged once it has held 10 s, saying how many changes were left out.
+  CHECK_FALSE(log.succeeded(t0 + 25s));
+  REQUIRE(log.succeeded(t0 + 30s));
+  CHECK(log.note() == " (after 15 changes not logged: it flaps)");
+  CHECK_FALSE(log.succeeded(t0 + 31s));
+  // Reasons that flip while down are budgeted alike; the settled failure is logged too.
+  for (int i = 1; i <= 10; ++i) {
+    const auto t = t0 + 2min + std::chrono::seconds(i);
+    if (log.failed(i % 2 == 1 ? "refused" : "timeout", t)) ++lines;
+  }
+  CHECK(lines == 10);
+  CHECK_FALSE(log.failed("timeout", t0 + 2min + 15s));
+  REQUIRE(log.failed("timeout", t0 + 2min + 20s));
+  CHECK(log.note() == " (after 5 changes not logged: it flaps)");
 }
