@@ -1,7 +1,9 @@
 // The OpenSSL functions mcbacklogd calls, each a forwarder to the same function in the library
 // opened on first use (see openssl_on_demand.hpp). A function's definition here must match
 // OpenSSL's own declaration, which the compiler checks: a C function cannot be overloaded.
-// Adding a call to an OpenSSL function not listed fails to link; list it here.
+// Adding a call to an OpenSSL function not listed fails to link; list it here. The two compilers
+// keep different parts of Boost.Asio's inline code (clang keeps use_private_key's DER branch, for
+// d2i_PrivateKey_bio): build both (scripts/test does).
 #include "common/openssl_on_demand.hpp"
 
 #include <dlfcn.h>
@@ -61,6 +63,7 @@
   X(X509*, PEM_read_bio_X509, (BIO* out, X509** x, pem_password_cb* cb, void* u), (out, x, cb, u)) \
   X(X509*, PEM_read_bio_X509_AUX, (BIO* out, X509** x, pem_password_cb* cb, void* u), \
       (out, x, cb, u)) \
+  X(EVP_PKEY*, d2i_PrivateKey_bio, (BIO* bp, EVP_PKEY** a), (bp, a)) \
   X(int, RAND_bytes, (unsigned char* buf, int num), (buf, num)) \
   X(int, SSL_CTX_add_client_CA, (SSL_CTX* ctx, X509* x), (ctx, x)) \
   X(long, SSL_CTX_ctrl, (SSL_CTX* ctx, int cmd, long larg, void* parg), (ctx, cmd, larg, parg)) \
@@ -140,7 +143,8 @@ OpenSsl open_openssl() {
   void* handle = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
     const char* why = dlerror();
-    o.error = "cannot open " + library + " for TLS: " + (why != nullptr ? why : "dlopen failed");
+    o.error = "cannot open " + library + " for TLS and basic auth (once it is installed, restart " +
+              "mcbacklogd): " + (why != nullptr ? why : "dlopen failed");
     return o;
   }
   // dlsym on the handle searches libssl, then its dependencies (libcrypto), never this program,

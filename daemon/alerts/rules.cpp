@@ -321,9 +321,10 @@ Overflowed overflowed_listeners(const RuleInput& in, std::span<const ListenerSam
 }
 
 // In words, memcached's listeners that may have taken some of the window's overflows unseen: one
-// that closed within it while the host dropped connections (its last drops were never read), or
-// one first watched within it with drops already counted (dropped_before_watched). Empty when
-// none may have.
+// that closed within it while the host dropped connections (its last drops were never read), one
+// opened anew on the same address within it (memcached restarted between two samples: its drop
+// counter began again) while the host dropped connections, or one first watched within it with
+// drops already counted (dropped_before_watched). Empty when none may have.
 std::string partly_watched_listeners(const RuleInput& in, Duration window) {
   std::string out;
   auto add = [&out](const std::string& what) { out += (out.empty() ? "" : ", ") + what; };
@@ -338,8 +339,12 @@ std::string partly_watched_listeners(const RuleInput& in, Duration window) {
   for (const ListenerSample& l : o.sockets->listeners) {
     if (!l.listening || !l.drops) continue;
     const SubjectWindows& w = in.windows.listener(listener_name(l), o.netns);
-    const auto [before, host_before] =
-        dropped_before_watched(at(w, Series::kListenerDrops), in, window);
+    const SeriesWindow& drops = at(w, Series::kListenerDrops);
+    if (const auto reset = drops.last_reset(o.now, window);
+        reset && host.increase_between(reset->before, reset->at) > 0) {
+      add(listener_name(l) + " was opened anew (its drop counter began again)");
+    }
+    const auto [before, host_before] = dropped_before_watched(drops, in, window);
     if (before > 0 && host_before > 0) {
       add(fmt::format("{} had dropped {} when first watched within it", listener_name(l),
                       num(before)));
@@ -366,7 +371,16 @@ std::optional<Verdict> check_listen_queue_overflow(const RuleInput& in) {
       append(v.evidence, "memcached's listener overflowed: " + blamed.text);
       // Graded on memcached's own drops when every listener blamed counts them: another
       // service's overflows in the same namespace are not memcached's to page for.
-      if (!blamed.uncounted && blamed.dropped < overflows) {
+      // Not when a listener of memcached's may have dropped some unseen (it closed, or opened
+      // anew, while the host dropped): those are in the namespace's count only.
+      const bool own_count = !blamed.uncounted && blamed.dropped < overflows;
+      const std::string partly = own_count ? partly_watched_listeners(in, th.window) : "";
+      if (own_count && !partly.empty()) {
+        append(v.evidence,
+               "graded on the namespace's count: not all of memcached's listeners "
+               "were watched for the whole window (" +
+                   partly + ")");
+      } else if (own_count) {
         const Verdict own = graded_verdict(blamed.dropped, in);
         v.level = own.level;
         v.value = own.value;
@@ -1054,7 +1068,9 @@ constexpr std::array<Rule, kAlertCount> kRules{{
      "one that closed within the window (memcached stopped, or restarted on other ports) and "
      "one first watched within it whose drops since it opened fit in the window's. When each of "
      "those listeners counts its own drops, their sum in the window is the count graded, so "
-     "another service overflowing beside memcached does not make it critical. Overflows "
+     "another service overflowing beside memcached does not make it critical, unless one of "
+     "them may have dropped some unseen (it closed, or was opened anew on the same address, "
+     "while the host dropped). Overflows "
      "elsewhere on the host stay a warning that says so, or that they may be memcached's when "
      "one of its listeners was not watched for the whole window. A listener at its max queue "
      "now is a warning.",

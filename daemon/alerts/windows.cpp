@@ -27,11 +27,13 @@ void put(SubjectWindows& w, Series s, std::optional<double> value, SeriesWindow:
 
 void SeriesWindow::add(Steady t, double value, Duration retention, bool reset) {
   double delta = 0;
+  bool began_again = false;
   if (!points_.empty()) {
     const double previous = points_.back().value;
-    delta = (reset || value < previous) ? value : value - previous;
+    began_again = reset || value < previous;
+    delta = began_again ? value : value - previous;
   }
-  points_.push_back(Point{t, value, delta});
+  points_.push_back(Point{t, value, delta, began_again});
   // Keep one point at or before the retention's start as the baseline.
   while (points_.size() > 2 && points_[1].t <= t - retention) points_.pop_front();
 }
@@ -50,6 +52,14 @@ double SeriesWindow::increase_between(Steady from, Steady to) const {
     if (points_[i].t > from && points_[i].t <= to) sum += points_[i].delta;
   }
   return sum;
+}
+
+std::optional<SeriesWindow::Reset> SeriesWindow::last_reset(Steady now, Duration window) const {
+  for (std::size_t i = points_.size(); i-- > 1;) {
+    if (points_[i].t <= now - window) break;
+    if (points_[i].reset) return Reset{points_[i - 1].t, points_[i].t};
+  }
+  return std::nullopt;
 }
 
 std::optional<SeriesWindow::Steady> SeriesWindow::first_after(Steady t) const {

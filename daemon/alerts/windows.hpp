@@ -102,6 +102,14 @@ class SeriesWindow {
   double slope(Steady now, Duration span) const;
 
   std::optional<Steady> last_time() const;
+  // Counter: the latest reset within `window` of `now` (the counter dropped, or `reset` was
+  // given): the time of the sample before it and its own. What the old counter counted between
+  // the two was never read. nullopt when none.
+  struct Reset {
+    Steady before;
+    Steady at;
+  };
+  std::optional<Reset> last_reset(Steady now, Duration window) const;
   // The time and value of the oldest sample kept: within a window when the series began there.
   std::optional<Steady> first_time() const;
   std::optional<double> first_value() const;
@@ -111,6 +119,7 @@ class SeriesWindow {
     Steady t;
     double value;
     double delta;  // counter increase since the previous point, resets handled
+    bool reset;    // the counter began again here
   };
   std::deque<Point> points_;
 };

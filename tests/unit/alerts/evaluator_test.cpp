@@ -733,6 +733,57 @@ TEST_CASE("evaluator: overflows while memcached's listener closed unseen are not
              Contains("the listeners' own queues are unknown"));
 }
 
+TEST_CASE(
+    "evaluator: memcached's own count is not graded when one of its listeners dropped some unseen",
+    "[alerts][evaluator]") {
+  // Its listener drops 20 (read), then 61 more while memcached stalls, and it is killed before
+  // the next sample: all 81 were memcached's, though its counter showed 20.
+  Run r;
+  r.listening_on(11211);
+  r.step(5);
+  r.overflow(20);
+  r.listener0().drops = 20;
+  r.step();
+  r.overflow(61);
+  r.sockets.listeners.clear();
+  r.step();
+  CHECK(r.state("ListenQueueOverflow", kHost) == Level::kCritical);
+  const std::string e = r.evidence("ListenQueueOverflow", kHost);
+  CHECK_THAT(e, Contains("graded on the namespace's count: not all of memcached's listeners were "
+                         "watched for the whole window (127.0.0.1:11211 closed)"));
+  CHECK_THAT(e, !Contains("graded on memcached's"));
+}
+
+TEST_CASE(
+    "evaluator: a listener opened anew on the same port between samples may have dropped "
+    "unseen",
+    "[alerts][evaluator]") {
+  // memcached restarts on the same port within one sample while the namespace drops 95: the old
+  // socket's last drops were never read, and the new one's counter began again.
+  Run r;
+  r.listening_on(11211);
+  r.listener0().drops = 40;
+  r.step(5);
+  r.overflow(95);
+  r.listener0().drops = 0;
+  r.step();
+  CHECK(r.state("ListenQueueOverflow", kHost) == Level::kWarning);
+  CHECK_THAT(r.evidence("ListenQueueOverflow", kHost),
+             Contains("(127.0.0.1:11211 was opened anew (its drop counter began again)): the "
+                      "overflows may be memcached's"));
+  // Opened anew while the namespace dropped nothing: later overflows are another service's.
+  Run clean;
+  clean.listening_on(11211);
+  clean.listener0().drops = 40;
+  clean.step(5);
+  clean.listener0().drops = 0;
+  clean.step(5);
+  clean.overflow(95);
+  clean.step();
+  CHECK_THAT(clean.evidence("ListenQueueOverflow", kHost),
+             Contains("the overflows are on another listener of this host"));
+}
+
 TEST_CASE("evaluator: an alert a peer makes flap logs 5 changes a minute, then its state",
           "[alerts][evaluator]") {
   CapturedLog log;
